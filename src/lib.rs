@@ -1,0 +1,5 @@
+//! grpcdoc, the gRPC connection doctor: sees every connectivity state change
+//! and HTTP/2 control frame of a real connection, reproduces the classic gRPC
+//! connection failures on loopback, and explains them.
+
+pub mod h2wire;
