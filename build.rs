@@ -6,10 +6,7 @@ use std::path::PathBuf;
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = [
-        "grpcdoc/echo/v1/echo.proto",
-        "helloworld/helloworld.proto",
-    ];
+    let protos = ["grpcdoc/echo/v1/echo.proto", "helloworld/helloworld.proto"];
     for p in protos {
         println!("cargo:rerun-if-changed=proto/{p}");
     }

@@ -2,4 +2,11 @@
 //! and HTTP/2 control frame of a real connection, reproduces the classic gRPC
 //! connection failures on loopback, and explains them.
 
+pub mod cli;
+pub mod commands;
+pub mod event;
+pub mod exit;
 pub mod h2wire;
+pub mod pb;
+pub mod report;
+pub mod server;

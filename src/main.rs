@@ -1,4 +1,5 @@
-pub mod pb {
-    tonic::include_proto!("grpcdoc.echo.v1");
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    grpcdoc::commands::main(grpcdoc::cli::Cli::parse())
 }
-fn main() {}

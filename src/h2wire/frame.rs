@@ -307,7 +307,7 @@ impl ControlFrame {
         match header.kind {
             FrameType::Settings => {
                 let ack = header.has_flag(flags::ACK);
-                if payload.len() % 6 != 0 || (ack && !payload.is_empty()) {
+                if !payload.len().is_multiple_of(6) || (ack && !payload.is_empty()) {
                     return Err(bad_len(if ack { "0 with ACK" } else { "a multiple of 6" }));
                 }
                 let params = payload
@@ -442,7 +442,10 @@ mod tests {
         let h = FrameHeader::parse_prefix(&wire).unwrap();
         assert_eq!(h.kind, FrameType::GoAway);
         assert_eq!(h.length as usize, wire.len() - FRAME_HEADER_LEN);
-        assert_eq!(ControlFrame::parse(&h, &wire[FRAME_HEADER_LEN..]).unwrap(), f);
+        assert_eq!(
+            ControlFrame::parse(&h, &wire[FRAME_HEADER_LEN..]).unwrap(),
+            f
+        );
     }
 
     #[test]
@@ -474,14 +477,21 @@ mod tests {
 
     fn control_frame() -> impl Strategy<Value = ControlFrame> {
         prop_oneof![
-            (any::<bool>(), proptest::collection::vec(any::<(u16, u32)>(), 0..8)).prop_map(
-                |(ack, params)| ControlFrame::Settings {
+            (
+                any::<bool>(),
+                proptest::collection::vec(any::<(u16, u32)>(), 0..8)
+            )
+                .prop_map(|(ack, params)| ControlFrame::Settings {
                     ack,
                     params: if ack { vec![] } else { params }
-                }
-            ),
-            (any::<bool>(), any::<[u8; 8]>()).prop_map(|(ack, data)| ControlFrame::Ping { ack, data }),
-            (0..=MAX_STREAM_ID, any::<u32>(), proptest::collection::vec(any::<u8>(), 0..64))
+                }),
+            (any::<bool>(), any::<[u8; 8]>())
+                .prop_map(|(ack, data)| ControlFrame::Ping { ack, data }),
+            (
+                0..=MAX_STREAM_ID,
+                any::<u32>(),
+                proptest::collection::vec(any::<u8>(), 0..64)
+            )
                 .prop_map(|(l, c, d)| ControlFrame::GoAway {
                     last_stream_id: l,
                     code: ErrorCode(c),

@@ -85,7 +85,19 @@ struct Shared {
 #[derive(Clone)]
 pub struct Injector(Arc<Shared>);
 
+impl Default for Injector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Injector {
+    /// A handle to give to [`FrameIo::with_injector`] (and to the hook, which
+    /// may then inject frames itself).
+    pub fn new() -> Self {
+        Self(Arc::default())
+    }
+
     /// Queues whole frames to be written at the next frame boundary of the
     /// writer, and wakes the connection so they go out even when it is idle.
     pub fn inject(&self, frames: Bytes) {
@@ -138,8 +150,13 @@ pub struct FrameIo<T, H> {
 
 impl<T, H: FrameHook> FrameIo<T, H> {
     pub fn new(inner: T, role: Role, hook: H) -> (Self, Injector) {
-        let shared = Arc::new(Shared::default());
-        let io = Self {
+        let injector = Injector::new();
+        (Self::with_injector(inner, role, hook, &injector), injector)
+    }
+
+    pub fn with_injector(inner: T, role: Role, hook: H, injector: &Injector) -> Self {
+        let shared = injector.0.clone();
+        Self {
             inner,
             hook,
             rx: Scanner::new(role == Role::Server),
@@ -148,9 +165,8 @@ impl<T, H: FrameHook> FrameIo<T, H> {
             held_len: 0,
             absorb: None,
             pending: BytesMut::new(),
-            shared: shared.clone(),
-        };
-        (io, Injector(shared))
+            shared,
+        }
     }
 
     pub fn hook(&self) -> &H {
@@ -202,7 +218,11 @@ impl<T, H: FrameHook> FrameIo<T, H> {
                 return Plan::Direct(pos);
             }
             let Some(h) = FrameHeader::parse_prefix(&rest[pos..]) else {
-                return if pos == 0 { Plan::Hold } else { Plan::Direct(pos) };
+                return if pos == 0 {
+                    Plan::Hold
+                } else {
+                    Plan::Direct(pos)
+                };
             };
             if h.kind.is_control()
                 && h.length as usize <= MAX_CONTROL_PAYLOAD
@@ -261,8 +281,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin, H: FrameHook> AsyncRead for FrameIo<T, H
         this.shared.waker.register(cx.waker());
         // Injections must go out even when the endpoint has nothing to write;
         // the read side is always polled, so try here (the write side retries).
-        if this.shared.queued.load(Ordering::Acquire) || this.shared.close.load(Ordering::Acquire)
-        {
+        if this.shared.queued.load(Ordering::Acquire) || this.shared.close.load(Ordering::Acquire) {
             if let Poll::Ready(Ok(())) = this.poll_service(cx) {
                 let _ = Pin::new(&mut this.inner).poll_flush(cx);
             }
@@ -367,24 +386,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin, H: FrameHook> AsyncWrite for FrameIo<T, 
                         bytes: Vec::with_capacity(FRAME_HEADER_LEN + h.length as usize),
                     });
                 }
-                Plan::Direct(n) => {
-                    match Pin::new(&mut this.inner).poll_write(cx, &rest[..n]) {
-                        Poll::Ready(Ok(0)) => {
-                            return done(consumed, Poll::Ready(Err(io::ErrorKind::WriteZero.into())))
-                        }
-                        Poll::Ready(Ok(w)) => {
-                            let hook = &mut this.hook;
-                            this.tx
-                                .feed(&rest[..w], &mut |h, p| hook.observe(Dir::Sent, h, p));
-                            consumed += w;
-                            if w < n {
-                                return Poll::Ready(Ok(consumed));
-                            }
-                        }
-                        Poll::Ready(Err(e)) => return done(consumed, Poll::Ready(Err(e))),
-                        Poll::Pending => return done(consumed, Poll::Pending),
+                Plan::Direct(n) => match Pin::new(&mut this.inner).poll_write(cx, &rest[..n]) {
+                    Poll::Ready(Ok(0)) => {
+                        return done(consumed, Poll::Ready(Err(io::ErrorKind::WriteZero.into())))
                     }
-                }
+                    Poll::Ready(Ok(w)) => {
+                        let hook = &mut this.hook;
+                        this.tx
+                            .feed(&rest[..w], &mut |h, p| hook.observe(Dir::Sent, h, p));
+                        consumed += w;
+                        if w < n {
+                            return Poll::Ready(Ok(consumed));
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return done(consumed, Poll::Ready(Err(e))),
+                    Poll::Pending => return done(consumed, Poll::Pending),
+                },
             }
         }
     }
@@ -430,16 +447,21 @@ mod tests {
         }
         fn rewrite(&mut self, h: &FrameHeader, p: &[u8]) -> Verdict {
             match (ControlFrame::parse(h, p), &self.rewrite_goaway) {
-                (Ok(ControlFrame::GoAway { last_stream_id, code, .. }), Some(debug)) => {
-                    Verdict::Replace(
-                        ControlFrame::GoAway {
-                            last_stream_id,
-                            code,
-                            debug: debug.clone(),
-                        }
-                        .encode(),
-                    )
-                }
+                (
+                    Ok(ControlFrame::GoAway {
+                        last_stream_id,
+                        code,
+                        ..
+                    }),
+                    Some(debug),
+                ) => Verdict::Replace(
+                    ControlFrame::GoAway {
+                        last_stream_id,
+                        code,
+                        debug: debug.clone(),
+                    }
+                    .encode(),
+                ),
                 _ => Verdict::Forward,
             }
         }
@@ -460,7 +482,13 @@ mod tests {
 
     fn client_stream() -> Vec<u8> {
         let mut v = CLIENT_PREFACE.to_vec();
-        v.extend_from_slice(&ControlFrame::Settings { ack: false, params: vec![] }.encode());
+        v.extend_from_slice(
+            &ControlFrame::Settings {
+                ack: false,
+                params: vec![],
+            }
+            .encode(),
+        );
         v.extend(data(1, 100));
         v.extend_from_slice(
             &ControlFrame::GoAway {
@@ -483,7 +511,13 @@ mod tests {
         let mut at = 0;
         for (i, c) in cuts.iter().chain(std::iter::once(&input.len())).enumerate() {
             if i == inject_after {
-                injector.inject(ControlFrame::Ping { ack: false, data: *b"injected" }.encode());
+                injector.inject(
+                    ControlFrame::Ping {
+                        ack: false,
+                        data: *b"injected",
+                    }
+                    .encode(),
+                );
             }
             let c = (*c).clamp(at, input.len());
             io.write_all(&input[at..c]).await.unwrap();
@@ -514,7 +548,12 @@ mod tests {
         let kinds: Vec<_> = log.seen.iter().map(|s| s.1).collect();
         assert_eq!(
             kinds,
-            [FrameType::Settings, FrameType::Data, FrameType::GoAway, FrameType::Data]
+            [
+                FrameType::Settings,
+                FrameType::Data,
+                FrameType::GoAway,
+                FrameType::Data
+            ]
         );
         assert!(log.seen.iter().all(|s| s.0 == Dir::Sent));
     }

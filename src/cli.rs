@@ -1,0 +1,183 @@
+//! Command-line definitions (clap derive) and the value parsers for
+//! durations and addresses. Commands turn these into validated configs;
+//! nothing below `commands/` sees clap types.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    a check failed (scenario expectation, load threshold)
+  2    bad input or environment: flag, address, duration, file, busy port
+  130  interrupted (after printing what was gathered)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "grpcdoc",
+    version,
+    about = "The gRPC connection doctor: see, reproduce and explain gRPC connection failures",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// When to color human output (NO_COLOR in the environment means never).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the built-in gRPC test server (Echo, Greeter, health, reflection)
+    /// with grpc-go's connection management: idle and age GOAWAYs, keepalive,
+    /// ping enforcement.
+    #[command(after_help = EXIT_CODES)]
+    Serve(ServeArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned lines for people.
+    Human,
+    /// One JSON object per event per line.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; `:0` or a port of 0 picks a free port. The first
+    /// line on stdout is `listening on ADDR`.
+    #[arg(long, default_value = "127.0.0.1:50051", value_parser = parse_listen, value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Send GOAWAY (debug `max_idle`) after a connection had no active stream
+    /// this long (grpc-go MaxConnectionIdle).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub max_connection_idle: Option<Duration>,
+
+    /// Drain a connection (GOAWAY `max_age`) after this long, +-10% jitter
+    /// (grpc-go MaxConnectionAge).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub max_connection_age: Option<Duration>,
+
+    /// After the `max_age` GOAWAY, close hard after this long
+    /// (grpc-go MaxConnectionAgeGrace).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub max_connection_age_grace: Option<Duration>,
+
+    /// Ping a client after this long without reading anything from it.
+    #[arg(long, value_parser = parse_duration, default_value = "2h", value_name = "DURATION")]
+    pub keepalive_time: Duration,
+
+    /// Close the connection when a keepalive ping gets no answer this long.
+    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    pub keepalive_timeout: Duration,
+
+    /// Enforcement: clients pinging more often get GOAWAY ENHANCE_YOUR_CALM
+    /// `too_many_pings` after 2 strikes (grpc-go EnforcementPolicy.MinTime).
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub keepalive_min_time: Duration,
+
+    /// Enforcement: allow client pings while the connection has no stream.
+    #[arg(long)]
+    pub keepalive_permit_without_stream: bool,
+
+    /// SETTINGS_MAX_CONCURRENT_STREAMS to announce (default: no limit).
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_streams: Option<u32>,
+
+    /// Default handler delay of Echo and Greeter calls (a request's `delay`
+    /// field or `x-delay-ms` metadata overrides it).
+    #[arg(long, value_parser = parse_duration, default_value = "0s", value_name = "DURATION")]
+    pub delay: Duration,
+
+    /// Serve TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Stop gracefully after this long (default: run until Ctrl-C or SIGTERM).
+    #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION")]
+    pub run_for: Option<Duration>,
+
+    /// Output format of the server's events on stdout.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+/// A humantime duration (`500ms`, `2s`, `1m30s`); a bare `0` is zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}; expected a duration like 500ms, 2s or 1m30s"))
+}
+
+/// `HOST:PORT` with an IP address, `localhost:PORT`, or `:PORT` (loopback).
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Some(port) = s.strip_prefix(':') {
+        return parse_port(port).map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    if let Some(port) = s.strip_prefix("localhost:") {
+        return parse_port(port).map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    s.parse().map_err(|_| {
+        "expected IP:PORT (127.0.0.1:50051, [::1]:50051), localhost:PORT or :PORT".to_string()
+    })
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    p.parse()
+        .map_err(|_| format!("`{p}` is not a port; expected a number from 0 to 65535"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("1x")
+            .unwrap_err()
+            .contains("expected a duration"));
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen(":0").unwrap().to_string(), "127.0.0.1:0");
+        assert_eq!(
+            parse_listen("localhost:7").unwrap().to_string(),
+            "127.0.0.1:7"
+        );
+        assert_eq!(parse_listen("[::1]:80").unwrap().to_string(), "[::1]:80");
+        assert!(parse_listen("nohost").is_err());
+        assert!(parse_listen(":99999").unwrap_err().contains("not a port"));
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,38 @@
+//! One module per command: each turns its arguments into a validated config,
+//! wires producers to reporters and returns an [`Exit`].
+
+mod serve;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Exit;
+
+/// Runs the parsed command line; errors are printed as one line (with their
+/// causes) on stderr and exit with 2.
+pub fn main(cli: Cli) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("grpcdoc: cannot start the async runtime: {e}");
+            return Exit::Input.into();
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args, cli.color).await,
+        }
+    });
+    // Connection tasks still running (a forced stop) must not hold the exit.
+    rt.shutdown_background();
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("grpcdoc: {e:#}");
+            Exit::Input.into()
+        }
+    }
+}

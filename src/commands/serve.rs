@@ -1,0 +1,122 @@
+//! `grpcdoc serve`: the built-in server in the foreground, its events on
+//! stdout. The first signal (Ctrl-C, SIGTERM) or the end of `--for` drains
+//! gracefully; a second signal closes every connection at once.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::{ColorChoice, Output, ServeArgs};
+use crate::event::EventSink;
+use crate::exit::Exit;
+use crate::report::style::Style;
+use crate::report::{EventWriter, HumanEvents, JsonEvents};
+use crate::server::{tls, Server, ServerConfig, ServerError, Stop};
+
+fn config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
+    Ok(ServerConfig {
+        max_connection_idle: args.max_connection_idle,
+        max_connection_age: args.max_connection_age,
+        max_connection_age_grace: args.max_connection_age_grace,
+        keepalive_time: args.keepalive_time,
+        keepalive_timeout: args.keepalive_timeout,
+        keepalive_min_time: args.keepalive_min_time,
+        keepalive_permit_without_stream: args.keepalive_permit_without_stream,
+        max_concurrent_streams: args.max_concurrent_streams,
+        delay: args.delay,
+        tls,
+    })
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn signalled(term: &mut tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
+    let cfg = config(&args)?;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let (events, mut rx) = EventSink::channel(16 * 1024);
+    let mut server = match Server::start(args.listen, cfg, events.clone()).await {
+        Ok(s) => s,
+        Err(ServerError::Bind { addr, source }) => {
+            let hint = if source.kind() == std::io::ErrorKind::AddrInUse {
+                "; another process uses the port: pick another with --listen, or :0 for a free one"
+            } else {
+                ""
+            };
+            anyhow::bail!("cannot listen on {addr}: {source}{hint}");
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let mut writer: Box<dyn EventWriter> = match args.output {
+        Output::Human => Box::new(HumanEvents {
+            style: Style::for_stdout(color),
+        }),
+        Output::Json => Box::new(JsonEvents),
+    };
+    // Stdout is written from a thread of its own so a slow terminal never
+    // holds up a connection; a closed pipe ends the server quietly.
+    let (pipe_closed_tx, mut pipe_closed) = tokio::sync::oneshot::channel::<()>();
+    let printer = std::thread::spawn(move || {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        while let Some(e) = rx.blocking_recv() {
+            let written = writer.write(&mut out, &e).and_then(|()| {
+                if rx.is_empty() {
+                    out.flush()
+                } else {
+                    Ok(())
+                }
+            });
+            if written.is_err() {
+                let _ = pipe_closed_tx.send(());
+                return;
+            }
+        }
+    });
+
+    let run_for = async {
+        match args.run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut exit = Exit::Success;
+    tokio::select! {
+        _ = signalled(&mut term) => server.stop(Stop::Graceful),
+        _ = run_for => server.stop(Stop::Graceful),
+        _ = &mut pipe_closed => server.stop(Stop::Now),
+    }
+    tokio::select! {
+        _ = server.wait() => {}
+        _ = signalled(&mut term) => {
+            server.stop(Stop::Now);
+            exit = Exit::Interrupted;
+            let _ = tokio::time::timeout(Duration::from_secs(5), server.wait()).await;
+        }
+    }
+    let dropped = events.dropped();
+    drop(events);
+    drop(server);
+    // The printer ends when the last event sender is gone.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::task::spawn_blocking(move || printer.join()),
+    )
+    .await;
+    if dropped > 0 {
+        eprintln!("grpcdoc: {dropped} events were dropped because the output fell behind");
+    }
+    Ok(exit)
+}

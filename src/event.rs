@@ -1,0 +1,249 @@
+//! The event vocabulary: every producer (server connections, and later the
+//! client's subchannels, workers, proxy and scenario timeline) emits typed
+//! [`Event`]s into one bounded channel; reporters render them. The serde form
+//! of `Event` is the `--output json` line format (DESIGN §4): `t_ms`, `kind`,
+//! `conn`, `addr` and the kind's own fields.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::h2wire::{ControlFrame, Dir};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    /// Milliseconds since the producer's clock started.
+    pub t_ms: f64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conn: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<SocketAddr>,
+}
+
+/// Why a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// The peer closed cleanly (FIN), or a graceful drain completed.
+    Eof,
+    /// The peer reset the connection.
+    Reset,
+    /// A keepalive PING was not acknowledged in time.
+    KeepaliveTimeout,
+    /// GOAWAY then close: a drain finished, or too many pings.
+    Goaway,
+    /// Closed by this side without GOAWAY: a drain's grace ran out, or a
+    /// forced stop.
+    Local,
+    /// An I/O, TLS or protocol error.
+    Error,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Eof => "eof",
+            Self::Reset => "reset",
+            Self::KeepaliveTimeout => "keepalive_timeout",
+            Self::Goaway => "goaway",
+            Self::Local => "local",
+            Self::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A server or proxy is accepting connections.
+    Listening { listen: SocketAddr },
+    /// A connection was accepted.
+    Accepted { tls: bool },
+    Settings {
+        dir: Dir,
+        ack: bool,
+        settings: BTreeMap<String, u32>,
+    },
+    Goaway {
+        dir: Dir,
+        code: String,
+        last_stream_id: u32,
+        debug: String,
+    },
+    Ping {
+        dir: Dir,
+        ack: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rtt_ms: Option<f64>,
+    },
+    RstStream {
+        dir: Dir,
+        stream_id: u32,
+        code: String,
+    },
+    /// A client PING broke the server's keepalive enforcement policy (A8).
+    PingStrike {
+        strikes: u32,
+        max_strikes: u32,
+        /// Time since the client's previous PING, if there was one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        since_last_ping_ms: Option<f64>,
+        /// The shortest interval the policy allows here.
+        min_interval_ms: f64,
+    },
+    /// A connection (or the whole server) started a graceful drain.
+    Drain { reason: String },
+    Closed {
+        reason: CloseReason,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Why this side closed, when it did (e.g. `max_age_grace`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        lifetime_ms: f64,
+        streams: u64,
+    },
+    /// The server stops: `graceful` (drain) or `forced` (close now).
+    Shutdown { mode: String },
+    /// Events lost because the reporter fell behind (never blocks producers).
+    Dropped { count: u64 },
+}
+
+impl EventKind {
+    /// The event for a control frame, if it is one grpcdoc reports.
+    /// WINDOW_UPDATE is left out: it follows every DATA frame and says nothing
+    /// about connection health.
+    pub fn from_frame(dir: Dir, frame: &ControlFrame) -> Option<Self> {
+        Some(match frame {
+            ControlFrame::Settings { ack, params } => EventKind::Settings {
+                dir,
+                ack: *ack,
+                settings: params
+                    .iter()
+                    .map(|(id, v)| {
+                        let name = crate::h2wire::frame::setting::name(*id)
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("0x{id:x}"));
+                        (name, *v)
+                    })
+                    .collect(),
+            },
+            ControlFrame::Ping { ack, .. } => EventKind::Ping {
+                dir,
+                ack: *ack,
+                rtt_ms: None,
+            },
+            ControlFrame::GoAway {
+                last_stream_id,
+                code,
+                debug,
+            } => EventKind::Goaway {
+                dir,
+                code: code.to_string(),
+                last_stream_id: *last_stream_id,
+                debug: String::from_utf8_lossy(debug).into_owned(),
+            },
+            ControlFrame::RstStream { stream_id, code } => EventKind::RstStream {
+                dir,
+                stream_id: *stream_id,
+                code: code.to_string(),
+            },
+            ControlFrame::WindowUpdate { .. } => return None,
+        })
+    }
+}
+
+/// Where producers put events. Cloning is cheap; `emit` never waits: when the
+/// channel is full the event is counted as dropped.
+#[derive(Clone)]
+pub struct EventSink {
+    tx: Option<mpsc::Sender<Event>>,
+    start: Instant,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventSink {
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (
+            Self {
+                tx: Some(tx),
+                start: Instant::now(),
+                dropped: Arc::default(),
+            },
+            rx,
+        )
+    }
+
+    /// A sink that discards everything.
+    pub fn none() -> Self {
+        Self {
+            tx: None,
+            start: Instant::now(),
+            dropped: Arc::default(),
+        }
+    }
+
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    pub fn emit(&self, conn: Option<u64>, addr: Option<SocketAddr>, kind: EventKind) {
+        let Some(tx) = &self.tx else { return };
+        let event = Event {
+            t_ms: self.start.elapsed().as_secs_f64() * 1e3,
+            kind,
+            conn,
+            addr,
+        };
+        if tx.try_send(event).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Events lost so far because the channel was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape() {
+        let e = Event {
+            t_ms: 1.5,
+            kind: EventKind::Goaway {
+                dir: Dir::Sent,
+                code: "NO_ERROR".into(),
+                last_stream_id: 2147483647,
+                debug: "max_idle".into(),
+            },
+            conn: Some(3),
+            addr: "127.0.0.1:5000".parse().ok(),
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"t_ms": 1.5, "kind": "goaway", "dir": "sent", "code": "NO_ERROR",
+                "last_stream_id": 2147483647u32, "debug": "max_idle", "conn": 3, "addr": "127.0.0.1:5000"})
+        );
+    }
+
+    #[test]
+    fn full_channel_counts_drops() {
+        let (sink, _rx) = EventSink::channel(1);
+        sink.emit(None, None, EventKind::Accepted { tls: false });
+        sink.emit(None, None, EventKind::Accepted { tls: false });
+        assert_eq!(sink.dropped(), 1);
+    }
+}

@@ -1,0 +1,175 @@
+//! Human event lines: a relative timestamp, the connection, what happened,
+//! and for notable events a short note on what it means.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use super::style::{Style, Tone};
+use super::EventWriter;
+use crate::event::{CloseReason, Event, EventKind};
+use crate::h2wire::Dir;
+
+pub struct HumanEvents {
+    pub style: Style,
+}
+
+fn ms(ms: f64) -> String {
+    let d = Duration::from_micros((ms.max(0.0) * 1e3) as u64);
+    let d = if d >= Duration::from_secs(1) {
+        Duration::from_millis(d.as_millis() as u64)
+    } else {
+        d
+    };
+    if d < Duration::from_millis(1) {
+        return format!("{:.3}ms", ms.max(0.0));
+    }
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}
+
+fn dir(d: Dir) -> &'static str {
+    match d {
+        Dir::Sent => "sent",
+        Dir::Received => "received",
+    }
+}
+
+fn drain_note(reason: &str) -> &'static str {
+    match reason {
+        "max_idle" => "no active stream for --max-connection-idle",
+        "max_age" => "the connection reached --max-connection-age",
+        "graceful_stop" => "the server is stopping",
+        _ => "",
+    }
+}
+
+impl HumanEvents {
+    fn describe(&self, e: &Event) -> String {
+        let s = &self.style;
+        match &e.kind {
+            EventKind::Listening { listen } => format!("listening on {listen}"),
+            EventKind::Accepted { tls } => {
+                format!("accepted{}", if *tls { " (TLS)" } else { "" })
+            }
+            EventKind::Settings {
+                dir: d,
+                ack,
+                settings,
+            } => {
+                let mut line = format!("SETTINGS {}", dir(*d));
+                if *ack {
+                    line.push_str(" ACK");
+                }
+                for (k, v) in settings {
+                    line.push_str(&format!(" {k}={v}"));
+                }
+                line
+            }
+            EventKind::Goaway {
+                dir: d,
+                code,
+                last_stream_id,
+                debug,
+            } => {
+                let tone = if code == "NO_ERROR" {
+                    Tone::Warn
+                } else {
+                    Tone::Bad
+                };
+                format!(
+                    "{} {code} last_stream_id={last_stream_id} debug={debug:?}",
+                    s.paint(tone, &format!("GOAWAY {}", dir(*d)))
+                )
+            }
+            EventKind::Ping {
+                dir: d,
+                ack,
+                rtt_ms,
+            } => {
+                let mut line = format!("PING {}{}", dir(*d), if *ack { " ACK" } else { "" });
+                if let Some(rtt) = rtt_ms {
+                    line.push_str(&format!(" rtt={}", ms(*rtt)));
+                }
+                line
+            }
+            EventKind::RstStream {
+                dir: d,
+                stream_id,
+                code,
+            } => format!("RST_STREAM {} stream={stream_id} {code}", dir(*d)),
+            EventKind::PingStrike {
+                strikes,
+                max_strikes,
+                since_last_ping_ms,
+                min_interval_ms,
+            } => {
+                let since = since_last_ping_ms.map(ms).unwrap_or_else(|| "-".into());
+                let mut line = s.paint(Tone::Warn, &format!("ping strike {strikes}/{max_strikes}"));
+                line.push_str(&format!(
+                    ": the client pinged {since} after its previous ping; the policy allows one per {}",
+                    ms(*min_interval_ms)
+                ));
+                if strikes > max_strikes {
+                    line.push_str(" -> GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\" and close");
+                }
+                line
+            }
+            EventKind::Drain { reason } => {
+                let note = drain_note(reason);
+                let mut line = s.paint(Tone::Warn, &format!("drain {reason}"));
+                if !note.is_empty() {
+                    line.push_str(&format!(": {note}"));
+                }
+                line
+            }
+            EventKind::Closed {
+                reason,
+                error,
+                detail,
+                lifetime_ms,
+                streams,
+            } => {
+                let tone = match reason {
+                    CloseReason::Eof | CloseReason::Goaway => Tone::Dim,
+                    _ => Tone::Bad,
+                };
+                let mut line = s.paint(tone, &format!("closed {}", reason.as_str()));
+                if let Some(d) = detail {
+                    line.push_str(&format!(" ({d})"));
+                }
+                line.push_str(&format!(
+                    " after {}, {streams} stream{}",
+                    ms(*lifetime_ms),
+                    if *streams == 1 { "" } else { "s" }
+                ));
+                if let Some(err) = error {
+                    line.push_str(&format!(": {err}"));
+                }
+                line
+            }
+            EventKind::Shutdown { mode } => {
+                s.paint(Tone::Bold, &format!("server stopping ({mode})"))
+            }
+            EventKind::Dropped { count } => s.paint(
+                Tone::Bad,
+                &format!("{count} events dropped: the output fell behind"),
+            ),
+        }
+    }
+}
+
+impl EventWriter for HumanEvents {
+    fn write(&mut self, out: &mut dyn Write, e: &Event) -> io::Result<()> {
+        let what = self.describe(e);
+        if matches!(e.kind, EventKind::Listening { .. }) {
+            return writeln!(out, "{what}");
+        }
+        let who = match (e.conn, e.addr) {
+            (Some(c), Some(a)) => format!("conn {c:<3} {a}"),
+            (Some(c), None) => format!("conn {c}"),
+            (None, Some(a)) => a.to_string(),
+            (None, None) => String::new(),
+        };
+        let t = format!("{:>9.3}s", e.t_ms / 1e3);
+        writeln!(out, "{}  {who:<30} {what}", self.style.paint(Tone::Dim, &t))
+    }
+}
