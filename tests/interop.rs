@@ -1,0 +1,349 @@
+//! Interop tier: the built-in server against the real grpc-go 1.33 and grpc
+//! C-core (grpcio) clients, and the same raw-client checks against the real
+//! grpc-go and C-core servers, side by side. Needs the peers built by
+//! `../shared/peers/setup.sh` (`PEERS_HOME` set, as `.ci/run` does). Without
+//! them each test says so and returns, unless `GRPCDOC_REQUIRE_PEERS=1`
+//! (set by `.ci/run`), where a missing peer fails the test.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use grpcdoc::event::EventKind;
+use grpcdoc::h2wire::frame::MAX_STREAM_ID;
+use grpcdoc::h2wire::{ControlFrame, Dir, ErrorCode};
+use grpcdoc::server::ServerConfig;
+
+fn peer(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PEERS_HOME")
+        .map(|h| PathBuf::from(h).join("bin").join(name))
+        .filter(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("GRPCDOC_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "peer {name} missing: run ../shared/peers/setup.sh and export PEERS_HOME"
+        );
+        eprintln!("skipped: peer {name} not built (set PEERS_HOME, see ../shared/peers/README.md)");
+    }
+    found
+}
+
+/// Runs a peer program to completion in a blocking thread.
+async fn run_peer(bin: PathBuf, args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run peer")
+    })
+    .await
+    .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A peer server on a free loopback port, killed on drop.
+struct PeerServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl PeerServer {
+    fn start(bin: PathBuf, addr_flag: &str, extra: &[&str]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = Command::new(bin)
+            .args([addr_flag, &addr.to_string()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn peer server");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "peer server did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, addr }
+    }
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn grpc_go_client_calls_say_hello() {
+    let Some(bin) = peer("gogrpc-watch") else {
+        return;
+    };
+    let t = start(ServerConfig::default()).await;
+    let args = [
+        "-addr",
+        &t.addr.to_string(),
+        "-interval",
+        "100ms",
+        "-n",
+        "5",
+        "-duration",
+        "3s",
+    ];
+    let out = run_peer(bin, args.map(String::from).to_vec()).await;
+    let log = text(&out);
+    assert!(log.contains("final: ok=5 errors=0"), "{log}");
+    assert!(log.contains("OK \"Hello w0-0\""), "{log}");
+}
+
+#[tokio::test]
+async fn c_core_client_calls_say_hello() {
+    let Some(bin) = peer("pygrpc-watch") else {
+        return;
+    };
+    let t = start(ServerConfig::default()).await;
+    let args = [
+        "--addr",
+        &t.addr.to_string(),
+        "--interval",
+        "0.1",
+        "-n",
+        "5",
+        "--duration",
+        "3",
+    ];
+    let out = run_peer(bin, args.map(String::from).to_vec()).await;
+    let log = text(&out);
+    assert!(log.contains("final: ok=5 errors=0"), "{log}");
+}
+
+#[tokio::test]
+async fn c_core_lists_services_by_reflection_and_gets_serving() {
+    let Some(bin) = peer("grpc-check-services") else {
+        return;
+    };
+    let t = start(ServerConfig::default()).await;
+    let out = run_peer(bin, vec![t.addr.to_string()]).await;
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    for s in [
+        "'grpc.health.v1.Health'",
+        "'grpc.reflection.v1.ServerReflection'",
+        "'grpc.reflection.v1alpha.ServerReflection'",
+        "'grpcdoc.echo.v1.Echo'",
+        "'helloworld.Greeter'",
+    ] {
+        assert!(log.contains(s), "{s} missing: {log}");
+    }
+    assert!(log.contains("health Check(''): SERVING"), "{log}");
+    assert!(
+        log.contains("health Check('helloworld.Greeter'): SERVING"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn nghttp_verifies_a_call() {
+    let Some(bin) = peer("verify-grpc") else {
+        return;
+    };
+    let t = start(ServerConfig::default()).await;
+    let out = run_peer(bin, vec![t.addr.to_string()]).await;
+    assert!(text(&out).contains("VERIFY OK"), "{}", text(&out));
+}
+
+#[tokio::test]
+async fn grpc_go_client_reconnects_after_idle_goaway() {
+    let Some(bin) = peer("gogrpc-watch") else {
+        return;
+    };
+    let t = start(ServerConfig {
+        max_connection_idle: Some(Duration::from_secs(1)),
+        ..Default::default()
+    })
+    .await;
+    let args = [
+        "-addr",
+        &t.addr.to_string(),
+        "-block",
+        "-duration",
+        "2500ms",
+    ];
+    let out = run_peer(bin, args.map(String::from).to_vec()).await;
+    let log = text(&out);
+    // grpc-go 1.33 goes READY -> CONNECTING on GOAWAY (newer: READY -> IDLE).
+    assert!(log.contains("READY -> CONNECTING"), "{log}");
+    let goaway = t
+        .log
+        .all()
+        .into_iter()
+        .find(|e| matches!(&e.kind, EventKind::Goaway { dir: Dir::Sent, debug, .. } if debug == "max_idle"));
+    assert!(goaway.is_some());
+}
+
+#[tokio::test]
+async fn grpc_go_client_pinging_too_often_gets_too_many_pings() {
+    let Some(bin) = peer("gogrpc-watch") else {
+        return;
+    };
+    let t = start(ServerConfig {
+        keepalive_min_time: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .await;
+    let args = [
+        "-addr",
+        &t.addr.to_string(),
+        "-block",
+        "-duration",
+        "6s",
+        "-ka-time",
+        "1s",
+        "-ka-timeout",
+        "1s",
+        "-ka-permit-without-stream",
+    ];
+    let out = run_peer(bin, args.map(String::from).to_vec()).await;
+    let log = text(&out);
+    let calm = t.log.all().into_iter().any(|e| {
+        matches!(&e.kind, EventKind::Goaway { dir: Dir::Sent, code, debug, .. }
+            if code == "ENHANCE_YOUR_CALM" && debug == "too_many_pings")
+    });
+    assert!(calm, "no too_many_pings GOAWAY; client log:\n{log}");
+    assert!(log.contains("READY -> CONNECTING"), "{log}");
+}
+
+/// Counts the pings a raw client sends, 200 ms apart, before the server's
+/// GOAWAY ENHANCE_YOUR_CALM.
+async fn pings_until_calm(addr: SocketAddr) -> usize {
+    let mut c = RawClient::connect(addr).await;
+    for _ in 0..10 {
+        if c.ping.ping(h2::Ping::opaque()).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let goaway = c
+        .frames
+        .wait_for(Duration::from_secs(3), |s| {
+            s.dir == Dir::Received && is_goaway(s, "too_many_pings")
+        })
+        .await
+        .expect("GOAWAY too_many_pings");
+    c.frames
+        .all()
+        .iter()
+        .filter(|s| s.dir == Dir::Sent && s.at <= goaway.at)
+        .filter(|s| matches!(s.frame, ControlFrame::Ping { ack: false, .. }))
+        .count()
+}
+
+#[tokio::test]
+async fn ping_enforcement_matches_grpc_go() {
+    let Some(bin) = peer("gogrpc-server") else {
+        return;
+    };
+    let go = PeerServer::start(bin, "-addr", &["-ka-min-time", "5s"]);
+    let ours = start(ServerConfig {
+        keepalive_min_time: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .await;
+    let (go_n, our_n) = (
+        pings_until_calm(go.addr).await,
+        pings_until_calm(ours.addr).await,
+    );
+    assert_eq!(
+        our_n, go_n,
+        "pings before GOAWAY: grpc-go {go_n}, grpcdoc {our_n}"
+    );
+}
+
+/// The first GOAWAY of an idle drain as a raw client sees it: (code, last
+/// stream id, debug, seconds after connect, PING follows).
+async fn idle_goaway(addr: SocketAddr) -> (ErrorCode, u32, String, f64, bool) {
+    let c = RawClient::connect(addr).await;
+    let start = tokio::time::Instant::now();
+    let g = c
+        .frames
+        .wait_for(Duration::from_secs(5), |s| {
+            s.dir == Dir::Received && matches!(s.frame, ControlFrame::GoAway { .. })
+        })
+        .await
+        .expect("GOAWAY");
+    let ping = c
+        .frames
+        .wait_for(Duration::from_millis(500), |s| {
+            s.dir == Dir::Received
+                && s.at >= g.at
+                && matches!(s.frame, ControlFrame::Ping { ack: false, .. })
+        })
+        .await
+        .is_some();
+    match g.frame {
+        ControlFrame::GoAway {
+            code,
+            last_stream_id,
+            debug,
+        } => (
+            code,
+            last_stream_id,
+            String::from_utf8_lossy(&debug).into_owned(),
+            (g.at - start).as_secs_f64(),
+            ping,
+        ),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn idle_drain_matches_grpc_go_and_c_core() {
+    let (Some(go_bin), Some(py_bin)) = (peer("gogrpc-server"), peer("pygrpc-server")) else {
+        return;
+    };
+    let go = PeerServer::start(go_bin, "-addr", &["-max-conn-idle", "1s"]);
+    let py = PeerServer::start(py_bin, "--addr", &["--max-connection-idle-ms", "1000"]);
+    let ours = start(ServerConfig {
+        max_connection_idle: Some(Duration::from_secs(1)),
+        ..Default::default()
+    })
+    .await;
+    let go_g = idle_goaway(go.addr).await;
+    let py_g = idle_goaway(py.addr).await;
+    let our_g = idle_goaway(ours.addr).await;
+    eprintln!("idle GOAWAY (code, last_stream_id, debug, after s, ping):\n  grpc-go 1.33 {go_g:?}\n  C-core {py_g:?}\n  grpcdoc {our_g:?}");
+    for (who, g) in [("grpc-go", &go_g), ("grpcdoc", &our_g)] {
+        assert_eq!(g.0, ErrorCode::NO_ERROR, "{who}");
+        assert_eq!(
+            g.1, MAX_STREAM_ID,
+            "{who}: first GOAWAY of a two-step drain"
+        );
+        assert!(g.4, "{who}: PING after the first GOAWAY");
+        assert!((0.8..2.2).contains(&g.3), "{who}: after {}s", g.3);
+    }
+    // grpcio 1.85 (C-core) ends an idle connection with one GOAWAY and no
+    // drain: INTERNAL_ERROR, last stream 0, debug "connection idle".
+    assert_eq!(py_g.2, "connection idle", "C-core");
+    assert!((0.8..2.2).contains(&py_g.3), "C-core after {}s", py_g.3);
+    // Current grpc-go and C-core name the reason; grpc-go 1.33 sent none.
+    assert_eq!(our_g.2, "max_idle");
+}
