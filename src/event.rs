@@ -212,6 +212,12 @@ impl EventSink {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// The drop counter, for a consumer that reports losses as they happen
+    /// (holding it does not keep the channel open).
+    pub fn drop_counter(&self) -> Arc<AtomicU64> {
+        self.dropped.clone()
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::{ColorChoice, Output, ServeArgs};
-use crate::event::EventSink;
+use crate::event::{Event, EventKind, EventSink};
 use crate::exit::Exit;
 use crate::report::style::Style;
 use crate::report::{EventWriter, HumanEvents, JsonEvents};
@@ -68,16 +68,32 @@ pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     // Stdout is written from a thread of its own so a slow terminal never
     // holds up a connection; a closed pipe ends the server quietly.
     let (pipe_closed_tx, mut pipe_closed) = tokio::sync::oneshot::channel::<()>();
+    let drops = events.drop_counter();
+    let start = events.start();
     let printer = std::thread::spawn(move || {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
+        let mut reported = 0;
         while let Some(e) = rx.blocking_recv() {
             let written = writer.write(&mut out, &e).and_then(|()| {
-                if rx.is_empty() {
-                    out.flush()
-                } else {
-                    Ok(())
+                if !rx.is_empty() {
+                    return Ok(());
                 }
+                // Caught up: say how many events were lost meanwhile.
+                let dropped = drops.load(std::sync::atomic::Ordering::Relaxed);
+                if dropped > reported {
+                    let lost = Event {
+                        t_ms: start.elapsed().as_secs_f64() * 1e3,
+                        kind: EventKind::Dropped {
+                            count: dropped - reported,
+                        },
+                        conn: None,
+                        addr: None,
+                    };
+                    reported = dropped;
+                    writer.write(&mut out, &lost)?;
+                }
+                out.flush()
             });
             if written.is_err() {
                 let _ = pipe_closed_tx.send(());
