@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +14,8 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::client::conn::ConnectCause;
+use crate::client::state::State;
 use crate::h2wire::{ControlFrame, Dir};
 
 #[derive(Clone, Debug, Serialize)]
@@ -23,8 +26,16 @@ pub struct Event {
     pub kind: EventKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conn: Option<u64>,
+    /// The peer's address (`IP:PORT` or `unix:/path`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub addr: Option<SocketAddr>,
+    pub addr: Option<Arc<str>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectResult {
+    Ok,
+    Error,
 }
 
 /// Why a connection ended.
@@ -64,6 +75,57 @@ impl CloseReason {
 pub enum EventKind {
     /// A server or proxy is accepting connections.
     Listening { listen: SocketAddr },
+    /// A connectivity state change of a subchannel, or of the whole channel
+    /// (`channel: true`).
+    State {
+        from: State,
+        to: State,
+        reason: String,
+        channel: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subchannel: Option<u64>,
+    },
+    /// A connection attempt finished: TCP connect, TLS, HTTP/2 handshake up to
+    /// the server's SETTINGS.
+    Connect {
+        result: ConnectResult,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// What kind of failure, for diagnosis.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cause: Option<ConnectCause>,
+        elapsed_ms: f64,
+        subchannel: u64,
+    },
+    /// Waiting before the next connection attempt.
+    Backoff {
+        delay_ms: f64,
+        attempt: u32,
+        subchannel: u64,
+    },
+    /// The target's addresses (or why they could not be resolved).
+    Resolve {
+        addrs: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A call finished (a probe, or a load call).
+    Rpc {
+        method: String,
+        code: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        message: String,
+        latency_ms: f64,
+    },
+    /// Any other frame, with `--frames`.
+    Frame {
+        dir: Dir,
+        #[serde(rename = "type")]
+        frame_type: String,
+        flags: u8,
+        stream_id: u32,
+        length: u32,
+    },
     /// A connection was accepted.
     Accepted { tls: bool },
     Settings {
@@ -195,7 +257,7 @@ impl EventSink {
         self.start
     }
 
-    pub fn emit(&self, conn: Option<u64>, addr: Option<SocketAddr>, kind: EventKind) {
+    pub fn emit(&self, conn: Option<u64>, addr: Option<Arc<str>>, kind: EventKind) {
         let Some(tx) = &self.tx else { return };
         let event = Event {
             t_ms: self.start.elapsed().as_secs_f64() * 1e3,
@@ -235,7 +297,7 @@ mod tests {
                 debug: "max_idle".into(),
             },
             conn: Some(3),
-            addr: "127.0.0.1:5000".parse().ok(),
+            addr: Some("127.0.0.1:5000".into()),
         };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(

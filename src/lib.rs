@@ -3,10 +3,14 @@
 //! connection failures on loopback, and explains them.
 
 pub mod cli;
+pub mod client;
 pub mod commands;
+pub mod diagnose;
 pub mod event;
 pub mod exit;
+pub mod grpc;
 pub mod h2wire;
 pub mod pb;
 pub mod report;
 pub mod server;
+pub mod target;

@@ -62,6 +62,7 @@ pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let mut writer: Box<dyn EventWriter> = match args.output {
         Output::Human => Box::new(HumanEvents {
             style: Style::for_stdout(color),
+            explainer: None,
         }),
         Output::Json => Box::new(JsonEvents),
     };

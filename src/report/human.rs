@@ -11,6 +11,8 @@ use crate::h2wire::Dir;
 
 pub struct HumanEvents {
     pub style: Style,
+    /// Adds a note on cause and fix after notable events.
+    pub explainer: Option<crate::diagnose::Explainer>,
 }
 
 fn ms(ms: f64) -> String {
@@ -31,6 +33,18 @@ fn dir(d: Dir) -> &'static str {
         Dir::Sent => "sent",
         Dir::Received => "received",
     }
+}
+
+fn state(s: &Style, st: crate::client::state::State) -> String {
+    use crate::client::state::State;
+    let tone = match st {
+        State::Ready => Tone::Good,
+        State::Connecting => Tone::Warn,
+        State::TransientFailure => Tone::Bad,
+        State::Idle => Tone::Dim,
+        State::Shutdown => Tone::Bold,
+    };
+    s.paint(tone, st.as_str())
 }
 
 fn drain_note(reason: &str) -> &'static str {
@@ -146,6 +160,67 @@ impl HumanEvents {
                 }
                 line
             }
+            EventKind::State {
+                from, to, reason, ..
+            } => {
+                let mut line = format!("{} -> {}", state(s, *from), state(s, *to));
+                if !reason.is_empty() {
+                    line.push_str(&format!(": {reason}"));
+                }
+                line
+            }
+            EventKind::Connect {
+                result,
+                error,
+                elapsed_ms,
+                ..
+            } => match (result, error) {
+                (crate::event::ConnectResult::Ok, _) => {
+                    format!(
+                        "{} in {}",
+                        s.paint(Tone::Good, "connected"),
+                        ms(*elapsed_ms)
+                    )
+                }
+                (_, e) => format!(
+                    "{} after {}: {}",
+                    s.paint(Tone::Bad, "connect failed"),
+                    ms(*elapsed_ms),
+                    e.as_deref().unwrap_or("unknown error")
+                ),
+            },
+            EventKind::Backoff {
+                delay_ms, attempt, ..
+            } => {
+                format!("backoff {} before attempt {}", ms(*delay_ms), attempt + 1)
+            }
+            EventKind::Resolve { addrs, error } => match error {
+                Some(e) => s.paint(Tone::Bad, &format!("resolve failed: {e}")),
+                None => format!("resolved to {}", addrs.join(", ")),
+            },
+            EventKind::Rpc {
+                method,
+                code,
+                message,
+                latency_ms,
+            } => {
+                let tone = if code == "OK" { Tone::Good } else { Tone::Bad };
+                let mut line = format!("{method} {} in {}", s.paint(tone, code), ms(*latency_ms));
+                if !message.is_empty() {
+                    line.push_str(&format!(": {message}"));
+                }
+                line
+            }
+            EventKind::Frame {
+                dir: d,
+                frame_type,
+                flags,
+                stream_id,
+                length,
+            } => format!(
+                "{frame_type} {} stream={stream_id} length={length} flags=0x{flags:x}",
+                dir(*d)
+            ),
             EventKind::Shutdown { mode } => {
                 s.paint(Tone::Bold, &format!("server stopping ({mode})"))
             }
@@ -163,13 +238,35 @@ impl EventWriter for HumanEvents {
         if matches!(e.kind, EventKind::Listening { .. }) {
             return writeln!(out, "{what}");
         }
-        let who = match (e.conn, e.addr) {
-            (Some(c), Some(a)) => format!("conn {c:<3} {a}"),
-            (Some(c), None) => format!("conn {c}"),
-            (None, Some(a)) => a.to_string(),
-            (None, None) => String::new(),
+        let who = match (&e.kind, e.conn, &e.addr) {
+            (EventKind::State { channel: true, .. }, _, _) => "channel".to_string(),
+            (
+                EventKind::State {
+                    subchannel: Some(sc),
+                    ..
+                },
+                _,
+                a,
+            )
+            | (EventKind::Backoff { subchannel: sc, .. }, _, a) => match a {
+                Some(a) => format!("sub {sc:<4} {a}"),
+                None => format!("sub {sc}"),
+            },
+            (_, Some(c), Some(a)) => format!("conn {c:<3} {a}"),
+            (_, Some(c), None) => format!("conn {c}"),
+            (_, None, Some(a)) => a.to_string(),
+            (_, None, None) => String::new(),
         };
         let t = format!("{:>9.3}s", e.t_ms / 1e3);
-        writeln!(out, "{}  {who:<30} {what}", self.style.paint(Tone::Dim, &t))
+        writeln!(out, "{}  {who:<30} {what}", self.style.paint(Tone::Dim, &t))?;
+        if let Some(note) = self.explainer.as_mut().and_then(|x| x.explain(e)) {
+            writeln!(
+                out,
+                "{:>12}{}",
+                "",
+                self.style.paint(Tone::Dim, &format!("-> {note}"))
+            )?;
+        }
+        Ok(())
     }
 }

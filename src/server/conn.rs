@@ -117,11 +117,12 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let cfg = ctx.cfg.clone();
+    let peer: Arc<str> = peer.to_string().into();
     let state = Arc::new(ConnState::new());
     let injector = Injector::new();
     let tap = ServerTap::new(
         conn,
-        peer,
+        peer.clone(),
         state.clone(),
         ctx.events.clone(),
         injector.clone(),
@@ -157,7 +158,7 @@ where
             state.set_drain_debug(reason);
             ctx.events.emit(
                 Some(conn),
-                Some(peer),
+                Some(peer.clone()),
                 EventKind::Drain {
                     reason: reason.to_string(),
                 },

@@ -134,7 +134,7 @@ pub async fn serve(
                 let _ = tcp.set_nodelay(true);
                 next_id += 1;
                 let id = next_id;
-                events.emit(Some(id), Some(peer), EventKind::Accepted { tls: tls.is_some() });
+                events.emit(Some(id), Some(peer.to_string().into()), EventKind::Accepted { tls: tls.is_some() });
                 let ctx = ctx.clone();
                 match tls.clone() {
                     None => { conns.spawn(conn::serve(tcp, id, peer, ctx)); }
@@ -172,7 +172,7 @@ pub async fn serve(
 fn handshake_failed(events: &EventSink, id: u64, peer: SocketAddr, error: String) {
     events.emit(
         Some(id),
-        Some(peer),
+        Some(peer.to_string().into()),
         EventKind::Closed {
             reason: crate::event::CloseReason::Error,
             error: Some(format!("TLS handshake failed: {error}")),

@@ -2,7 +2,6 @@
 //! (gRFC A8, as grpc-go's `http2Server.handlePing`), read activity for server
 //! keepalive, GOAWAY debug data on hyper's drain, and frame events.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -123,7 +122,7 @@ pub struct PingPolicy {
 
 pub struct ServerTap {
     pub conn: u64,
-    pub peer: SocketAddr,
+    pub peer: std::sync::Arc<str>,
     pub state: std::sync::Arc<ConnState>,
     pub events: EventSink,
     pub injector: Injector,
@@ -139,7 +138,7 @@ pub struct ServerTap {
 impl ServerTap {
     pub fn new(
         conn: u64,
-        peer: SocketAddr,
+        peer: std::sync::Arc<str>,
         state: std::sync::Arc<ConnState>,
         events: EventSink,
         injector: Injector,
@@ -161,7 +160,8 @@ impl ServerTap {
     }
 
     fn emit(&self, kind: EventKind) {
-        self.events.emit(Some(self.conn), Some(self.peer), kind);
+        self.events
+            .emit(Some(self.conn), Some(self.peer.clone()), kind);
     }
 
     /// gRFC A8 enforcement, with grpc-go's arithmetic: a ping closer than the

@@ -1,0 +1,517 @@
+//! The channel: resolves the target, keeps one subchannel per address
+//! (round_robin) or one for the whole list (pick_first, trying addresses in
+//! order), aggregates their states (grpc-go's rules), and picks a READY
+//! connection for each call. As a tower `Service` it runs generated tonic
+//! clients and `tonic::client::Grpc` with any codec.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::Instant;
+
+use super::backoff::{Backoff, BackoffConfig};
+use super::conn::{Conn, ConnectCtx, KeepaliveConfig, StreamBody};
+use super::state::{aggregate, State};
+use super::subchannel::{Reconnect, Subchannel, SubchannelConfig, Transition};
+use super::tls::{self, TlsConfigError, TlsOptions};
+use crate::event::{EventKind, EventSink};
+use crate::target::{Address, Target};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lb {
+    PickFirst,
+    RoundRobin,
+}
+
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    pub target: Target,
+    pub lb: Lb,
+    pub backoff: BackoffConfig,
+    pub keepalive: KeepaliveConfig,
+    pub tls: TlsOptions,
+    pub reconnect: Reconnect,
+    /// How often `dns:///` targets are resolved again.
+    pub resolve_interval: Duration,
+    pub health_service: Option<String>,
+    /// Report every frame, not only control frames.
+    pub frames: bool,
+}
+
+impl ChannelConfig {
+    pub fn new(target: Target) -> Self {
+        Self {
+            target,
+            lb: Lb::PickFirst,
+            backoff: BackoffConfig::default(),
+            keepalive: KeepaliveConfig::default(),
+            tls: TlsOptions::default(),
+            reconnect: Reconnect::OnDemand,
+            resolve_interval: Duration::from_secs(30),
+            health_service: None,
+            frames: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    #[error("`{0}` is not a valid authority for requests")]
+    Authority(String),
+}
+
+struct Inner {
+    target: Target,
+    lb: Lb,
+    sc_cfg: Arc<SubchannelConfig>,
+    events: EventSink,
+    subchannels: Mutex<Vec<Arc<Subchannel>>>,
+    transitions: mpsc::UnboundedSender<Transition>,
+    /// Bumped after every state change: what pickers wait on.
+    generation: watch::Sender<u64>,
+    state: watch::Sender<State>,
+    resolve_now: Arc<Notify>,
+    resolve_error: Mutex<Option<String>>,
+    /// Connections were asked for: new subchannels connect at once.
+    active: std::sync::atomic::AtomicBool,
+    rr: AtomicUsize,
+    shutdown: watch::Sender<bool>,
+}
+
+/// A gRPC channel over grpcdoc's own connections. Cheap to clone.
+#[derive(Clone)]
+pub struct Channel(Arc<Inner>);
+
+/// Sets a request's scheme and authority (the hyper HTTP/2 client needs
+/// both; tonic gives only the path).
+pub fn set_origin<B>(
+    req: &mut http::Request<B>,
+    scheme: &http::uri::Scheme,
+    authority: &http::uri::Authority,
+) {
+    let mut parts = req.uri().clone().into_parts();
+    parts.scheme = Some(scheme.clone());
+    parts.authority = Some(authority.clone());
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+}
+
+impl Channel {
+    /// Builds the channel and starts resolving; no connection is made until
+    /// [`Channel::connect`] or a call.
+    pub fn new(cfg: ChannelConfig, events: EventSink) -> Result<Self, ChannelError> {
+        let tls = if cfg.target.tls {
+            Some(tls::client_config(&cfg.tls, cfg.target.server_name())?)
+        } else {
+            None
+        };
+        let authority: http::uri::Authority = cfg
+            .target
+            .authority
+            .parse()
+            .map_err(|_| ChannelError::Authority(cfg.target.authority.clone()))?;
+        let scheme = if cfg.target.tls {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        };
+        let reconnect = match cfg.lb {
+            // round_robin keeps every subchannel connected (grpc-go exits
+            // IDLE on its subchannels at once).
+            Lb::RoundRobin => Reconnect::Eager,
+            Lb::PickFirst => cfg.reconnect,
+        };
+        let sc_cfg = Arc::new(SubchannelConfig {
+            backoff: cfg.backoff.clone(),
+            connect: ConnectCtx {
+                events: events.clone(),
+                tls,
+                keepalive: cfg.keepalive,
+                frames: cfg.frames,
+            },
+            reconnect,
+            health_service: cfg.health_service.clone(),
+            scheme,
+            authority,
+        });
+        let (transitions, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            target: cfg.target.clone(),
+            lb: cfg.lb,
+            sc_cfg,
+            events,
+            subchannels: Mutex::new(Vec::new()),
+            transitions,
+            generation: watch::channel(0).0,
+            state: watch::channel(State::Idle).0,
+            resolve_now: Arc::new(Notify::new()),
+            resolve_error: Mutex::new(None),
+            active: false.into(),
+            rr: AtomicUsize::new(0),
+            shutdown: watch::channel(false).0,
+        });
+        tokio::spawn(aggregate_states(inner.clone(), rx));
+        tokio::spawn(resolve_loop(
+            inner.clone(),
+            cfg.resolve_interval,
+            cfg.backoff,
+        ));
+        Ok(Self(inner))
+    }
+
+    /// The aggregate connectivity state.
+    pub fn state(&self) -> State {
+        *self.0.state.borrow()
+    }
+
+    pub fn subscribe_state(&self) -> watch::Receiver<State> {
+        self.0.state.subscribe()
+    }
+
+    /// Asks every IDLE subchannel to connect (like grpc's `Connect()`).
+    pub fn connect(&self) {
+        self.0.active.store(true, Ordering::Release);
+        for sc in self.0.subchannels() {
+            sc.request_connection();
+        }
+    }
+
+    /// Every subchannel's id, addresses and state.
+    pub fn subchannels(&self) -> Vec<(u64, Vec<Address>, State)> {
+        self.0
+            .subchannels()
+            .iter()
+            .map(|s| (s.id, s.addresses(), s.state()))
+            .collect()
+    }
+
+    /// Shuts every subchannel down and waits (briefly) for SHUTDOWN.
+    pub async fn shutdown(&self) {
+        let _ = self.0.shutdown.send(true);
+        let subs = self.0.subchannels();
+        for s in &subs {
+            s.shutdown();
+        }
+        let mut state = self.0.state.subscribe();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            state.wait_for(|s| *s == State::Shutdown || subs.is_empty()),
+        )
+        .await;
+    }
+
+    /// A READY connection for a new stream, connecting if needed. Without
+    /// wait-for-ready, fails fast with UNAVAILABLE while the channel is in
+    /// TRANSIENT_FAILURE (gRPC's default).
+    pub async fn pick(
+        &self,
+        wait_for_ready: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<Conn>, tonic::Status> {
+        let inner = &self.0;
+        inner.active.store(true, Ordering::Release);
+        let mut gen = inner.generation.subscribe();
+        loop {
+            gen.borrow_and_update();
+            let subs = inner.subchannels();
+            if let Some(c) = inner.choose(&subs) {
+                return Ok(c);
+            }
+            for s in &subs {
+                s.request_connection();
+            }
+            if !wait_for_ready && self.state() == State::TransientFailure {
+                return Err(tonic::Status::unavailable(inner.failure_text(&subs)));
+            }
+            tokio::select! {
+                changed = gen.changed() => if changed.is_err() {
+                    return Err(tonic::Status::unavailable("channel shut down"));
+                },
+                _ = sleep_until_opt(deadline) => {
+                    return Err(tonic::Status::deadline_exceeded(format!(
+                        "no READY connection before the deadline; channel {}: {}",
+                        self.state(), inner.failure_text(&subs)
+                    )));
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Inner {
+    fn subchannels(&self) -> Vec<Arc<Subchannel>> {
+        self.subchannels
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    fn choose(&self, subs: &[Arc<Subchannel>]) -> Option<Arc<Conn>> {
+        match self.lb {
+            Lb::PickFirst => subs.iter().find_map(|s| s.ready_conn()),
+            Lb::RoundRobin => {
+                let n = subs.len();
+                let start = self.rr.fetch_add(1, Ordering::Relaxed);
+                (0..n).find_map(|i| subs[(start + i) % n].ready_conn())
+            }
+        }
+    }
+
+    fn failure_text(&self, subs: &[Arc<Subchannel>]) -> String {
+        if let Some(e) = self.resolve_error.lock().ok().and_then(|e| e.clone()) {
+            return e;
+        }
+        let errs: Vec<String> = subs.iter().filter_map(|s| s.last_error()).collect();
+        if errs.is_empty() {
+            "no connection is READY".into()
+        } else {
+            errs.join("; ")
+        }
+    }
+
+    fn bump(&self) {
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    fn set_channel_state(&self, to: State, reason: String) {
+        let from = *self.state.borrow();
+        if from == to {
+            return;
+        }
+        self.state.send_replace(to);
+        self.events.emit(
+            None,
+            None,
+            EventKind::State {
+                from,
+                to,
+                reason,
+                channel: true,
+                subchannel: None,
+            },
+        );
+    }
+
+    /// Applies a resolver result to the subchannels.
+    fn update_addresses(&self, addrs: Vec<Address>) {
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        if let Ok(mut subs) = self.subchannels.lock() {
+            match self.lb {
+                Lb::PickFirst => match subs.first() {
+                    Some(sc) => sc.set_addresses(addrs),
+                    None => added.push(self.spawn_subchannel(addrs)),
+                },
+                Lb::RoundRobin => {
+                    subs.retain(|s| {
+                        let keep = s.addresses().first().is_some_and(|a| addrs.contains(a));
+                        if !keep {
+                            removed.push(s.clone());
+                        }
+                        keep
+                    });
+                    for a in addrs {
+                        if !subs.iter().any(|s| s.addresses().first() == Some(&a)) {
+                            added.push(self.spawn_subchannel(vec![a]));
+                        }
+                    }
+                }
+            }
+            subs.extend(added.iter().cloned());
+        }
+        for s in removed {
+            s.shutdown();
+        }
+        if self.active.load(Ordering::Acquire) {
+            for s in &added {
+                s.request_connection();
+            }
+        }
+        self.bump();
+    }
+
+    fn spawn_subchannel(&self, addrs: Vec<Address>) -> Arc<Subchannel> {
+        Subchannel::spawn(
+            addrs,
+            self.sc_cfg.clone(),
+            self.events.clone(),
+            self.transitions.clone(),
+            self.resolve_now.clone(),
+        )
+    }
+}
+
+/// Recomputes the channel state after each subchannel move, in order.
+async fn aggregate_states(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Transition>) {
+    let mut states: std::collections::BTreeMap<u64, State> = Default::default();
+    let mut shutdown = inner.shutdown.subscribe();
+    loop {
+        let t = tokio::select! {
+            t = rx.recv() => t,
+            _ = shutdown.changed() => None,
+        };
+        let Some(t) = t else {
+            // Shutting down: wait for the subchannels' last moves.
+            while let Ok(Some(t)) =
+                tokio::time::timeout(Duration::from_millis(500), rx.recv()).await
+            {
+                states.insert(t.subchannel, t.to);
+            }
+            inner.set_channel_state(State::Shutdown, "channel shut down".into());
+            inner.bump();
+            return;
+        };
+        if t.to == State::Shutdown {
+            states.remove(&t.subchannel);
+        } else {
+            states.insert(t.subchannel, t.to);
+        }
+        let to = if states.is_empty() && inner.resolve_error.lock().is_ok_and(|e| e.is_none()) {
+            *inner.state.borrow()
+        } else {
+            aggregate(states.values().copied())
+        };
+        inner.set_channel_state(to, format!("subchannel {} is {}", t.subchannel, t.to));
+        inner.bump();
+    }
+}
+
+/// Resolves the target at start, again on connection loss (after a failed
+/// resolution) and, for `dns:///`, every `interval`.
+async fn resolve_loop(inner: Arc<Inner>, interval: Duration, backoff: BackoffConfig) {
+    let mut shutdown = inner.shutdown.subscribe();
+    let mut backoff = Backoff::new(backoff);
+    let mut last: Option<Vec<Address>> = None;
+    loop {
+        let wait = match inner.target.resolve().await {
+            Ok(addrs) => {
+                backoff.reset();
+                if let Ok(mut e) = inner.resolve_error.lock() {
+                    *e = None;
+                }
+                if last.as_ref() != Some(&addrs) {
+                    inner.events.emit(
+                        None,
+                        None,
+                        EventKind::Resolve {
+                            addrs: addrs.iter().map(|a| a.to_string()).collect(),
+                            error: None,
+                        },
+                    );
+                    inner.update_addresses(addrs.clone());
+                    last = Some(addrs);
+                }
+                inner.target.periodic_resolution().then_some(interval)
+            }
+            Err(e) => {
+                inner.events.emit(
+                    None,
+                    None,
+                    EventKind::Resolve {
+                        addrs: vec![],
+                        error: Some(e.clone()),
+                    },
+                );
+                if let Ok(mut le) = inner.resolve_error.lock() {
+                    *le = Some(e.clone());
+                }
+                if last.is_none() {
+                    let from = *inner.state.borrow();
+                    if from != State::TransientFailure {
+                        if from == State::Idle {
+                            inner.set_channel_state(State::Connecting, "resolving".into());
+                        }
+                        inner.set_channel_state(State::TransientFailure, e);
+                    }
+                    inner.bump();
+                }
+                Some(backoff.next_delay())
+            }
+        };
+        let periodic = async {
+            match wait {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = periodic => {}
+            _ = inner.resolve_now.notified(), if inner.target.periodic_resolution() || last.is_none() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// A call option: wait for a READY connection instead of failing fast.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitForReady;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for Channel {
+    type Response = http::Response<StreamBody>;
+    type Error = tonic::Status;
+    type Future = BoxFuture<Result<Self::Response, tonic::Status>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), tonic::Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: http::Request<tonic::body::Body>) -> Self::Future {
+        let ch = self.clone();
+        let cfg = &self.0.sc_cfg;
+        set_origin(&mut req, &cfg.scheme, &cfg.authority);
+        let wait_for_ready = req.extensions().get::<WaitForReady>().is_some();
+        let deadline = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| crate::grpc::parse_timeout(v.to_str().ok()?))
+            .map(|d| Instant::now() + d);
+        Box::pin(async move {
+            let conn = ch.pick(wait_for_ready, deadline).await?;
+            let gone = conn.shared.goaway();
+            conn.send(req).await.map_err(|e| status_of(&e, gone))
+        })
+    }
+}
+
+/// An error of hyper's as a gRPC status. A stream the server never
+/// processed (refused by GOAWAY's last-stream-id or REFUSED_STREAM) says so.
+pub fn status_of(e: &hyper::Error, goaway: Option<super::tap::GoAway>) -> tonic::Status {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            let refused = h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+            if (h2.is_go_away() && h2.is_remote()) || refused {
+                let why = match (&goaway, refused) {
+                    (_, true) => "REFUSED_STREAM".to_string(),
+                    (Some(g), _) => format!("GOAWAY {} {:?}", g.code, g.debug_text()),
+                    (None, _) => "GOAWAY".to_string(),
+                };
+                return tonic::Status::unavailable(format!(
+                    "stream never processed by the server ({why}): safe to retry"
+                ));
+            }
+        }
+        src = s.source();
+    }
+    tonic::Status::unavailable(format!("{e:#}"))
+}

@@ -1,0 +1,452 @@
+//! One client HTTP/2 connection: dial (TCP or Unix, optional TLS), a
+//! [`FrameIo`] tap, hyper's HTTP/2 client handshake, READY when the server's
+//! SETTINGS arrive; then a driver task that runs the connection, sends
+//! keepalive pings (gRFC A8) and reports how it ended.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use super::tap::{ClientTap, ConnShared, KEEPALIVE_PING};
+use crate::event::{CloseReason, EventKind, EventSink};
+use crate::h2wire::{ControlFrame, FrameIo, Injector, Role};
+use crate::target::Address;
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Client keepalive (gRFC A8).
+#[derive(Clone, Copy, Debug)]
+pub struct KeepaliveConfig {
+    /// Ping after this long without reading anything; `None`: never.
+    pub time: Option<Duration>,
+    /// Close when nothing is read this long after a ping.
+    pub timeout: Duration,
+    /// Ping even when no stream is open.
+    pub permit_without_stream: bool,
+}
+
+impl Default for KeepaliveConfig {
+    fn default() -> Self {
+        Self {
+            time: None,
+            timeout: Duration::from_secs(20),
+            permit_without_stream: false,
+        }
+    }
+}
+
+/// What every connection of a channel shares.
+#[derive(Clone)]
+pub struct ConnectCtx {
+    pub events: EventSink,
+    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    pub keepalive: KeepaliveConfig,
+    pub frames: bool,
+}
+
+/// Why a connection attempt failed, by kind (diagnosis reads this, never the
+/// message text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectCause {
+    Refused,
+    Timeout,
+    Unreachable,
+    TlsCertificate,
+    /// TLS was spoken and plaintext came back.
+    PlaintextServer,
+    /// Plaintext HTTP/2 was spoken and a TLS record came back.
+    TlsServer,
+    /// The peer answered with something that is not HTTP/2.
+    NotHttp2,
+    Tls,
+    Closed,
+    Io,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect to {addr}: {source}")]
+    Tcp { addr: String, source: io::Error },
+    #[error("TLS handshake with {addr}: {source}")]
+    Tls { addr: String, source: io::Error },
+    #[error("HTTP/2 handshake with {addr}: {source}")]
+    Http2 { addr: String, source: hyper::Error },
+    #[error("{addr} closed the connection before sending HTTP/2 SETTINGS{}", .first.map(|b| format!(" (first bytes: {})", hex(&b))).unwrap_or_default())]
+    NoSettings {
+        addr: String,
+        first: Option<[u8; 9]>,
+    },
+    #[error("no HTTP/2 connection to {addr} within {timeout:?}")]
+    Timeout { addr: String, timeout: Duration },
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl ConnectError {
+    pub fn cause(&self) -> ConnectCause {
+        match self {
+            ConnectError::Tcp { source, .. } => match source.kind() {
+                io::ErrorKind::ConnectionRefused => ConnectCause::Refused,
+                io::ErrorKind::TimedOut => ConnectCause::Timeout,
+                io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+                    ConnectCause::Unreachable
+                }
+                _ => ConnectCause::Io,
+            },
+            ConnectError::Tls { source, .. } => {
+                match source
+                    .get_ref()
+                    .and_then(|e| e.downcast_ref::<rustls::Error>())
+                {
+                    Some(rustls::Error::InvalidCertificate(_)) => ConnectCause::TlsCertificate,
+                    Some(rustls::Error::InvalidMessage(_)) => ConnectCause::PlaintextServer,
+                    Some(_) => ConnectCause::Tls,
+                    None if source.kind() == io::ErrorKind::UnexpectedEof => ConnectCause::Closed,
+                    None => ConnectCause::Tls,
+                }
+            }
+            ConnectError::Http2 { .. } => ConnectCause::Closed,
+            ConnectError::NoSettings { first, .. } => match first {
+                // A TLS record: alert (0x15) or handshake (0x16), version 3.x.
+                Some([0x15 | 0x16, 0x03, ..]) => ConnectCause::TlsServer,
+                Some(b) if b.starts_with(b"HTTP/") => ConnectCause::NotHttp2,
+                Some(_) => ConnectCause::NotHttp2,
+                None => ConnectCause::Closed,
+            },
+            ConnectError::Timeout { .. } => ConnectCause::Timeout,
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Clone, Debug)]
+pub struct CloseInfo {
+    pub reason: CloseReason,
+    pub error: Option<String>,
+    pub detail: Option<String>,
+}
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A connection that reached READY.
+pub struct Conn {
+    pub shared: Arc<ConnShared>,
+    send: http2::SendRequest<tonic::body::Body>,
+    closed: watch::Receiver<Option<CloseInfo>>,
+}
+
+async fn dial(addr: &Address, ctx: &ConnectCtx) -> Result<Box<dyn Io>, ConnectError> {
+    let name = addr.to_string();
+    let tcp_err = |source| ConnectError::Tcp {
+        addr: name.clone(),
+        source,
+    };
+    let io: Box<dyn Io> = match addr {
+        Address::Tcp(a) => {
+            let s = tokio::net::TcpStream::connect(a).await.map_err(tcp_err)?;
+            let _ = s.set_nodelay(true);
+            Box::new(s)
+        }
+        Address::Unix(p) => Box::new(tokio::net::UnixStream::connect(p).await.map_err(tcp_err)?),
+    };
+    match &ctx.tls {
+        None => Ok(io),
+        Some((cfg, server_name)) => {
+            let tls = tokio_rustls::TlsConnector::from(cfg.clone())
+                .connect(server_name.clone(), io)
+                .await
+                .map_err(|source| ConnectError::Tls {
+                    addr: name.clone(),
+                    source,
+                })?;
+            Ok(Box::new(tls))
+        }
+    }
+}
+
+/// Connects to `addr` and waits for the server's SETTINGS, within `timeout`.
+pub async fn connect(
+    addr: &Address,
+    ctx: &ConnectCtx,
+    timeout: Duration,
+) -> Result<Arc<Conn>, ConnectError> {
+    let name = addr.to_string();
+    let attempt = async {
+        let io = dial(addr, ctx).await?;
+        let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(ConnShared::new(id, name.clone().into()));
+        let injector = Injector::new();
+        let tap = ClientTap::new(shared.clone(), ctx.events.clone(), ctx.frames);
+        let io = FrameIo::with_injector(io, Role::Client, tap, &injector);
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder.timer(hyper_util::rt::TokioTimer::new());
+        let (send, conn) = builder
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|source| ConnectError::Http2 {
+                addr: name.clone(),
+                source,
+            })?;
+        let (closed_tx, mut closed) = watch::channel(None);
+        tokio::spawn(drive(
+            conn,
+            shared.clone(),
+            injector,
+            ctx.keepalive,
+            ctx.events.clone(),
+            closed_tx,
+        ));
+        loop {
+            let notified = shared.changed.notified();
+            if shared.settings_seen() {
+                break;
+            }
+            if closed.borrow().is_some() {
+                return Err(ConnectError::NoSettings {
+                    addr: name.clone(),
+                    first: shared.first_frame(),
+                });
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = closed.changed() => {}
+            }
+        }
+        Ok(Arc::new(Conn {
+            shared,
+            send,
+            closed,
+        }))
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(ConnectError::Timeout {
+            addr: name,
+            timeout,
+        }),
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn classify(res: Result<(), hyper::Error>, shared: &ConnShared) -> CloseInfo {
+    let goaway = shared.goaway();
+    match res {
+        Ok(()) => CloseInfo {
+            reason: if goaway.is_some() {
+                CloseReason::Goaway
+            } else {
+                CloseReason::Eof
+            },
+            error: None,
+            detail: goaway.map(|g| g.debug_text()).filter(|d| !d.is_empty()),
+        },
+        Err(e) => {
+            let mut reason = if goaway.is_some() {
+                CloseReason::Goaway
+            } else {
+                CloseReason::Error
+            };
+            let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(s) = src {
+                if let Some(io) = s.downcast_ref::<io::Error>() {
+                    if matches!(
+                        io.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                    ) {
+                        reason = CloseReason::Reset;
+                    }
+                }
+                src = s.source();
+            }
+            CloseInfo {
+                reason,
+                error: Some(format!("{e:#}")),
+                detail: goaway.map(|g| g.debug_text()).filter(|d| !d.is_empty()),
+            }
+        }
+    }
+}
+
+/// Runs the connection until it ends; sends keepalive pings as gRFC A8 says:
+/// after `time` without reading anything (and, unless permitted, only while
+/// a stream is open), and closes when nothing is read `timeout` after one.
+async fn drive<C>(
+    conn: C,
+    shared: Arc<ConnShared>,
+    injector: Injector,
+    ka: KeepaliveConfig,
+    events: EventSink,
+    closed_tx: watch::Sender<Option<CloseInfo>>,
+) where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
+    tokio::pin!(conn);
+    let start = Instant::now();
+    let mut ka_next = ka.time.map(|t| start + t);
+    let mut ping_sent: Option<Instant> = None;
+    let info = loop {
+        tokio::select! {
+            res = conn.as_mut() => break classify(res, &shared),
+            _ = sleep_until_opt(ka_next) => {
+                let (Some(time), now) = (ka.time, Instant::now()) else { continue };
+                let last_read = Instant::from_std(shared.last_read());
+                match ping_sent {
+                    Some(sent) if last_read >= sent => {
+                        ping_sent = None;
+                        ka_next = Some(last_read + time);
+                    }
+                    Some(sent) if now >= sent + ka.timeout => {
+                        break CloseInfo {
+                            reason: CloseReason::KeepaliveTimeout,
+                            error: None,
+                            detail: Some(format!(
+                                "keepalive ping not acknowledged within {}",
+                                humantime::format_duration(ka.timeout)
+                            )),
+                        };
+                    }
+                    Some(sent) => ka_next = Some(sent + ka.timeout),
+                    None if now < last_read + time => ka_next = Some(last_read + time),
+                    None if shared.active_streams() == 0 && !ka.permit_without_stream => {
+                        // Dormant until a stream is open (A8).
+                        ka_next = Some(now + time.min(Duration::from_millis(250)));
+                    }
+                    None => {
+                        injector.inject(ControlFrame::Ping { ack: false, data: KEEPALIVE_PING }.encode());
+                        ping_sent = Some(now);
+                        ka_next = Some(now + ka.timeout);
+                    }
+                }
+            }
+        }
+    };
+    shared.draining.store(true, Ordering::Release);
+    events.emit(
+        Some(shared.id),
+        Some(shared.addr.clone()),
+        EventKind::Closed {
+            reason: info.reason,
+            error: info.error.clone(),
+            detail: info.detail.clone(),
+            lifetime_ms: start.elapsed().as_secs_f64() * 1e3,
+            streams: shared.total_streams(),
+        },
+    );
+    let _ = closed_tx.send(Some(info));
+    shared.changed.notify_waiters();
+}
+
+impl Conn {
+    /// True while new streams may start here: READY, no GOAWAY, not closed.
+    pub fn usable(&self) -> bool {
+        !self.shared.is_draining() && self.closed.borrow().is_none()
+    }
+
+    /// Resolves when the connection has ended.
+    pub async fn closed(&self) -> CloseInfo {
+        let mut rx = self.closed.clone();
+        loop {
+            if let Some(info) = rx.borrow_and_update().clone() {
+                return info;
+            }
+            if rx.changed().await.is_err() {
+                return CloseInfo {
+                    reason: CloseReason::Local,
+                    error: None,
+                    detail: None,
+                };
+            }
+        }
+    }
+
+    /// Sends a request; the stream counts as open until the response body is
+    /// dropped.
+    pub fn send(
+        &self,
+        req: http::Request<tonic::body::Body>,
+    ) -> impl Future<Output = Result<http::Response<StreamBody>, hyper::Error>> + Send + 'static
+    {
+        let guard = StreamGuard::new(self.shared.clone());
+        let mut send = self.send.clone();
+        async move {
+            send.ready().await?;
+            let resp = send.send_request(req).await?;
+            Ok(resp.map(|inner| StreamBody {
+                inner,
+                _guard: guard,
+            }))
+        }
+    }
+}
+
+struct StreamGuard(Arc<ConnShared>);
+
+impl StreamGuard {
+    fn new(s: Arc<ConnShared>) -> Self {
+        s.stream_started();
+        Self(s)
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.stream_ended();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its stream counted as open.
+    pub struct StreamBody {
+        #[pin]
+        inner: Incoming,
+        _guard: StreamGuard,
+    }
+}
+
+impl Body for StreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
