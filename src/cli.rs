@@ -38,6 +38,172 @@ pub enum Command {
     /// ping enforcement.
     #[command(after_help = EXIT_CODES)]
     Serve(ServeArgs),
+    /// Dial a target and log every connectivity state change and HTTP/2
+    /// control event (GOAWAY, PING, SETTINGS, RST_STREAM) as it happens, with
+    /// what it means; a summary at the end.
+    #[command(after_help = EXIT_CODES)]
+    Watch(WatchArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LbPolicy {
+    /// One connection, to the first address that works.
+    #[value(name = "pick_first")]
+    PickFirst,
+    /// A connection to every address, calls spread over the READY ones.
+    #[value(name = "round_robin")]
+    RoundRobin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReconnectMode {
+    /// After GOAWAY or a lost connection stay IDLE until a call needs one
+    /// (current grpc-go and C-core).
+    OnDemand,
+    /// Reconnect at once (grpc-go 1.33).
+    Eager,
+}
+
+/// How grpcdoc's client connects: shared by the commands that dial.
+#[derive(Debug, Args)]
+pub struct ConnArgs {
+    /// Load balancing over the resolved addresses.
+    #[arg(long, value_enum, default_value_t = LbPolicy::PickFirst)]
+    pub lb: LbPolicy,
+
+    /// When to reconnect after a GOAWAY or a lost connection.
+    #[arg(long, value_enum, default_value_t = ReconnectMode::OnDemand)]
+    pub reconnect: ReconnectMode,
+
+    /// Least time a connection attempt gets (connection-backoff MIN_CONNECT_TIMEOUT).
+    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    pub connect_timeout: Duration,
+
+    /// First reconnect backoff.
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub backoff_initial: Duration,
+
+    /// Backoff growth per attempt.
+    #[arg(long, default_value_t = 1.6, value_parser = parse_multiplier, value_name = "FACTOR")]
+    pub backoff_multiplier: f64,
+
+    /// Backoff randomization, as a fraction (0.2 = +-20%).
+    #[arg(long, default_value_t = 0.2, value_parser = parse_jitter, value_name = "FRACTION")]
+    pub backoff_jitter: f64,
+
+    /// Longest backoff.
+    #[arg(long, value_parser = parse_duration, default_value = "120s", value_name = "DURATION")]
+    pub backoff_max: Duration,
+
+    /// Ping the server after this long without reading from it (off by default).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub keepalive_time: Option<Duration>,
+
+    /// Close the connection when a keepalive ping gets no answer this long.
+    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    pub keepalive_timeout: Duration,
+
+    /// Send keepalive pings also while no call is running.
+    #[arg(long)]
+    pub keepalive_permit_without_stream: bool,
+
+    /// How often dns:/// targets are resolved again.
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub resolve_interval: Duration,
+
+    /// Client-side health checking: a connection counts as READY only while
+    /// grpc.health.v1.Health/Watch for this service says SERVING.
+    #[arg(long, value_name = "SERVICE")]
+    pub health_service: Option<String>,
+
+    /// Trust this CA certificate (PEM) instead of the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS (needs --key).
+    #[arg(long, requires = "key", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// Client private key (PEM) for --cert.
+    #[arg(long, requires = "cert", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Verify the server's certificate for this name (also sent as SNI).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+
+    /// Do not verify the server's certificate (https:// targets; testing only).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// What to dial: HOST:PORT, http://HOST:PORT, https://HOST[:PORT],
+    /// dns:///HOST:PORT, A:1,B:2 or unix:/PATH.
+    #[arg(value_parser = parse_target, value_name = "TARGET")]
+    pub target: crate::target::Target,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// Stop after this long (default: until Ctrl-C).
+    #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION")]
+    pub run_for: Option<Duration>,
+
+    /// Calls that keep the connection in use: `none`, `health`
+    /// (grpc.health.v1.Health/Check), or a method (pkg.Service/Method, called
+    /// with an empty message).
+    #[arg(long, default_value = "health", value_parser = parse_probe, value_name = "none|health|METHOD")]
+    pub probe: Probe,
+
+    /// Time between probes (also each probe's deadline).
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub probe_interval: Duration,
+
+    /// Log every frame, HEADERS and DATA too.
+    #[arg(long)]
+    pub frames: bool,
+
+    /// Output format: aligned lines, or one JSON object per event per line.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    None,
+    Health,
+    /// The request path, `/pkg.Service/Method`.
+    Method(String),
+}
+
+pub fn parse_probe(s: &str) -> Result<Probe, String> {
+    match s.trim() {
+        "none" => Ok(Probe::None),
+        "health" => Ok(Probe::Health),
+        m => crate::rpc::method_path(m)
+            .map(Probe::Method)
+            .map_err(|e| format!("{e}, or none, or health")),
+    }
+}
+
+pub fn parse_target(s: &str) -> Result<crate::target::Target, String> {
+    crate::target::Target::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_multiplier(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (1.0..=100.0).contains(&v) => Ok(v),
+        _ => Err("expected a number from 1 to 100, like 1.6".into()),
+    }
+}
+
+fn parse_jitter(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err("expected a fraction from 0 to below 1, like 0.2".into()),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

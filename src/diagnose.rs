@@ -38,14 +38,15 @@ impl Explainer {
         match &e.kind {
             EventKind::Rpc { code, method, .. } => {
                 self.last_call_end_ms = Some(e.t_ms);
-                (code == "UNIMPLEMENTED").then(|| ()).and_then(|()| {
-                    self.once(
-                        format!("unimplemented {method}"),
-                        format!(
-                            "the server does not implement {method}, so the transport works; use --probe METHOD to call a method it has"
-                        ),
-                    )
-                })
+                if code != "UNIMPLEMENTED" {
+                    return None;
+                }
+                self.once(
+                    format!("unimplemented {method}"),
+                    format!(
+                        "the server does not implement {method}, so the transport works; use --probe METHOD to call a method it has"
+                    ),
+                )
             }
             EventKind::Goaway {
                 dir: Dir::Received,

@@ -12,5 +12,6 @@ pub mod grpc;
 pub mod h2wire;
 pub mod pb;
 pub mod report;
+pub mod rpc;
 pub mod server;
 pub mod target;

@@ -370,10 +370,17 @@ async fn aggregate_states(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Tra
         };
         let Some(t) = t else {
             // Shutting down: wait for the subchannels' last moves.
-            while let Ok(Some(t)) =
-                tokio::time::timeout(Duration::from_millis(500), rx.recv()).await
-            {
-                states.insert(t.subchannel, t.to);
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while !states.is_empty() {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(t)) if t.to == State::Shutdown => {
+                        states.remove(&t.subchannel);
+                    }
+                    Ok(Some(t)) => {
+                        states.insert(t.subchannel, t.to);
+                    }
+                    _ => break,
+                }
             }
             inner.set_channel_state(State::Shutdown, "channel shut down".into());
             inner.bump();
@@ -513,5 +520,5 @@ pub fn status_of(e: &hyper::Error, goaway: Option<super::tap::GoAway>) -> tonic:
         }
         src = s.source();
     }
-    tonic::Status::unavailable(format!("{e:#}"))
+    tonic::Status::unavailable(crate::event::error_chain(e))
 }

@@ -288,7 +288,7 @@ fn classify(res: Result<(), hyper::Error>, shared: &ConnShared) -> CloseInfo {
             }
             CloseInfo {
                 reason,
-                error: Some(format!("{e:#}")),
+                error: Some(crate::event::error_chain(&e)),
                 detail: goaway.map(|g| g.debug_text()).filter(|d| !d.is_empty()),
             }
         }

@@ -2,6 +2,7 @@
 //! wires producers to reporters and returns an [`Exit`].
 
 mod serve;
+pub mod watch;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args, cli.color).await,
+            Command::Watch(args) => watch::run(args, cli.color).await,
         }
     });
     // Connection tasks still running (a forced stop) must not hold the exit.

@@ -2,15 +2,15 @@
 //! stdout. The first signal (Ctrl-C, SIGTERM) or the end of `--for` drains
 //! gracefully; a second signal closes every connection at once.
 
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::{ColorChoice, Output, ServeArgs};
-use crate::event::{Event, EventKind, EventSink};
+use crate::event::EventSink;
 use crate::exit::Exit;
+use crate::report::printer::Printer;
 use crate::report::style::Style;
 use crate::report::{EventWriter, HumanEvents, JsonEvents};
 use crate::server::{tls, Server, ServerConfig, ServerError, Stop};
@@ -45,7 +45,7 @@ async fn signalled(term: &mut tokio::signal::unix::Signal) {
 pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let cfg = config(&args)?;
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let (events, mut rx) = EventSink::channel(16 * 1024);
+    let (events, rx) = EventSink::channel(16 * 1024);
     let mut server = match Server::start(args.listen, cfg, events.clone()).await {
         Ok(s) => s,
         Err(ServerError::Bind { addr, source }) => {
@@ -59,50 +59,14 @@ pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         Err(e) => return Err(e.into()),
     };
 
-    let mut writer: Box<dyn EventWriter> = match args.output {
+    let writer: Box<dyn EventWriter> = match args.output {
         Output::Human => Box::new(HumanEvents {
             style: Style::for_stdout(color),
             explainer: None,
         }),
         Output::Json => Box::new(JsonEvents),
     };
-    // Stdout is written from a thread of its own so a slow terminal never
-    // holds up a connection; a closed pipe ends the server quietly.
-    let (pipe_closed_tx, mut pipe_closed) = tokio::sync::oneshot::channel::<()>();
-    let drops = events.drop_counter();
-    let start = events.start();
-    let printer = std::thread::spawn(move || {
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        let mut reported = 0;
-        while let Some(e) = rx.blocking_recv() {
-            let written = writer.write(&mut out, &e).and_then(|()| {
-                if !rx.is_empty() {
-                    return Ok(());
-                }
-                // Caught up: say how many events were lost meanwhile.
-                let dropped = drops.load(std::sync::atomic::Ordering::Relaxed);
-                if dropped > reported {
-                    let lost = Event {
-                        t_ms: start.elapsed().as_secs_f64() * 1e3,
-                        kind: EventKind::Dropped {
-                            count: dropped - reported,
-                        },
-                        conn: None,
-                        addr: None,
-                    };
-                    reported = dropped;
-                    writer.write(&mut out, &lost)?;
-                }
-                out.flush()
-            });
-            if written.is_err() {
-                let _ = pipe_closed_tx.send(());
-                return;
-            }
-        }
-    });
-
+    let mut printer = Printer::spawn(rx, writer, &events);
     let run_for = async {
         match args.run_for {
             Some(d) => tokio::time::sleep(d).await,
@@ -113,7 +77,7 @@ pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     tokio::select! {
         _ = signalled(&mut term) => server.stop(Stop::Graceful),
         _ = run_for => server.stop(Stop::Graceful),
-        _ = &mut pipe_closed => server.stop(Stop::Now),
+        _ = &mut printer.pipe_closed => server.stop(Stop::Now),
     }
     tokio::select! {
         _ = server.wait() => {}
@@ -126,12 +90,7 @@ pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let dropped = events.dropped();
     drop(events);
     drop(server);
-    // The printer ends when the last event sender is gone.
-    let _ = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::task::spawn_blocking(move || printer.join()),
-    )
-    .await;
+    printer.finish().await;
     if dropped > 0 {
         eprintln!("grpcdoc: {dropped} events were dropped because the output fell behind");
     }

@@ -3,7 +3,9 @@
 
 mod human;
 mod json;
+pub mod printer;
 pub mod style;
+pub mod summary;
 
 use std::io::{self, Write};
 
@@ -15,4 +17,9 @@ pub use json::JsonEvents;
 /// Writes a stream of events in one format.
 pub trait EventWriter: Send {
     fn write(&mut self, out: &mut dyn Write, event: &Event) -> io::Result<()>;
+
+    /// After the last event (`end_ms` since the start): a summary, if any.
+    fn finish(&mut self, _out: &mut dyn Write, _end_ms: f64) -> io::Result<()> {
+        Ok(())
+    }
 }

@@ -105,7 +105,7 @@ fn classify(
             };
             Outcome {
                 reason,
-                error: Some(format!("{e:#}")),
+                error: Some(crate::event::error_chain(&e)),
                 detail: drain,
             }
         }

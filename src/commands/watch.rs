@@ -1,0 +1,229 @@
+//! `grpcdoc watch TARGET`: dials, keeps the connection in use with probes,
+//! and prints every connectivity state change and HTTP/2 control event as it
+//! happens, with notes on what notable ones mean; a summary at the end.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::{ColorChoice, ConnArgs, LbPolicy, Output, Probe, ReconnectMode, WatchArgs};
+use crate::client::backoff::BackoffConfig;
+use crate::client::conn::KeepaliveConfig;
+use crate::client::tls::TlsOptions;
+use crate::client::{Channel, ChannelConfig, Lb, Reconnect};
+use crate::diagnose::Explainer;
+use crate::event::{Event, EventKind, EventSink};
+use crate::exit::Exit;
+use crate::report::printer::Printer;
+use crate::report::style::Style;
+use crate::report::summary::WatchSummary;
+use crate::report::{EventWriter, HumanEvents, JsonEvents};
+use crate::rpc::code_name;
+use crate::target::Target;
+
+/// Lowers the connection flags into a channel config.
+pub fn channel_config(target: Target, c: &ConnArgs, frames: bool) -> ChannelConfig {
+    ChannelConfig {
+        target,
+        lb: match c.lb {
+            LbPolicy::PickFirst => Lb::PickFirst,
+            LbPolicy::RoundRobin => Lb::RoundRobin,
+        },
+        backoff: BackoffConfig {
+            initial: c.backoff_initial,
+            multiplier: c.backoff_multiplier,
+            jitter: c.backoff_jitter,
+            max: c.backoff_max,
+            min_connect_timeout: c.connect_timeout,
+        },
+        keepalive: KeepaliveConfig {
+            time: c.keepalive_time,
+            timeout: c.keepalive_timeout,
+            permit_without_stream: c.keepalive_permit_without_stream,
+        },
+        tls: TlsOptions {
+            cacert: c.cacert.clone(),
+            cert: c.cert.clone(),
+            key: c.key.clone(),
+            server_name: c.server_name.clone(),
+            insecure: c.insecure,
+        },
+        reconnect: match c.reconnect {
+            ReconnectMode::OnDemand => Reconnect::OnDemand,
+            ReconnectMode::Eager => Reconnect::Eager,
+        },
+        resolve_interval: c.resolve_interval,
+        health_service: c.health_service.clone(),
+        frames,
+    }
+}
+
+/// Events as lines (or JSON), counted into the summary printed at the end.
+struct WatchWriter {
+    inner: Box<dyn EventWriter>,
+    summary: WatchSummary,
+    json: bool,
+}
+
+impl EventWriter for WatchWriter {
+    fn write(&mut self, out: &mut dyn Write, e: &Event) -> io::Result<()> {
+        self.summary.record(e);
+        self.inner.write(out, e)
+    }
+
+    fn finish(&mut self, out: &mut dyn Write, end_ms: f64) -> io::Result<()> {
+        self.summary.finish(end_ms);
+        if self.json {
+            let mut v = serde_json::to_value(&self.summary)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("kind".into(), "summary".into());
+            }
+            serde_json::to_writer(&mut *out, &v)?;
+            out.write_all(b"\n")
+        } else {
+            writeln!(out)?;
+            out.write_all(self.summary.render().as_bytes())
+        }
+    }
+}
+
+/// One probe call; its outcome is an `rpc` event.
+async fn probe(channel: &Channel, probe: &Probe, timeout: Duration) -> (String, tonic::Status) {
+    let started = Instant::now();
+    let (method, result) = match probe {
+        Probe::None => unreachable!("no probe task without a probe"),
+        Probe::Health => {
+            use tonic_health::pb::health_client::HealthClient;
+            use tonic_health::pb::HealthCheckRequest;
+            let mut req = tonic::Request::new(HealthCheckRequest::default());
+            req.set_timeout(timeout);
+            let call = async {
+                HealthClient::new(channel.clone())
+                    .check(req)
+                    .await
+                    .map(|_| ())
+            };
+            (
+                "grpc.health.v1.Health/Check".to_string(),
+                tokio::time::timeout(timeout, call).await,
+            )
+        }
+        Probe::Method(path) => {
+            let mut req = tonic::Request::new(Bytes::new());
+            req.set_timeout(timeout);
+            let call = async {
+                let mut grpc = tonic::client::Grpc::new(channel.clone());
+                grpc.ready()
+                    .await
+                    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                let path: http::uri::PathAndQuery = path
+                    .parse()
+                    .map_err(|_| tonic::Status::invalid_argument("bad method path"))?;
+                grpc.unary(req, path, crate::rpc::raw::RawCodec)
+                    .await
+                    .map(|_| ())
+            };
+            (
+                path.trim_start_matches('/').to_string(),
+                tokio::time::timeout(timeout, call).await,
+            )
+        }
+    };
+    let status = match result {
+        Ok(Ok(())) => tonic::Status::ok(""),
+        Ok(Err(s)) => s,
+        Err(_) => tonic::Status::deadline_exceeded(format!(
+            "no answer within {}",
+            humantime::format_duration(timeout)
+        )),
+    };
+    let _ = started;
+    (method, status)
+}
+
+async fn probe_loop(channel: Channel, p: Probe, interval: Duration, events: EventSink) {
+    let timeout = interval.max(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let started = Instant::now();
+        let (method, status) = probe(&channel, &p, timeout).await;
+        events.emit(
+            None,
+            None,
+            EventKind::Rpc {
+                method,
+                code: code_name(status.code()).to_string(),
+                message: status.message().to_string(),
+                latency_ms: started.elapsed().as_secs_f64() * 1e3,
+            },
+        );
+    }
+}
+
+async fn signalled(term: &mut tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub async fn run(args: WatchArgs, color: ColorChoice) -> anyhow::Result<Exit> {
+    let cfg = channel_config(args.target.clone(), &args.conn, args.frames);
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let (events, rx) = EventSink::channel(64 * 1024);
+    let channel = Channel::new(cfg, events.clone())?;
+    let inner: Box<dyn EventWriter> = match args.output {
+        Output::Human => Box::new(HumanEvents {
+            style: Style::for_stdout(color),
+            explainer: Some(Explainer::new(args.conn.keepalive_time)),
+        }),
+        Output::Json => Box::new(JsonEvents),
+    };
+    let mut printer = Printer::spawn(
+        rx,
+        Box::new(WatchWriter {
+            inner,
+            summary: WatchSummary::default(),
+            json: args.output == Output::Json,
+        }),
+        &events,
+    );
+
+    channel.connect();
+    let probes = (args.probe != Probe::None).then(|| {
+        tokio::spawn(probe_loop(
+            channel.clone(),
+            args.probe.clone(),
+            args.probe_interval,
+            events.clone(),
+        ))
+    });
+    let run_for = async {
+        match args.run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let exit = tokio::select! {
+        _ = signalled(&mut term) => Exit::Interrupted,
+        _ = run_for => Exit::Success,
+        _ = &mut printer.pipe_closed => Exit::Success,
+    };
+    if let Some(p) = probes {
+        p.abort();
+    }
+    // A second signal while shutting down stops at once.
+    tokio::select! {
+        _ = channel.shutdown() => {}
+        _ = signalled(&mut term) => {}
+    }
+    drop(channel);
+    drop(events);
+    printer.finish().await;
+    Ok(exit)
+}
