@@ -16,6 +16,9 @@ pub struct Explainer {
     pub keepalive_time: Option<Duration>,
     last_call_end_ms: Option<f64>,
     said: HashSet<String>,
+    /// Connections that reached READY: only their closes are explained (a
+    /// failed handshake is explained by its connect event).
+    connected: HashSet<u64>,
 }
 
 fn dur_ms(ms: f64) -> String {
@@ -61,11 +64,18 @@ impl Explainer {
                 "the server did not answer a keepalive PING in time: it is stopped or overloaded, or the network drops packets (a half-open connection). Without keepalive, calls on this connection would hang until their deadline."
                     .into(),
             ),
+            EventKind::Connect {
+                result: crate::event::ConnectResult::Ok,
+                ..
+            } => {
+                self.connected.extend(e.conn);
+                None
+            }
             EventKind::Closed {
                 reason: CloseReason::Reset | CloseReason::Error,
                 streams,
                 ..
-            } if e.conn.is_some() && e.addr.is_some() => Some(format!(
+            } if e.conn.is_some_and(|c| self.connected.contains(&c)) => Some(format!(
                 "the connection ended without GOAWAY: the server crashed or was killed, or something in between cut it{}. Calls in flight fail with UNAVAILABLE (\"transport is closing\"); retry UNAVAILABLE and use wait-for-ready.",
                 if *streams > 0 { "" } else { " (no call was lost here)" }
             )),

@@ -87,10 +87,10 @@ pub enum ConnectError {
     Tls { addr: String, source: io::Error },
     #[error("HTTP/2 handshake with {addr}: {source}")]
     Http2 { addr: String, source: hyper::Error },
-    #[error("{addr} closed the connection before sending HTTP/2 SETTINGS{}", .first.map(|b| format!(" (first bytes: {})", hex(&b))).unwrap_or_default())]
+    #[error("{addr} closed the connection before sending HTTP/2 SETTINGS{}", .first.as_ref().map(|b| format!(" (first bytes: {})", hex(b))).unwrap_or_default())]
     NoSettings {
         addr: String,
-        first: Option<[u8; 9]>,
+        first: Option<Vec<u8>>,
     },
     #[error("no HTTP/2 connection to {addr} within {timeout:?}")]
     Timeout { addr: String, timeout: Duration },
@@ -127,12 +127,11 @@ impl ConnectError {
                 }
             }
             ConnectError::Http2 { .. } => ConnectCause::Closed,
-            ConnectError::NoSettings { first, .. } => match first {
+            ConnectError::NoSettings { first, .. } => match first.as_deref() {
                 // A TLS record: alert (0x15) or handshake (0x16), version 3.x.
                 Some([0x15 | 0x16, 0x03, ..]) => ConnectCause::TlsServer,
-                Some(b) if b.starts_with(b"HTTP/") => ConnectCause::NotHttp2,
+                Some([]) | None => ConnectCause::Closed,
                 Some(_) => ConnectCause::NotHttp2,
-                None => ConnectCause::Closed,
             },
             ConnectError::Timeout { .. } => ConnectCause::Timeout,
         }
@@ -226,7 +225,7 @@ pub async fn connect(
             if closed.borrow().is_some() {
                 return Err(ConnectError::NoSettings {
                     addr: name.clone(),
-                    first: shared.first_frame(),
+                    first: shared.first_bytes(),
                 });
             }
             tokio::select! {
@@ -342,7 +341,9 @@ async fn drive<C>(
                     None => {
                         injector.inject(ControlFrame::Ping { ack: false, data: KEEPALIVE_PING }.encode());
                         ping_sent = Some(now);
-                        ka_next = Some(now + ka.timeout);
+                        // Look again after min(time, timeout), as grpc-go:
+                        // an early ack restarts the keepalive clock then.
+                        ka_next = Some(now + time.min(ka.timeout));
                     }
                 }
             }

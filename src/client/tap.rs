@@ -42,8 +42,9 @@ pub struct ConnShared {
     /// Streams open on this connection, and opened in all.
     pub active: AtomicUsize,
     total: AtomicU64,
-    /// The first 9 bytes the server sent, read as a frame header.
-    first_frame: Mutex<Option<[u8; 9]>>,
+    /// The first bytes the server sent (up to 9), to tell TLS or HTTP/1
+    /// from HTTP/2 when the handshake fails.
+    first_bytes: Mutex<Vec<u8>>,
     /// Set on the first GOAWAY: no new stream may start here.
     pub draining: AtomicBool,
     pub goaway: Mutex<Option<GoAway>>,
@@ -65,7 +66,7 @@ impl ConnShared {
             last_read_ns: AtomicU64::new(0),
             active: AtomicUsize::new(0),
             total: AtomicU64::new(0),
-            first_frame: Mutex::new(None),
+            first_bytes: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
             goaway: Mutex::new(None),
             settings_seen: AtomicBool::new(false),
@@ -108,9 +109,13 @@ impl ConnShared {
         self.active.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// What the server sent first (to tell TLS or HTTP/1 from HTTP/2).
-    pub fn first_frame(&self) -> Option<[u8; 9]> {
-        self.first_frame.lock().ok().and_then(|f| *f)
+    /// What the server sent first, if anything.
+    pub fn first_bytes(&self) -> Option<Vec<u8>> {
+        self.first_bytes
+            .lock()
+            .ok()
+            .map(|f| f.clone())
+            .filter(|f| !f.is_empty())
     }
 }
 
@@ -139,14 +144,17 @@ impl ClientTap {
 }
 
 impl FrameHook for ClientTap {
+    fn first_bytes(&mut self, dir: Dir, bytes: &[u8]) {
+        if dir == Dir::Received {
+            if let Ok(mut f) = self.shared.first_bytes.lock() {
+                f.extend_from_slice(bytes);
+            }
+        }
+    }
+
     fn observe(&mut self, dir: Dir, header: &FrameHeader, payload: &[u8]) {
         let s = &self.shared;
         if dir == Dir::Received {
-            if !s.settings_seen() {
-                if let Ok(mut f) = s.first_frame.lock() {
-                    f.get_or_insert(header.encode());
-                }
-            }
             let ns = u64::try_from(s.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
             s.last_read_ns.store(ns, Ordering::Release);
         }

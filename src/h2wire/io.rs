@@ -65,7 +65,15 @@ pub trait FrameHook: Send + Unpin + 'static {
     fn rewrite(&mut self, _header: &FrameHeader, _payload: &[u8]) -> Verdict {
         Verdict::Forward
     }
+
+    /// The first raw bytes read, [`FIRST_BYTES`] at most: what a peer that
+    /// does not speak HTTP/2 (a TLS server, an HTTP/1 proxy) sent instead.
+    fn first_bytes(&mut self, _dir: Dir, _bytes: &[u8]) {}
 }
+
+/// How many raw bytes of the received direction [`FrameHook::first_bytes`]
+/// is shown.
+pub const FIRST_BYTES: usize = 9;
 
 /// A hook that sees nothing: FrameIo as a plain pass-through.
 impl FrameHook for () {
@@ -143,6 +151,8 @@ pub struct FrameIo<T, H> {
     tx: Scanner,
     held: [u8; FRAME_HEADER_LEN],
     held_len: usize,
+    /// Raw bytes read so far, up to FIRST_BYTES.
+    rx_first: usize,
     absorb: Option<Absorb>,
     pending: BytesMut,
     shared: Arc<Shared>,
@@ -163,6 +173,7 @@ impl<T, H: FrameHook> FrameIo<T, H> {
             tx: Scanner::new(role == Role::Client),
             held: [0; FRAME_HEADER_LEN],
             held_len: 0,
+            rx_first: 0,
             absorb: None,
             pending: BytesMut::new(),
             shared,
@@ -291,10 +302,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin, H: FrameHook> AsyncRead for FrameIo<T, H
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        let new = &buf.filled()[before..];
+        if this.rx_first < FIRST_BYTES && !new.is_empty() {
+            let n = (FIRST_BYTES - this.rx_first).min(new.len());
+            this.hook.first_bytes(Dir::Received, &new[..n]);
+            this.rx_first += n;
+        }
         let hook = &mut this.hook;
-        this.rx.feed(&buf.filled()[before..], &mut |h, p| {
-            hook.observe(Dir::Received, h, p)
-        });
+        this.rx
+            .feed(new, &mut |h, p| hook.observe(Dir::Received, h, p));
         Poll::Ready(Ok(()))
     }
 }

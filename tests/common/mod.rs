@@ -62,16 +62,24 @@ pub struct TestServer {
     pub server: RunningServer,
     pub log: EventLog,
     pub addr: SocketAddr,
+    /// Where the server's event times (`t_ms`) count from.
+    pub start: std::time::Instant,
 }
 
 pub async fn start(cfg: ServerConfig) -> TestServer {
     let (sink, rx) = EventSink::channel(64 * 1024);
+    let start = sink.start();
     let log = EventLog::spawn(rx);
     let server = Server::start("127.0.0.1:0".parse().unwrap(), cfg, sink)
         .await
         .expect("start server");
     let addr = server.addr;
-    TestServer { server, log, addr }
+    TestServer {
+        server,
+        log,
+        addr,
+        start,
+    }
 }
 
 /// A frame the raw client saw, with when.

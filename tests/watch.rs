@@ -1,0 +1,528 @@
+//! `grpcdoc watch` as a user runs it (the built binary, its JSON and human
+//! output) against real servers on loopback: the built-in server in-process,
+//! or the `grpcdoc serve` binary where the test needs to stop it (SIGSTOP).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use grpcdoc::client::state::State;
+use grpcdoc::server::{ServerConfig, Stop};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
+
+/// A running `grpcdoc watch`, its stdout lines with their arrival times.
+struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<(Instant, String)>,
+}
+
+impl Watch {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("watch")
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn grpcdoc watch");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits for the exit (bounded) and returns the code and every line.
+    fn finish(mut self, timeout: Duration) -> (i32, Vec<(Instant, String)>) {
+        let deadline = Instant::now() + timeout;
+        let code = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "watch did not exit in time");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let lines =
+            std::iter::from_fn(|| self.lines.recv_timeout(Duration::from_secs(2)).ok()).collect();
+        (code, lines)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json(lines: &[(Instant, String)]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|(_, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+fn state_of(v: &Value) -> State {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+/// Subchannel state moves in order, checked to be legal.
+fn sub_moves(events: &[Value]) -> Vec<(State, State, String)> {
+    let moves: Vec<_> = events
+        .iter()
+        .filter(|e| e["kind"] == "state" && e["channel"] == false)
+        .map(|e| {
+            (
+                state_of(&e["from"]),
+                state_of(&e["to"]),
+                e["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (from, to, why) in &moves {
+        assert!(from.can_move_to(*to), "illegal {from} -> {to} ({why})");
+    }
+    for e in events
+        .iter()
+        .filter(|e| e["kind"] == "state" && e["channel"] == true)
+    {
+        let (from, to) = (state_of(&e["from"]), state_of(&e["to"]));
+        assert_ne!(from, to);
+    }
+    moves
+}
+
+fn kinds(events: &[Value], kind: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_goaway_moves_to_idle_and_the_next_probe_reconnects() {
+    let t = common::start(ServerConfig {
+        max_connection_idle: Some(Duration::from_secs(1)),
+        ..Default::default()
+    })
+    .await;
+    let addr = t.addr.to_string();
+    let w = Watch::start(&[
+        &addr,
+        "-o",
+        "json",
+        "--probe-interval",
+        "2500ms",
+        "--for",
+        "4s",
+    ]);
+    let (code, lines) = tokio::task::spawn_blocking(move || w.finish(Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    let events = json(&lines);
+    let moves = sub_moves(&events);
+    let seq: Vec<(State, State)> = moves.iter().map(|m| (m.0, m.1)).collect();
+    use State::*;
+    assert_eq!(
+        &seq[..5],
+        [
+            (Idle, Connecting),
+            (Connecting, Ready),
+            (Ready, Idle),
+            (Idle, Connecting),
+            (Connecting, Ready)
+        ],
+        "{moves:?}"
+    );
+    assert!(
+        moves[2].2.contains("GOAWAY NO_ERROR \"max_idle\""),
+        "{:?}",
+        moves[2]
+    );
+    // The GOAWAY comes about 1 s after the first probe ended.
+    let probe_end = kinds(&events, "rpc")[0]["t_ms"].as_f64().unwrap();
+    let goaways = kinds(&events, "goaway");
+    let g = goaways
+        .iter()
+        .find(|g| g["dir"] == "received")
+        .expect("GOAWAY received");
+    assert_eq!(
+        (g["code"].as_str(), g["debug"].as_str()),
+        (Some("NO_ERROR"), Some("max_idle"))
+    );
+    assert_eq!(g["last_stream_id"], 2147483647u32);
+    let after = g["t_ms"].as_f64().unwrap() - probe_end;
+    assert!(
+        (800.0..1800.0).contains(&after),
+        "GOAWAY {after} ms after the last stream"
+    );
+    // Two connections, the second made by the second probe.
+    let connects = kinds(&events, "connect");
+    assert_eq!(connects.len(), 2, "{connects:?}");
+    assert_ne!(connects[0]["conn"], connects[1]["conn"]);
+    let summary = events.last().unwrap();
+    assert_eq!(summary["kind"], "summary");
+    assert_eq!(summary["connections"], 2);
+    assert_eq!(summary["goaways"]["NO_ERROR \"max_idle\""], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hard_restart_backs_off_and_recovers() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr;
+    let w = Watch::start(&[
+        &addr.to_string(),
+        "-o",
+        "json",
+        "--probe-interval",
+        "300ms",
+        "--for",
+        "8s",
+    ]);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    t.server.stop(Stop::Now);
+    let mut server = t.server;
+    server.wait().await;
+    let down_at = Instant::now();
+    // Down for 4.6 s: three failed attempts (after 1, 1.6, 2.56 s backoffs).
+    tokio::time::sleep(Duration::from_millis(4600)).await;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("rebind the same port");
+    let (sink, _rx) = grpcdoc::event::EventSink::channel(1024);
+    let _again = grpcdoc::server::Server::start_on(listener, ServerConfig::default(), sink)
+        .await
+        .unwrap();
+    let up_at = Instant::now();
+    let (code, lines) = tokio::task::spawn_blocking(move || w.finish(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    let events = json(&lines);
+    let moves = sub_moves(&events);
+    assert!(
+        moves.iter().any(|m| m.1 == State::TransientFailure),
+        "{moves:?}"
+    );
+    let backoffs: Vec<f64> = kinds(&events, "backoff")
+        .iter()
+        .map(|b| b["delay_ms"].as_f64().unwrap())
+        .collect();
+    assert!(backoffs.len() >= 3, "{backoffs:?}");
+    for (d, want) in backoffs.iter().zip([1000.0, 1600.0, 2560.0]) {
+        assert!(
+            (want * 0.8..=want * 1.2).contains(d),
+            "backoff {d} ms, want {want} +-20%: {backoffs:?}"
+        );
+    }
+    let refused = kinds(&events, "connect")
+        .iter()
+        .filter(|c| c["cause"] == "refused")
+        .count();
+    assert!(refused >= 3);
+    // READY again within one backoff period (2.56 s +20%) of the restart.
+    let restart_ms = up_at.duration_since(down_at).as_secs_f64() * 1e3;
+    let first_fail = kinds(&events, "connect")
+        .iter()
+        .find(|c| c["result"] == "error")
+        .unwrap()["t_ms"]
+        .as_f64()
+        .unwrap();
+    let ready_again = events
+        .iter()
+        .filter(|e| e["kind"] == "state" && e["channel"] == false && e["to"] == "READY")
+        .nth(1)
+        .expect("READY after the restart")["t_ms"]
+        .as_f64()
+        .unwrap();
+    let ready_after_restart = ready_again - first_fail - restart_ms;
+    assert!(
+        ready_after_restart < 3100.0,
+        "READY {ready_after_restart} ms after the restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_pings_is_shown_and_explained() {
+    let t = common::start(ServerConfig {
+        keepalive_min_time: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .await;
+    let addr = t.addr.to_string();
+    let w = Watch::start(&[
+        &addr,
+        "--probe",
+        "none",
+        "--keepalive-time",
+        "1s",
+        "--keepalive-permit-without-stream",
+        "--for",
+        "6s",
+    ]);
+    let (code, lines) = tokio::task::spawn_blocking(move || w.finish(Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    let text: Vec<&str> = lines.iter().map(|l| l.1.as_str()).collect();
+    let text = text.join("\n");
+    assert!(text.contains("GOAWAY received ENHANCE_YOUR_CALM"), "{text}");
+    assert!(text.contains("debug=\"too_many_pings\""), "{text}");
+    assert!(
+        text.contains("too_many_pings: the client pings every 1s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("PING received ACK rtt="),
+        "round trips are measured: {text}"
+    );
+    assert!(text.contains("ping RTT min/median/max"), "{text}");
+}
+
+#[test]
+fn keepalive_detects_a_stopped_server() {
+    // The grpcdoc serve binary, so it can be stopped with SIGSTOP.
+    let mut server = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    // Keep reading: a server whose stdout is closed stops by design.
+    std::thread::spawn(move || for _ in out.lines() {});
+    let w = Watch::start(&[
+        &addr,
+        "-o",
+        "json",
+        "--probe",
+        "none",
+        "--keepalive-time",
+        "1s",
+        "--keepalive-timeout",
+        "1s",
+        "--keepalive-permit-without-stream",
+        "--for",
+        "5s",
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = server.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let stopped = Instant::now();
+    let (code, lines) = w.finish(Duration::from_secs(15));
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(code, 0);
+    let closed = lines
+        .iter()
+        .find(|(_, l)| l.contains("\"kind\":\"closed\"") && l.contains("keepalive_timeout"))
+        .expect("closed by keepalive timeout");
+    let after = closed.0.duration_since(stopped);
+    assert!(
+        after < Duration::from_millis(3200),
+        "detected {after:?} after SIGSTOP"
+    );
+    let events = json(&lines);
+    sub_moves(&events);
+}
+
+#[test]
+fn refused_port_is_reported_not_a_crash() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let w = Watch::start(&[&addr, "--for", "2500ms"]);
+    let (code, lines) = w.finish(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let text = lines
+        .iter()
+        .map(|l| l.1.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains("CONNECTING -> TRANSIENT_FAILURE"), "{text}");
+    assert!(text.contains("nothing listens on"), "{text}");
+    assert!(text.contains("backoff"), "{text}");
+    assert!(text.contains("UNAVAILABLE"), "probes fail fast: {text}");
+}
+
+#[test]
+fn unresolvable_host_is_reported_not_a_crash() {
+    let w = Watch::start(&["no-such-host.invalid:50051", "--for", "1500ms"]);
+    let (code, lines) = w.finish(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let text = lines
+        .iter()
+        .map(|l| l.1.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("resolve failed: cannot resolve no-such-host.invalid"),
+        "{text}"
+    );
+    assert!(text.contains("the name does not resolve"), "{text}");
+}
+
+#[test]
+fn bad_target_and_flags_are_exit_2() {
+    for (args, says) in [
+        (vec!["localhost"], "no port in `localhost`"),
+        (vec!["ftp://x:1"], "unknown scheme"),
+        (
+            vec!["127.0.0.1:1", "--probe", "nonsense"],
+            "expected pkg.Service/Method",
+        ),
+        (
+            vec!["127.0.0.1:1", "--keepalive-time", "soon"],
+            "expected a duration",
+        ),
+        (vec!["127.0.0.1:1", "--backoff-jitter", "2"], "fraction"),
+        (vec!["127.0.0.1:1", "--lb", "random"], "pick_first"),
+    ] {
+        let out = Command::new(BIN).arg("watch").args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_mismatches_and_certificates_are_explained() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let tls = common::start(ServerConfig {
+        tls: Some(grpcdoc::server::tls::server_config(&cert_path, &key_path).unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let plain = common::start(ServerConfig::default()).await;
+    let tls_port = tls.addr.port();
+    let cacert = cert_path.to_str().unwrap().to_string();
+
+    let run = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, lines) = Watch::start(&a).finish(Duration::from_secs(10));
+            assert_eq!(code, 0);
+            lines
+                .into_iter()
+                .map(|l| l.1)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .await
+        .unwrap()
+    };
+    let s = |x: &str| x.to_string();
+
+    let text = run(vec![
+        format!("https://localhost:{tls_port}"),
+        s("--cacert"),
+        cacert.clone(),
+        s("--for"),
+        s("700ms"),
+    ])
+    .await;
+    assert!(text.contains("CONNECTING -> READY"), "verified TLS: {text}");
+
+    let text = run(vec![
+        format!("https://localhost:{tls_port}"),
+        s("--for"),
+        s("700ms"),
+    ])
+    .await;
+    assert!(
+        text.contains("certificate was not accepted"),
+        "unknown CA: {text}"
+    );
+
+    let text = run(vec![
+        format!("https://localhost:{tls_port}"),
+        s("--insecure"),
+        s("--for"),
+        s("700ms"),
+    ])
+    .await;
+    assert!(text.contains("CONNECTING -> READY"), "--insecure: {text}");
+
+    let text = run(vec![
+        format!("127.0.0.1:{tls_port}"),
+        s("--for"),
+        s("700ms"),
+    ])
+    .await;
+    assert!(
+        text.contains("answered with TLS: use https://"),
+        "plaintext to TLS: {text}"
+    );
+
+    let text = run(vec![
+        format!("https://localhost:{}", plain.addr.port()),
+        s("--insecure"),
+        s("--for"),
+        s("700ms"),
+    ])
+    .await;
+    assert!(
+        text.contains("answered in plaintext"),
+        "TLS to plaintext: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_reach_stdout_within_milliseconds() {
+    let t = common::start(ServerConfig {
+        max_connection_idle: Some(Duration::from_millis(500)),
+        ..Default::default()
+    })
+    .await;
+    let addr = t.addr.to_string();
+    let w = Watch::start(&[&addr, "-o", "json", "--probe", "none", "--for", "1500ms"]);
+    let (_, lines) = tokio::task::spawn_blocking(move || w.finish(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    // When the server wrote the GOAWAY (its event, on this process's clock)...
+    let sent = t
+        .log
+        .wait_for(Duration::from_secs(1), |e| {
+            matches!(&e.kind, grpcdoc::event::EventKind::Goaway { dir: grpcdoc::h2wire::Dir::Sent, debug, .. } if debug == "max_idle")
+        })
+        .await
+        .expect("server sent GOAWAY");
+    let sent_at = t.start + Duration::from_secs_f64(sent.t_ms / 1e3);
+    // ...and when watch's line about it arrived on our end of its stdout.
+    let (arrived, _) = lines
+        .iter()
+        .find(|(_, l)| l.contains("\"kind\":\"goaway\"") && l.contains("\"received\""))
+        .expect("GOAWAY line");
+    let latency = arrived.saturating_duration_since(sent_at);
+    eprintln!("GOAWAY written by the server -> line on watch's stdout: {latency:?}");
+    assert!(latency < Duration::from_millis(200), "{latency:?}");
+}
