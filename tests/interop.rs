@@ -347,3 +347,239 @@ async fn idle_drain_matches_grpc_go_and_c_core() {
     // Current grpc-go and C-core name the reason; grpc-go 1.33 sent none.
     assert_eq!(our_g.2, "max_idle");
 }
+
+/// Runs `grpcdoc watch` with JSON output to the end and returns its events.
+fn grpcdoc_watch(args: &[String]) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_grpcdoc"))
+        .arg("watch")
+        .args(args)
+        .args(["-o", "json"])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run grpcdoc watch");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+fn sub_states(events: &[serde_json::Value]) -> Vec<(String, String)> {
+    use grpcdoc::client::state::State;
+    events
+        .iter()
+        .filter(|e| e["kind"] == "state" && e["channel"] == false)
+        .map(|e| {
+            let (from, to): (State, State) = (
+                serde_json::from_value(e["from"].clone()).unwrap(),
+                serde_json::from_value(e["to"].clone()).unwrap(),
+            );
+            assert!(from.can_move_to(to), "illegal {from} -> {to}");
+            (from.to_string(), to.to_string())
+        })
+        .collect()
+}
+
+/// `STATE A -> B` lines of the grpc-go and C-core watchers: the states named.
+fn peer_states(log: &str) -> std::collections::BTreeSet<String> {
+    log.lines()
+        .filter_map(|l| l.split_once("STATE ").map(|(_, s)| s))
+        .flat_map(|s| {
+            s.split(" -> ")
+                .map(|x| x.split_whitespace().next().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_beside_grpc_go_and_c_core_through_a_grpc_go_restart() {
+    let (Some(server_bin), Some(go_watch), Some(py_watch)) = (
+        peer("gogrpc-server"),
+        peer("gogrpc-watch"),
+        peer("pygrpc-watch"),
+    ) else {
+        return;
+    };
+    let server = PeerServer::start(server_bin.clone(), "-addr", &["-connlog=false"]);
+    let addr = server.addr;
+    let ours = tokio::task::spawn_blocking(move || {
+        grpcdoc_watch(&[
+            addr.to_string(),
+            "--probe-interval".into(),
+            "300ms".into(),
+            "--for".into(),
+            "8s".into(),
+        ])
+    });
+    let go = run_peer(
+        go_watch,
+        [
+            "-addr",
+            &addr.to_string(),
+            "-interval",
+            "300ms",
+            "-duration",
+            "8s",
+            "-quiet-ok",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let py = run_peer(
+        py_watch,
+        [
+            "--addr",
+            &addr.to_string(),
+            "--interval",
+            "0.3",
+            "--duration",
+            "8",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let restart = async move {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        drop(server); // SIGKILL
+        tokio::time::sleep(Duration::from_millis(4000)).await;
+        let port = addr.port().to_string();
+        let mut again = Command::new(&server_bin);
+        again
+            .args(["-addr", &format!("127.0.0.1:{port}"), "-connlog=false"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = again.spawn().expect("restart gogrpc-server");
+        (PeerServer { child, addr }, tokio::time::Instant::now())
+    };
+    let (ours, go, py, (restarted, _)) = tokio::join!(ours, go, py, restart);
+    let events = ours.unwrap();
+    drop(restarted);
+    let moves = sub_states(&events);
+    let ours_set: std::collections::BTreeSet<String> = moves
+        .iter()
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .collect();
+    // grpcdoc shows the failure, the backoff, and READY again.
+    for s in ["READY", "IDLE", "CONNECTING", "TRANSIENT_FAILURE"] {
+        assert!(ours_set.contains(s), "grpcdoc never showed {s}: {moves:?}");
+    }
+    let backoffs: Vec<f64> = events
+        .iter()
+        .filter(|e| e["kind"] == "backoff")
+        .map(|e| e["delay_ms"].as_f64().unwrap())
+        .collect();
+    for (d, want) in backoffs.iter().zip([1000.0, 1600.0, 2560.0]) {
+        assert!((want * 0.8..=want * 1.2).contains(d), "{backoffs:?}");
+    }
+    assert_eq!(moves.last().map(|m| m.1.as_str()), Some("SHUTDOWN"));
+    assert!(
+        moves.iter().filter(|m| m.1 == "READY").count() >= 2,
+        "READY after the restart: {moves:?}"
+    );
+    // The states the real clients report are ones grpcdoc shows too.
+    let (go_log, py_log) = (text(&go), text(&py));
+    let (go_set, py_set) = (peer_states(&go_log), peer_states(&py_log));
+    eprintln!(
+        "grpc-go 1.33 states {go_set:?}\nC-core states {py_set:?}\ngrpcdoc states {ours_set:?}"
+    );
+    assert!(
+        go_set.contains("TRANSIENT_FAILURE") && py_set.contains("TRANSIENT_FAILURE"),
+        "{go_log}\n{py_log}"
+    );
+    for s in go_set.iter().chain(py_set.iter()) {
+        assert!(
+            ours_set.contains(s),
+            "{s} reported by a peer, not by grpcdoc"
+        );
+    }
+}
+
+#[test]
+fn watch_explains_too_many_pings_from_grpc_go() {
+    let Some(bin) = peer("gogrpc-server") else {
+        return;
+    };
+    let server = PeerServer::start(bin, "-addr", &["-ka-min-time", "5s", "-connlog=false"]);
+    let events = grpcdoc_watch(&[
+        server.addr.to_string(),
+        "--probe".into(),
+        "none".into(),
+        "--keepalive-time".into(),
+        "1s".into(),
+        "--keepalive-permit-without-stream".into(),
+        "--for".into(),
+        "6s".into(),
+    ]);
+    let g = events
+        .iter()
+        .find(|e| e["kind"] == "goaway" && e["dir"] == "received")
+        .expect("GOAWAY from grpc-go");
+    assert_eq!(g["code"], "ENHANCE_YOUR_CALM");
+    assert_eq!(g["debug"], "too_many_pings");
+    let out = Command::new(env!("CARGO_BIN_EXE_grpcdoc"))
+        .args([
+            "watch",
+            &server.addr.to_string(),
+            "--probe",
+            "none",
+            "--keepalive-time",
+            "1s",
+        ])
+        .args(["--keepalive-permit-without-stream", "--for", "6s"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        human.contains("too_many_pings: the client pings every 1s"),
+        "{human}"
+    );
+}
+
+#[test]
+fn watch_detects_a_sigstopped_grpc_go_server_by_keepalive() {
+    let Some(bin) = peer("gogrpc-server") else {
+        return;
+    };
+    let server = PeerServer::start(
+        bin,
+        "-addr",
+        &[
+            "-ka-min-time",
+            "1ns",
+            "-ka-permit-without-stream",
+            "-connlog=false",
+        ],
+    );
+    let pid = server.child.id().to_string();
+    let addr = server.addr.to_string();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+        std::time::Instant::now()
+    });
+    let started = std::time::Instant::now();
+    let events = grpcdoc_watch(&[
+        addr,
+        "--probe".into(),
+        "none".into(),
+        "--keepalive-time".into(),
+        "1s".into(),
+        "--keepalive-timeout".into(),
+        "1s".into(),
+        "--keepalive-permit-without-stream".into(),
+        "--for".into(),
+        "5s".into(),
+    ]);
+    let stopped_at = stopper.join().unwrap();
+    let _ = Command::new("kill")
+        .args(["-CONT", &server.child.id().to_string()])
+        .status();
+    let closed = events
+        .iter()
+        .find(|e| e["kind"] == "closed" && e["reason"] == "keepalive_timeout")
+        .expect("closed by keepalive");
+    let closed_at = started + Duration::from_secs_f64(closed["t_ms"].as_f64().unwrap() / 1e3);
+    let after = closed_at.saturating_duration_since(stopped_at);
+    eprintln!("SIGSTOPped grpc-go server detected after {after:?}");
+    assert!(after < Duration::from_millis(3200), "{after:?}");
+}
