@@ -526,3 +526,380 @@ async fn events_reach_stdout_within_milliseconds() {
     eprintln!("GOAWAY written by the server -> line on watch's stdout: {latency:?}");
     assert!(latency < Duration::from_millis(200), "{latency:?}");
 }
+
+fn text_of(lines: &[(Instant, String)]) -> String {
+    lines
+        .iter()
+        .map(|l| l.1.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn watch_to_end(args: Vec<String>) -> (i32, Vec<(Instant, String)>) {
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        Watch::start(&a).finish(Duration::from_secs(20))
+    })
+    .await
+    .unwrap()
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_robin_connects_every_address_and_spreads_probes() {
+    let a = common::start(ServerConfig::default()).await;
+    let b = common::start(ServerConfig::default()).await;
+    let target = format!("{},{}", a.addr, b.addr);
+    let (code, lines) = watch_to_end(args(&[
+        &target,
+        "-o",
+        "json",
+        "--lb",
+        "round_robin",
+        "--probe-interval",
+        "200ms",
+        "--for",
+        "1500ms",
+    ]))
+    .await;
+    assert_eq!(code, 0);
+    let events = json(&lines);
+    let ready_subs: std::collections::BTreeSet<u64> = events
+        .iter()
+        .filter(|e| e["kind"] == "state" && e["to"] == "READY" && e["channel"] == false)
+        .map(|e| e["subchannel"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ready_subs.len(), 2, "both addresses READY");
+    // Each server answered some of the probes.
+    let streams = |t: &common::TestServer| {
+        t.log
+            .all()
+            .iter()
+            .filter(|e| matches!(e.kind, grpcdoc::event::EventKind::Accepted { .. }))
+            .count()
+    };
+    assert_eq!((streams(&a), streams(&b)), (1, 1), "one connection each");
+    for t in [&a, &b] {
+        t.server.stop(Stop::Now);
+    }
+    let served = |t: &common::TestServer| {
+        t.log
+            .all()
+            .iter()
+            .filter_map(|e| match e.kind {
+                grpcdoc::event::EventKind::Closed { streams, .. } => Some(streams),
+                _ => None,
+            })
+            .sum::<u64>()
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        served(&a) >= 2 && served(&b) >= 2,
+        "probes spread: {} and {}",
+        served(&a),
+        served(&b)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dns_target_resolves_every_record() {
+    // localhost resolves to 127.0.0.1 and ::1; the server listens on 127.0.0.1 only.
+    let t = common::start(ServerConfig::default()).await;
+    let target = format!("dns:///localhost:{}", t.addr.port());
+    let (code, lines) = watch_to_end(args(&[&target, "-o", "json", "--for", "800ms"])).await;
+    assert_eq!(code, 0);
+    let events = json(&lines);
+    let resolved = events
+        .iter()
+        .find(|e| e["kind"] == "resolve")
+        .expect("resolve event");
+    let addrs: Vec<&str> = resolved["addrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        addrs.contains(&format!("127.0.0.1:{}", t.addr.port()).as_str()),
+        "{addrs:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "state" && e["to"] == "READY"),
+        "one address works"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_checking_gates_ready_on_serving() {
+    let t = common::start(ServerConfig::default()).await;
+    let health = t.server.health.clone();
+    health
+        .set_service_status(
+            "helloworld.Greeter",
+            tonic_health::ServingStatus::NotServing,
+        )
+        .await;
+    let addr = t.addr.to_string();
+    let flip = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        health
+            .set_service_status("helloworld.Greeter", tonic_health::ServingStatus::Serving)
+            .await;
+    });
+    let (code, lines) = watch_to_end(args(&[
+        &addr,
+        "-o",
+        "json",
+        "--health-service",
+        "helloworld.Greeter",
+        "--probe",
+        "none",
+        "--for",
+        "1600ms",
+    ]))
+    .await;
+    flip.await.unwrap();
+    assert_eq!(code, 0);
+    let moves: Vec<(State, State, String)> = sub_moves(&json(&lines));
+    let seq: Vec<(State, State)> = moves.iter().map(|m| (m.0, m.1)).collect();
+    use State::*;
+    assert_eq!(
+        &seq[..4],
+        [
+            (Idle, Connecting),
+            (Connecting, TransientFailure),
+            (TransientFailure, Connecting),
+            (Connecting, Ready)
+        ],
+        "{moves:?}"
+    );
+    assert!(
+        moves[1].2.contains("health check: NOT_SERVING"),
+        "{:?}",
+        moves[1]
+    );
+    assert!(moves[3].2.contains("SERVING"), "{:?}", moves[3]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eager_reconnect_does_not_wait_for_a_call() {
+    let t = common::start(ServerConfig {
+        max_connection_idle: Some(Duration::from_millis(500)),
+        ..Default::default()
+    })
+    .await;
+    let addr = t.addr.to_string();
+    let (_, lines) = watch_to_end(args(&[
+        &addr,
+        "-o",
+        "json",
+        "--probe",
+        "none",
+        "--reconnect",
+        "eager",
+        "--for",
+        "1300ms",
+    ]))
+    .await;
+    let events = json(&lines);
+    let connects = kinds(&events, "connect");
+    assert!(
+        connects.len() >= 2,
+        "reconnected after the idle GOAWAY without a call: {connects:?}"
+    );
+    let moves = sub_moves(&events);
+    assert!(moves
+        .iter()
+        .any(|m| m.0 == State::Ready && m.1 == State::Idle));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn frames_flag_shows_headers_and_data() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let (_, lines) = watch_to_end(args(&[&addr, "-o", "json", "--frames", "--for", "500ms"])).await;
+    let events = json(&lines);
+    let types: std::collections::BTreeSet<(String, String)> = kinds(&events, "frame")
+        .iter()
+        .map(|f| {
+            (
+                f["type"].as_str().unwrap().to_string(),
+                f["dir"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("HEADERS", "sent"),
+        ("DATA", "sent"),
+        ("HEADERS", "received"),
+        ("DATA", "received"),
+    ] {
+        assert!(
+            types.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} in {types:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unix_socket_targets() {
+    // A unix socket in front of the built-in server, bytes copied as they are.
+    let t = common::start(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grpc.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let upstream = t.addr;
+    let relay = tokio::spawn(async move {
+        while let Ok((mut u, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut tcp) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut u, &mut tcp).await;
+                }
+            });
+        }
+    });
+    let target = format!("unix:{}", path.display());
+    let (code, lines) = watch_to_end(args(&[&target, "-o", "json", "--for", "600ms"])).await;
+    relay.abort();
+    assert_eq!(code, 0);
+    let events = json(&lines);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "state" && e["to"] == "READY"),
+        "{}",
+        text_of(&lines)
+    );
+    assert!(kinds(&events, "rpc").iter().any(|r| r["code"] == "OK"));
+    assert_eq!(
+        kinds(&events, "connect")[0]["addr"],
+        format!("unix:{}", path.display())
+    );
+}
+
+/// A minimal HTTP/2 peer written with grpcdoc's frame codec: answers the
+/// client's SETTINGS, then refuses the first stream it sees with `refuse`
+/// (frames written by hand), and keeps the connection open for a while.
+async fn refusing_server(
+    refuse: impl Fn(u32) -> bytes::Bytes + Send + Sync + 'static,
+) -> std::net::SocketAddr {
+    use grpcdoc::h2wire::frame::ControlFrame;
+    use grpcdoc::h2wire::scan::Scanner;
+    use grpcdoc::h2wire::FrameType;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let refuse = std::sync::Arc::new(refuse);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let refuse = refuse.clone();
+            tokio::spawn(async move {
+                let settings = ControlFrame::Settings {
+                    ack: false,
+                    params: vec![],
+                }
+                .encode();
+                if s.write_all(&settings).await.is_err() {
+                    return;
+                }
+                let mut scan = Scanner::new(true);
+                let mut buf = vec![0u8; 16384];
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+                    if n == 0 {
+                        return;
+                    }
+                    let mut out = Vec::new();
+                    scan.feed(&buf[..n], &mut |h, p| match h.kind {
+                        FrameType::Settings if h.flags & 1 == 0 => out.extend_from_slice(
+                            &ControlFrame::Settings {
+                                ack: true,
+                                params: vec![],
+                            }
+                            .encode(),
+                        ),
+                        FrameType::Ping if h.flags & 1 == 0 => {
+                            if let Ok(ControlFrame::Ping { data, .. }) = ControlFrame::parse(h, p) {
+                                out.extend_from_slice(
+                                    &ControlFrame::Ping { ack: true, data }.encode(),
+                                );
+                            }
+                        }
+                        FrameType::Headers => out.extend_from_slice(&refuse(h.stream_id)),
+                        _ => {}
+                    });
+                    if !out.is_empty() && s.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn probe_messages(addr: std::net::SocketAddr) -> Vec<Value> {
+    let (_, lines) = watch_to_end(args(&[
+        &addr.to_string(),
+        "-o",
+        "json",
+        "--probe-interval",
+        "300ms",
+        "--for",
+        "700ms",
+    ]))
+    .await;
+    kinds(&json(&lines), "rpc")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_streams_are_marked_never_processed() {
+    use grpcdoc::h2wire::{frame::ControlFrame, ErrorCode};
+    let addr = refusing_server(|stream_id| {
+        ControlFrame::RstStream {
+            stream_id,
+            code: ErrorCode::REFUSED_STREAM,
+        }
+        .encode()
+    })
+    .await;
+    let rpcs = probe_messages(addr).await;
+    assert!(!rpcs.is_empty());
+    for r in &rpcs {
+        assert_eq!(r["code"], "UNAVAILABLE", "{r}");
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("never processed by the server (REFUSED_STREAM)"),
+            "{r}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_above_goaway_last_stream_id_are_marked_never_processed() {
+    use grpcdoc::h2wire::{frame::ControlFrame, ErrorCode};
+    let addr = refusing_server(|stream_id| {
+        ControlFrame::GoAway {
+            last_stream_id: stream_id - 1,
+            code: ErrorCode::NO_ERROR,
+            debug: bytes::Bytes::from_static(b"chaos"),
+        }
+        .encode()
+    })
+    .await;
+    let rpcs = probe_messages(addr).await;
+    let first = rpcs.first().expect("a probe");
+    assert_eq!(first["code"], "UNAVAILABLE", "{first}");
+    let msg = first["message"].as_str().unwrap();
+    assert!(
+        msg.contains("never processed by the server (GOAWAY NO_ERROR \"chaos\")"),
+        "{msg}"
+    );
+}

@@ -494,8 +494,10 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Channel {
             .map(|d| Instant::now() + d);
         Box::pin(async move {
             let conn = ch.pick(wait_for_ready, deadline).await?;
-            let gone = conn.shared.goaway();
-            conn.send(req).await.map_err(|e| status_of(&e, gone))
+            // The GOAWAY as it stands when the call fails, not when it began.
+            conn.send(req)
+                .await
+                .map_err(|e| status_of(&e, conn.shared.goaway()))
         })
     }
 }
