@@ -287,7 +287,9 @@ impl Subchannel {
                     None => std::future::pending().await,
                 }
             };
+            // Biased: a GOAWAY that is also a close is reported as the GOAWAY.
             tokio::select! {
+                biased;
                 h = next_health => match h {
                     Some(Health::Serving) | Some(Health::Unimplemented) => {
                         let note = if h == Some(Health::Unimplemented) {
