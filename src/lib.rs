@@ -2,6 +2,7 @@
 //! and HTTP/2 control frame of a real connection, reproduces the classic gRPC
 //! connection failures on loopback, and explains them.
 
+pub mod body;
 pub mod cli;
 pub mod client;
 pub mod commands;
@@ -11,7 +12,9 @@ pub mod exit;
 pub mod grpc;
 pub mod h2wire;
 pub mod pb;
+pub mod pem;
 pub mod report;
 pub mod rpc;
 pub mod server;
 pub mod target;
+pub mod time;

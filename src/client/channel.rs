@@ -14,6 +14,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
+use crate::time::sleep_until_opt;
+
 use super::backoff::{Backoff, BackoffConfig};
 use super::conn::{Conn, ConnectCtx, KeepaliveConfig, StreamBody};
 use super::state::{aggregate, State};
@@ -246,13 +248,6 @@ impl Channel {
                 }
             }
         }
-    }
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -5,20 +5,18 @@
 
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::time::sleep_until_opt;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::ServerName;
 
@@ -248,13 +246,6 @@ pub async fn connect(
     }
 }
 
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
 fn classify(res: Result<(), hyper::Error>, shared: &ConnShared) -> CloseInfo {
     let goaway = shared.goaway();
     match res {
@@ -400,15 +391,13 @@ impl Conn {
         async move {
             send.ready().await?;
             let resp = send.send_request(req).await?;
-            Ok(resp.map(|inner| StreamBody {
-                inner,
-                _guard: guard,
-            }))
+            Ok(resp.map(|inner| crate::body::Guarded::new(inner, guard)))
         }
     }
 }
 
-struct StreamGuard(Arc<ConnShared>);
+/// Counts one stream of a connection as open while it lives.
+pub struct StreamGuard(Arc<ConnShared>);
 
 impl StreamGuard {
     fn new(s: Arc<ConnShared>) -> Self {
@@ -423,31 +412,5 @@ impl Drop for StreamGuard {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A response body that keeps its stream counted as open.
-    pub struct StreamBody {
-        #[pin]
-        inner: Incoming,
-        _guard: StreamGuard,
-    }
-}
-
-impl Body for StreamBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+/// A response body that keeps its stream counted as open until dropped.
+pub type StreamBody = crate::body::Guarded<Incoming, StreamGuard>;

@@ -9,8 +9,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
 
 #[derive(Clone, Debug, Default)]
@@ -48,21 +47,13 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 fn read_certs(
     what: &'static str,
-    path: &PathBuf,
+    path: &std::path::Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
-    let err = |reason: String| TlsConfigError::File {
+    crate::pem::certs(path).map_err(|reason| TlsConfigError::File {
         what,
         path: path.display().to_string(),
         reason,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err("no PEM certificate in the file".into()));
-    }
-    Ok(certs)
+    })
 }
 
 /// A verifier that accepts any certificate (`--insecure`), still checking
@@ -155,10 +146,10 @@ pub fn client_config(
     let mut cfg = match (&opts.cert, &opts.key) {
         (Some(cert), Some(key)) => {
             let chain = read_certs("the client certificate", cert)?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsConfigError::File {
+            let key = crate::pem::key(key).map_err(|reason| TlsConfigError::File {
                 what: "the client key",
                 path: key.display().to_string(),
-                reason: e.to_string(),
+                reason,
             })?;
             builder.with_client_auth_cert(chain, key)?
         }

@@ -25,6 +25,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::time::sleep_until_opt;
+
 use super::config::ServerConfig;
 use super::streams::CountStreams;
 use super::tap::{ConnState, PingPolicy, ServerTap, KEEPALIVE_PING};
@@ -46,13 +48,6 @@ pub struct ConnCtx {
 /// made together do not all drain together.
 fn jittered(age: Duration) -> Duration {
     age.mul_f64(0.9 + fastrand::f64() * 0.2)
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }
 
 struct Outcome {

@@ -8,11 +8,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-
 use super::services::ConnId;
 use super::tap::ConnState;
+use crate::body::Guarded;
 
 /// Marks one stream active while it lives.
 struct StreamGuard(Arc<ConnState>);
@@ -27,34 +25,6 @@ impl StreamGuard {
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.0.stream_ended();
-    }
-}
-
-pin_project_lite::pin_project! {
-    struct GuardedBody {
-        #[pin]
-        inner: tonic::body::Body,
-        guard: StreamGuard,
-    }
-}
-
-impl Body for GuardedBody {
-    type Data = Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -91,7 +61,7 @@ where
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await?;
-            Ok(resp.map(|inner| tonic::body::Body::new(GuardedBody { inner, guard })))
+            Ok(resp.map(|inner| tonic::body::Body::new(Guarded::new(inner, guard))))
         })
     }
 }

@@ -5,8 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -19,20 +17,13 @@ pub enum TlsError {
 }
 
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let cert_err = |reason: String| TlsError::Cert {
+    let chain = crate::pem::certs(cert).map_err(|reason| TlsError::Cert {
         path: cert.display().to_string(),
         reason,
-    };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| cert_err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| cert_err(e.to_string()))?;
-    if chain.is_empty() {
-        return Err(cert_err("no PEM certificate in the file".into()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+    })?;
+    let key = crate::pem::key(key).map_err(|reason| TlsError::Key {
         path: key.display().to_string(),
-        reason: e.to_string(),
+        reason,
     })?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
