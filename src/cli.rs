@@ -43,6 +43,134 @@ pub enum Command {
     /// what it means; a summary at the end.
     #[command(after_help = EXIT_CODES)]
     Watch(WatchArgs),
+    /// Drive gRPC load at any method and report what happened to the calls
+    /// and to the connections under them; thresholds for CI (--fail-on).
+    #[command(after_help = EXIT_CODES)]
+    Load(Box<LoadArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// What to call: HOST:PORT, http(s)://HOST:PORT, dns:///HOST:PORT, A:1,B:2 or unix:/PATH.
+    #[arg(value_parser = parse_target, value_name = "TARGET")]
+    pub target: crate::target::Target,
+
+    /// The method: pkg.Service/Method (or pkg.Service.Method). Without it,
+    /// the error lists the methods found.
+    #[arg(long, value_parser = parse_method, value_name = "METHOD")]
+    pub call: Option<String>,
+
+    /// Request message as JSON (inline, @FILE, or @- for stdin); an array
+    /// gives one message per call in turn, or the messages of a client stream.
+    #[arg(short = 'd', long = "data", value_name = "JSON")]
+    pub data: Option<String>,
+
+    /// Request metadata, `key: value` (repeatable).
+    #[arg(short = 'H', long = "metadata", value_parser = parse_metadata, value_name = "KEY: VALUE")]
+    pub metadata: Vec<(String, String)>,
+
+    /// Descriptors from .proto files (compiled in-process; no protoc needed)
+    /// instead of server reflection. Repeatable.
+    #[arg(long = "proto", value_name = "FILE")]
+    pub protos: Vec<PathBuf>,
+
+    /// Import path for --proto (repeatable).
+    #[arg(short = 'I', long = "import-path", value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+
+    /// Descriptors from a protoset (a serialized FileDescriptorSet).
+    #[arg(long, conflicts_with = "protos", value_name = "FILE")]
+    pub protoset: Option<PathBuf>,
+
+    /// Calls in flight at once.
+    #[arg(short = 'c', long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
+    pub concurrency: u32,
+
+    /// Connections (subchannels) per address, calls spread round robin.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000), value_name = "N")]
+    pub connections: u32,
+
+    /// Stop after N calls.
+    #[arg(short = 'n', long = "total", value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
+    pub total: Option<u64>,
+
+    /// Stop after this long (default 10s when -n is not given).
+    #[arg(short = 'z', long = "duration", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+
+    /// Start calls at this constant rate (per second); latencies count from
+    /// each call's intended start (coordinated omission corrected).
+    #[arg(long, value_parser = parse_rate, value_name = "RATE")]
+    pub rps: Option<f64>,
+
+    /// Deadline of each call (sent as grpc-timeout).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+
+    /// Client and bidi streaming: messages per call.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
+    pub stream_messages: u32,
+
+    /// Client and bidi streaming: time between messages.
+    #[arg(long, value_parser = parse_duration, default_value = "0s", value_name = "DURATION")]
+    pub stream_interval: Duration,
+
+    /// A gRPC service config (JSON, or @FILE), as given to grpc-go:
+    /// retryPolicy (gRFC A6), timeout, waitForReady per method.
+    #[arg(long, value_name = "JSON")]
+    pub service_config: Option<String>,
+
+    /// Do not retry calls the server never processed (show the raw failures).
+    #[arg(long)]
+    pub no_transparent_retry: bool,
+
+    /// Wait for a READY connection instead of failing fast.
+    #[arg(long)]
+    pub wait_for_ready: bool,
+
+    /// Exit 1 when a threshold is breached (repeatable): p99>50ms,
+    /// error_rate>0.1%, code:UNAVAILABLE>0, rps<1000, ...
+    #[arg(long = "fail-on", value_parser = parse_threshold, value_name = "EXPR")]
+    pub fail_on: Vec<crate::load::failon::Threshold>,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// Output: tables, or one JSON report object.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+pub fn parse_method(s: &str) -> Result<String, String> {
+    crate::rpc::method_path(s)
+}
+
+pub fn parse_threshold(s: &str) -> Result<crate::load::failon::Threshold, String> {
+    crate::load::failon::Threshold::parse(s)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err("expected calls per second above 0, like 200".into()),
+    }
+}
+
+/// `key: value` metadata; keys are lowercased as HTTP/2 requires.
+pub fn parse_metadata(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not `key: value`"))?;
+    let k = k.trim().to_ascii_lowercase();
+    let v = v.trim().to_string();
+    http::header::HeaderName::from_bytes(k.as_bytes())
+        .map_err(|_| format!("`{k}` is not a valid metadata key"))?;
+    if k.starts_with(':') || k.starts_with("grpc-") && k != "grpc-timeout" {
+        return Err(format!("`{k}` is reserved by gRPC"));
+    }
+    http::HeaderValue::from_str(&v)
+        .map_err(|_| format!("the value of `{k}` is not a valid header value"))?;
+    Ok((k, v))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

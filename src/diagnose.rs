@@ -141,3 +141,18 @@ fn connect_note(cause: ConnectCause, addr: &str) -> String {
         ConnectCause::Io => format!("the connection to {addr} failed; see the error."),
     }
 }
+
+/// What a load failure cause means and how to fix it (one line).
+pub fn load_cause(c: &crate::load::stats::Cause) -> String {
+    use crate::load::stats::Cause;
+    match c {
+        Cause::Draining { debug } if debug == "max_age" => "stream started on a connection the server was draining (GOAWAY max_age) and cut when the drain's grace ran out (\"transport is closing\"); fix: retry UNAVAILABLE or raise MaxConnectionAgeGrace above the longest call".into(),
+        Cause::Draining { debug } if debug.contains("idle") => "the server's idle timeout (GOAWAY max_idle) raced the call; fix: retry UNAVAILABLE, or client keepalive below MaxConnectionIdle".into(),
+        Cause::Draining { debug } => format!("the server was draining the connection (GOAWAY {debug:?}) and closed it under the call; fix: retry UNAVAILABLE, and stop servers gracefully with a grace longer than the longest call"),
+        Cause::NeverProcessed => "the server refused the stream unprocessed (GOAWAY last-stream-id or REFUSED_STREAM); safe to retry: keep transparent retry on".into(),
+        Cause::ConnectionLost => "the connection failed under the call without GOAWAY (crash, kill, network cut): \"transport is closing\"; fix: retry UNAVAILABLE, and keepalive to notice dead peers".into(),
+        Cause::NoConnection => "no READY connection to start the call on (server down, refused, TLS failure): fail-fast UNAVAILABLE; fix: --wait-for-ready or retry UNAVAILABLE".into(),
+        Cause::Deadline => "the call outlived --timeout: the server was too slow, or calls queued for stream slots (MAX_CONCURRENT_STREAMS)".into(),
+        Cause::Status { code } => format!("the server's handler answered {code}"),
+    }
+}

@@ -11,6 +11,7 @@ pub mod event;
 pub mod exit;
 pub mod grpc;
 pub mod h2wire;
+pub mod load;
 pub mod pb;
 pub mod pem;
 pub mod report;

@@ -43,6 +43,9 @@ pub struct ChannelConfig {
     pub health_service: Option<String>,
     /// Report every frame, not only control frames.
     pub frames: bool,
+    /// Subchannels per address (round_robin), so load can spread over
+    /// several connections to one server.
+    pub connections_per_address: usize,
 }
 
 impl ChannelConfig {
@@ -57,6 +60,7 @@ impl ChannelConfig {
             resolve_interval: Duration::from_secs(30),
             health_service: None,
             frames: false,
+            connections_per_address: 1,
         }
     }
 }
@@ -72,6 +76,7 @@ pub enum ChannelError {
 struct Inner {
     target: Target,
     lb: Lb,
+    per_address: usize,
     sc_cfg: Arc<SubchannelConfig>,
     events: EventSink,
     subchannels: Mutex<Vec<Arc<Subchannel>>>,
@@ -151,6 +156,7 @@ impl Channel {
         let inner = Arc::new(Inner {
             target: cfg.target.clone(),
             lb: cfg.lb,
+            per_address: cfg.connections_per_address.max(1),
             sc_cfg,
             events,
             subchannels: Mutex::new(Vec::new()),
@@ -324,8 +330,12 @@ impl Inner {
                         keep
                     });
                     for a in addrs {
-                        if !subs.iter().any(|s| s.addresses().first() == Some(&a)) {
-                            added.push(self.spawn_subchannel(vec![a]));
+                        let have = subs
+                            .iter()
+                            .filter(|s| s.addresses().first() == Some(&a))
+                            .count();
+                        for _ in have..self.per_address {
+                            added.push(self.spawn_subchannel(vec![a.clone()]));
                         }
                     }
                 }
@@ -497,25 +507,46 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Channel {
     }
 }
 
-/// An error of hyper's as a gRPC status. A stream the server never
-/// processed (refused by GOAWAY's last-stream-id or REFUSED_STREAM) says so.
-pub fn status_of(e: &hyper::Error, goaway: Option<super::tap::GoAway>) -> tonic::Status {
+/// Whether the server never processed the stream that failed with `e`:
+/// refused by GOAWAY's last-stream-id or with REFUSED_STREAM (safe to retry).
+pub fn never_processed(e: &hyper::Error) -> bool {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = src {
         if let Some(h2) = s.downcast_ref::<h2::Error>() {
-            let refused = h2.reason() == Some(h2::Reason::REFUSED_STREAM);
-            if (h2.is_go_away() && h2.is_remote()) || refused {
-                let why = match (&goaway, refused) {
-                    (_, true) => "REFUSED_STREAM".to_string(),
-                    (Some(g), _) => format!("GOAWAY {} {:?}", g.code, g.debug_text()),
-                    (None, _) => "GOAWAY".to_string(),
-                };
-                return tonic::Status::unavailable(format!(
-                    "stream never processed by the server ({why}): safe to retry"
-                ));
+            if (h2.is_go_away() && h2.is_remote())
+                || h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+            {
+                return true;
             }
         }
         src = s.source();
+    }
+    false
+}
+
+fn refused_stream(e: &hyper::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// An error of hyper's as a gRPC status. A stream the server never
+/// processed (refused by GOAWAY's last-stream-id or REFUSED_STREAM) says so.
+pub fn status_of(e: &hyper::Error, goaway: Option<super::tap::GoAway>) -> tonic::Status {
+    if never_processed(e) {
+        let why = match (&goaway, refused_stream(e)) {
+            (_, true) => "REFUSED_STREAM".to_string(),
+            (Some(g), _) => format!("GOAWAY {} {:?}", g.code, g.debug_text()),
+            (None, _) => "GOAWAY".to_string(),
+        };
+        return tonic::Status::unavailable(format!(
+            "stream never processed by the server ({why}): safe to retry"
+        ));
     }
     tonic::Status::unavailable(crate::event::error_chain(e))
 }

@@ -379,6 +379,27 @@ impl Conn {
         }
     }
 
+    /// Waits while this connection has as many open streams as the server's
+    /// MAX_CONCURRENT_STREAMS allows; returns how long.
+    pub async fn wait_for_slot(&self) -> Duration {
+        let s = &self.shared;
+        let full = || {
+            s.active_streams() as u64 >= u64::from(s.max_concurrent_streams.load(Ordering::Acquire))
+        };
+        if !full() {
+            return Duration::ZERO;
+        }
+        let t0 = Instant::now();
+        loop {
+            let freed = s.slot_freed.notified();
+            if !full() || !self.usable() {
+                return t0.elapsed();
+            }
+            // Bounded: a connection that dies wakes no one.
+            let _ = tokio::time::timeout(Duration::from_millis(100), freed).await;
+        }
+    }
+
     /// Sends a request; the stream counts as open until the response body is
     /// dropped.
     pub fn send(

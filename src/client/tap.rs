@@ -53,6 +53,8 @@ pub struct ConnShared {
     pub max_concurrent_streams: AtomicU32,
     /// Woken on the server's SETTINGS, on GOAWAY, on close.
     pub changed: Notify,
+    /// Woken when a stream ends (a slot under MAX_CONCURRENT_STREAMS frees).
+    pub slot_freed: Notify,
     /// Round-trip times of our keepalive pings, most recent last (bounded).
     pub rtts: Mutex<Vec<Duration>>,
 }
@@ -72,6 +74,7 @@ impl ConnShared {
             settings_seen: AtomicBool::new(false),
             max_concurrent_streams: AtomicU32::new(u32::MAX),
             changed: Notify::new(),
+            slot_freed: Notify::new(),
             rtts: Mutex::new(Vec::new()),
         }
     }
@@ -107,6 +110,7 @@ impl ConnShared {
 
     pub fn stream_ended(&self) {
         self.active.fetch_sub(1, Ordering::AcqRel);
+        self.slot_freed.notify_waiters();
     }
 
     /// What the server sent first, if anything.

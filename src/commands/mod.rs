@@ -1,6 +1,7 @@
 //! One module per command: each turns its arguments into a validated config,
 //! wires producers to reporters and returns an [`Exit`].
 
+mod load;
 mod serve;
 pub mod watch;
 
@@ -26,6 +27,7 @@ pub fn main(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args, cli.color).await,
             Command::Watch(args) => watch::run(args, cli.color).await,
+            Command::Load(args) => load::run(*args, cli.color).await,
         }
     });
     // Connection tasks still running (a forced stop) must not hold the exit.

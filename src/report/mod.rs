@@ -3,7 +3,9 @@
 
 mod human;
 mod json;
+pub mod load;
 pub mod printer;
+pub mod progress;
 pub mod style;
 pub mod summary;
 

@@ -1,5 +1,7 @@
 //! Calling methods: codecs and call helpers shared by probes and load.
 
+pub mod descriptors;
+pub mod payload;
 pub mod raw;
 
 /// The canonical name of a gRPC status code (as grpc-go and C-core print it).

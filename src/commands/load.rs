@@ -1,0 +1,269 @@
+//! `grpcdoc load TARGET --call METHOD`: checks every input before the first
+//! call (method, JSON, protos, service config, open-file limit), runs the
+//! load engine over grpcdoc's channel, and reports the calls and the
+//! connections under them. Ctrl-C stops, reports what was gathered, exits 130.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::watch::channel_config;
+use crate::cli::{ColorChoice, LoadArgs, Output};
+use crate::client::{Channel, Lb};
+use crate::event::EventSink;
+use crate::exit::Exit;
+use crate::load::call::{timeout_header, CallTemplate};
+use crate::load::engine::{self, LoadPlan};
+use crate::load::report::{cpu_times, ConnEvents, LoadReport, RunFacts};
+use crate::load::retry;
+use crate::load::stats::Recorder;
+use crate::report::progress::Progress;
+use crate::report::style::Style;
+use crate::rpc::descriptors::{self, Source};
+use crate::rpc::payload;
+
+/// Raises the open-file soft limit to fit `needed` descriptors, as far as
+/// the hard limit allows.
+fn raise_nofile(needed: u64, connections: u64) -> anyhow::Result<()> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return Ok(());
+    }
+    if rl.rlim_cur as u64 >= needed {
+        return Ok(());
+    }
+    if (rl.rlim_max as u64) < needed {
+        bail!(
+            "{connections} connections need about {needed} open files, but the limit is {} (hard); raise it (ulimit -Hn / limits.conf) or use fewer --connections",
+            rl.rlim_max
+        );
+    }
+    let raised = libc::rlimit {
+        rlim_cur: rl.rlim_max,
+        rlim_max: rl.rlim_max,
+    };
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        bail!(
+            "cannot raise the open-file limit from {} to {needed}: {}",
+            rl.rlim_cur,
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+fn read_text(what: &str, arg: &str) -> anyhow::Result<String> {
+    match arg.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {path}"))
+        }
+        None => Ok(arg.to_string()),
+    }
+}
+
+fn kind_name(m: &prost_reflect::MethodDescriptor) -> &'static str {
+    match (m.is_client_streaming(), m.is_server_streaming()) {
+        (false, false) => "unary",
+        (false, true) => "server streaming",
+        (true, false) => "client streaming",
+        (true, true) => "bidi streaming",
+    }
+}
+
+async fn interrupted(term: &mut tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    // Inputs first: nothing is sent before they are all good.
+    let data = args.data.as_deref().map(payload::read_data).transpose()?;
+    let service_config = args
+        .service_config
+        .as_deref()
+        .map(|a| read_text("the service config", a))
+        .transpose()?;
+    let source = if let Some(p) = &args.protoset {
+        Source::Protoset(p.clone())
+    } else if !args.protos.is_empty() {
+        Source::Protos {
+            files: args.protos.clone(),
+            includes: args.includes.clone(),
+        }
+    } else {
+        Source::Reflection
+    };
+    let connections = u64::from(args.connections);
+    let addresses = match &args.target.endpoints {
+        crate::target::Endpoints::Hosts(h) | crate::target::Endpoints::Dns(h) => h.len() as u64,
+        crate::target::Endpoints::Unix(_) => 1,
+    };
+    raise_nofile(connections * addresses * 2 + 64, connections * addresses)?;
+
+    let mut cfg = channel_config(args.target.clone(), &args.conn, false);
+    cfg.connections_per_address = args.connections as usize;
+    if args.connections > 1 {
+        cfg.lb = Lb::RoundRobin;
+    }
+    let (events, mut rx) = EventSink::channel(64 * 1024);
+    let channel = Channel::new(cfg, events.clone())?;
+    channel.connect();
+    let collector = std::thread::spawn(move || {
+        let mut c = ConnEvents::default();
+        while let Some(e) = rx.blocking_recv() {
+            c.record(&e);
+        }
+        c
+    });
+
+    let Some(path) = args.call.clone() else {
+        let pool = descriptors::load(&source, &channel, None).await?;
+        bail!(
+            "--call is required: name the method, e.g. --call helloworld.Greeter/SayHello; the methods found are:\n{}",
+            descriptors::list_methods(&pool)
+        );
+    };
+    let (service, method_name) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .map(|(s, m)| (s.to_string(), m.to_string()))
+        .unwrap_or_default();
+    let pool = descriptors::load(&source, &channel, Some(&service)).await?;
+    let method = descriptors::find_method(&pool, &path).map_err(anyhow::Error::msg)?;
+    let (origin, json) = data.unwrap_or_else(|| ("-d".into(), String::new()));
+    let messages = payload::encode(&method.input(), &origin, &json)?;
+    let policy = match &service_config {
+        Some(j) => retry::method_policy(j, &service, &method_name)?,
+        None => retry::MethodPolicy::default(),
+    };
+    let timeout = args.timeout.or(policy.timeout);
+
+    let scheme = if args.target.tls { "https" } else { "http" };
+    let uri: http::Uri = format!("{scheme}://{}{path}", args.target.authority)
+        .parse()
+        .with_context(|| format!("cannot make a request URI for {path}"))?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "content-type",
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("te", http::HeaderValue::from_static("trailers"));
+    headers.insert(
+        "user-agent",
+        http::HeaderValue::from_static(concat!("grpcdoc/", env!("CARGO_PKG_VERSION"))),
+    );
+    for (k, v) in &args.metadata {
+        let (Ok(k), Ok(v)) = (
+            http::header::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) else {
+            continue;
+        };
+        headers.append(k, v);
+    }
+    if let Some(t) = timeout {
+        headers.insert("grpc-timeout", timeout_header(t));
+    }
+    let total = args.total;
+    let duration = match (args.total, args.duration) {
+        (None, None) => Some(Duration::from_secs(10)),
+        (_, d) => d,
+    };
+    let plan = LoadPlan {
+        template: CallTemplate {
+            uri,
+            headers,
+            messages: Arc::new(messages),
+            client_streaming: method.is_client_streaming(),
+            stream_messages: args.stream_messages as usize,
+            stream_interval: args.stream_interval,
+        },
+        concurrency: args.concurrency as usize,
+        total,
+        duration,
+        rps: args.rps,
+        timeout,
+        retry: policy.retry.clone(),
+        transparent_retry: !args.no_transparent_retry,
+        wait_for_ready: args.wait_for_ready || policy.wait_for_ready == Some(true),
+    };
+
+    let rec = Arc::new(Recorder::new(16));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let show_progress =
+        args.output == Output::Human && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let progress = show_progress.then(|| Progress::start(rec.clone(), channel.clone()));
+    let cpu0 = cpu_times();
+    let run = engine::run(plan, channel.clone(), rec.clone(), stop_rx);
+    tokio::pin!(run);
+    let info = tokio::select! {
+        info = &mut run => info,
+        _ = interrupted(&mut term) => {
+            let _ = stop_tx.send(true);
+            // A second signal stops at once; otherwise let workers notice.
+            tokio::select! {
+                info = &mut run => info,
+                _ = interrupted(&mut term) => std::process::exit(130),
+            }
+        }
+    };
+    let cpu1 = cpu_times();
+    if let Some(p) = progress {
+        p.finish();
+    }
+    channel.shutdown().await;
+    drop(channel);
+    drop(events);
+    let conns = tokio::task::spawn_blocking(move || collector.join())
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+    let snapshot = rec.snapshot();
+    use std::sync::atomic::Ordering::Relaxed;
+    let report = LoadReport::build(
+        &snapshot,
+        &conns,
+        RunFacts {
+            target: args.target.text.clone(),
+            method: path.trim_start_matches('/').to_string(),
+            call_kind: kind_name(&method).to_string(),
+            concurrency: args.concurrency as usize,
+            connections: (connections * addresses) as usize,
+            elapsed_s: info.elapsed.as_secs_f64(),
+            interrupted: info.interrupted,
+            retries: rec.retries.load(Relaxed),
+            transparent_retries: rec.transparent_retries.load(Relaxed),
+            slot_waits: rec.slot_waits.load(Relaxed),
+            slot_wait_us: rec.slot_wait_us.load(Relaxed),
+            rps_target: args.rps,
+            late_calls: rec.late.load(Relaxed),
+            cpu: (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1),
+        },
+        &args.fail_on,
+    );
+    let text = match args.output {
+        Output::Json => serde_json::to_string(&report)? + "\n",
+        Output::Human => crate::report::load::render(&report, &Style::for_stdout(color)),
+    };
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (| head) is not an error worth a message.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    Ok(if info.interrupted {
+        Exit::Interrupted
+    } else if report.failed() {
+        Exit::CheckFailed
+    } else {
+        Exit::Success
+    })
+}

@@ -1,0 +1,282 @@
+//! One gRPC call on one connection, on the wire as gRPC over HTTP/2 says:
+//! pre-framed request messages (encoded once per payload), the response
+//! messages counted (not decoded: load needs their number, not their
+//! content), the status read from the trailers (or from the headers of a
+//! trailers-only response).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use http::{HeaderMap, HeaderValue, Request};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use tokio_stream::StreamExt;
+
+use crate::client::conn::Conn;
+
+/// What a call sends, built once per run.
+#[derive(Clone)]
+pub struct CallTemplate {
+    /// `scheme://authority/pkg.Service/Method`.
+    pub uri: http::Uri,
+    /// content-type, te, user metadata, grpc-timeout.
+    pub headers: HeaderMap,
+    /// Framed request messages, used in turn (unary, server streaming) or
+    /// all in order (client and bidi streaming).
+    pub messages: Arc<Vec<Bytes>>,
+    pub client_streaming: bool,
+    /// Messages per client stream (cycling through `messages`).
+    pub stream_messages: usize,
+    pub stream_interval: Duration,
+}
+
+/// How a call ended.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub code: tonic::Code,
+    pub message: String,
+    /// Response messages received.
+    pub responses: u64,
+    /// The call failed before the server processed it (refused by GOAWAY's
+    /// last-stream-id or REFUSED_STREAM): safe to retry.
+    pub never_processed: bool,
+    /// The connection failed under the call (no gRPC status came back).
+    pub transport: bool,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.code == tonic::Code::Ok
+    }
+
+    pub fn local(code: tonic::Code, message: String) -> Self {
+        Self {
+            code,
+            message,
+            responses: 0,
+            never_processed: false,
+            transport: false,
+        }
+    }
+}
+
+/// gRPC status from an HTTP status when the server sent no grpc-status
+/// (the HTTP-to-gRPC mapping of the gRPC-over-HTTP/2 spec).
+fn code_of_http(status: http::StatusCode) -> tonic::Code {
+    use tonic::Code;
+    match status.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
+    }
+}
+
+fn status_in(h: &HeaderMap) -> Option<(tonic::Code, String)> {
+    let code = h
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<i32>()
+        .ok()?;
+    let msg = h
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .map(percent_decode)
+        .unwrap_or_default();
+    Some((tonic::Code::from_i32(code), msg))
+}
+
+/// grpc-message is percent-encoded (gRPC over HTTP/2).
+fn percent_decode(s: &str) -> String {
+    fn hex(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn request_body(t: &CallTemplate, seq: u64) -> tonic::body::Body {
+    let n = t.messages.len().max(1);
+    if !t.client_streaming {
+        let msg = t.messages[(seq as usize) % n].clone();
+        return tonic::body::Body::new(http_body_util::Full::new(msg));
+    }
+    let messages = t.messages.clone();
+    let (count, interval) = (t.stream_messages, t.stream_interval);
+    let stream = tokio_stream::iter(0..count).then(move |i| {
+        let m = messages[i % n].clone();
+        async move {
+            if i > 0 && !interval.is_zero() {
+                tokio::time::sleep(interval).await;
+            }
+            Ok::<_, Infallible>(Frame::data(m))
+        }
+    });
+    tonic::body::Body::new(http_body_util::StreamBody::new(stream))
+}
+
+/// Counts whole gRPC messages in the response DATA (5-byte prefixes).
+#[derive(Default)]
+struct MessageCounter {
+    /// Bytes still to skip of the message under way.
+    skip: u64,
+    /// Prefix bytes collected so far.
+    prefix: [u8; 5],
+    have: usize,
+    count: u64,
+}
+
+impl MessageCounter {
+    fn feed(&mut self, mut b: Bytes) {
+        while b.has_remaining() {
+            if self.skip > 0 {
+                let n = self.skip.min(b.remaining() as u64);
+                b.advance(n as usize);
+                self.skip -= n;
+                continue;
+            }
+            let n = (5 - self.have).min(b.remaining());
+            self.prefix[self.have..self.have + n].copy_from_slice(&b[..n]);
+            b.advance(n);
+            self.have += n;
+            if self.have == 5 {
+                self.have = 0;
+                self.count += 1;
+                self.skip = u64::from(u32::from_be_bytes([
+                    self.prefix[1],
+                    self.prefix[2],
+                    self.prefix[3],
+                    self.prefix[4],
+                ]));
+            }
+        }
+    }
+}
+
+/// Runs one call on `conn`; `seq` picks the payload.
+pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
+    let mut req = Request::new(request_body(t, seq));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = t.uri.clone();
+    *req.headers_mut() = t.headers.clone();
+    let resp = match conn.send(req).await {
+        Ok(r) => r,
+        Err(e) => return failed(conn, &e),
+    };
+    let (parts, mut body) = resp.into_parts();
+    if let Some((code, message)) = status_in(&parts.headers) {
+        // Trailers-only.
+        return Outcome::local(code, message);
+    }
+    if parts.status != http::StatusCode::OK {
+        return Outcome::local(
+            code_of_http(parts.status),
+            format!("HTTP status {} without grpc-status", parts.status),
+        );
+    }
+    let mut counter = MessageCounter::default();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => match f.into_data() {
+                Ok(d) => counter.feed(d),
+                Err(f) => trailers = f.into_trailers().ok(),
+            },
+            Err(e) => {
+                let mut o = failed(conn, &e);
+                o.responses = counter.count;
+                return o;
+            }
+        }
+    }
+    match trailers.as_ref().and_then(status_in) {
+        Some((code, message)) => Outcome {
+            code,
+            message,
+            responses: counter.count,
+            never_processed: false,
+            transport: false,
+        },
+        None => Outcome {
+            code: tonic::Code::Internal,
+            message: "the response ended without grpc-status".into(),
+            responses: counter.count,
+            never_processed: false,
+            transport: false,
+        },
+    }
+}
+
+fn failed(conn: &Conn, e: &hyper::Error) -> Outcome {
+    let status = crate::client::channel::status_of(e, conn.shared.goaway());
+    Outcome {
+        code: status.code(),
+        message: status.message().to_string(),
+        responses: 0,
+        never_processed: crate::client::channel::never_processed(e),
+        transport: true,
+    }
+}
+
+/// The grpc-timeout header value for a deadline (at most 8 digits).
+pub fn timeout_header(d: Duration) -> HeaderValue {
+    let ms = d.as_millis();
+    let v = if ms < 100_000_000 {
+        format!("{}m", ms.max(1))
+    } else {
+        format!("{}S", d.as_secs().min(99_999_999))
+    };
+    HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("99999999S"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_messages_across_chunks() {
+        let mut c = MessageCounter::default();
+        let mut all = Vec::new();
+        for len in [0u32, 3, 70000] {
+            all.push(0u8);
+            all.extend_from_slice(&len.to_be_bytes());
+            all.extend(std::iter::repeat_n(1u8, len as usize));
+        }
+        for chunk in all.chunks(7) {
+            c.feed(Bytes::copy_from_slice(chunk));
+        }
+        assert_eq!(c.count, 3);
+    }
+
+    #[test]
+    fn grpc_message_is_percent_decoded() {
+        assert_eq!(percent_decode("a%20b%25"), "a b%");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("x%zz"), "x%zz");
+    }
+
+    #[test]
+    fn timeouts_fit_eight_digits() {
+        assert_eq!(timeout_header(Duration::from_millis(250)), "250m");
+        assert_eq!(timeout_header(Duration::from_secs(200_000)), "200000S");
+    }
+}

@@ -1,0 +1,241 @@
+//! The load engine: `concurrency` workers share a ticket counter. In a closed
+//! loop each starts its next call when the last ends; with `--rps`, ticket
+//! `i` is due at `start + i / rps` and its latency counts from then, so
+//! calls that waited for a free worker show it (coordinated omission
+//! corrected). Retries (gRFC A6) and transparent retries of streams the
+//! server never processed happen inside one call's deadline.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::call::{self, CallTemplate, Outcome};
+use super::retry::RetryPolicy;
+use super::stats::{Cause, Recorder, SecondStats};
+use crate::client::conn::Conn;
+use crate::client::Channel;
+
+/// Transparent retries of never-processed streams per call, at most.
+const MAX_TRANSPARENT_RETRIES: u32 = 10;
+
+#[derive(Clone)]
+pub struct LoadPlan {
+    pub template: CallTemplate,
+    pub concurrency: usize,
+    pub total: Option<u64>,
+    pub duration: Option<Duration>,
+    pub rps: Option<f64>,
+    pub timeout: Option<Duration>,
+    pub retry: Option<RetryPolicy>,
+    pub transparent_retry: bool,
+    pub wait_for_ready: bool,
+}
+
+/// How the run went, beside what the recorder holds.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    pub elapsed: Duration,
+    pub interrupted: bool,
+}
+
+fn cause_of(o: &Outcome, conn: Option<&Arc<Conn>>) -> Option<Cause> {
+    if o.ok() {
+        return None;
+    }
+    if o.code == tonic::Code::DeadlineExceeded {
+        return Some(Cause::Deadline);
+    }
+    if o.transport {
+        if o.never_processed {
+            return Some(Cause::NeverProcessed);
+        }
+        return Some(match conn.and_then(|c| c.shared.goaway()) {
+            Some(g) => Cause::Draining {
+                debug: g.debug_text(),
+            },
+            None => Cause::ConnectionLost,
+        });
+    }
+    if conn.is_none() {
+        return Some(Cause::NoConnection);
+    }
+    Some(Cause::Status {
+        code: crate::rpc::code_name(o.code).to_string(),
+    })
+}
+
+/// One call with its retries; returns the last attempt's outcome, the
+/// connection it ran on, and why it failed.
+async fn run_call(
+    plan: &LoadPlan,
+    channel: &Channel,
+    rec: &Recorder,
+    seq: u64,
+    deadline: Option<Instant>,
+    rng: &mut fastrand::Rng,
+) -> (Outcome, Option<u64>, Option<Cause>) {
+    let mut attempt = 1u32;
+    let mut transparent = 0u32;
+    loop {
+        let (outcome, conn) = match channel.pick(plan.wait_for_ready, deadline).await {
+            Err(s) => (Outcome::local(s.code(), s.message().to_string()), None),
+            Ok(conn) => {
+                let waited = conn.wait_for_slot().await;
+                if !waited.is_zero() {
+                    rec.slot_waits.fetch_add(1, Ordering::Relaxed);
+                    rec.slot_wait_us
+                        .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+                }
+                let o = match deadline {
+                    Some(d) => {
+                        match tokio::time::timeout_at(d, call::call(&conn, &plan.template, seq))
+                            .await
+                        {
+                            Ok(o) => o,
+                            Err(_) => Outcome::local(
+                                tonic::Code::DeadlineExceeded,
+                                "deadline exceeded (client side)".into(),
+                            ),
+                        }
+                    }
+                    None => call::call(&conn, &plan.template, seq).await,
+                };
+                (o, Some(conn))
+            }
+        };
+        if outcome.never_processed
+            && plan.transparent_retry
+            && transparent < MAX_TRANSPARENT_RETRIES
+        {
+            transparent += 1;
+            rec.transparent_retries.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if let Some(p) = &plan.retry {
+            if attempt < p.max_attempts && p.retries(outcome.code) {
+                let wait = p.backoff(attempt, rng);
+                let late = deadline.is_some_and(|d| Instant::now() + wait >= d);
+                if !late {
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    rec.retries.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+        }
+        let cause = cause_of(&outcome, conn.as_ref());
+        return (outcome, conn.map(|c| c.shared.id), cause);
+    }
+}
+
+async fn worker(
+    id: usize,
+    plan: Arc<LoadPlan>,
+    channel: Channel,
+    rec: Arc<Recorder>,
+    start: Instant,
+    end: Option<Instant>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut rng = fastrand::Rng::with_seed(id as u64 ^ 0x9e37_79b9_7f4a_7c15);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let ticket = rec.started.fetch_add(1, Ordering::Relaxed);
+        if plan.total.is_some_and(|t| ticket >= t) {
+            return;
+        }
+        let begin = match plan.rps {
+            Some(r) => {
+                let due = start + Duration::from_secs_f64(ticket as f64 / r);
+                if end.is_some_and(|e| due >= e) {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = stop.changed() => return,
+                }
+                if Instant::now() > due + Duration::from_millis(1) {
+                    rec.late.fetch_add(1, Ordering::Relaxed);
+                }
+                due
+            }
+            None => {
+                let now = Instant::now();
+                if end.is_some_and(|e| now >= e) {
+                    return;
+                }
+                now
+            }
+        };
+        let deadline = plan.timeout.map(|t| Instant::now() + t);
+        rec.in_flight.fetch_add(1, Ordering::Relaxed);
+        let (outcome, conn, cause) = tokio::select! {
+            r = run_call(&plan, &channel, &rec, ticket, deadline, &mut rng) => r,
+            _ = stop.changed() => {
+                rec.in_flight.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        rec.in_flight.fetch_sub(1, Ordering::Relaxed);
+        rec.record(id, begin.elapsed(), &outcome, conn, cause);
+    }
+}
+
+/// Records how many calls completed and failed in each second.
+async fn seconds(rec: Arc<Recorder>, start: Instant) {
+    let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    let (mut done, mut errs) = (0, 0);
+    for t in 1.. {
+        tick.tick().await;
+        let (d, e) = (
+            rec.completed.load(Ordering::Relaxed),
+            rec.errors.load(Ordering::Relaxed),
+        );
+        rec.push_second(SecondStats {
+            t_s: t,
+            completed: d - done,
+            errors: e - errs,
+        });
+        (done, errs) = (d, e);
+    }
+}
+
+/// Runs the plan until its total or duration is reached, or `stop` turns
+/// true (the run is then interrupted: calls in flight are abandoned).
+pub async fn run(
+    plan: LoadPlan,
+    channel: Channel,
+    rec: Arc<Recorder>,
+    stop: watch::Receiver<bool>,
+) -> RunInfo {
+    let plan = Arc::new(plan);
+    let start = Instant::now();
+    let end = plan.duration.map(|d| start + d);
+    let series = tokio::spawn(seconds(rec.clone(), start));
+    let workers: Vec<_> = (0..plan.concurrency.max(1))
+        .map(|id| {
+            tokio::spawn(worker(
+                id,
+                plan.clone(),
+                channel.clone(),
+                rec.clone(),
+                start,
+                end,
+                stop.clone(),
+            ))
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+    series.abort();
+    RunInfo {
+        elapsed: start.elapsed(),
+        interrupted: *stop.borrow(),
+    }
+}

@@ -1,0 +1,346 @@
+//! The load report as data: built from the recorder's snapshot and the
+//! connection events, rendered by `crate::report::load` (human tables) or
+//! serialized as the `-o json` report object.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use serde::Serialize;
+
+use super::failon::{Metric, Threshold};
+use super::stats::{Cause, CodeSummary, SecondStats, Snapshot};
+use crate::event::{Event, EventKind};
+use crate::h2wire::Dir;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub max: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CauseRow {
+    #[serde(flatten)]
+    pub cause: Cause,
+    pub count: u64,
+    pub diagnosis: String,
+}
+
+/// One connection of the run, from its events and the calls on it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ConnRow {
+    pub conn: u64,
+    pub addr: String,
+    pub rpcs: u64,
+    pub errors: u64,
+    /// "CODE debug" -> count, GOAWAYs received.
+    pub goaways: BTreeMap<String, u32>,
+    pub lifetime_ms: f64,
+    /// How it ended, if it did during the run.
+    pub closed: Option<String>,
+    #[serde(skip)]
+    opened_ms: f64,
+}
+
+/// Connection facts gathered from the channel's events.
+#[derive(Debug, Default)]
+pub struct ConnEvents {
+    rows: BTreeMap<u64, ConnRow>,
+    pub connects_failed: u64,
+    pub dropped: u64,
+}
+
+impl ConnEvents {
+    pub fn record(&mut self, e: &Event) {
+        let Some(id) = e.conn else {
+            if let EventKind::Dropped { count } = e.kind {
+                self.dropped += count;
+            }
+            return;
+        };
+        match &e.kind {
+            EventKind::Connect { result, .. } => {
+                if *result == crate::event::ConnectResult::Ok {
+                    let row = self.rows.entry(id).or_default();
+                    row.conn = id;
+                    row.addr = e.addr.as_deref().unwrap_or_default().to_string();
+                    row.opened_ms = e.t_ms;
+                } else {
+                    self.connects_failed += 1;
+                }
+            }
+            EventKind::Goaway {
+                dir: Dir::Received,
+                code,
+                debug,
+                ..
+            } => {
+                let key = if debug.is_empty() {
+                    code.clone()
+                } else {
+                    format!("{code} {debug:?}")
+                };
+                *self
+                    .rows
+                    .entry(id)
+                    .or_default()
+                    .goaways
+                    .entry(key)
+                    .or_default() += 1;
+            }
+            EventKind::Closed {
+                reason,
+                detail,
+                lifetime_ms,
+                ..
+            } => {
+                let row = self.rows.entry(id).or_default();
+                row.lifetime_ms = *lifetime_ms;
+                row.closed = Some(match detail {
+                    Some(d) => format!("{} ({d})", reason.as_str()),
+                    None => reason.as_str().to_string(),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RateCheck {
+    pub target: f64,
+    pub achieved: f64,
+    /// Calls that started more than 1 ms after they were due.
+    pub late_calls: u64,
+    pub held: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Cpu {
+    pub user_s: f64,
+    pub system_s: f64,
+    /// grpcdoc's CPU time per call, in microseconds.
+    pub per_rpc_us: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    pub expr: String,
+    pub value: f64,
+    pub breached: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadReport {
+    pub kind: &'static str,
+    pub target: String,
+    pub method: String,
+    pub call_kind: String,
+    pub concurrency: usize,
+    pub connections: usize,
+    pub duration_ms: f64,
+    pub interrupted: bool,
+    pub total: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub rps: f64,
+    /// Response messages received (server and bidi streaming count many).
+    pub responses: u64,
+    pub latency_ms: Latency,
+    /// The HDR histogram of latencies in microseconds (V2 deflate, base64),
+    /// for merging reports from several machines.
+    pub histogram: String,
+    pub codes: BTreeMap<String, CodeSummary>,
+    pub causes: Vec<CauseRow>,
+    pub connections_table: Vec<ConnRow>,
+    pub connects_failed: u64,
+    pub retries: u64,
+    pub transparent_retries: u64,
+    pub slot_waits: u64,
+    pub slot_wait_ms: f64,
+    pub rate: Option<RateCheck>,
+    pub cpu: Cpu,
+    pub series: Vec<SecondStats>,
+    pub fail_on: Vec<CheckResult>,
+    pub dropped_events: u64,
+}
+
+/// What the report needs besides the snapshot.
+pub struct RunFacts {
+    pub target: String,
+    pub method: String,
+    pub call_kind: String,
+    pub concurrency: usize,
+    pub connections: usize,
+    pub elapsed_s: f64,
+    pub interrupted: bool,
+    pub retries: u64,
+    pub transparent_retries: u64,
+    pub slot_waits: u64,
+    pub slot_wait_us: u64,
+    pub rps_target: Option<f64>,
+    pub late_calls: u64,
+    pub cpu: (f64, f64),
+}
+
+/// CPU time used by this process so far: (user, system) seconds.
+pub fn cpu_times() -> (f64, f64) {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
+impl LoadReport {
+    pub fn build(
+        s: &Snapshot,
+        conns: &ConnEvents,
+        facts: RunFacts,
+        thresholds: &[Threshold],
+    ) -> Self {
+        let h = &s.hist;
+        let ms = |us: u64| us as f64 / 1e3;
+        let total = h.len();
+        let ok = s.codes.get("OK").map_or(0, |c| c.count);
+        let errors = total - ok;
+        let latency_ms = if total == 0 {
+            Latency::default()
+        } else {
+            Latency {
+                min: ms(h.min()),
+                mean: h.mean() / 1e3,
+                p50: ms(h.value_at_quantile(0.5)),
+                p90: ms(h.value_at_quantile(0.9)),
+                p99: ms(h.value_at_quantile(0.99)),
+                p99_9: ms(h.value_at_quantile(0.999)),
+                max: ms(h.max()),
+            }
+        };
+        let mut raw = Vec::new();
+        let histogram = match V2DeflateSerializer::new().serialize(h, &mut raw) {
+            Ok(_) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(&raw)
+            }
+            Err(_) => String::new(),
+        };
+        let rps = if facts.elapsed_s > 0.0 {
+            total as f64 / facts.elapsed_s
+        } else {
+            0.0
+        };
+        let mut rows: Vec<ConnRow> = conns.rows.values().cloned().collect();
+        for r in &mut rows {
+            if let Some((calls, fails)) = s.conns.get(&r.conn) {
+                r.rpcs = *calls;
+                r.errors = *fails;
+            }
+            if r.closed.is_none() {
+                r.lifetime_ms = facts.elapsed_s * 1e3 - r.opened_ms;
+            }
+        }
+        let mut causes: Vec<CauseRow> = s
+            .causes
+            .iter()
+            .map(|(c, n)| CauseRow {
+                cause: c.clone(),
+                count: *n,
+                diagnosis: crate::diagnose::load_cause(c),
+            })
+            .collect();
+        causes.sort_by(|a, b| b.count.cmp(&a.count));
+        let cpu_total = facts.cpu.0 + facts.cpu.1;
+        let mut report = Self {
+            kind: "load_report",
+            target: facts.target,
+            method: facts.method,
+            call_kind: facts.call_kind,
+            concurrency: facts.concurrency,
+            connections: facts.connections,
+            duration_ms: facts.elapsed_s * 1e3,
+            interrupted: facts.interrupted,
+            total,
+            ok,
+            errors,
+            error_rate: if total > 0 {
+                errors as f64 / total as f64
+            } else {
+                0.0
+            },
+            rps,
+            responses: s.responses,
+            latency_ms,
+            histogram,
+            codes: s.codes.clone(),
+            causes,
+            connections_table: rows,
+            connects_failed: conns.connects_failed,
+            retries: facts.retries,
+            transparent_retries: facts.transparent_retries,
+            slot_waits: facts.slot_waits,
+            slot_wait_ms: facts.slot_wait_us as f64 / 1e3,
+            rate: facts.rps_target.map(|target| RateCheck {
+                target,
+                achieved: rps,
+                late_calls: facts.late_calls,
+                // Held: the achieved rate within 5% and at most 1% of calls late.
+                held: rps >= target * 0.95 && (facts.late_calls as f64) <= total as f64 * 0.01,
+            }),
+            cpu: Cpu {
+                user_s: facts.cpu.0,
+                system_s: facts.cpu.1,
+                per_rpc_us: if total > 0 {
+                    cpu_total * 1e6 / total as f64
+                } else {
+                    0.0
+                },
+            },
+            series: s.series.clone(),
+            fail_on: Vec::new(),
+            dropped_events: conns.dropped,
+        };
+        report.fail_on = thresholds
+            .iter()
+            .map(|t| {
+                let value = report.value(&t.metric, h);
+                CheckResult {
+                    expr: t.text.clone(),
+                    value,
+                    breached: t.breached(value),
+                }
+            })
+            .collect();
+        report
+    }
+
+    fn value(&self, m: &Metric, h: &hdrhistogram::Histogram<u64>) -> f64 {
+        match m {
+            Metric::Quantile(q) if h.is_empty() => {
+                let _ = q;
+                0.0
+            }
+            Metric::Quantile(q) => h.value_at_quantile(*q) as f64 / 1e3,
+            Metric::Mean => self.latency_ms.mean,
+            Metric::Min => self.latency_ms.min,
+            Metric::Max => self.latency_ms.max,
+            Metric::ErrorRate => self.error_rate,
+            Metric::Errors => self.errors as f64,
+            Metric::Code(c) => self.codes.get(c).map_or(0.0, |s| s.count as f64),
+            Metric::Rps => self.rps,
+        }
+    }
+
+    /// Exit 1 when a threshold was breached or no call succeeded.
+    pub fn failed(&self) -> bool {
+        self.fail_on.iter().any(|c| c.breached) || (self.total > 0 && self.ok == 0)
+    }
+}

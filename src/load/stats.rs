@@ -1,0 +1,273 @@
+//! What a load run records: latencies in HDR histograms (never stored
+//! samples), status codes with their messages, failure causes, per
+//! connection counts, retries and a per-second series. Workers record into
+//! one of a few shards (a short uncontended lock each); a snapshot merges them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::call::Outcome;
+
+/// Distinct messages kept per status code (the rest are counted as "other").
+const MAX_MESSAGES_PER_CODE: usize = 20;
+/// Latencies are recorded in microseconds, 1 us to 1 hour, 3 significant digits.
+const HIST_MAX_US: u64 = 3_600_000_000;
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+/// Why a call failed, from what grpcdoc saw (not from message text).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum Cause {
+    /// The call was on a connection that had received GOAWAY (with this
+    /// debug data) and the connection went away under it.
+    Draining { debug: String },
+    /// The server refused the stream unprocessed (GOAWAY last-stream-id or
+    /// REFUSED_STREAM) and it was not retried.
+    NeverProcessed,
+    /// The connection failed under the call without a GOAWAY.
+    ConnectionLost,
+    /// No READY connection to start the call on.
+    NoConnection,
+    /// The deadline passed.
+    Deadline,
+    /// The server answered with this status.
+    Status { code: String },
+}
+
+#[derive(Default)]
+struct CodeStat {
+    count: u64,
+    messages: HashMap<String, u64>,
+    other: u64,
+}
+
+struct Shard {
+    hist: Histogram<u64>,
+    codes: HashMap<tonic::Code, CodeStat>,
+    causes: HashMap<Cause, u64>,
+    /// conn id -> (calls, failed calls)
+    conns: HashMap<u64, (u64, u64)>,
+    responses: u64,
+}
+
+impl Shard {
+    fn new() -> Self {
+        Self {
+            hist: new_histogram(),
+            codes: HashMap::new(),
+            causes: HashMap::new(),
+            conns: HashMap::new(),
+            responses: 0,
+        }
+    }
+}
+
+/// One second of the run.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SecondStats {
+    pub t_s: u64,
+    pub completed: u64,
+    pub errors: u64,
+}
+
+pub struct Recorder {
+    shards: Vec<Mutex<Shard>>,
+    pub started: AtomicU64,
+    pub completed: AtomicU64,
+    pub errors: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub retries: AtomicU64,
+    pub transparent_retries: AtomicU64,
+    /// Calls that began more than 1 ms after their intended start (--rps).
+    pub late: AtomicU64,
+    /// Time spent waiting for a stream slot (MAX_CONCURRENT_STREAMS), in us.
+    pub slot_wait_us: AtomicU64,
+    pub slot_waits: AtomicU64,
+    series: Mutex<Vec<SecondStats>>,
+}
+
+impl Recorder {
+    pub fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1))
+                .map(|_| Mutex::new(Shard::new()))
+                .collect(),
+            started: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            transparent_retries: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            slot_wait_us: AtomicU64::new(0),
+            slot_waits: AtomicU64::new(0),
+            series: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn record(
+        &self,
+        worker: usize,
+        latency: Duration,
+        o: &Outcome,
+        conn: Option<u64>,
+        cause: Option<Cause>,
+    ) {
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, HIST_MAX_US);
+        let failed = !o.ok();
+        if let Ok(mut s) = self.shards[worker % self.shards.len()].lock() {
+            let _ = s.hist.record(us);
+            s.responses += o.responses;
+            let c = s.codes.entry(o.code).or_default();
+            c.count += 1;
+            if failed {
+                if c.messages.contains_key(&o.message) || c.messages.len() < MAX_MESSAGES_PER_CODE {
+                    *c.messages.entry(o.message.clone()).or_default() += 1;
+                } else {
+                    c.other += 1;
+                }
+            }
+            if let Some(cause) = cause {
+                *s.causes.entry(cause).or_default() += 1;
+            }
+            if let Some(id) = conn {
+                let e = s.conns.entry(id).or_default();
+                e.0 += 1;
+                e.1 += u64::from(failed);
+            }
+        }
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds the second that just ended (called once a second).
+    pub fn push_second(&self, s: SecondStats) {
+        if let Ok(mut v) = self.series.lock() {
+            v.push(s);
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot {
+            hist: new_histogram(),
+            ..Snapshot::default()
+        };
+        for shard in &self.shards {
+            let Ok(s) = shard.lock() else { continue };
+            let _ = snap.hist.add(&s.hist);
+            snap.responses += s.responses;
+            for (code, c) in &s.codes {
+                let e = snap
+                    .codes
+                    .entry(crate::rpc::code_name(*code).to_string())
+                    .or_default();
+                e.count += c.count;
+                e.other += c.other;
+                for (m, n) in &c.messages {
+                    *e.messages.entry(m.clone()).or_default() += n;
+                }
+            }
+            for (cause, n) in &s.causes {
+                *snap.causes.entry(cause.clone()).or_default() += n;
+            }
+            for (id, (calls, fails)) in &s.conns {
+                let e = snap.conns.entry(*id).or_default();
+                e.0 += calls;
+                e.1 += fails;
+            }
+        }
+        snap.series = self.series.lock().map(|v| v.clone()).unwrap_or_default();
+        snap
+    }
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CodeSummary {
+    pub count: u64,
+    pub messages: BTreeMap<String, u64>,
+    /// Failures whose message was not kept (too many distinct ones).
+    pub other: u64,
+}
+
+/// Everything recorded, merged.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub hist: Histogram<u64>,
+    pub codes: BTreeMap<String, CodeSummary>,
+    pub causes: BTreeMap<Cause, u64>,
+    pub conns: BTreeMap<u64, (u64, u64)>,
+    pub responses: u64,
+    pub series: Vec<SecondStats>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Self {
+            hist: new_histogram(),
+            codes: BTreeMap::new(),
+            causes: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            responses: 0,
+            series: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(code: tonic::Code, msg: &str) -> Outcome {
+        Outcome::local(code, msg.into())
+    }
+
+    #[test]
+    fn merges_shards_and_caps_messages() {
+        let r = Recorder::new(4);
+        for i in 0..100u64 {
+            r.record(
+                i as usize,
+                Duration::from_millis(i + 1),
+                &outcome(tonic::Code::Ok, ""),
+                Some(1),
+                None,
+            );
+        }
+        for i in 0..50 {
+            r.record(
+                i,
+                Duration::from_millis(5),
+                &outcome(tonic::Code::Unavailable, &format!("m{i}")),
+                Some(2),
+                Some(Cause::ConnectionLost),
+            );
+        }
+        let s = r.snapshot();
+        assert_eq!(s.hist.len(), 150);
+        assert!(
+            (s.hist.value_at_quantile(0.5) as f64 - 5_000.0).abs() < 100.0,
+            "{}",
+            s.hist.value_at_quantile(0.5)
+        );
+        assert_eq!(s.codes["OK"].count, 100);
+        let u = &s.codes["UNAVAILABLE"];
+        assert_eq!(u.count, 50);
+        assert_eq!(u.messages.len(), MAX_MESSAGES_PER_CODE);
+        assert_eq!(u.other, 30);
+        assert_eq!(s.conns[&2], (50, 50));
+        assert_eq!(s.causes[&Cause::ConnectionLost], 50);
+        assert_eq!(r.errors.load(Ordering::Relaxed), 50);
+    }
+}

@@ -1,0 +1,182 @@
+//! The load report for people: totals, latency, status codes, failure causes
+//! with a diagnosis, the connections, grpcdoc's own CPU, thresholds.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::Table;
+
+use super::style::{Style, Tone};
+use crate::load::report::LoadReport;
+
+fn table() -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t
+}
+
+fn ms(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2}s", v / 1e3)
+    } else {
+        format!("{v:.2}ms")
+    }
+}
+
+pub fn render(r: &LoadReport, style: &Style) -> String {
+    let mut out = String::new();
+    let head = format!(
+        "{} {} ({}) on {}: {} calls in {:.2}s, {:.0} calls/s, {} failed ({:.2}%){}",
+        if r.interrupted {
+            "interrupted:"
+        } else {
+            "load:"
+        },
+        r.method,
+        r.call_kind,
+        r.target,
+        r.total,
+        r.duration_ms / 1e3,
+        r.rps,
+        r.errors,
+        r.error_rate * 100.0,
+        if r.responses != r.ok {
+            format!(", {} responses", r.responses)
+        } else {
+            String::new()
+        },
+    );
+    out.push_str(&style.paint(Tone::Bold, &head));
+    out.push('\n');
+
+    let l = &r.latency_ms;
+    let mut t = table();
+    t.set_header([
+        "latency", "min", "mean", "p50", "p90", "p99", "p99.9", "max",
+    ]);
+    t.add_row(vec![
+        "".to_string(),
+        ms(l.min),
+        ms(l.mean),
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p99),
+        ms(l.p99_9),
+        ms(l.max),
+    ]);
+    out.push_str(&format!("{t}\n"));
+
+    let mut t = table();
+    t.set_header(["status", "count", "messages"]);
+    for (code, c) in &r.codes {
+        let mut msgs: Vec<String> = c
+            .messages
+            .iter()
+            .filter(|(m, _)| !m.is_empty())
+            .map(|(m, n)| format!("{n} x {m}"))
+            .collect();
+        if c.other > 0 {
+            msgs.push(format!("{} x (other messages)", c.other));
+        }
+        t.add_row(vec![code.clone(), c.count.to_string(), msgs.join("\n")]);
+    }
+    out.push_str(&format!("{t}\n"));
+
+    if !r.causes.is_empty() {
+        let mut t = table();
+        t.set_header(["failures by cause", "count", "diagnosis"]);
+        for c in &r.causes {
+            let name = serde_json::to_value(&c.cause)
+                .ok()
+                .and_then(|v| {
+                    let cause = v["cause"].as_str()?.to_string();
+                    Some(match (v.get("debug"), v.get("code")) {
+                        (Some(d), _) => format!("{cause} ({})", d.as_str().unwrap_or_default()),
+                        (_, Some(code)) => format!("{cause} {}", code.as_str().unwrap_or_default()),
+                        _ => cause,
+                    })
+                })
+                .unwrap_or_default();
+            t.add_row(vec![name, c.count.to_string(), c.diagnosis.clone()]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+
+    let mut t = table();
+    t.set_header([
+        "conn",
+        "address",
+        "calls",
+        "failed",
+        "GOAWAYs received",
+        "lifetime",
+        "ended",
+    ]);
+    for c in &r.connections_table {
+        let goaways: Vec<String> = c
+            .goaways
+            .iter()
+            .map(|(g, n)| format!("{n} x {g}"))
+            .collect();
+        t.add_row(vec![
+            c.conn.to_string(),
+            c.addr.clone(),
+            c.rpcs.to_string(),
+            c.errors.to_string(),
+            goaways.join("\n"),
+            ms(c.lifetime_ms),
+            c.closed.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    out.push_str(&format!("{t}\n"));
+
+    let mut notes = vec![format!(
+        "retries {}, transparent retries {}, failed connection attempts {}, waits for a stream slot {} ({})",
+        r.retries,
+        r.transparent_retries,
+        r.connects_failed,
+        r.slot_waits,
+        ms(r.slot_wait_ms)
+    )];
+    notes.push(format!(
+        "grpcdoc CPU: {:.2}s user + {:.2}s system, {:.1} us per call",
+        r.cpu.user_s, r.cpu.system_s, r.cpu.per_rpc_us
+    ));
+    if let Some(rate) = &r.rate {
+        if rate.held {
+            notes.push(format!(
+                "rate held: {:.1}/s of {:.1}/s",
+                rate.achieved, rate.target
+            ));
+        } else {
+            notes.push(style.paint(
+                Tone::Warn,
+                &format!(
+                    "warning: the rate of {:.1}/s was not held ({:.1}/s achieved, {} calls started late); latencies count from each call's intended start",
+                    rate.target, rate.achieved, rate.late_calls
+                ),
+            ));
+        }
+    }
+    if r.dropped_events > 0 {
+        notes.push(format!(
+            "{} connection events were dropped",
+            r.dropped_events
+        ));
+    }
+    for c in &r.fail_on {
+        let line = format!(
+            "--fail-on {}: value {:.3} -> {}",
+            c.expr,
+            c.value,
+            if c.breached { "BREACHED" } else { "ok" }
+        );
+        notes.push(style.paint(if c.breached { Tone::Bad } else { Tone::Good }, &line));
+    }
+    if r.total > 0 && r.ok == 0 {
+        notes.push(style.paint(Tone::Bad, "no call succeeded"));
+    }
+    for n in notes {
+        out.push_str(&n);
+        out.push('\n');
+    }
+    out
+}

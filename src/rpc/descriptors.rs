@@ -1,0 +1,289 @@
+//! Where method descriptors come from: server reflection (v1, falling back
+//! to v1alpha, which older servers such as grpc-go 1.33 serve), `.proto`
+//! files compiled in-process by protox (no `protoc`), or a protoset file.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+
+use prost::Message;
+use prost_reflect::{DescriptorPool, MethodDescriptor};
+
+use crate::client::Channel;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Reflection,
+    Protos {
+        files: Vec<PathBuf>,
+        includes: Vec<PathBuf>,
+    },
+    Protoset(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DescError {
+    #[error("cannot compile the .proto files: {0}")]
+    Proto(String),
+    #[error("cannot read the protoset {path}: {reason}")]
+    Protoset { path: String, reason: String },
+    #[error("server reflection failed: {0}; pass --proto FILE or --protoset FILE instead")]
+    Reflection(String),
+    #[error("the descriptors do not fit together: {0}")]
+    Pool(String),
+}
+
+/// Loads the descriptors; with reflection, only what `service` needs (all
+/// services when `None`, to list them).
+pub async fn load(
+    source: &Source,
+    channel: &Channel,
+    service: Option<&str>,
+) -> Result<DescriptorPool, DescError> {
+    match source {
+        Source::Protos { files, includes } => {
+            let mut includes = includes.clone();
+            // Each file's own folder is an include path too (as protoc's
+            // users expect with `--proto dir/x.proto`).
+            for f in files {
+                if let Some(dir) = f.parent() {
+                    let dir = if dir.as_os_str().is_empty() {
+                        PathBuf::from(".")
+                    } else {
+                        dir.to_path_buf()
+                    };
+                    if !includes.contains(&dir) {
+                        includes.push(dir);
+                    }
+                }
+            }
+            let names: Vec<PathBuf> = files
+                .iter()
+                .map(|f| {
+                    f.file_name()
+                        .map(PathBuf::from)
+                        .unwrap_or_else(|| f.clone())
+                })
+                .collect();
+            let mut c =
+                protox::Compiler::new(&includes).map_err(|e| DescError::Proto(format!("{e:?}")))?;
+            c.include_imports(true);
+            c.open_files(&names)
+                .map_err(|e| DescError::Proto(protox_error(&e)))?;
+            DescriptorPool::from_file_descriptor_set(c.file_descriptor_set())
+                .map_err(|e| DescError::Pool(e.to_string()))
+        }
+        Source::Protoset(path) => {
+            let err = |reason: String| DescError::Protoset {
+                path: path.display().to_string(),
+                reason,
+            };
+            let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+            DescriptorPool::decode(bytes.as_slice()).map_err(|e| err(e.to_string()))
+        }
+        Source::Reflection => reflect(channel, service).await,
+    }
+}
+
+fn protox_error(e: &protox::Error) -> String {
+    // protox's Display names the file, line and column of a syntax error.
+    let text = e.to_string();
+    match e.file() {
+        Some(f) if !text.contains(f) => format!("{f}: {text}"),
+        _ => text,
+    }
+}
+
+/// Serialized FileDescriptorProtos from one reflection call.
+enum Answer {
+    Files(Vec<Vec<u8>>),
+    Services(Vec<String>),
+    Error(String),
+}
+
+macro_rules! reflection_client {
+    ($name:ident, $m:ident) => {
+        /// One request on a reflection stream of this version.
+        async fn $name(channel: &Channel, req: RefRequest) -> Result<Answer, tonic::Status> {
+            use tonic_reflection::pb::$m::server_reflection_client::ServerReflectionClient;
+            use tonic_reflection::pb::$m::server_reflection_request::MessageRequest;
+            use tonic_reflection::pb::$m::server_reflection_response::MessageResponse;
+            use tonic_reflection::pb::$m::ServerReflectionRequest;
+            let message_request = Some(match req {
+                RefRequest::List => MessageRequest::ListServices(String::new()),
+                RefRequest::Symbol(s) => MessageRequest::FileContainingSymbol(s),
+                RefRequest::File(f) => MessageRequest::FileByFilename(f),
+            });
+            let mut client = ServerReflectionClient::new(channel.clone());
+            let mut req = tonic::Request::new(tokio_stream::iter([ServerReflectionRequest {
+                host: String::new(),
+                message_request,
+            }]));
+            req.set_timeout(std::time::Duration::from_secs(10));
+            let mut stream = client.server_reflection_info(req).await?.into_inner();
+            let resp = stream
+                .message()
+                .await?
+                .ok_or_else(|| tonic::Status::unknown("empty reflection answer"))?;
+            Ok(match resp.message_response {
+                Some(MessageResponse::FileDescriptorResponse(f)) => {
+                    Answer::Files(f.file_descriptor_proto)
+                }
+                Some(MessageResponse::ListServicesResponse(l)) => {
+                    Answer::Services(l.service.into_iter().map(|s| s.name).collect())
+                }
+                Some(MessageResponse::ErrorResponse(e)) => Answer::Error(e.error_message),
+                _ => Answer::Error("unexpected reflection answer".into()),
+            })
+        }
+    };
+}
+
+enum RefRequest {
+    List,
+    Symbol(String),
+    File(String),
+}
+
+reflection_client!(ask_v1, v1);
+reflection_client!(ask_v1alpha, v1alpha);
+
+async fn ask(channel: &Channel, v1: bool, req: RefRequest) -> Result<Answer, tonic::Status> {
+    if v1 {
+        ask_v1(channel, req).await
+    } else {
+        ask_v1alpha(channel, req).await
+    }
+}
+
+async fn reflect(channel: &Channel, service: Option<&str>) -> Result<DescriptorPool, DescError> {
+    let fail = |e: String| DescError::Reflection(e);
+    // v1 first; UNIMPLEMENTED -> v1alpha.
+    let (v1, services) = match ask(channel, true, RefRequest::List).await {
+        Ok(Answer::Services(s)) => (true, s),
+        Err(s) if s.code() == tonic::Code::Unimplemented => {
+            match ask(channel, false, RefRequest::List).await {
+                Ok(Answer::Services(s)) => (false, s),
+                Ok(Answer::Error(e)) => return Err(fail(e)),
+                Ok(Answer::Files(_)) => return Err(fail("unexpected answer".into())),
+                Err(s) if s.code() == tonic::Code::Unimplemented => {
+                    return Err(fail(
+                        "the server does not offer reflection (v1 or v1alpha)".into(),
+                    ))
+                }
+                Err(s) => return Err(fail(format!("{:?}: {}", s.code(), s.message()))),
+            }
+        }
+        Ok(Answer::Error(e)) => return Err(fail(e)),
+        Ok(Answer::Files(_)) => return Err(fail("unexpected answer".into())),
+        Err(s) => return Err(fail(format!("{:?}: {}", s.code(), s.message()))),
+    };
+    let wanted: Vec<String> = match service {
+        Some(s) => vec![s.to_string()],
+        None => services
+            .into_iter()
+            .filter(|s| !s.starts_with("grpc.reflection."))
+            .collect(),
+    };
+    let mut files: Vec<prost_types::FileDescriptorProto> = Vec::new();
+    let mut have: HashSet<String> = HashSet::new();
+    let mut queue: Vec<RefRequest> = wanted.into_iter().map(RefRequest::Symbol).collect();
+    while let Some(req) = queue.pop() {
+        let what = match &req {
+            RefRequest::Symbol(s) => format!("symbol {s}"),
+            RefRequest::File(f) => format!("file {f}"),
+            RefRequest::List => String::new(),
+        };
+        let answer = ask(channel, v1, req)
+            .await
+            .map_err(|s| fail(format!("{what}: {:?}: {}", s.code(), s.message())))?;
+        let protos = match answer {
+            Answer::Files(f) => f,
+            Answer::Error(e) => return Err(fail(format!("{what}: {e}"))),
+            Answer::Services(_) => return Err(fail("unexpected answer".into())),
+        };
+        for bytes in protos {
+            let fd = prost_types::FileDescriptorProto::decode(bytes.as_slice())
+                .map_err(|e| fail(format!("bad descriptor for {what}: {e}")))?;
+            if !have.insert(fd.name().to_string()) {
+                continue;
+            }
+            for dep in &fd.dependency {
+                if !have.contains(dep) {
+                    queue.push(RefRequest::File(dep.clone()));
+                }
+            }
+            files.push(fd);
+        }
+    }
+    let mut pool = DescriptorPool::new();
+    pool.add_file_descriptor_protos(files)
+        .map_err(|e| DescError::Pool(e.to_string()))?;
+    Ok(pool)
+}
+
+fn kind(m: &MethodDescriptor) -> &'static str {
+    match (m.is_client_streaming(), m.is_server_streaming()) {
+        (false, false) => "unary",
+        (false, true) => "server streaming",
+        (true, false) => "client streaming",
+        (true, true) => "bidi streaming",
+    }
+}
+
+/// Every method, one per line, for error messages.
+pub fn list_methods(pool: &DescriptorPool) -> String {
+    let mut lines = BTreeSet::new();
+    for s in pool.services() {
+        if s.full_name().starts_with("grpc.reflection.") {
+            continue;
+        }
+        for m in s.methods() {
+            lines.insert(format!("  {}/{} ({})", s.full_name(), m.name(), kind(&m)));
+        }
+    }
+    if lines.is_empty() {
+        return "  (no services)".into();
+    }
+    lines.into_iter().collect::<Vec<_>>().join("\n")
+}
+
+/// The method named by `path` (`/pkg.Service/Method`), or an error that
+/// lists what there is.
+pub fn find_method(pool: &DescriptorPool, path: &str) -> Result<MethodDescriptor, String> {
+    let (svc, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .ok_or_else(|| format!("`{path}` is not pkg.Service/Method"))?;
+    let found = pool
+        .get_service_by_name(svc)
+        .and_then(|s| s.methods().find(|m| m.name() == method));
+    found.ok_or_else(|| {
+        format!(
+            "no method {svc}/{method}; the methods found are:\n{}",
+            list_methods(pool)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> DescriptorPool {
+        DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap()
+    }
+
+    #[test]
+    fn finds_methods_and_lists_them_when_missing() {
+        let p = pool();
+        let m = find_method(&p, "/grpcdoc.echo.v1.Echo/ServerStream").unwrap();
+        assert!(m.is_server_streaming() && !m.is_client_streaming());
+        let e = find_method(&p, "/grpcdoc.echo.v1.Echo/Nope").unwrap_err();
+        assert!(e.contains("no method grpcdoc.echo.v1.Echo/Nope"), "{e}");
+        assert!(e.contains("helloworld.Greeter/SayHello (unary)"), "{e}");
+        assert!(
+            e.contains("grpcdoc.echo.v1.Echo/BidiStream (bidi streaming)"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Request payloads: `-d JSON` (inline, `@file` or `@-` for stdin), one
+//! message or an array of them, checked against the method's input type
+//! (errors name the line and column), encoded once and framed for gRPC.
+
+use std::fmt;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("cannot read {origin}: {reason}")]
+    Read { origin: String, reason: String },
+    #[error("{origin}:{line}:{column}: {reason} (the request type is {message})")]
+    Json {
+        origin: String,
+        line: usize,
+        column: usize,
+        reason: String,
+        message: String,
+    },
+}
+
+/// Where `-d` comes from and its text.
+pub fn read_data(arg: &str) -> Result<(String, String), PayloadError> {
+    match arg.strip_prefix('@') {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+                PayloadError::Read {
+                    origin: "stdin".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+            Ok(("stdin".into(), s))
+        }
+        Some(path) => std::fs::read_to_string(path)
+            .map(|s| (path.to_string(), s))
+            .map_err(|e| PayloadError::Read {
+                origin: path.to_string(),
+                reason: e.to_string(),
+            }),
+        None => Ok(("-d".into(), arg.to_string())),
+    }
+}
+
+/// One message (an object) or several (an array of objects).
+struct OneOrMany(MessageDescriptor);
+
+impl<'de> DeserializeSeed<'de> for OneOrMany {
+    type Value = Vec<DynamicMessage>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OneOrMany {
+    type Value = Vec<DynamicMessage>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a JSON object for {} or an array of them",
+            self.0.full_name()
+        )
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let m = self
+            .0
+            .deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(vec![m])
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(m) = seq.next_element_seed(self.0.clone())? {
+            out.push(m);
+        }
+        Ok(out)
+    }
+}
+
+/// The messages of `json` as gRPC length-prefixed frames, each encoded once.
+/// Empty text means one empty message.
+pub fn encode(
+    desc: &MessageDescriptor,
+    origin: &str,
+    json: &str,
+) -> Result<Vec<Bytes>, PayloadError> {
+    let messages = if json.trim().is_empty() {
+        vec![DynamicMessage::new(desc.clone())]
+    } else {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let err = |e: serde_json::Error| PayloadError::Json {
+            origin: origin.to_string(),
+            line: e.line(),
+            column: e.column(),
+            reason: e
+                .to_string()
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            message: desc.full_name().to_string(),
+        };
+        let v = OneOrMany(desc.clone()).deserialize(&mut de).map_err(err)?;
+        de.end().map_err(err)?;
+        if v.is_empty() {
+            return Err(PayloadError::Json {
+                origin: origin.to_string(),
+                line: 1,
+                column: 1,
+                reason: "the array has no message".into(),
+                message: desc.full_name().to_string(),
+            });
+        }
+        v
+    };
+    Ok(messages.iter().map(|m| frame(&m.encode_to_vec())).collect())
+}
+
+/// A gRPC length-prefixed message (uncompressed).
+pub fn frame(msg: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(5 + msg.len());
+    b.put_u8(0);
+    b.put_u32(u32::try_from(msg.len()).unwrap_or(u32::MAX));
+    b.put_slice(msg);
+    b.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_reflect::DescriptorPool;
+
+    fn echo_request() -> MessageDescriptor {
+        DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
+            .unwrap()
+            .get_message_by_name("grpcdoc.echo.v1.EchoRequest")
+            .unwrap()
+    }
+
+    #[test]
+    fn one_or_many() {
+        let d = echo_request();
+        let one = encode(&d, "-d", r#"{"message": "hi", "delay": "1.5s"}"#).unwrap();
+        assert_eq!(one.len(), 1);
+        let msg = crate::pb::echo::EchoRequest::decode(&one[0][5..]).unwrap();
+        assert_eq!(msg.message, "hi");
+        assert_eq!(msg.delay.unwrap().seconds, 1);
+        let many = encode(&d, "-d", r#"[{"message": "a"}, {"message": "b"}]"#).unwrap();
+        assert_eq!(many.len(), 2);
+        assert_eq!(encode(&d, "-d", "  ").unwrap()[0].len(), 5);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let d = echo_request();
+        let e = encode(&d, "req.json", "{\n  \"message\": \"a\",\n  \"nope\": 1\n}").unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("req.json:3:"), "{text}");
+        assert!(text.contains("nope"), "{text}");
+        assert!(text.contains("grpcdoc.echo.v1.EchoRequest"), "{text}");
+        let e = encode(&d, "-d", r#"{"response_size": "lots"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("-d:1:"), "{e}");
+        let e = encode(&d, "-d", r#"{"message": "a"} trailing"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trailing"), "{e}");
+        let e = encode(&d, "-d", "[]").unwrap_err().to_string();
+        assert!(e.contains("no message"), "{e}");
+    }
+}
