@@ -80,6 +80,9 @@ struct Inner {
     sc_cfg: Arc<SubchannelConfig>,
     events: EventSink,
     subchannels: Mutex<Vec<Arc<Subchannel>>>,
+    /// The READY connections, in subchannel order, rebuilt after every state
+    /// change: what a call picks from without touching the subchannels.
+    ready: std::sync::RwLock<Arc<Vec<Arc<Conn>>>>,
     transitions: mpsc::UnboundedSender<Transition>,
     /// Bumped after every state change: what pickers wait on.
     generation: watch::Sender<u64>,
@@ -96,7 +99,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct Channel(Arc<Inner>);
 
-/// Sets a request's scheme and authority (the hyper HTTP/2 client needs
+/// Sets a request's scheme and authority (the HTTP/2 client needs
 /// both; tonic gives only the path).
 pub fn set_origin<B>(
     req: &mut http::Request<B>,
@@ -160,6 +163,7 @@ impl Channel {
             sc_cfg,
             events,
             subchannels: Mutex::new(Vec::new()),
+            ready: std::sync::RwLock::new(Arc::new(Vec::new())),
             transitions,
             generation: watch::channel(0).0,
             state: watch::channel(State::Idle).0,
@@ -228,6 +232,9 @@ impl Channel {
         deadline: Option<Instant>,
     ) -> Result<Arc<Conn>, tonic::Status> {
         let inner = &self.0;
+        if let Some(c) = inner.pick_ready() {
+            return Ok(c);
+        }
         inner.active.store(true, Ordering::Release);
         let mut gen = inner.generation.subscribe();
         loop {
@@ -265,6 +272,35 @@ impl Inner {
             .unwrap_or_default()
     }
 
+    /// The fast path of a pick: one of the READY connections, round robin
+    /// (or the first, for pick_first), that still takes new streams.
+    fn pick_ready(&self) -> Option<Arc<Conn>> {
+        let list = self.ready.read().ok()?.clone();
+        let n = list.len();
+        if n == 0 {
+            return None;
+        }
+        let start = match self.lb {
+            Lb::PickFirst => 0,
+            Lb::RoundRobin => self.rr.fetch_add(1, Ordering::Relaxed),
+        };
+        (0..n)
+            .map(|i| &list[(start + i) % n])
+            .find(|c| c.usable())
+            .cloned()
+    }
+
+    fn refresh_ready(&self) {
+        let list: Vec<Arc<Conn>> = self
+            .subchannels()
+            .iter()
+            .filter_map(|s| s.ready_conn())
+            .collect();
+        if let Ok(mut r) = self.ready.write() {
+            *r = Arc::new(list);
+        }
+    }
+
     fn choose(&self, subs: &[Arc<Subchannel>]) -> Option<Arc<Conn>> {
         match self.lb {
             Lb::PickFirst => subs.iter().find_map(|s| s.ready_conn()),
@@ -289,6 +325,7 @@ impl Inner {
     }
 
     fn bump(&self) {
+        self.refresh_ready();
         self.generation.send_modify(|g| *g = g.wrapping_add(1));
     }
 
@@ -509,35 +546,17 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Channel {
 
 /// Whether the server never processed the stream that failed with `e`:
 /// refused by GOAWAY's last-stream-id or with REFUSED_STREAM (safe to retry).
-pub fn never_processed(e: &hyper::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = src {
-        if let Some(h2) = s.downcast_ref::<h2::Error>() {
-            if (h2.is_go_away() && h2.is_remote())
-                || h2.reason() == Some(h2::Reason::REFUSED_STREAM)
-            {
-                return true;
-            }
-        }
-        src = s.source();
-    }
-    false
+pub fn never_processed(e: &h2::Error) -> bool {
+    (e.is_go_away() && e.is_remote()) || refused_stream(e)
 }
 
-fn refused_stream(e: &hyper::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = src {
-        if let Some(h2) = s.downcast_ref::<h2::Error>() {
-            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
-        }
-        src = s.source();
-    }
-    false
+fn refused_stream(e: &h2::Error) -> bool {
+    e.reason() == Some(h2::Reason::REFUSED_STREAM) && e.is_reset()
 }
 
-/// An error of hyper's as a gRPC status. A stream the server never
-/// processed (refused by GOAWAY's last-stream-id or REFUSED_STREAM) says so.
-pub fn status_of(e: &hyper::Error, goaway: Option<super::tap::GoAway>) -> tonic::Status {
+/// An h2 error as a gRPC status. A stream the server never processed
+/// (refused by GOAWAY's last-stream-id or REFUSED_STREAM) says so.
+pub fn status_of(e: &h2::Error, goaway: Option<super::tap::GoAway>) -> tonic::Status {
     if never_processed(e) {
         let why = match (&goaway, refused_stream(e)) {
             (_, true) => "REFUSED_STREAM".to_string(),

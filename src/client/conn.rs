@@ -1,5 +1,5 @@
 //! One client HTTP/2 connection: dial (TCP or Unix, optional TLS), a
-//! [`FrameIo`] tap, hyper's HTTP/2 client handshake, READY when the server's
+//! [`FrameIo`] tap, the h2 client handshake, READY when the server's
 //! SETTINGS arrive; then a driver task that runs the connection, sends
 //! keepalive pings (gRFC A8) and reports how it ended.
 
@@ -9,9 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -84,7 +82,7 @@ pub enum ConnectError {
     #[error("TLS handshake with {addr}: {source}")]
     Tls { addr: String, source: io::Error },
     #[error("HTTP/2 handshake with {addr}: {source}")]
-    Http2 { addr: String, source: hyper::Error },
+    Http2 { addr: String, source: h2::Error },
     #[error("{addr} closed the connection before sending HTTP/2 SETTINGS{}", .first.as_ref().map(|b| format!(" (first bytes: {})", hex(b))).unwrap_or_default())]
     NoSettings {
         addr: String,
@@ -150,7 +148,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 /// A connection that reached READY.
 pub struct Conn {
     pub shared: Arc<ConnShared>,
-    send: http2::SendRequest<tonic::body::Body>,
+    send: h2::client::SendRequest<Bytes>,
     closed: watch::Receiver<Option<CloseInfo>>,
 }
 
@@ -197,10 +195,14 @@ pub async fn connect(
         let injector = Injector::new();
         let tap = ClientTap::new(shared.clone(), ctx.events.clone(), ctx.frames);
         let io = FrameIo::with_injector(io, Role::Client, tap, &injector);
-        let mut builder = http2::Builder::new(TokioExecutor::new());
-        builder.timer(hyper_util::rt::TokioTimer::new());
-        let (send, conn) = builder
-            .handshake(TokioIo::new(io))
+        // h2 directly, not hyper's client: no task and no channel hop per
+        // request (hyper spawns one per stream), which load needs. Windows as
+        // hyper's client sets them.
+        let (send, conn) = h2::client::Builder::new()
+            .initial_window_size(2 * 1024 * 1024)
+            .initial_connection_window_size(5 * 1024 * 1024)
+            .max_concurrent_reset_streams(1024)
+            .handshake::<_, Bytes>(io)
             .await
             .map_err(|source| ConnectError::Http2 {
                 addr: name.clone(),
@@ -246,7 +248,7 @@ pub async fn connect(
     }
 }
 
-fn classify(res: Result<(), hyper::Error>, shared: &ConnShared) -> CloseInfo {
+fn classify(res: Result<(), h2::Error>, shared: &ConnShared) -> CloseInfo {
     let goaway = shared.goaway();
     match res {
         Ok(()) => CloseInfo {
@@ -296,7 +298,7 @@ async fn drive<C>(
     events: EventSink,
     closed_tx: watch::Sender<Option<CloseInfo>>,
 ) where
-    C: Future<Output = Result<(), hyper::Error>>,
+    C: Future<Output = Result<(), h2::Error>>,
 {
     tokio::pin!(conn);
     let start = Instant::now();
@@ -400,20 +402,123 @@ impl Conn {
         }
     }
 
-    /// Sends a request; the stream counts as open until the response body is
-    /// dropped.
+    /// Starts a stream with these headers; the stream counts as open until
+    /// the guard is dropped.
+    pub async fn start(
+        &self,
+        head: http::Request<()>,
+        end_of_stream: bool,
+    ) -> Result<
+        (
+            h2::client::ResponseFuture,
+            h2::SendStream<Bytes>,
+            StreamGuard,
+        ),
+        h2::Error,
+    > {
+        let guard = StreamGuard::new(self.shared.clone());
+        let mut send = self.send.clone().ready().await?;
+        let (resp, stream) = send.send_request(head, end_of_stream)?;
+        Ok((resp, stream, guard))
+    }
+
+    /// Sends a request (for tower clients: probes, reflection); its body is
+    /// piped by a task of its own. The stream counts as open until the
+    /// response body is dropped.
     pub fn send(
         &self,
         req: http::Request<tonic::body::Body>,
-    ) -> impl Future<Output = Result<http::Response<StreamBody>, hyper::Error>> + Send + 'static
-    {
+    ) -> impl Future<Output = Result<http::Response<StreamBody>, h2::Error>> + Send + 'static {
         let guard = StreamGuard::new(self.shared.clone());
-        let mut send = self.send.clone();
+        let send = self.send.clone();
         async move {
-            send.ready().await?;
-            let resp = send.send_request(req).await?;
-            Ok(resp.map(|inner| crate::body::Guarded::new(inner, guard)))
+            let (parts, body) = req.into_parts();
+            let eos = http_body::Body::is_end_stream(&body);
+            let mut send = send.ready().await?;
+            let (resp, stream) = send.send_request(http::Request::from_parts(parts, ()), eos)?;
+            if !eos {
+                tokio::spawn(pipe(body, stream));
+            }
+            let resp = resp.await?;
+            Ok(resp.map(|recv| crate::body::Guarded::new(RecvBody::new(recv), guard)))
         }
+    }
+}
+
+/// Copies a request body onto its stream.
+async fn pipe(mut body: tonic::body::Body, mut stream: h2::SendStream<Bytes>) {
+    use http_body_util::BodyExt;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(_) => {
+                stream.send_reset(h2::Reason::CANCEL);
+                return;
+            }
+        };
+        match frame.into_data() {
+            Ok(data) => {
+                if stream.send_data(data, false).is_err() {
+                    return;
+                }
+            }
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    let _ = stream.send_trailers(trailers);
+                }
+                return;
+            }
+        }
+    }
+    let _ = stream.send_data(Bytes::new(), true);
+}
+
+/// A response body over h2's receive stream: DATA (with its flow-control
+/// capacity given back as it is read), then trailers.
+pub struct RecvBody {
+    recv: h2::RecvStream,
+    data_done: bool,
+}
+
+impl RecvBody {
+    pub fn new(recv: h2::RecvStream) -> Self {
+        Self {
+            recv,
+            data_done: false,
+        }
+    }
+}
+
+impl http_body::Body for RecvBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, h2::Error>>> {
+        use std::task::Poll;
+        if !self.data_done {
+            match self.recv.poll_data(cx) {
+                Poll::Ready(Some(Ok(b))) => {
+                    let _ = self.recv.flow_control().release_capacity(b.len());
+                    return Poll::Ready(Some(Ok(http_body::Frame::data(b))));
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => self.data_done = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        match self.recv.poll_trailers(cx) {
+            Poll::Ready(Ok(Some(t))) => Poll::Ready(Some(Ok(http_body::Frame::trailers(t)))),
+            Poll::Ready(Ok(None)) => Poll::Ready(None),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
     }
 }
 
@@ -434,4 +539,4 @@ impl Drop for StreamGuard {
 }
 
 /// A response body that keeps its stream counted as open until dropped.
-pub type StreamBody = crate::body::Guarded<Incoming, StreamGuard>;
+pub type StreamBody = crate::body::Guarded<RecvBody, StreamGuard>;

@@ -38,10 +38,10 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl tower_service::Service<http::Request<tonic::body::Body>> for ConnService {
     type Response = http::Response<StreamBody>;
-    type Error = hyper::Error;
-    type Future = BoxFuture<Result<Self::Response, hyper::Error>>;
+    type Error = h2::Error;
+    type Future = BoxFuture<Result<Self::Response, h2::Error>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
         Poll::Ready(Ok(()))
     }
 

@@ -32,7 +32,7 @@ impl GoAway {
     }
 }
 
-/// State of one client connection, shared by its tap (inside hyper's poll),
+/// State of one client connection, shared by its tap (inside h2's poll),
 /// its driver task, the subchannel and the calls on it.
 pub struct ConnShared {
     pub id: u64,

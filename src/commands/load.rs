@@ -35,10 +35,10 @@ fn raise_nofile(needed: u64, connections: u64) -> anyhow::Result<()> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
         return Ok(());
     }
-    if rl.rlim_cur as u64 >= needed {
+    if rl.rlim_cur >= needed {
         return Ok(());
     }
-    if (rl.rlim_max as u64) < needed {
+    if rl.rlim_max < needed {
         bail!(
             "{connections} connections need about {needed} open files, but the limit is {} (hard); raise it (ulimit -Hn / limits.conf) or use fewer --connections",
             rl.rlim_max

@@ -13,10 +13,14 @@ use crate::exit::Exit;
 /// Runs the parsed command line; errors are printed as one line (with their
 /// causes) on stderr and exit with 2.
 pub fn main(cli: Cli) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // load runs on one thread, like h2load: a call's task and its
+    // connection's task then never wake each other across threads, and the
+    // other core is left to the server when both share a machine.
+    let mut builder = match cli.command {
+        Command::Load(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("grpcdoc: cannot start the async runtime: {e}");

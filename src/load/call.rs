@@ -4,15 +4,11 @@
 //! content), the status read from the trailers (or from the headers of a
 //! trailers-only response).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http::{HeaderMap, HeaderValue, Request};
-use http_body::Frame;
-use http_body_util::BodyExt;
-use tokio_stream::StreamExt;
 
 use crate::client::conn::Conn;
 
@@ -114,26 +110,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn request_body(t: &CallTemplate, seq: u64) -> tonic::body::Body {
-    let n = t.messages.len().max(1);
-    if !t.client_streaming {
-        let msg = t.messages[(seq as usize) % n].clone();
-        return tonic::body::Body::new(http_body_util::Full::new(msg));
-    }
-    let messages = t.messages.clone();
-    let (count, interval) = (t.stream_messages, t.stream_interval);
-    let stream = tokio_stream::iter(0..count).then(move |i| {
-        let m = messages[i % n].clone();
-        async move {
-            if i > 0 && !interval.is_zero() {
-                tokio::time::sleep(interval).await;
-            }
-            Ok::<_, Infallible>(Frame::data(m))
-        }
-    });
-    tonic::body::Body::new(http_body_util::StreamBody::new(stream))
-}
-
 /// Counts whole gRPC messages in the response DATA (5-byte prefixes).
 #[derive(Default)]
 struct MessageCounter {
@@ -172,15 +148,42 @@ impl MessageCounter {
     }
 }
 
-/// Runs one call on `conn`; `seq` picks the payload.
+/// Sends the request messages: one (unary, server streaming) or
+/// `stream_messages` of them, `stream_interval` apart.
+async fn send_messages(
+    t: &CallTemplate,
+    seq: u64,
+    stream: &mut h2::SendStream<Bytes>,
+) -> Result<(), h2::Error> {
+    let n = t.messages.len().max(1);
+    if !t.client_streaming {
+        return stream.send_data(t.messages[(seq as usize) % n].clone(), true);
+    }
+    for i in 0..t.stream_messages {
+        if i > 0 && !t.stream_interval.is_zero() {
+            tokio::time::sleep(t.stream_interval).await;
+        }
+        stream.send_data(t.messages[i % n].clone(), i + 1 == t.stream_messages)?;
+    }
+    Ok(())
+}
+
+/// Runs one call on `conn`; `seq` picks the payload. Everything happens in
+/// the caller's task: no task and no copy per call.
 pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
-    let mut req = Request::new(request_body(t, seq));
-    *req.method_mut() = http::Method::POST;
-    *req.uri_mut() = t.uri.clone();
-    *req.headers_mut() = t.headers.clone();
-    let resp = match conn.send(req).await {
-        Ok(r) => r,
+    let mut head = Request::new(());
+    *head.method_mut() = http::Method::POST;
+    *head.uri_mut() = t.uri.clone();
+    *head.headers_mut() = t.headers.clone();
+    let (resp, mut stream, _guard) = match conn.start(head, false).await {
+        Ok(s) => s,
         Err(e) => return failed(conn, &e),
+    };
+    // Client streams send while the response may already be coming.
+    let (sent, resp) = tokio::join!(send_messages(t, seq, &mut stream), resp);
+    let resp = match (sent, resp) {
+        (_, Err(e)) | (Err(e), _) => return failed(conn, &e),
+        (Ok(()), Ok(r)) => r,
     };
     let (parts, mut body) = resp.into_parts();
     if let Some((code, message)) = status_in(&parts.headers) {
@@ -194,13 +197,12 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
         );
     }
     let mut counter = MessageCounter::default();
-    let mut trailers = None;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(f) => match f.into_data() {
-                Ok(d) => counter.feed(d),
-                Err(f) => trailers = f.into_trailers().ok(),
-            },
+    while let Some(d) = body.data().await {
+        match d {
+            Ok(d) => {
+                let _ = body.flow_control().release_capacity(d.len());
+                counter.feed(d);
+            }
             Err(e) => {
                 let mut o = failed(conn, &e);
                 o.responses = counter.count;
@@ -208,6 +210,14 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
             }
         }
     }
+    let trailers = match body.trailers().await {
+        Ok(t) => t,
+        Err(e) => {
+            let mut o = failed(conn, &e);
+            o.responses = counter.count;
+            return o;
+        }
+    };
     match trailers.as_ref().and_then(status_in) {
         Some((code, message)) => Outcome {
             code,
@@ -226,7 +236,7 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
     }
 }
 
-fn failed(conn: &Conn, e: &hyper::Error) -> Outcome {
+fn failed(conn: &Conn, e: &h2::Error) -> Outcome {
     let status = crate::client::channel::status_of(e, conn.shared.goaway());
     Outcome {
         code: status.code(),

@@ -257,7 +257,7 @@ impl LoadReport {
                 diagnosis: crate::diagnose::load_cause(c),
             })
             .collect();
-        causes.sort_by(|a, b| b.count.cmp(&a.count));
+        causes.sort_by_key(|c| std::cmp::Reverse(c.count));
         let cpu_total = facts.cpu.0 + facts.cpu.1;
         let mut report = Self {
             kind: "load_report",

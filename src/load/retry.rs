@@ -176,7 +176,7 @@ pub fn method_policy(
                     "retryPolicy backoffs must be above 0".into(),
                 ));
             }
-            if !(r.backoff_multiplier > 0.0) {
+            if r.backoff_multiplier.is_nan() || r.backoff_multiplier <= 0.0 {
                 return Err(ServiceConfigError::Invalid(
                     "retryPolicy.backoffMultiplier must be above 0".into(),
                 ));
