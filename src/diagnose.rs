@@ -148,6 +148,7 @@ pub fn load_cause(c: &crate::load::stats::Cause) -> String {
     match c {
         Cause::Draining { debug } if debug == "max_age" => "stream started on a connection the server was draining (GOAWAY max_age) and cut when the drain's grace ran out (\"transport is closing\"); fix: retry UNAVAILABLE or raise MaxConnectionAgeGrace above the longest call".into(),
         Cause::Draining { debug } if debug.contains("idle") => "the server's idle timeout (GOAWAY max_idle) raced the call; fix: retry UNAVAILABLE, or client keepalive below MaxConnectionIdle".into(),
+        Cause::Draining { debug } if debug.is_empty() => "the server was draining the connection (GOAWAY NO_ERROR without a reason: MaxConnectionAge, a graceful stop, or an idle timeout) and closed it under the call (\"transport is closing\"); fix: retry UNAVAILABLE, and give the drain a grace (MaxConnectionAgeGrace, graceful-stop timeout) longer than the longest call".into(),
         Cause::Draining { debug } => format!("the server was draining the connection (GOAWAY {debug:?}) and closed it under the call; fix: retry UNAVAILABLE, and stop servers gracefully with a grace longer than the longest call"),
         Cause::NeverProcessed => "the server refused the stream unprocessed (GOAWAY last-stream-id or REFUSED_STREAM); safe to retry: keep transparent retry on".into(),
         Cause::ConnectionLost => "the connection failed under the call without GOAWAY (crash, kill, network cut): \"transport is closing\"; fix: retry UNAVAILABLE, and keepalive to notice dead peers".into(),

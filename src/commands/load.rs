@@ -247,6 +247,7 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
             slot_wait_us: rec.slot_wait_us.load(Relaxed),
             rps_target: args.rps,
             late_calls: rec.late.load(Relaxed),
+            duration_s: duration.map(|d| d.as_secs_f64()),
             cpu: (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1),
         },
         &args.fail_on,

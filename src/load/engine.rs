@@ -18,6 +18,9 @@ use super::stats::{Cause, Recorder, SecondStats};
 use crate::client::conn::Conn;
 use crate::client::Channel;
 
+/// A call starting this long after it was due counts as late (--rps).
+const LATE: Duration = Duration::from_millis(5);
+
 /// Transparent retries of never-processed streams per call, at most.
 const MAX_TRANSPARENT_RETRIES: u32 = 10;
 
@@ -152,14 +155,18 @@ async fn worker(
         let begin = match plan.rps {
             Some(r) => {
                 let due = start + Duration::from_secs_f64(ticket as f64 / r);
-                if end.is_some_and(|e| due >= e) {
+                // The run ends at its duration even with calls still due:
+                // those count as not started (the rate was not held).
+                if end.is_some_and(|e| due >= e || Instant::now() >= e) {
                     return;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep_until(due) => {}
                     _ = stop.changed() => return,
                 }
-                if Instant::now() > due + Duration::from_millis(1) {
+                // Late: no worker was free (tokio's timers alone may wake a
+                // millisecond after the due time).
+                if Instant::now() > due + LATE {
                     rec.late.fetch_add(1, Ordering::Relaxed);
                 }
                 due

@@ -89,7 +89,9 @@ pub fn render(r: &LoadReport, style: &Style) -> String {
                 .and_then(|v| {
                     let cause = v["cause"].as_str()?.to_string();
                     Some(match (v.get("debug"), v.get("code")) {
-                        (Some(d), _) => format!("{cause} ({})", d.as_str().unwrap_or_default()),
+                        (Some(d), _) if d.as_str().is_some_and(|d| !d.is_empty()) => {
+                            format!("{cause} ({})", d.as_str().unwrap_or_default())
+                        }
                         (_, Some(code)) => format!("{cause} {}", code.as_str().unwrap_or_default()),
                         _ => cause,
                     })
@@ -150,8 +152,8 @@ pub fn render(r: &LoadReport, style: &Style) -> String {
             notes.push(style.paint(
                 Tone::Warn,
                 &format!(
-                    "warning: the rate of {:.1}/s was not held ({:.1}/s achieved, {} calls started late); latencies count from each call's intended start",
-                    rate.target, rate.achieved, rate.late_calls
+                    "warning: the rate of {:.1}/s was not held ({:.1}/s achieved, {} calls started late, {} due calls never started); latencies count from each call's intended start",
+                    rate.target, rate.achieved, rate.late_calls, rate.not_started
                 ),
             ));
         }

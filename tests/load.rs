@@ -1,0 +1,609 @@
+//! `grpcdoc load` as a user runs it (the built binary) against the built-in
+//! server on loopback: every call kind, every descriptor source, the report
+//! (JSON and human), thresholds, rate correction, GOAWAY classification and
+//! retries, Ctrl-C, and bad input.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use grpcdoc::server::ServerConfig;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
+
+async fn load(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .arg("load")
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run grpcdoc load")
+    })
+    .await
+    .unwrap()
+}
+
+fn report(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON report ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unary_report_has_every_part() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let out = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-d",
+        r#"{"name":"x"}"#,
+        "-n",
+        "300",
+        "-c",
+        "10",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r["kind"], "load_report");
+    assert_eq!(r["total"], 300);
+    assert_eq!(r["ok"], 300);
+    assert_eq!(r["codes"]["OK"]["count"], 300);
+    assert_eq!(r["call_kind"], "unary");
+    let l = &r["latency_ms"];
+    for k in ["min", "mean", "p50", "p90", "p99", "p99_9", "max"] {
+        assert!(l[k].as_f64().unwrap() > 0.0, "{k}");
+    }
+    assert!(l["min"].as_f64() <= l["p50"].as_f64() && l["p50"].as_f64() <= l["max"].as_f64());
+    // The serialized HDR histogram holds every call.
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(r["histogram"].as_str().unwrap())
+        .unwrap();
+    let h: hdrhistogram::Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut raw.as_slice())
+        .unwrap();
+    assert_eq!(h.len(), 300);
+    let conns = r["connections_table"].as_array().unwrap();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0]["rpcs"], 300);
+    assert!(r["cpu"]["per_rpc_us"].as_f64().unwrap() > 0.0);
+    assert!(r["series"].is_array());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_call_kind_by_reflection() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let ss = load(args(&[
+        &addr,
+        "--call",
+        "grpcdoc.echo.v1.Echo/ServerStream",
+        "-d",
+        r#"{"message":"s","stream_count":3,"stream_interval":"0.001s"}"#,
+        "-n",
+        "20",
+        "-o",
+        "json",
+    ]))
+    .await;
+    let r = report(&ss);
+    assert_eq!(
+        (r["ok"].as_u64(), r["responses"].as_u64()),
+        (Some(20), Some(60)),
+        "{r}"
+    );
+    assert_eq!(r["call_kind"], "server streaming");
+
+    let cs = load(args(&[
+        &addr,
+        "--call",
+        "grpcdoc.echo.v1.Echo.ClientStream",
+        "-d",
+        r#"[{"message":"a"},{"message":"b"}]"#,
+        "--stream-messages",
+        "4",
+        "-n",
+        "20",
+        "-o",
+        "json",
+    ]))
+    .await;
+    let r = report(&cs);
+    assert_eq!(
+        (r["ok"].as_u64(), r["responses"].as_u64()),
+        (Some(20), Some(20)),
+        "{r}"
+    );
+
+    let bidi = load(args(&[
+        &addr,
+        "--call",
+        "grpcdoc.echo.v1.Echo/BidiStream",
+        "-d",
+        r#"{"message":"b"}"#,
+        "--stream-messages",
+        "5",
+        "--stream-interval",
+        "1ms",
+        "-n",
+        "10",
+        "-o",
+        "json",
+    ]))
+    .await;
+    let r = report(&bidi);
+    assert_eq!(
+        (r["ok"].as_u64(), r["responses"].as_u64()),
+        (Some(10), Some(50)),
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn descriptors_from_proto_files_and_protosets() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let proto = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/proto/grpcdoc/echo/v1/echo.proto"
+    );
+    let out = load(args(&[
+        &addr,
+        "--proto",
+        proto,
+        "-I",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/proto"),
+        "--call",
+        "grpcdoc.echo.v1.Echo/Unary",
+        "-d",
+        r#"{"message":"p","delay":"0.01s"}"#,
+        "-n",
+        "20",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(report(&out)["ok"], 20, "{}", stderr(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("all.protoset");
+    std::fs::write(&set, grpcdoc::pb::FILE_DESCRIPTOR_SET).unwrap();
+    let out = load(args(&[
+        &addr,
+        "--protoset",
+        set.to_str().unwrap(),
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-n",
+        "20",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(report(&out)["ok"], 20, "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_exit_2_before_any_call() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let bad_proto = dir.path().join("bad.proto");
+    std::fs::write(
+        &bad_proto,
+        "syntax = \"proto3\";\nmessage X { string a = ; }\n",
+    )
+    .unwrap();
+    for (a, says) in [
+        (
+            vec!["--call", "helloworld.Greeter/Nope"],
+            "no method helloworld.Greeter/Nope",
+        ),
+        (
+            vec![
+                "--call",
+                "helloworld.Greeter/SayHello",
+                "-d",
+                "{\n  \"name\": 5\n}",
+            ],
+            "-d:2:",
+        ),
+        (
+            vec![
+                "--call",
+                "helloworld.Greeter/SayHello",
+                "-d",
+                "{\"nmae\": \"x\"}",
+            ],
+            "nmae",
+        ),
+        (
+            vec![
+                "--call",
+                "helloworld.Greeter/SayHello",
+                "-d",
+                "@/nonexistent.json",
+            ],
+            "cannot read /nonexistent.json",
+        ),
+        (
+            vec![
+                "--call",
+                "helloworld.Greeter/SayHello",
+                "--proto",
+                bad_proto.to_str().unwrap(),
+            ],
+            "bad.proto",
+        ),
+        (
+            vec![
+                "--call",
+                "helloworld.Greeter/SayHello",
+                "--service-config",
+                "{\"methodConfig\": 5}",
+            ],
+            "--service-config:1:",
+        ),
+        (vec!["--call", "x"], "not a method"),
+        (
+            vec!["--call", "helloworld.Greeter/SayHello", "-H", "nocolon"],
+            "key: value",
+        ),
+        (
+            vec!["--call", "helloworld.Greeter/SayHello", "--fail-on", "p99"],
+            "no comparison",
+        ),
+        (
+            vec!["--call", "helloworld.Greeter/SayHello", "--rps", "0"],
+            "above 0",
+        ),
+        (
+            vec!["--call", "helloworld.Greeter/SayHello", "-c", "0"],
+            "-c",
+        ),
+    ] {
+        let mut full = vec![addr.clone()];
+        full.extend(a.iter().map(|s| s.to_string()));
+        let out = load(full).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{a:?}: {err}");
+        assert!(err.contains(says), "{a:?}: {err}");
+        assert!(out.stdout.is_empty(), "{a:?}");
+    }
+    // Without --call: the methods found, by reflection.
+    let out = load(vec![addr.clone()]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("--call is required"), "{err}");
+    assert!(err.contains("helloworld.Greeter/SayHello (unary)"), "{err}");
+    assert!(
+        err.contains("grpcdoc.echo.v1.Echo/BidiStream (bidi streaming)"),
+        "{err}"
+    );
+    // Nothing was called: only reflection streams reached the server.
+    let calls: u64 = t
+        .log
+        .all()
+        .iter()
+        .filter_map(|e| match e.kind {
+            grpcdoc::event::EventKind::Closed { streams, .. } => Some(streams),
+            _ => None,
+        })
+        .sum();
+    assert!(calls < 40, "only reflection calls: {calls}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fail_on_thresholds_and_no_success_exit_1() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let ok = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-n",
+        "50",
+        "--fail-on",
+        "error_rate>0.1%",
+        "--fail-on",
+        "p99>10s",
+    ]))
+    .await;
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        text.contains("--fail-on error_rate>0.1%: value 0.000 -> ok"),
+        "{text}"
+    );
+
+    let slow = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-H",
+        "x-delay-ms: 20",
+        "-n",
+        "20",
+        "--fail-on",
+        "p50>5ms",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(slow.status.code(), Some(1));
+    let r = report(&slow);
+    assert_eq!(r["fail_on"][0]["breached"], true);
+    assert!(r["fail_on"][0]["value"].as_f64().unwrap() >= 20.0);
+
+    let failing = load(args(&[
+        &addr,
+        "--call",
+        "grpcdoc.echo.v1.Echo/Unary",
+        "-d",
+        r#"{"status_code":14,"status_message":"down"}"#,
+        "-n",
+        "20",
+        "--fail-on",
+        "code:UNAVAILABLE>0",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(failing.status.code(), Some(1));
+    let r = report(&failing);
+    assert_eq!(r["codes"]["UNAVAILABLE"]["messages"]["down"], 20);
+    assert_eq!(r["causes"][0]["cause"], "status");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn constant_rate_corrects_for_coordinated_omission() {
+    let t = common::start(ServerConfig {
+        delay: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let addr = t.addr.to_string();
+    let out = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--rps",
+        "200",
+        "-c",
+        "1",
+        "-z",
+        "2s",
+        "-o",
+        "json",
+    ]))
+    .await;
+    let r = report(&out);
+    // 100 ms per call, 5 ms apart: each call waits for all before it.
+    assert!(
+        r["latency_ms"]["p50"].as_f64().unwrap() > 500.0,
+        "{}",
+        r["latency_ms"]
+    );
+    assert!(
+        r["latency_ms"]["max"].as_f64().unwrap() > 1500.0,
+        "{}",
+        r["latency_ms"]
+    );
+    assert_eq!(r["rate"]["held"], false);
+    assert!(r["rate"]["not_started"].as_u64().unwrap() > 300);
+    assert!(
+        r["duration_ms"].as_f64().unwrap() < 3500.0,
+        "stops at its duration"
+    );
+    let human = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--rps",
+        "100",
+        "-c",
+        "1",
+        "-z",
+        "1s",
+    ]))
+    .await;
+    assert!(String::from_utf8_lossy(&human.stdout)
+        .contains("warning: the rate of 100.0/s was not held"));
+    // A rate that can be held is said to be.
+    let fine = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--rps",
+        "20",
+        "-c",
+        "10",
+        "-z",
+        "1s",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(
+        report(&fine)["rate"]["held"],
+        true,
+        "{}",
+        report(&fine)["rate"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn age_drains_are_counted_and_classified_and_retries_help() {
+    let t = common::start(ServerConfig {
+        max_connection_age: Some(Duration::from_secs(1)),
+        max_connection_age_grace: Some(Duration::from_millis(500)),
+        ..Default::default()
+    })
+    .await;
+    let addr = t.addr.to_string();
+    // Calls held 1.5 s outlive a connection's age + grace: cut.
+    let out = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-H",
+        "x-delay-ms: 1500",
+        "-c",
+        "10",
+        "-z",
+        "3500ms",
+        "-o",
+        "json",
+    ]))
+    .await;
+    let r = report(&out);
+    assert!(r["errors"].as_u64().unwrap() > 0, "{r}");
+    let draining = r["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cause"] == "draining")
+        .expect("draining cause");
+    assert_eq!(draining["debug"], "max_age");
+    assert!(draining["diagnosis"]
+        .as_str()
+        .unwrap()
+        .contains("MaxConnectionAgeGrace"));
+    let goaways: u64 = r["connections_table"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["goaways"]["NO_ERROR \"max_age\""].as_u64())
+        .sum();
+    assert!(goaways >= 2, "{}", r["connections_table"]);
+
+    // Calls held 1 s, started every 50 ms: those started late in a
+    // connection's life are cut; a retry on UNAVAILABLE moves them to a new
+    // connection, and the failures go.
+    let base = [
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-H",
+        "x-delay-ms: 1000",
+        "--rps",
+        "20",
+        "-c",
+        "40",
+        "-z",
+        "4s",
+        "-o",
+        "json",
+    ];
+    let mut plain = vec![addr.clone()];
+    plain.extend(base.iter().map(|s| s.to_string()));
+    let without = report(&load(plain.clone()).await);
+    let mut retried = plain;
+    retried.extend(args(&[
+        "--service-config",
+        r#"{"methodConfig":[{"name":[{"service":"helloworld.Greeter"}],"retryPolicy":{"maxAttempts":5,"initialBackoff":"0.05s","maxBackoff":"0.5s","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]}"#,
+    ]));
+    let with = report(&load(retried).await);
+    let rate = |r: &Value| r["error_rate"].as_f64().unwrap();
+    assert!(rate(&without) > 0.1, "{without}");
+    assert!(
+        rate(&with) < rate(&without) / 2.0,
+        "retries: {} -> {}",
+        rate(&without),
+        rate(&with)
+    );
+    assert!(with["retries"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_prints_the_partial_report_and_exits_130() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        let child = Command::new(BIN)
+            .args([
+                "load",
+                &addr,
+                "--call",
+                "helloworld.Greeter/SayHello",
+                "-c",
+                "5",
+                "-z",
+                "60s",
+                "-o",
+                "json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r["interrupted"], true);
+    assert!(r["ok"].as_u64().unwrap() > 0);
+    assert!(r["duration_ms"].as_f64().unwrap() < 10_000.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_connections_and_stream_limits() {
+    let t = common::start(ServerConfig {
+        max_concurrent_streams: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let addr = t.addr.to_string();
+    let out = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-H",
+        "x-delay-ms: 5",
+        "-c",
+        "40",
+        "--connections",
+        "4",
+        "-n",
+        "400",
+        "-o",
+        "json",
+    ]))
+    .await;
+    let r = report(&out);
+    assert_eq!(r["ok"], 400, "{}", stderr(&out));
+    let conns = r["connections_table"].as_array().unwrap();
+    assert_eq!(conns.len(), 4);
+    for c in conns {
+        assert!(c["rpcs"].as_u64().unwrap() >= 50, "spread: {c}");
+    }
+    // 40 in flight over 4 x 2 stream slots: calls waited for slots.
+    assert!(r["slot_waits"].as_u64().unwrap() > 0, "{r}");
+}
