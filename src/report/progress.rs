@@ -44,7 +44,7 @@ impl Progress {
                     .filter(|s| s.2 == State::Ready)
                     .count();
                 b.set_message(format!(
-                    "{done} calls  {:.0}/s  {} failed  {} in flight  {ready} connections READY",
+                    "{done} calls  {:.0}/s  {} failed  {} in flight  READY connections: {ready}",
                     (done - d0) as f64 / secs,
                     rec.errors.load(Ordering::Relaxed),
                     rec.in_flight.load(Ordering::Relaxed),
