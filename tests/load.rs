@@ -66,6 +66,43 @@ async fn unary_report_has_every_part() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = report(&out);
     assert_eq!(r["kind"], "load_report");
+    // The report's fields are API: a change here is a change for users.
+    let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "call_kind",
+            "causes",
+            "codes",
+            "concurrency",
+            "connections",
+            "connections_table",
+            "connects_failed",
+            "cpu",
+            "dropped_events",
+            "duration_ms",
+            "error_rate",
+            "errors",
+            "fail_on",
+            "histogram",
+            "interrupted",
+            "kind",
+            "latency_ms",
+            "method",
+            "ok",
+            "rate",
+            "responses",
+            "retries",
+            "rps",
+            "series",
+            "slot_wait_ms",
+            "slot_waits",
+            "target",
+            "total",
+            "transparent_retries",
+        ]
+    );
     assert_eq!(r["total"], 300);
     assert_eq!(r["ok"], 300);
     assert_eq!(r["codes"]["OK"]["count"], 300);

@@ -72,16 +72,19 @@ fn code_of_http(status: http::StatusCode) -> tonic::Code {
     }
 }
 
+static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
+
 fn status_in(h: &HeaderMap) -> Option<(tonic::Code, String)> {
     let code = h
-        .get("grpc-status")?
+        .get(&GRPC_STATUS)?
         .to_str()
         .ok()?
         .trim()
         .parse::<i32>()
         .ok()?;
     let msg = h
-        .get("grpc-message")
+        .get(&GRPC_MESSAGE)
         .and_then(|m| m.to_str().ok())
         .map(percent_decode)
         .unwrap_or_default();
