@@ -5,7 +5,8 @@
 #   1 connection x 100 in flight, 10 x 100, and 100 x 100 (10,000 in flight).
 # Prints per run: calls/s, failures, each tool's CPU time per call and peak
 # RSS; then the median calls/s of each and the ratio grpcdoc / h2load.
-# Every process binds or dials 127.0.0.1 only and ends by itself.
+# Every process binds or dials 127.0.0.1 only and ends by itself. Fixed ports
+# sit below the ephemeral range (32768+), where client sockets cannot hold them.
 #
 # Needs the peers (../shared/peers/setup.sh; PEERS_HOME) and a release build
 # (built here unless GRPCDOC_BIN is set).
@@ -14,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${1:-3}
 N1=${N1:-200000} N10=${N10:-300000} N100=${N100:-300000}
-PORT=${PORT:-50261}
+PORT=${PORT:-20261}
 PEERS_HOME=${PEERS_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/grpcdoc-peers}
 B=$PEERS_HOME/bin
 [ -x "$B/gogrpc-server" ] || { echo "bench-load: run ../shared/peers/setup.sh first (PEERS_HOME=$PEERS_HOME)" >&2; exit 2; }

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${1:-3}
 N1=${N1:-200000} N10=${N10:-300000}
-GO_PORT=${GO_PORT:-50251} DOC_PORT=${DOC_PORT:-50252}
+GO_PORT=${GO_PORT:-20251} DOC_PORT=${DOC_PORT:-20252}
 PEERS_HOME=${PEERS_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/grpcdoc-peers}
 B=$PEERS_HOME/bin
 [ -x "$B/gogrpc-server" ] || { echo "bench-serve: run ../shared/peers/setup.sh first (PEERS_HOME=$PEERS_HOME)" >&2; exit 2; }
