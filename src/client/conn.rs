@@ -391,7 +391,16 @@ impl Conn {
         if !full() {
             return Duration::ZERO;
         }
+        /// Counts this waiter until it returns or is dropped (aborted).
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
         let t0 = Instant::now();
+        s.slot_waiters.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&s.slot_waiters);
         loop {
             let freed = s.slot_freed.notified();
             if !full() || !self.usable() {

@@ -141,13 +141,10 @@ async fn worker(
     rec: Arc<Recorder>,
     start: Instant,
     end: Option<Instant>,
-    mut stop: watch::Receiver<bool>,
 ) {
+    // Stopped by abort (see `run`): nothing per call waits on a stop signal.
     let mut rng = fastrand::Rng::with_seed(id as u64 ^ 0x9e37_79b9_7f4a_7c15);
     loop {
-        if *stop.borrow() {
-            return;
-        }
         let ticket = rec.started.fetch_add(1, Ordering::Relaxed);
         if plan.total.is_some_and(|t| ticket >= t) {
             return;
@@ -160,10 +157,7 @@ async fn worker(
                 if end.is_some_and(|e| due >= e || Instant::now() >= e) {
                     return;
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep_until(due) => {}
-                    _ = stop.changed() => return,
-                }
+                tokio::time::sleep_until(due).await;
                 // Late: no worker was free (tokio's timers alone may wake a
                 // millisecond after the due time).
                 if Instant::now() > due + LATE {
@@ -181,13 +175,8 @@ async fn worker(
         };
         let deadline = plan.timeout.map(|t| Instant::now() + t);
         rec.in_flight.fetch_add(1, Ordering::Relaxed);
-        let (outcome, conn, cause) = tokio::select! {
-            r = run_call(&plan, &channel, &rec, ticket, deadline, &mut rng) => r,
-            _ = stop.changed() => {
-                rec.in_flight.fetch_sub(1, Ordering::Relaxed);
-                return;
-            }
-        };
+        let (outcome, conn, cause) =
+            run_call(&plan, &channel, &rec, ticket, deadline, &mut rng).await;
         rec.in_flight.fetch_sub(1, Ordering::Relaxed);
         rec.record(id, begin.elapsed(), &outcome, conn, cause);
     }
@@ -218,7 +207,7 @@ pub async fn run(
     plan: LoadPlan,
     channel: Channel,
     rec: Arc<Recorder>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) -> RunInfo {
     let plan = Arc::new(plan);
     let start = Instant::now();
@@ -233,12 +222,23 @@ pub async fn run(
                 rec.clone(),
                 start,
                 end,
-                stop.clone(),
             ))
         })
         .collect();
-    for w in workers {
-        let _ = w.await;
+    let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
+    let all = async {
+        for w in workers {
+            let _ = w.await;
+        }
+    };
+    tokio::select! {
+        _ = all => {}
+        _ = stop.wait_for(|s| *s) => {
+            // Calls in flight are abandoned: the report covers finished ones.
+            for a in aborts {
+                a.abort();
+            }
+        }
     }
     series.abort();
     RunInfo {
