@@ -282,6 +282,16 @@ impl EventSink {
     }
 }
 
+/// How GOAWAYs are counted in summaries: the code, and the debug data when
+/// there is some (`NO_ERROR "max_age"`).
+pub fn goaway_key(code: &str, debug: &str) -> String {
+    if debug.is_empty() {
+        code.to_string()
+    } else {
+        format!("{code} {debug:?}")
+    }
+}
+
 /// An error and its causes, `outer: inner: root` (repeats left out): what
 /// hyper's own Display leaves out.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -80,11 +80,7 @@ impl ConnEvents {
                 debug,
                 ..
             } => {
-                let key = if debug.is_empty() {
-                    code.clone()
-                } else {
-                    format!("{code} {debug:?}")
-                };
+                let key = crate::event::goaway_key(code, debug);
                 *self
                     .rows
                     .entry(id)

@@ -137,12 +137,7 @@ pub fn method_policy(
         serde_json::from_str(json).map_err(|e| ServiceConfigError::Json {
             line: e.line(),
             column: e.column(),
-            reason: e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            reason: crate::rpc::payload::json_reason(&e),
         })?;
     let mut best: Option<(u8, &MethodConfigJson)> = None;
     for mc in &cfg.method_config {

@@ -66,11 +66,7 @@ impl WatchSummary {
                 debug,
                 ..
             } => {
-                let key = if debug.is_empty() {
-                    code.clone()
-                } else {
-                    format!("{code} {debug:?}")
-                };
+                let key = crate::event::goaway_key(code, debug);
                 *self.goaways.entry(key).or_default() += 1;
             }
             EventKind::Connect { result, .. } => match result {

@@ -99,12 +99,7 @@ pub fn encode(
             origin: origin.to_string(),
             line: e.line(),
             column: e.column(),
-            reason: e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            reason: json_reason(&e),
             message: desc.full_name().to_string(),
         };
         let v = OneOrMany(desc.clone()).deserialize(&mut de).map_err(err)?;
@@ -121,6 +116,16 @@ pub fn encode(
         v
     };
     Ok(messages.iter().map(|m| frame(&m.encode_to_vec())).collect())
+}
+
+/// serde_json's message without its " at line L column C" (the caller
+/// names the place as file:line:column).
+pub fn json_reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 /// A gRPC length-prefixed message (uncompressed).
