@@ -47,6 +47,48 @@ pub enum Command {
     /// and to the connections under them; thresholds for CI (--fail-on).
     #[command(after_help = EXIT_CODES)]
     Load(Box<LoadArgs>),
+    /// A chaos proxy: forward connections to an upstream with faults, byte
+    /// level (latency, blackhole, reset, ...) and, on cleartext HTTP/2, frame
+    /// level (drop a PING ack, inject a GOAWAY, ...). --list-faults lists them.
+    #[command(after_help = EXIT_CODES)]
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on (`:0` picks a port); the first stdout line is
+    /// `listening on ADDR`.
+    #[arg(long, default_value = "127.0.0.1:0", value_parser = parse_listen, value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Where connections go: HOST:PORT.
+    #[arg(
+        long,
+        required_unless_present = "list_faults",
+        value_name = "HOST:PORT"
+    )]
+    pub upstream: Option<String>,
+
+    /// A fault, NAME:KEY=VALUE,... (repeatable), e.g.
+    /// drop-ping:direction=upstream,acks=true,count=1
+    #[arg(long = "fault", value_parser = parse_fault, value_name = "SPEC")]
+    pub faults: Vec<crate::proxy::FaultSpec>,
+
+    /// List every fault with its parameters, and exit.
+    #[arg(long)]
+    pub list_faults: bool,
+
+    /// Stop after this long (default: until Ctrl-C or SIGTERM).
+    #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION")]
+    pub run_for: Option<Duration>,
+
+    /// Output format of the proxy's events on stdout.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+fn parse_fault(s: &str) -> Result<crate::proxy::FaultSpec, String> {
+    s.parse().map_err(|e: crate::proxy::spec::SpecError| e.0)
 }
 
 #[derive(Debug, Args)]

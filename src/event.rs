@@ -172,6 +172,8 @@ pub enum EventKind {
         lifetime_ms: f64,
         streams: u64,
     },
+    /// A chaos proxy fault acted (or was refused).
+    Fault { name: String, detail: String },
     /// The server stops: `graceful` (drain) or `forced` (close now).
     Shutdown { mode: String },
     /// Events lost because the reporter fell behind (never blocks producers).

@@ -14,6 +14,7 @@ pub mod h2wire;
 pub mod load;
 pub mod pb;
 pub mod pem;
+pub mod proxy;
 pub mod report;
 pub mod rpc;
 pub mod server;

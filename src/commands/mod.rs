@@ -2,6 +2,7 @@
 //! wires producers to reporters and returns an [`Exit`].
 
 mod load;
+mod proxy;
 mod serve;
 pub mod watch;
 
@@ -32,6 +33,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Serve(args) => serve::run(args, cli.color).await,
             Command::Watch(args) => watch::run(args, cli.color).await,
             Command::Load(args) => load::run(*args, cli.color).await,
+            Command::Proxy(args) => proxy::run(args, cli.color).await,
         }
     });
     // Connection tasks still running (a forced stop) must not hold the exit.

@@ -221,6 +221,12 @@ impl HumanEvents {
                 "{frame_type} {} stream={stream_id} length={length} flags=0x{flags:x}",
                 dir(*d)
             ),
+            EventKind::Fault { name, detail } => {
+                format!(
+                    "{} {detail}",
+                    s.paint(Tone::Warn, &format!("fault {name}:"))
+                )
+            }
             EventKind::Shutdown { mode } => {
                 s.paint(Tone::Bold, &format!("server stopping ({mode})"))
             }

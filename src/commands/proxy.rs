@@ -1,0 +1,57 @@
+//! `grpcdoc proxy --upstream HOST:PORT [--fault SPEC]...`: the chaos proxy in
+//! the foreground, its connections and fault actions on stdout.
+
+use anyhow::{bail, Context as _};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::{ColorChoice, Output, ProxyArgs};
+use crate::event::EventSink;
+use crate::exit::Exit;
+use crate::proxy::RunningProxy;
+use crate::report::printer::Printer;
+use crate::report::style::Style;
+use crate::report::{EventWriter, HumanEvents, JsonEvents};
+
+pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
+    if args.list_faults {
+        print!("{}", crate::proxy::spec::list());
+        return Ok(Exit::Success);
+    }
+    let upstream_text = args.upstream.clone().unwrap_or_default();
+    let upstream = match tokio::net::lookup_host(upstream_text.as_str()).await {
+        Ok(mut addrs) => match addrs.next() {
+            Some(a) => a,
+            None => bail!("--upstream {upstream_text}: the name has no address"),
+        },
+        Err(e) => bail!("--upstream {upstream_text}: {e}; expected HOST:PORT"),
+    };
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let (events, rx) = EventSink::channel(16 * 1024);
+    let proxy = RunningProxy::start(args.listen, upstream, args.faults.clone(), events.clone())
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let writer: Box<dyn EventWriter> = match args.output {
+        Output::Human => Box::new(HumanEvents {
+            style: Style::for_stdout(color),
+            explainer: None,
+        }),
+        Output::Json => Box::new(JsonEvents),
+    };
+    let mut printer = Printer::spawn(rx, writer, &events);
+    let run_for = async {
+        match args.run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = run_for => {}
+        _ = &mut printer.pipe_closed => {}
+    }
+    proxy.shutdown().await;
+    drop(events);
+    printer.finish().await;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,416 @@
+//! One proxied connection: two pumps (client to server = upstream, server to
+//! client = downstream) applying the byte-level faults, FrameIo on both
+//! sockets for the frame-level ones (cleartext HTTP/2 only; TLS passes
+//! through untouched), and a supervisor that applies faults added later
+//! (reset, close, inject-goaway) and ends the connection.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::faults::Faults;
+use super::frames::{self, ConnFaultCtx, ProxyTap};
+use super::spec::{Direction, Fault};
+use crate::event::{CloseReason, EventKind, EventSink};
+use crate::h2wire::{FrameIo, Injector, Role};
+
+/// What every connection of a proxy shares.
+pub struct ProxyShared {
+    pub upstream: SocketAddr,
+    pub faults: Faults,
+    pub events: EventSink,
+}
+
+/// Makes the next close of this socket a reset (RST), as toxiproxy's
+/// reset_peer does with SO_LINGER 0.
+fn linger_zero(fd: RawFd) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads the struct given, for a socket we own.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
+enum PumpEnd {
+    /// The reading side ended; the writing side was shut down (FIN).
+    Eof,
+    /// limit-data was reached: the connection is to be closed.
+    Limit,
+    Error(String),
+}
+
+struct PumpFaults<'a> {
+    faults: &'a Faults,
+    ctx: &'a Arc<ConnFaultCtx>,
+    dir: Direction,
+}
+
+impl PumpFaults<'_> {
+    fn active(&self, pick: impl Fn(&Fault) -> bool) -> Vec<Arc<super::faults::ActiveFault>> {
+        self.faults
+            .snapshot()
+            .iter()
+            .filter(|f| f.spec.direction.covers(self.dir) && pick(&f.spec.fault))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Copies one direction, applying latency, bandwidth, slicer, blackhole,
+/// limit-data and slow-close.
+async fn pump<R, W>(mut r: R, mut w: W, pf: PumpFaults<'_>) -> PumpEnd
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut rng = fastrand::Rng::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut sent: u64 = 0;
+    let mut changes = pf.faults.subscribe();
+    let mut holed = false;
+    loop {
+        // Blackhole: read nothing, write nothing, keep both sockets open.
+        while !pf.active(|f| matches!(f, Fault::Blackhole)).is_empty() {
+            if !holed {
+                holed = true;
+                pf.ctx.fault_event(
+                    "blackhole",
+                    format!("forwarding stopped {:?}", pf.dir).to_lowercase(),
+                );
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), changes.changed()).await;
+        }
+        holed = false;
+        let n = match r.read(&mut buf).await {
+            Ok(0) => {
+                if let Some(d) = pf
+                    .active(|f| matches!(f, Fault::SlowClose { .. }))
+                    .iter()
+                    .find_map(|f| match f.spec.fault {
+                        Fault::SlowClose { delay } => Some(delay),
+                        _ => None,
+                    })
+                {
+                    pf.ctx.fault_event(
+                        "slow-close",
+                        format!("holding the close for {}", humantime::format_duration(d)),
+                    );
+                    tokio::time::sleep(d).await;
+                }
+                let _ = w.shutdown().await;
+                return PumpEnd::Eof;
+            }
+            Ok(n) => n,
+            Err(e) => return PumpEnd::Error(e.to_string()),
+        };
+        let mut chunk = &buf[..n];
+        for f in pf.active(|f| matches!(f, Fault::Latency { .. })) {
+            if let Fault::Latency { latency, jitter } = f.spec.fault {
+                if f.fires(None, &mut rng) {
+                    let j = jitter.as_secs_f64() * (rng.f64() * 2.0 - 1.0);
+                    tokio::time::sleep(Duration::from_secs_f64(
+                        (latency.as_secs_f64() + j).max(0.0),
+                    ))
+                    .await;
+                }
+            }
+        }
+        if let Some(rate) = pf
+            .active(|f| matches!(f, Fault::Bandwidth { .. }))
+            .iter()
+            .filter_map(|f| match f.spec.fault {
+                Fault::Bandwidth { rate } => Some(rate),
+                _ => None,
+            })
+            .min()
+        {
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+        }
+        let mut limit_hit = false;
+        if let Some(limit) = pf
+            .active(|f| matches!(f, Fault::LimitData { .. }))
+            .iter()
+            .filter_map(|f| match f.spec.fault {
+                Fault::LimitData { bytes } => Some(bytes),
+                _ => None,
+            })
+            .min()
+        {
+            let room = limit.saturating_sub(sent) as usize;
+            if room <= chunk.len() {
+                chunk = &chunk[..room];
+                limit_hit = true;
+            }
+        }
+        let slices = pf.active(|f| matches!(f, Fault::Slicer { .. }));
+        let written = match slices.first().map(|f| &f.spec.fault) {
+            Some(Fault::Slicer { size, delay }) => {
+                let mut r = Ok(());
+                for (i, part) in chunk.chunks(*size).enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(*delay).await;
+                    }
+                    r = w.write_all(part).await.and(w.flush().await);
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                r
+            }
+            _ => w.write_all(chunk).await.and(w.flush().await),
+        };
+        if let Err(e) = written {
+            return PumpEnd::Error(e.to_string());
+        }
+        sent += chunk.len() as u64;
+        if limit_hit {
+            pf.ctx.fault_event(
+                "limit-data",
+                format!("{sent} bytes forwarded {:?}: closing", pf.dir).to_lowercase(),
+            );
+            return PumpEnd::Limit;
+        }
+    }
+}
+
+fn close_event(
+    events: &EventSink,
+    id: u64,
+    addr: &Arc<str>,
+    reason: CloseReason,
+    detail: Option<String>,
+    start: Instant,
+) {
+    events.emit(
+        Some(id),
+        Some(addr.clone()),
+        EventKind::Closed {
+            reason,
+            error: None,
+            detail,
+            lifetime_ms: start.elapsed().as_secs_f64() * 1e3,
+            streams: 0,
+        },
+    );
+}
+
+pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<ProxyShared>) {
+    let start = Instant::now();
+    let addr: Arc<str> = peer.to_string().into();
+    let events = &shared.events;
+    let mut rng = fastrand::Rng::new();
+    let client_fd = client.as_raw_fd();
+    let fault_event = |name: &str, detail: String| {
+        events.emit(
+            Some(id),
+            Some(addr.clone()),
+            EventKind::Fault {
+                name: name.into(),
+                detail,
+            },
+        )
+    };
+    if shared
+        .faults
+        .snapshot()
+        .iter()
+        .any(|f| matches!(f.spec.fault, Fault::Down) && f.fires(None, &mut rng))
+    {
+        linger_zero(client_fd);
+        drop(client);
+        fault_event("down", "reset a new connection".into());
+        close_event(
+            events,
+            id,
+            &addr,
+            CloseReason::Reset,
+            Some("down".into()),
+            start,
+        );
+        return;
+    }
+    let upstream =
+        match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(shared.upstream))
+            .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                linger_zero(client_fd);
+                drop(client);
+                events.emit(
+                    Some(id),
+                    Some(addr.clone()),
+                    EventKind::Closed {
+                        reason: CloseReason::Error,
+                        error: Some(format!(
+                            "cannot reach the upstream {}: {e}",
+                            shared.upstream
+                        )),
+                        detail: None,
+                        lifetime_ms: start.elapsed().as_secs_f64() * 1e3,
+                        streams: 0,
+                    },
+                );
+                return;
+            }
+            Err(_) => return,
+        };
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let up_fd = upstream.as_raw_fd();
+    // TLS starts with a handshake record (0x16); HTTP/2 with "PRI".
+    let mut first = [0u8; 1];
+    let tls = matches!(
+        tokio::time::timeout(Duration::from_secs(5), client.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == 0x16
+    );
+    let ctx = Arc::new(ConnFaultCtx {
+        conn: id,
+        addr: addr.clone(),
+        faults: shared.faults.clone(),
+        events: events.clone(),
+        to_client: Injector::new(),
+        to_server: Injector::new(),
+        last_stream: AtomicU32::new(0),
+        reset_streams: Mutex::new(HashSet::new()),
+        handshaken: tokio::sync::watch::channel((false, false)).0,
+    });
+    let frame_faults: Vec<String> = shared
+        .faults
+        .snapshot()
+        .iter()
+        .filter(|f| f.spec.is_frame_level())
+        .map(|f| f.spec.text.clone())
+        .collect();
+    if tls && !frame_faults.is_empty() {
+        fault_event(
+            "refused",
+            format!(
+                "this connection is TLS: frame-level faults need cleartext HTTP/2 (h2c) and do not act on it ({}); byte-level faults do",
+                frame_faults.join(", ")
+            ),
+        );
+    }
+    let pf = |dir| PumpFaults {
+        faults: &shared.faults,
+        ctx: &ctx,
+        dir,
+    };
+    let run = async {
+        if tls {
+            let (cr, cw) = tokio::io::split(client);
+            let (ur, uw) = tokio::io::split(upstream);
+            tokio::join!(
+                pump(cr, uw, pf(Direction::Upstream)),
+                pump(ur, cw, pf(Direction::Downstream))
+            )
+        } else {
+            let client_io = FrameIo::with_injector(
+                client,
+                Role::Server,
+                ProxyTap {
+                    ctx: ctx.clone(),
+                    writes: Direction::Downstream,
+                    rng: fastrand::Rng::new(),
+                },
+                &ctx.to_client,
+            );
+            let up_io = FrameIo::with_injector(
+                upstream,
+                Role::Client,
+                ProxyTap {
+                    ctx: ctx.clone(),
+                    writes: Direction::Upstream,
+                    rng: fastrand::Rng::new(),
+                },
+                &ctx.to_server,
+            );
+            let (cr, cw) = tokio::io::split(client_io);
+            let (ur, uw) = tokio::io::split(up_io);
+            tokio::join!(
+                pump(cr, uw, pf(Direction::Upstream)),
+                pump(ur, cw, pf(Direction::Downstream))
+            )
+        }
+    };
+    tokio::pin!(run);
+    let mut changes = shared.faults.subscribe();
+    let mut applied: HashSet<u64> = HashSet::new();
+    let mut goaways = Vec::new();
+    let outcome: (CloseReason, Option<String>) = loop {
+        // Faults that act on open connections: at start and on every change.
+        let mut end = None;
+        for f in shared.faults.snapshot().iter() {
+            if !applied.insert(f.id) {
+                continue;
+            }
+            match &f.spec.fault {
+                Fault::Reset if f.fires(None, &mut rng) => {
+                    linger_zero(client_fd);
+                    linger_zero(up_fd);
+                    fault_event("reset", "reset both sides (RST)".into());
+                    end = Some((CloseReason::Reset, Some("reset fault".to_string())));
+                }
+                Fault::Close if f.fires(None, &mut rng) => {
+                    fault_event("close", "closed both sides (FIN)".into());
+                    end = Some((CloseReason::Local, Some("close fault".to_string())));
+                }
+                Fault::InjectGoaway {
+                    code,
+                    last_stream_id,
+                    debug,
+                    every,
+                } if !tls => {
+                    goaways.push(tokio::spawn(frames::inject_goaways(
+                        ctx.clone(),
+                        f.id,
+                        f.spec.direction,
+                        *code,
+                        *last_stream_id,
+                        debug.clone(),
+                        *every,
+                    )));
+                }
+                _ => {}
+            }
+            if end.is_some() {
+                break;
+            }
+        }
+        // Dropping the pumps closes both sockets (RST after SO_LINGER 0).
+        if let Some(end) = end {
+            break end;
+        }
+        tokio::select! {
+            (up, down) = &mut run => {
+                let detail = match (&up, &down) {
+                    (PumpEnd::Limit, _) | (_, PumpEnd::Limit) => Some("limit-data".to_string()),
+                    (PumpEnd::Error(e), _) | (_, PumpEnd::Error(e)) => Some(e.clone()),
+                    _ => None,
+                };
+                let reason = if detail.is_some() { CloseReason::Local } else { CloseReason::Eof };
+                break (reason, detail);
+            }
+            changed = changes.changed() => if changed.is_err() { break (CloseReason::Local, None) },
+        }
+    };
+    for g in goaways {
+        g.abort();
+    }
+    close_event(events, id, &addr, outcome.0, outcome.1, start);
+}
