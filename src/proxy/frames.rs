@@ -164,60 +164,58 @@ impl FrameHook for ProxyTap {
 
     fn rewrite(&mut self, header: &FrameHeader, payload: &[u8]) -> Verdict {
         let way = dir_name(self.writes);
+        let kind = header.kind.name();
+        let is_ping = header.kind == FrameType::Ping;
         for f in self.ctx.faults.snapshot().iter() {
             if !f.spec.direction.covers(self.writes) {
                 continue;
             }
-            let kind = header.kind.name();
+            // `fires` counts a use, so it is asked last, once the frame matches.
             match &f.spec.fault {
                 Fault::DropPing { acks, count }
-                    if header.kind == FrameType::Ping && ping_matches(*acks, header) =>
+                    if is_ping && ping_matches(*acks, header) && f.fires(*count, &mut self.rng) =>
                 {
-                    if f.fires(*count, &mut self.rng) {
-                        let what = if header.has_flag(1) {
-                            "PING ack"
-                        } else {
-                            "PING"
-                        };
-                        self.ctx
-                            .fault_event("drop-ping", format!("dropped a {what} {way}"));
-                        return Verdict::Drop;
-                    }
+                    let what = if header.has_flag(1) {
+                        "PING ack"
+                    } else {
+                        "PING"
+                    };
+                    self.ctx
+                        .fault_event("drop-ping", format!("dropped a {what} {way}"));
+                    return Verdict::Drop;
                 }
                 Fault::DelayPing { acks, delay }
-                    if header.kind == FrameType::Ping && ping_matches(*acks, header) =>
+                    if is_ping && ping_matches(*acks, header) && f.fires(None, &mut self.rng) =>
                 {
-                    if f.fires(None, &mut self.rng) {
-                        let mut frame = header.encode().to_vec();
-                        frame.extend_from_slice(payload);
-                        let (inj, delay) = (self.injector().clone(), *delay);
-                        tokio::spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            inj.inject(Bytes::from(frame));
-                        });
-                        self.ctx.fault_event(
-                            "delay-ping",
-                            format!(
-                                "held a PING {way} for {}",
-                                humantime::format_duration(delay)
-                            ),
-                        );
-                        return Verdict::Drop;
-                    }
+                    let mut frame = header.encode().to_vec();
+                    frame.extend_from_slice(payload);
+                    let (inj, delay) = (self.injector().clone(), *delay);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        inj.inject(Bytes::from(frame));
+                    });
+                    self.ctx.fault_event(
+                        "delay-ping",
+                        format!(
+                            "held a PING {way} for {}",
+                            humantime::format_duration(delay)
+                        ),
+                    );
+                    return Verdict::Drop;
                 }
-                Fault::DropGoaway if header.kind == FrameType::GoAway => {
-                    if f.fires(None, &mut self.rng) {
-                        self.ctx
-                            .fault_event("drop-goaway", format!("dropped a GOAWAY {way}"));
-                        return Verdict::Drop;
-                    }
+                Fault::DropGoaway
+                    if header.kind == FrameType::GoAway && f.fires(None, &mut self.rng) =>
+                {
+                    self.ctx
+                        .fault_event("drop-goaway", format!("dropped a GOAWAY {way}"));
+                    return Verdict::Drop;
                 }
-                Fault::DropFrame { frame_type, count } if header.kind == *frame_type => {
-                    if f.fires(*count, &mut self.rng) {
-                        self.ctx
-                            .fault_event("drop-frame", format!("dropped a {kind} frame {way}"));
-                        return Verdict::Drop;
-                    }
+                Fault::DropFrame { frame_type, count }
+                    if header.kind == *frame_type && f.fires(*count, &mut self.rng) =>
+                {
+                    self.ctx
+                        .fault_event("drop-frame", format!("dropped a {kind} frame {way}"));
+                    return Verdict::Drop;
                 }
                 Fault::MaxConcurrentStreams { value } if header.kind == FrameType::Settings => {
                     let Ok(ControlFrame::Settings {
