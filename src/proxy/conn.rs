@@ -162,7 +162,8 @@ where
             Some(Fault::Slicer { size, delay }) => {
                 let mut r = Ok(());
                 for (i, part) in chunk.chunks(*size).enumerate() {
-                    if i > 0 {
+                    // tokio's timer rounds up to a millisecond: no sleep for 0.
+                    if i > 0 && !delay.is_zero() {
                         tokio::time::sleep(*delay).await;
                     }
                     r = w.write_all(part).await.and(w.flush().await);
@@ -311,44 +312,43 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         ctx: &ctx,
         dir,
     };
-    let run = async {
-        if tls {
-            let (cr, cw) = tokio::io::split(client);
-            let (ur, uw) = tokio::io::split(upstream);
-            tokio::join!(
-                pump(cr, uw, pf(Direction::Upstream)),
-                pump(ur, cw, pf(Direction::Downstream))
-            )
-        } else {
-            let client_io = FrameIo::with_injector(
-                client,
-                Role::Server,
-                ProxyTap {
-                    ctx: ctx.clone(),
-                    writes: Direction::Downstream,
-                    rng: fastrand::Rng::new(),
-                },
-                &ctx.to_client,
-            );
-            let up_io = FrameIo::with_injector(
-                upstream,
-                Role::Client,
-                ProxyTap {
-                    ctx: ctx.clone(),
-                    writes: Direction::Upstream,
-                    rng: fastrand::Rng::new(),
-                },
-                &ctx.to_server,
-            );
-            let (cr, cw) = tokio::io::split(client_io);
-            let (ur, uw) = tokio::io::split(up_io);
-            tokio::join!(
-                pump(cr, uw, pf(Direction::Upstream)),
-                pump(ur, cw, pf(Direction::Downstream))
-            )
-        }
+    type Pump<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = PumpEnd> + Send + 'a>>;
+    let (mut up, mut down): (Pump, Pump) = if tls {
+        let (cr, cw) = tokio::io::split(client);
+        let (ur, uw) = tokio::io::split(upstream);
+        (
+            Box::pin(pump(cr, uw, pf(Direction::Upstream))),
+            Box::pin(pump(ur, cw, pf(Direction::Downstream))),
+        )
+    } else {
+        let client_io = FrameIo::with_injector(
+            client,
+            Role::Server,
+            ProxyTap {
+                ctx: ctx.clone(),
+                writes: Direction::Downstream,
+                rng: fastrand::Rng::new(),
+            },
+            &ctx.to_client,
+        );
+        let up_io = FrameIo::with_injector(
+            upstream,
+            Role::Client,
+            ProxyTap {
+                ctx: ctx.clone(),
+                writes: Direction::Upstream,
+                rng: fastrand::Rng::new(),
+            },
+            &ctx.to_server,
+        );
+        let (cr, cw) = tokio::io::split(client_io);
+        let (ur, uw) = tokio::io::split(up_io);
+        (
+            Box::pin(pump(cr, uw, pf(Direction::Upstream))),
+            Box::pin(pump(ur, cw, pf(Direction::Downstream))),
+        )
     };
-    tokio::pin!(run);
+    let (mut up_done, mut down_done) = (false, false);
     let mut changes = shared.faults.subscribe();
     let mut applied: HashSet<u64> = HashSet::new();
     let mut goaways = Vec::new();
@@ -396,17 +396,23 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         if let Some(end) = end {
             break end;
         }
-        tokio::select! {
-            (up, down) = &mut run => {
-                let detail = match (&up, &down) {
-                    (PumpEnd::Limit, _) | (_, PumpEnd::Limit) => Some("limit-data".to_string()),
-                    (PumpEnd::Error(e), _) | (_, PumpEnd::Error(e)) => Some(e.clone()),
-                    _ => None,
-                };
-                let reason = if detail.is_some() { CloseReason::Local } else { CloseReason::Eof };
-                break (reason, detail);
+        // An EOF half-closes (the other way goes on); a limit or an error
+        // ends the connection.
+        let ended = tokio::select! {
+            end = &mut up, if !up_done => { up_done = true; end }
+            end = &mut down, if !down_done => { down_done = true; end }
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    break (CloseReason::Local, None);
+                }
+                continue;
             }
-            changed = changes.changed() => if changed.is_err() { break (CloseReason::Local, None) },
+        };
+        match ended {
+            PumpEnd::Limit => break (CloseReason::Local, Some("limit-data".into())),
+            PumpEnd::Error(e) => break (CloseReason::Error, Some(e)),
+            PumpEnd::Eof if up_done && down_done => break (CloseReason::Eof, None),
+            PumpEnd::Eof => {}
         }
     };
     for g in goaways {

@@ -1,0 +1,466 @@
+//! The chaos proxy over real sockets: the built-in server behind it, a raw
+//! HTTP/2 client (or the watch binary) in front, each fault acting as said.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use grpcdoc::event::{CloseReason, EventKind, EventSink};
+use grpcdoc::h2wire::{ControlFrame, Dir, ErrorCode};
+use grpcdoc::proxy::{FaultSpec, RunningProxy};
+use grpcdoc::server::ServerConfig;
+use tokio::time::Instant;
+
+const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
+const SECS: fn(f64) -> Duration = Duration::from_secs_f64;
+
+fn spec(s: &str) -> FaultSpec {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e:?}"))
+}
+
+/// A proxy in front of `upstream`, its events recorded.
+async fn proxy(upstream: std::net::SocketAddr, faults: &[&str]) -> (RunningProxy, EventLog) {
+    let (sink, rx) = EventSink::channel(16 * 1024);
+    let log = EventLog::spawn(rx);
+    let p = RunningProxy::start(
+        "127.0.0.1:0".parse().unwrap(),
+        upstream,
+        faults.iter().map(|f| spec(f)).collect(),
+        sink,
+    )
+    .await
+    .unwrap();
+    (p, log)
+}
+
+fn fault_events(log: &EventLog, name: &str) -> usize {
+    log.all()
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::Fault { name: n, .. } if n == name))
+        .count()
+}
+
+#[tokio::test]
+async fn lost_ping_ack_makes_a_healthy_server_cut_the_connection() {
+    // The server pings every second and wants an ack within a second.
+    let t = start(ServerConfig {
+        keepalive_time: SECS(1.0),
+        keepalive_timeout: SECS(1.0),
+        ..Default::default()
+    })
+    .await;
+    let (p, plog) = proxy(t.addr, &["drop-ping:direction=upstream,acks=true,count=1"]).await;
+    let c = RawClient::connect(p.addr).await;
+    let closed = t
+        .log
+        .wait_for(SECS(6.0), closed_event)
+        .await
+        .expect("the server closes");
+    assert!(
+        matches!(
+            closed.kind,
+            EventKind::Closed {
+                reason: CloseReason::KeepaliveTimeout,
+                ..
+            }
+        ),
+        "{closed:?}"
+    );
+    assert_eq!(
+        fault_events(&plog, "drop-ping"),
+        1,
+        "exactly one ack dropped"
+    );
+    let _ = tokio::time::timeout(SECS(3.0), c.closed)
+        .await
+        .expect("the client sees the close");
+
+    // count=0: nothing dropped, the connection lives.
+    let (p, plog) = proxy(t.addr, &["drop-ping:direction=upstream,acks=true,count=0"]).await;
+    let c = RawClient::connect(p.addr).await;
+    tokio::time::sleep(SECS(3.5)).await;
+    assert!(!c.closed.is_finished());
+    assert_eq!(fault_events(&plog, "drop-ping"), 0);
+}
+
+#[tokio::test]
+async fn injected_goaway_reaches_the_client_whole() {
+    let t = start(ServerConfig::default()).await;
+    let (p, plog) = proxy(t.addr, &["inject-goaway:direction=downstream,debug=chaos,code=ENHANCE_YOUR_CALM,last_stream_id=7"]).await;
+    let c = RawClient::connect(p.addr).await;
+    let g = c
+        .frames
+        .wait_for(SECS(3.0), |s| {
+            s.dir == Dir::Received && matches!(s.frame, ControlFrame::GoAway { .. })
+        })
+        .await
+        .expect("GOAWAY");
+    assert_eq!(
+        g.frame,
+        ControlFrame::GoAway {
+            last_stream_id: 7,
+            code: ErrorCode::ENHANCE_YOUR_CALM,
+            debug: bytes::Bytes::from_static(b"chaos"),
+        }
+    );
+    // After the server's SETTINGS: the client's first frame was SETTINGS.
+    let first = c.frames.received().into_iter().next().unwrap();
+    assert!(
+        matches!(first.frame, ControlFrame::Settings { .. }),
+        "{first:?}"
+    );
+    assert_eq!(fault_events(&plog, "inject-goaway"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_through_the_proxy_sees_chaos_and_a_down_server() {
+    let t = start(ServerConfig::default()).await;
+    let (p, _log) = proxy(t.addr, &[]).await;
+    let addr = p.addr.to_string();
+    let faults = p.faults.clone();
+    let watch = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args([
+                "watch",
+                &addr,
+                "-o",
+                "json",
+                "--probe-interval",
+                "300ms",
+                "--for",
+                "5s",
+            ])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap()
+    });
+    tokio::time::sleep(SECS(0.8)).await;
+    let g = faults.add(spec("inject-goaway:direction=downstream,debug=chaos"));
+    tokio::time::sleep(SECS(0.5)).await;
+    faults.remove(g);
+    let down = faults.add(spec("down"));
+    let _reset = faults.add(spec("reset"));
+    tokio::time::sleep(SECS(1.5)).await;
+    faults.clear();
+    let _ = down;
+    let out = watch.await.unwrap();
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let chaos = events
+        .iter()
+        .find(|e| e["kind"] == "goaway" && e["dir"] == "received" && e["debug"] == "chaos")
+        .expect("GOAWAY chaos seen by watch");
+    assert_eq!(chaos["code"], "NO_ERROR");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "connect" && e["result"] == "error"),
+        "down: refused or reset connects"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "state" && e["to"] == "TRANSIENT_FAILURE"));
+    // Recovered once the faults were removed.
+    let last_ready = events
+        .iter()
+        .rposition(|e| e["kind"] == "state" && e["to"] == "READY");
+    let last_tf = events
+        .iter()
+        .rposition(|e| e["kind"] == "state" && e["to"] == "TRANSIENT_FAILURE");
+    assert!(last_ready > last_tf, "READY again after the faults went");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blackhole_is_caught_by_keepalive_and_unnoticed_without() {
+    let t = start(ServerConfig::default()).await;
+    for keepalive in [true, false] {
+        let (p, _log) = proxy(t.addr, &[]).await;
+        let addr = p.addr.to_string();
+        let mut a = vec![
+            "watch", &addr, "-o", "json", "--probe", "none", "--for", "4s",
+        ];
+        if keepalive {
+            a.extend([
+                "--keepalive-time",
+                "1s",
+                "--keepalive-timeout",
+                "1s",
+                "--keepalive-permit-without-stream",
+            ]);
+        }
+        let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        let watch = tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(&a)
+                .stderr(Stdio::null())
+                .output()
+                .unwrap()
+        });
+        tokio::time::sleep(SECS(1.0)).await;
+        p.add(spec("blackhole"));
+        let holed = Instant::now();
+        let out = watch.await.unwrap();
+        let started = holed - SECS(1.0);
+        let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let dead = events
+            .iter()
+            .find(|e| e["kind"] == "closed" && e["reason"] == "keepalive_timeout");
+        if keepalive {
+            let dead = dead.expect("keepalive declares the connection dead");
+            let at = started + SECS(dead["t_ms"].as_f64().unwrap() / 1e3);
+            let after = at.saturating_duration_since(holed);
+            assert!(after < SECS(3.2), "dead after {after:?}");
+        } else {
+            assert!(dead.is_none());
+            let last_state = events
+                .iter()
+                .rev()
+                .find(|e| e["kind"] == "state" && e["channel"] == false && e["to"] != "SHUTDOWN");
+            assert_eq!(
+                last_state.unwrap()["to"],
+                "READY",
+                "without keepalive it stays READY"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn byte_faults_delay_slice_limit_and_close() {
+    let t = start(ServerConfig::default()).await;
+    // Latency on both ways: a call takes at least 2 x 150 ms.
+    let (p, _) = proxy(t.addr, &["latency:latency=150ms"]).await;
+    let mut c = RawClient::connect(p.addr).await;
+    let started = Instant::now();
+    let (status, _) = c
+        .start_unary("/helloworld.Greeter/SayHello", &hello("a"), &[])
+        .await
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, "0");
+    assert!(started.elapsed() >= SECS(0.3), "{:?}", started.elapsed());
+
+    // Sliced into 3-byte pieces and rate limited, the stream stays intact.
+    let (p, log) = proxy(t.addr, &["slicer:size=3,delay=0s", "bandwidth:rate=200000"]).await;
+    let mut c = RawClient::connect(p.addr).await;
+    let req = grpcdoc::pb::echo::EchoRequest {
+        message: "big".into(),
+        response_size: 20000,
+        ..Default::default()
+    };
+    let (status, body) = c
+        .start_unary("/grpcdoc.echo.v1.Echo/Unary", &req, &[])
+        .await
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, "0");
+    assert!(body.len() > 20000);
+    drop(log);
+
+    // limit-data closes the connection after the bytes.
+    let (p, log) = proxy(t.addr, &["limit-data:bytes=200,direction=downstream"]).await;
+    let mut c = RawClient::connect(p.addr).await;
+    let r = c
+        .start_unary("/grpcdoc.echo.v1.Echo/Unary", &req, &[])
+        .await
+        .await
+        .unwrap();
+    assert!(r.is_err(), "cut: {r:?}");
+    assert_eq!(fault_events(&log, "limit-data"), 1);
+
+    // reset and close act on open connections.
+    for (fault, reason) in [("reset", CloseReason::Reset), ("close", CloseReason::Local)] {
+        let (p, log) = proxy(t.addr, &[]).await;
+        let c = RawClient::connect(p.addr).await;
+        p.add(spec(fault));
+        let (_, r) = tokio::time::timeout(SECS(3.0), c.closed)
+            .await
+            .expect("closed")
+            .unwrap();
+        let closed = log.wait_for(SECS(2.0), closed_event).await.unwrap();
+        assert!(
+            matches!(closed.kind, EventKind::Closed { reason: r, .. } if r == reason),
+            "{fault}: {closed:?}"
+        );
+        if fault == "reset" {
+            let e = r.expect_err("reset is an error for the client");
+            assert!(e.to_string().contains("reset") || e.is_io(), "{e}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn frame_rewrites_and_drops() {
+    let t = start(ServerConfig {
+        max_connection_idle: Some(SECS(0.5)),
+        ..Default::default()
+    })
+    .await;
+    // The client sees the rewritten stream limit.
+    let (p, _) = proxy(
+        t.addr,
+        &["max-concurrent-streams:value=3,direction=downstream"],
+    )
+    .await;
+    let c = RawClient::connect(p.addr).await;
+    let s = c
+        .frames
+        .wait_for(SECS(3.0), |s| {
+            s.dir == Dir::Received && matches!(&s.frame, ControlFrame::Settings { ack: false, params } if params.contains(&(3, 3)))
+        })
+        .await;
+    assert!(s.is_some(), "{:?}", c.frames.received());
+
+    // drop-goaway: the server's idle GOAWAYs never reach the client.
+    let (p, log) = proxy(t.addr, &["drop-goaway:direction=downstream"]).await;
+    let c = RawClient::connect(p.addr).await;
+    tokio::time::sleep(SECS(1.5)).await;
+    assert!(c
+        .frames
+        .received()
+        .iter()
+        .all(|s| !matches!(s.frame, ControlFrame::GoAway { .. })));
+    assert!(fault_events(&log, "drop-goaway") >= 1);
+    drop(c);
+
+    // delay-ping: the round trip takes the delay.
+    let (p, _) = proxy(
+        t.addr,
+        &["delay-ping:delay=300ms,acks=true,direction=downstream"],
+    )
+    .await;
+    let mut c = RawClient::connect(p.addr).await;
+    let started = Instant::now();
+    c.ping.ping(h2::Ping::opaque()).await.expect("pong");
+    assert!(started.elapsed() >= SECS(0.3), "{:?}", started.elapsed());
+
+    // drop-frame PING upstream: pings never reach the server.
+    let (p, log) = proxy(t.addr, &["drop-frame:type=PING,direction=upstream,count=2"]).await;
+    let mut c = RawClient::connect(p.addr).await;
+    let lost = tokio::time::timeout(SECS(0.4), c.ping.ping(h2::Ping::opaque())).await;
+    assert!(lost.is_err(), "no pong for a dropped ping");
+    assert_eq!(fault_events(&log, "drop-frame"), 1);
+}
+
+#[tokio::test]
+async fn injected_stream_resets_fail_the_call() {
+    let t = start(ServerConfig::default()).await;
+    let (p, log) = proxy(t.addr, &["inject-rst-stream:code=REFUSED_STREAM"]).await;
+    let mut c = RawClient::connect(p.addr).await;
+    let r = c
+        .start_unary(
+            "/helloworld.Greeter/SayHello",
+            &hello("a"),
+            &[("x-delay-ms", "200")],
+        )
+        .await
+        .await
+        .unwrap();
+    let e = r.expect_err("reset");
+    assert!(e.contains("refused") || e.contains("REFUSED"), "{e}");
+    assert_eq!(fault_events(&log, "inject-rst-stream"), 1);
+    // The connection itself survives (the server saw a valid RST_STREAM).
+    tokio::time::sleep(SECS(0.3)).await;
+    assert!(!c.closed.is_finished());
+}
+
+#[test]
+fn cli_fault_errors_are_exit_2_and_faults_are_listed() {
+    let out = Command::new(BIN)
+        .args([
+            "proxy",
+            "--upstream",
+            "127.0.0.1:1",
+            "--fault",
+            "drop-ping:acks=maybe",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("drop-ping: `acks=maybe` must be true, false or all"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["proxy", "--upstream", "127.0.0.1:1", "--fault", "wobble"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown fault `wobble`"));
+    let out = Command::new(BIN)
+        .args(["proxy", "--list-faults"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "latency",
+        "blackhole",
+        "down",
+        "drop-ping",
+        "inject-goaway",
+        "drop-frame",
+        "direction",
+        "probability",
+    ] {
+        assert!(text.contains(name), "{name}: {text}");
+    }
+    let out = Command::new(BIN).args(["proxy"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "--upstream is required");
+}
+
+#[tokio::test]
+async fn tls_connections_refuse_frame_faults_but_pass_through() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, kp) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cp, cert.cert.pem()).unwrap();
+    std::fs::write(&kp, cert.key_pair.serialize_pem()).unwrap();
+    let t = start(ServerConfig {
+        tls: Some(grpcdoc::server::tls::server_config(&cp, &kp).unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let (p, log) = proxy(t.addr, &["drop-ping"]).await;
+    let out = tokio::task::spawn_blocking({
+        let target = format!("https://localhost:{}", p.addr.port());
+        let ca = cp.to_str().unwrap().to_string();
+        move || {
+            Command::new(BIN)
+                .args([
+                    "watch", &target, "--cacert", &ca, "--for", "800ms", "-o", "json",
+                ])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"to\":\"READY\""),
+        "TLS passes through: {text}"
+    );
+    let refused = log
+        .all()
+        .into_iter()
+        .find(|e| matches!(&e.kind, EventKind::Fault { name, .. } if name == "refused"))
+        .expect("refusal said");
+    match refused.kind {
+        EventKind::Fault { detail, .. } => assert!(
+            detail.contains("cleartext HTTP/2") && detail.contains("drop-ping"),
+            "{detail}"
+        ),
+        _ => unreachable!(),
+    }
+}
