@@ -717,17 +717,37 @@ fn load_classifies_grpc_go_age_drains() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn proxy_dropping_one_ping_ack_makes_grpc_go_cut_the_connection() {
-    let Some(bin) = peer("gogrpc-server") else { return };
-    let server = PeerServer::start(bin, "-addr", &["-connlog=false", "-ka-time", "1s", "-ka-timeout", "1s"]);
+    let Some(bin) = peer("gogrpc-server") else {
+        return;
+    };
+    let server = PeerServer::start(
+        bin,
+        "-addr",
+        &["-connlog=false", "-ka-time", "1s", "-ka-timeout", "1s"],
+    );
     for (count, cut) in [("1", true), ("0", false)] {
-        let fault: grpcdoc::proxy::FaultSpec = format!("drop-ping:direction=upstream,acks=true,count={count}").parse().unwrap();
+        let fault: grpcdoc::proxy::FaultSpec =
+            format!("drop-ping:direction=upstream,acks=true,count={count}")
+                .parse()
+                .unwrap();
         let (sink, _rx) = grpcdoc::event::EventSink::channel(1024);
-        let proxy = grpcdoc::proxy::RunningProxy::start("127.0.0.1:0".parse().unwrap(), server.addr, vec![fault], sink)
-            .await
-            .unwrap();
+        let proxy = grpcdoc::proxy::RunningProxy::start(
+            "127.0.0.1:0".parse().unwrap(),
+            server.addr,
+            vec![fault],
+            sink,
+        )
+        .await
+        .unwrap();
         let target = proxy.addr.to_string();
         let events = tokio::task::spawn_blocking(move || {
-            grpcdoc_watch(&[target, "--probe".into(), "none".into(), "--for".into(), "5s".into()])
+            grpcdoc_watch(&[
+                target,
+                "--probe".into(),
+                "none".into(),
+                "--for".into(),
+                "5s".into(),
+            ])
         })
         .await
         .unwrap();
@@ -740,10 +760,17 @@ async fn proxy_dropping_one_ping_ack_makes_grpc_go_cut_the_connection() {
         let states: Vec<String> = events
             .iter()
             .filter(|e| e["kind"] == "state" && e["channel"] == false)
-            .map(|e| format!("{}->{}", e["from"].as_str().unwrap(), e["to"].as_str().unwrap()))
+            .map(|e| {
+                format!(
+                    "{}->{}",
+                    e["from"].as_str().unwrap(),
+                    e["to"].as_str().unwrap()
+                )
+            })
             .collect();
         if cut {
-            let closed = closed.unwrap_or_else(|| panic!("grpc-go did not cut the connection: {states:?}"));
+            let closed =
+                closed.unwrap_or_else(|| panic!("grpc-go did not cut the connection: {states:?}"));
             let t = closed["t_ms"].as_f64().unwrap();
             assert!((1500.0..4500.0).contains(&t), "cut at {t} ms");
             assert!(states.contains(&"READY->IDLE".to_string()), "{states:?}");

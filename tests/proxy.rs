@@ -464,3 +464,36 @@ async fn tls_connections_refuse_frame_faults_but_pass_through() {
         _ => unreachable!(),
     }
 }
+
+#[tokio::test]
+async fn slow_close_holds_the_close() {
+    // The server closes idle connections after 300 ms; the proxy holds each
+    // side's close 700 ms.
+    let t = start(ServerConfig {
+        max_connection_idle: Some(SECS(0.3)),
+        ..Default::default()
+    })
+    .await;
+    let (p, log) = proxy(t.addr, &["slow-close:delay=700ms"]).await;
+    let c = RawClient::connect(p.addr).await;
+    let server_closed = t
+        .log
+        .wait_for(SECS(3.0), closed_event)
+        .await
+        .expect("server closed");
+    let proxy_closed = log
+        .wait_for(SECS(4.0), closed_event)
+        .await
+        .expect("proxy closed");
+    // Both clocks count from their sinks' starts; compare lifetimes instead.
+    let lifetime = |e: &grpcdoc::event::Event| match e.kind {
+        EventKind::Closed { lifetime_ms, .. } => lifetime_ms,
+        _ => 0.0,
+    };
+    assert!(
+        lifetime(&proxy_closed) >= lifetime(&server_closed) + 650.0,
+        "{proxy_closed:?} vs {server_closed:?}"
+    );
+    assert!(fault_events(&log, "slow-close") >= 1);
+    drop(c);
+}
