@@ -96,6 +96,10 @@ fn every_kind() -> Vec<EventKind> {
             stream_id: 1,
             length: 42,
         },
+        EventKind::Fault {
+            name: "drop-ping".into(),
+            detail: "dropped a PING ack upstream".into(),
+        },
         EventKind::Shutdown {
             mode: "graceful".into(),
         },
