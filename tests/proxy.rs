@@ -216,6 +216,7 @@ async fn blackhole_is_caught_by_keepalive_and_unnoticed_without() {
             let dead = dead.expect("keepalive declares the connection dead");
             let at = started + SECS(dead["t_ms"].as_f64().unwrap() / 1e3);
             let after = at.saturating_duration_since(holed);
+            eprintln!("blackhole declared dead by keepalive {after:?} after it began");
             assert!(after < SECS(3.2), "dead after {after:?}");
         } else {
             assert!(dead.is_none());
