@@ -116,7 +116,12 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "String::is_empty")]
         message: String,
         latency_ms: f64,
+        /// Why it failed (load's failure causes), for diagnosis.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cause: Option<String>,
     },
+    /// A scenario step was played.
+    Step { action: String, detail: String },
     /// Any other frame, with `--frames`.
     Frame {
         dir: Dir,

@@ -17,6 +17,7 @@ pub mod pem;
 pub mod proxy;
 pub mod report;
 pub mod rpc;
+pub mod scenario;
 pub mod server;
 pub mod target;
 pub mod time;

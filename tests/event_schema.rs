@@ -88,6 +88,11 @@ fn every_kind() -> Vec<EventKind> {
             code: "UNAVAILABLE".into(),
             message: "no connection is READY".into(),
             latency_ms: 1.5,
+            cause: Some("no_connection".into()),
+        },
+        EventKind::Step {
+            action: "server_restart".into(),
+            detail: "hard, down for 500ms".into(),
         },
         EventKind::Frame {
             dir: Dir::Sent,

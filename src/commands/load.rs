@@ -195,6 +195,9 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         retry: policy.retry.clone(),
         transparent_retry: !args.no_transparent_retry,
         wait_for_ready: args.wait_for_ready || policy.wait_for_ready == Some(true),
+        method: path.trim_start_matches('/').to_string(),
+        events: None,
+        naive_pool: None,
     };
 
     let rec = Arc::new(Recorder::new(16));

@@ -161,6 +161,7 @@ async fn probe_loop(channel: Channel, p: Probe, interval: Duration, events: Even
                 code: code_name(status.code()).to_string(),
                 message: status.message().to_string(),
                 latency_ms: started.elapsed().as_secs_f64() * 1e3,
+                cause: None,
             },
         );
     }

@@ -35,6 +35,13 @@ pub struct LoadPlan {
     pub retry: Option<RetryPolicy>,
     pub transparent_retry: bool,
     pub wait_for_ready: bool,
+    /// `pkg.Service/Method`, for per-call events.
+    pub method: String,
+    /// Emit an `rpc` event per call here (scenarios; not for heavy load).
+    pub events: Option<crate::event::EventSink>,
+    /// A naive pool: the first connection is handed out for every call
+    /// after, never checked (the go-micro pool bug).
+    pub naive_pool: Option<Arc<std::sync::Mutex<Option<Arc<Conn>>>>>,
 }
 
 /// How the run went, beside what the recorder holds.
@@ -83,7 +90,23 @@ async fn run_call(
     let mut attempt = 1u32;
     let mut transparent = 0u32;
     loop {
-        let (outcome, conn) = match channel.pick(plan.wait_for_ready, deadline).await {
+        let sticky = plan
+            .naive_pool
+            .as_ref()
+            .and_then(|p| p.lock().ok().and_then(|c| c.clone()));
+        let picked = match sticky {
+            Some(c) => Ok(c),
+            None => {
+                let p = channel.pick(plan.wait_for_ready, deadline).await;
+                if let (Ok(c), Some(pool)) = (&p, &plan.naive_pool) {
+                    if let Ok(mut slot) = pool.lock() {
+                        slot.get_or_insert_with(|| c.clone());
+                    }
+                }
+                p
+            }
+        };
+        let (outcome, conn) = match picked {
             Err(s) => (Outcome::local(s.code(), s.message().to_string()), None),
             Ok(conn) => {
                 let waited = conn.wait_for_slot().await;
@@ -178,7 +201,21 @@ async fn worker(
         let (outcome, conn, cause) =
             run_call(&plan, &channel, &rec, ticket, deadline, &mut rng).await;
         rec.in_flight.fetch_sub(1, Ordering::Relaxed);
-        rec.record(id, begin.elapsed(), &outcome, conn, cause);
+        let latency = begin.elapsed();
+        if let Some(ev) = &plan.events {
+            ev.emit(
+                conn,
+                None,
+                crate::event::EventKind::Rpc {
+                    method: plan.method.clone(),
+                    code: crate::rpc::code_name(outcome.code).to_string(),
+                    message: outcome.message.clone(),
+                    latency_ms: latency.as_secs_f64() * 1e3,
+                    cause: cause.as_ref().map(super::stats::Cause::key),
+                },
+            );
+        }
+        rec.record(id, latency, &outcome, conn, cause);
     }
 }
 

@@ -42,6 +42,39 @@ pub enum Cause {
     Status { code: String },
 }
 
+impl Cause {
+    /// A short name: `draining:max_age`, `connection_lost`, `status:INTERNAL`.
+    pub fn key(&self) -> String {
+        match self {
+            Cause::Draining { debug } => format!("draining:{debug}"),
+            Cause::NeverProcessed => "never_processed".into(),
+            Cause::ConnectionLost => "connection_lost".into(),
+            Cause::NoConnection => "no_connection".into(),
+            Cause::Deadline => "deadline".into(),
+            Cause::Status { code } => format!("status:{code}"),
+        }
+    }
+
+    /// The cause back from its key (for diagnosis of recorded events).
+    pub fn from_key(k: &str) -> Option<Self> {
+        Some(match k.split_once(':') {
+            Some(("draining", d)) => Cause::Draining {
+                debug: d.to_string(),
+            },
+            Some(("status", c)) => Cause::Status {
+                code: c.to_string(),
+            },
+            _ => match k {
+                "never_processed" => Cause::NeverProcessed,
+                "connection_lost" => Cause::ConnectionLost,
+                "no_connection" => Cause::NoConnection,
+                "deadline" => Cause::Deadline,
+                _ => return None,
+            },
+        })
+    }
+}
+
 #[derive(Default)]
 struct CodeStat {
     count: u64,

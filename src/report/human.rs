@@ -203,6 +203,7 @@ impl HumanEvents {
                 code,
                 message,
                 latency_ms,
+                ..
             } => {
                 let tone = if code == "OK" { Tone::Good } else { Tone::Bad };
                 let mut line = format!("{method} {} in {}", s.paint(tone, code), ms(*latency_ms));
@@ -221,6 +222,13 @@ impl HumanEvents {
                 "{frame_type} {} stream={stream_id} length={length} flags=0x{flags:x}",
                 dir(*d)
             ),
+            EventKind::Step { action, detail } => {
+                let mut line = s.paint(Tone::Bold, &format!("step {action}"));
+                if !detail.is_empty() {
+                    line.push_str(&format!(": {detail}"));
+                }
+                line
+            }
             EventKind::Fault { name, detail } => {
                 format!(
                     "{} {detail}",

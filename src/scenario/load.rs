@@ -1,0 +1,372 @@
+//! Reading and checking a scenario file: YAML errors and meaning errors
+//! (exactly one action per step, steps within the duration, faults that
+//! parse, marks and clients that exist, ...) are reported as
+//! `file:line:column: what` with the offending line, before anything starts.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde_saphyr::Spanned;
+
+use super::model::*;
+use crate::proxy::FaultSpec;
+
+#[derive(Debug)]
+pub struct ScenarioError {
+    pub path: String,
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+    /// The offending line with a caret under the column.
+    pub snippet: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path, self.line, self.column, self.message
+        )?;
+        if !self.snippet.is_empty() {
+            write!(f, "\n{}", self.snippet)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+fn snippet(text: &str, line: u32, column: u32) -> String {
+    let Some(l) = text.lines().nth(line.saturating_sub(1) as usize) else {
+        return String::new();
+    };
+    let caret = " ".repeat(column.saturating_sub(1) as usize);
+    format!("  {line:>4} | {l}\n       | {caret}^")
+}
+
+/// A named client, ready to run.
+#[derive(Clone, Debug)]
+pub struct NamedClient {
+    pub name: String,
+    pub spec: ClientSpec,
+}
+
+/// A checked scenario.
+#[derive(Debug)]
+pub struct Checked {
+    pub path: String,
+    pub scenario: Scenario,
+    pub clients: Vec<NamedClient>,
+    pub initial_faults: Vec<FaultSpec>,
+    /// Steps in time order, with their parsed faults (fault_add).
+    pub steps: Vec<(Step, Option<FaultSpec>)>,
+}
+
+struct Ctx<'a> {
+    path: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, at: (u32, u32), message: impl Into<String>) -> ScenarioError {
+        ScenarioError {
+            path: self.path.to_string(),
+            line: at.0,
+            column: at.1,
+            message: message.into(),
+            snippet: snippet(self.text, at.0, at.1),
+        }
+    }
+}
+
+fn pos<T>(s: &Spanned<T>) -> (u32, u32) {
+    (s.referenced.line() as u32, s.referenced.column() as u32)
+}
+
+/// The 1-based position of the first line starting with `key:` (for parts
+/// that are not spanned), or the top of the file.
+fn key_pos(text: &str, key: &str) -> (u32, u32) {
+    text.lines()
+        .position(|l| l.starts_with(&format!("{key}:")))
+        .map(|i| (i as u32 + 1, 1))
+        .unwrap_or((1, 1))
+}
+
+pub fn parse(path: &str, text: &str) -> Result<Checked, ScenarioError> {
+    let cx = Ctx { path, text };
+    let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line() as u32, l.column() as u32))
+            .unwrap_or((1, 1));
+        // The library's own message, without its rendering of the place.
+        let text = e.to_string();
+        let mut message = text.lines().next().unwrap_or_default();
+        message = message.strip_prefix("error: ").unwrap_or(message);
+        if let Some(rest) = message.strip_prefix("line ") {
+            if let Some((_, m)) = rest.split_once(": ") {
+                message = m;
+            }
+        }
+        let message = message.to_string();
+        cx.err((line, column), message)
+    })?;
+    check(&cx, scenario)
+}
+
+fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
+    let duration = s.duration.value.0;
+    if duration.is_zero() {
+        return Err(cx.err(pos(&s.duration), "duration must be above 0"));
+    }
+    // Server: one kind.
+    let kinds = [
+        s.server.builtin.is_some(),
+        s.server.command.is_some(),
+        s.server.address.is_some(),
+    ]
+    .iter()
+    .filter(|k| **k)
+    .count();
+    if kinds > 1 {
+        return Err(cx.err(
+            key_pos(cx.text, "server"),
+            "server: give one of builtin, command or address",
+        ));
+    }
+    if s.server.command.as_ref().is_some_and(|c| c.is_empty()) {
+        return Err(cx.err(
+            key_pos(cx.text, "server"),
+            "server.command is empty; expected [program, arg, ...] with {port} where the port goes",
+        ));
+    }
+    let builtin = s.server.command.is_none() && s.server.address.is_none();
+    let restartable = s.server.address.is_none();
+    // Clients: one or a list, unique names.
+    if s.client.is_some() && !s.clients.is_empty() {
+        return Err(cx.err(
+            key_pos(cx.text, "clients"),
+            "give `client` or `clients`, not both",
+        ));
+    }
+    let specs: Vec<ClientSpec> = match &s.client {
+        Some(c) => vec![c.clone()],
+        None => s.clients.clone(),
+    };
+    let mut clients = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, c) in specs.into_iter().enumerate() {
+        let name = c.name.clone().unwrap_or_else(|| {
+            if i == 0 {
+                "client".into()
+            } else {
+                format!("client{}", i + 1)
+            }
+        });
+        if !names.insert(name.clone()) {
+            return Err(cx.err(
+                key_pos(cx.text, "clients"),
+                format!("two clients are named `{name}`"),
+            ));
+        }
+        if let Some(l) = &c.load {
+            crate::rpc::method_path(&l.call.value).map_err(|e| cx.err(pos(&l.call), e))?;
+            if builtin {
+                // The built-in server's methods are known: check now.
+                let pool = prost_reflect::DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
+                    .map_err(|e| cx.err(pos(&l.call), e.to_string()))?;
+                let path = crate::rpc::method_path(&l.call.value).unwrap_or_default();
+                let m = crate::rpc::descriptors::find_method(&pool, &path)
+                    .map_err(|e| cx.err(pos(&l.call), e))?;
+                if let Some(data) = &l.data {
+                    crate::rpc::payload::encode(&m.input(), "data", &data.to_string()).map_err(
+                        |e| {
+                            cx.err(
+                                pos(&l.call),
+                                format!(
+                                    "the load's data does not fit {}: {e}",
+                                    m.input().full_name()
+                                ),
+                            )
+                        },
+                    )?;
+                }
+            }
+            if l.rps.is_some_and(|r| r <= 0.0) {
+                return Err(cx.err(pos(&l.call), "load.rps must be above 0"));
+            }
+        }
+        clients.push(NamedClient { name, spec: c });
+    }
+    // Proxy faults.
+    let mut initial_faults = Vec::new();
+    if let Some(p) = &s.proxy {
+        for f in &p.faults {
+            initial_faults.push(
+                f.value
+                    .parse::<FaultSpec>()
+                    .map_err(|e| cx.err(pos(f), e.0))?,
+            );
+        }
+    }
+    // Steps.
+    let mut marks = BTreeSet::new();
+    let mut fault_ids = BTreeSet::new();
+    let mut steps = Vec::new();
+    let mut timeline: Vec<&Spanned<Step>> = s.timeline.iter().collect();
+    timeline.sort_by_key(|st| st.value.at);
+    for st in timeline {
+        let at = pos(st);
+        let v = &st.value;
+        let actions = [
+            v.server_restart.is_some(),
+            v.server_stop.is_some(),
+            v.server_start.is_some(),
+            v.health.is_some(),
+            v.fault_add.is_some(),
+            v.fault_remove.is_some(),
+            v.mark.is_some(),
+        ]
+        .iter()
+        .filter(|a| **a)
+        .count();
+        if actions != 1 {
+            return Err(cx.err(at, format!(
+                "a step has exactly one action (server_restart, server_stop, server_start, health, fault_add, fault_remove, mark); this one has {actions}"
+            )));
+        }
+        if v.at.0 > duration {
+            return Err(cx.err(
+                at,
+                format!(
+                    "the step at {} is after the end of the scenario ({})",
+                    humantime::format_duration(v.at.0),
+                    humantime::format_duration(duration)
+                ),
+            ));
+        }
+        if (v.server_restart.is_some() || v.server_stop.is_some() || v.server_start.is_some())
+            && !restartable
+        {
+            return Err(cx.err(at, "a server given by `address` cannot be stopped or restarted; use builtin or command"));
+        }
+        if v.health.is_some() && !builtin {
+            return Err(cx.err(at, "health steps need the builtin server"));
+        }
+        let mut fault = None;
+        if let Some(fa) = &v.fault_add {
+            if s.proxy.is_none() {
+                return Err(cx.err(at, "fault_add needs a proxy: add `proxy: {}`"));
+            }
+            fault = Some(fa.fault.parse::<FaultSpec>().map_err(|e| cx.err(at, e.0))?);
+            if let Some(id) = &fa.id {
+                if !fault_ids.insert(id.clone()) {
+                    return Err(cx.err(at, format!("fault id `{id}` is used twice")));
+                }
+            }
+        }
+        if let Some(fr) = &v.fault_remove {
+            if !fault_ids.contains(&fr.id) {
+                return Err(cx.err(
+                    at,
+                    format!("fault_remove: no earlier fault_add has id `{}`", fr.id),
+                ));
+            }
+        }
+        if let Some(m) = &v.mark {
+            if !marks.insert(m.clone()) {
+                return Err(cx.err(at, format!("mark `{m}` is set twice")));
+            }
+        }
+        steps.push((v.clone(), fault));
+    }
+    // Expectations.
+    for e in &s.expect {
+        let at = pos(e);
+        let v = &e.value;
+        let checks = [
+            v.rpcs.is_some(),
+            v.goaways.is_some(),
+            v.state_changes.is_some(),
+            v.connection_losses.is_some(),
+            v.success_rate.is_some(),
+            v.latency.is_some(),
+            v.order.is_some(),
+        ]
+        .iter()
+        .filter(|c| **c)
+        .count();
+        if checks != 1 {
+            return Err(cx.err(at, format!(
+                "an expectation has exactly one check (rpcs, goaways, state_changes, connection_losses, success_rate, latency, order); this one has {checks}"
+            )));
+        }
+        let (client, after, before) = match (
+            &v.rpcs,
+            &v.goaways,
+            &v.state_changes,
+            &v.connection_losses,
+            &v.success_rate,
+            &v.latency,
+            &v.order,
+        ) {
+            (Some(f), ..)
+            | (_, Some(f), ..)
+            | (_, _, Some(f), ..)
+            | (_, _, _, Some(f), ..)
+            | (_, _, _, _, Some(f), ..) => {
+                if f.at_least.is_none() && f.at_most.is_none() && f.exactly.is_none() {
+                    return Err(cx.err(at, "a count or rate needs at_least, at_most or exactly"));
+                }
+                if let Some(code) = &f.code {
+                    let known = code == "error"
+                        || (0..=16).any(|i| {
+                            crate::rpc::code_name(tonic::Code::from_i32(i))
+                                .eq_ignore_ascii_case(code)
+                        });
+                    if !known {
+                        return Err(cx.err(at, format!("`{code}` is not a status code name (OK, UNAVAILABLE, ... or error)")));
+                    }
+                }
+                (&f.client, &f.after, &f.before)
+            }
+            (.., Some(l), _) => {
+                if !(0.0..=100.0).contains(&l.percentile) || l.percentile == 0.0 {
+                    return Err(cx.err(
+                        at,
+                        "latency.percentile is a number from 0 to 100, like 99 or 99.9",
+                    ));
+                }
+                (&l.client, &l.after, &l.before)
+            }
+            (.., Some(o)) => {
+                for k in [&o.first, &o.then] {
+                    if !["goaway", "rpc_error", "transient_failure", "closed"].contains(&k.as_str())
+                    {
+                        return Err(cx.err(at, format!("order: `{k}` is not one of goaway, rpc_error, transient_failure, closed")));
+                    }
+                }
+                (&o.client, &None, &None)
+            }
+            _ => unreachable!("one check is present"),
+        };
+        for m in [after, before].into_iter().flatten() {
+            if !marks.contains(m) {
+                return Err(cx.err(at, format!("no step sets the mark `{m}`")));
+            }
+        }
+        if let Some(c) = client {
+            if !names.contains(c) {
+                return Err(cx.err(at, format!("no client is named `{c}`")));
+            }
+        }
+    }
+    Ok(Checked {
+        path: cx.path.to_string(),
+        scenario: s,
+        clients,
+        initial_faults,
+        steps,
+    })
+}
