@@ -52,6 +52,38 @@ pub enum Command {
     /// level (drop a PING ack, inject a GOAWAY, ...). --list-faults lists them.
     #[command(after_help = EXIT_CODES)]
     Proxy(ProxyArgs),
+    /// Replay a connection failure from a YAML file on loopback (server,
+    /// proxy, clients with load, a timeline) and check expectations: exit 0
+    /// when all hold, 1 when one fails. For CI.
+    #[command(after_help = EXIT_CODES)]
+    Scenario(ScenarioArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScenarioOutput {
+    Human,
+    Json,
+    /// Human on stdout, JUnit XML in --report FILE.
+    Junit,
+}
+
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    /// Scenario files (YAML), run one after the other.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Only check the files; run nothing.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = ScenarioOutput::Human)]
+    pub output: ScenarioOutput,
+
+    /// Where the JUnit XML goes (with -o junit).
+    #[arg(long, value_name = "FILE", required_if_eq("output", "junit"))]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

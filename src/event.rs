@@ -251,6 +251,14 @@ impl EventSink {
         )
     }
 
+    /// Like [`EventSink::channel`], with times counted from `start` (several
+    /// sinks on one clock).
+    pub fn channel_at(capacity: usize, start: Instant) -> (Self, mpsc::Receiver<Event>) {
+        let (mut sink, rx) = Self::channel(capacity);
+        sink.start = start;
+        (sink, rx)
+    }
+
     /// A sink that discards everything.
     pub fn none() -> Self {
         Self {

@@ -14,7 +14,7 @@ use crate::cli::{ColorChoice, LoadArgs, Output};
 use crate::client::{Channel, Lb};
 use crate::event::EventSink;
 use crate::exit::Exit;
-use crate::load::call::{timeout_header, CallTemplate};
+use crate::load::call::CallTemplate;
 use crate::load::engine::{self, LoadPlan};
 use crate::load::report::{cpu_times, ConnEvents, LoadReport, RunFacts};
 use crate::load::retry;
@@ -151,28 +151,7 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let uri: http::Uri = format!("{scheme}://{}{path}", args.target.authority)
         .parse()
         .with_context(|| format!("cannot make a request URI for {path}"))?;
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "content-type",
-        http::HeaderValue::from_static("application/grpc"),
-    );
-    headers.insert("te", http::HeaderValue::from_static("trailers"));
-    headers.insert(
-        "user-agent",
-        http::HeaderValue::from_static(concat!("grpcdoc/", env!("CARGO_PKG_VERSION"))),
-    );
-    for (k, v) in &args.metadata {
-        let (Ok(k), Ok(v)) = (
-            http::header::HeaderName::from_bytes(k.as_bytes()),
-            http::HeaderValue::from_str(v),
-        ) else {
-            continue;
-        };
-        headers.append(k, v);
-    }
-    if let Some(t) = timeout {
-        headers.insert("grpc-timeout", timeout_header(t));
-    }
+    let headers = crate::load::call::request_headers(&args.metadata, timeout);
     let total = args.total;
     let duration = match (args.total, args.duration) {
         (None, None) => Some(Duration::from_secs(10)),

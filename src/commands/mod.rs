@@ -3,6 +3,7 @@
 
 mod load;
 mod proxy;
+mod scenario;
 mod serve;
 pub mod watch;
 
@@ -34,6 +35,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Watch(args) => watch::run(args, cli.color).await,
             Command::Load(args) => load::run(*args, cli.color).await,
             Command::Proxy(args) => proxy::run(args, cli.color).await,
+            Command::Scenario(args) => scenario::run(args, cli.color).await,
         }
     });
     // Connection tasks still running (a forced stop) must not hold the exit.

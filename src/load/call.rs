@@ -250,6 +250,30 @@ fn failed(conn: &Conn, e: &h2::Error) -> Outcome {
     }
 }
 
+/// The headers of every call: gRPC's content type and trailers, grpcdoc's
+/// user-agent, the user's metadata (keys already checked), grpc-timeout.
+pub fn request_headers(metadata: &[(String, String)], timeout: Option<Duration>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+    headers.insert("te", HeaderValue::from_static("trailers"));
+    headers.insert(
+        "user-agent",
+        HeaderValue::from_static(concat!("grpcdoc/", env!("CARGO_PKG_VERSION"))),
+    );
+    for (k, v) in metadata {
+        if let (Ok(k), Ok(v)) = (
+            http::header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            headers.append(k, v);
+        }
+    }
+    if let Some(t) = timeout {
+        headers.insert("grpc-timeout", timeout_header(t));
+    }
+    headers
+}
+
 /// The grpc-timeout header value for a deadline (at most 8 digits).
 pub fn timeout_header(d: Duration) -> HeaderValue {
     let ms = d.as_millis();

@@ -57,7 +57,7 @@ fn drain_note(reason: &str) -> &'static str {
 }
 
 impl HumanEvents {
-    fn describe(&self, e: &Event) -> String {
+    pub fn describe(&self, e: &Event) -> String {
         let s = &self.style;
         match &e.kind {
             EventKind::Listening { listen } => format!("listening on {listen}"),

@@ -1,11 +1,12 @@
 //! Rendering: events to human lines or JSON lines. Producers never see this
 //! module; it only reads [`crate::event::Event`]s.
 
-mod human;
+pub mod human;
 mod json;
 pub mod load;
 pub mod printer;
 pub mod progress;
+pub mod scenario;
 pub mod style;
 pub mod summary;
 

@@ -2,5 +2,7 @@
 //! server, optionally a chaos proxy, clients with load, a timeline of steps)
 //! and expectations checked over what happened.
 
+pub mod expect;
 pub mod load;
 pub mod model;
+pub mod run;

@@ -1,0 +1,193 @@
+//! Scenario output: live lines while it plays (steps, notable events, calls
+//! failing and recovering), the results (human), one JSON report, and JUnit
+//! XML (one testcase per expectation) for CI.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::human::HumanEvents;
+use super::style::{Style, Tone};
+use crate::event::{CloseReason, EventKind};
+use crate::h2wire::Dir;
+use crate::scenario::expect::CheckResult;
+use crate::scenario::run::Tagged;
+
+/// One scenario's outcome.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub file: String,
+    pub passed: bool,
+    pub duration_ms: f64,
+    pub interrupted: bool,
+    pub expectations: Vec<CheckResult>,
+    pub events: usize,
+}
+
+/// Prints what matters as a scenario plays.
+pub struct Live {
+    pub human: HumanEvents,
+    /// Per client: failures in the current burst of errors.
+    failing: BTreeMap<String, u64>,
+}
+
+impl Live {
+    pub fn new(style: Style) -> Self {
+        Self {
+            human: HumanEvents {
+                style,
+                explainer: None,
+            },
+            failing: BTreeMap::new(),
+        }
+    }
+
+    /// The line for an event, if it is worth one.
+    pub fn line(&mut self, t: &Tagged) -> Option<String> {
+        let notable = match &t.event.kind {
+            EventKind::Step { .. } | EventKind::Fault { .. } => true,
+            EventKind::State { channel: false, .. }
+            | EventKind::Goaway {
+                dir: Dir::Received, ..
+            } => t.is_client(),
+            EventKind::Closed { reason, .. } => t.is_client() && *reason != CloseReason::Local,
+            EventKind::Drain { .. } => t.who == "server",
+            EventKind::Rpc { code, message, .. } => {
+                let n = self.failing.entry(t.who.clone()).or_default();
+                return match (code == "OK", *n) {
+                    (false, 0) => {
+                        *n = 1;
+                        Some(
+                            self.format(
+                                t,
+                                &self
+                                    .human
+                                    .style
+                                    .paint(Tone::Bad, &format!("calls failing: {code} {message}")),
+                            ),
+                        )
+                    }
+                    (false, _) => {
+                        *n += 1;
+                        None
+                    }
+                    (true, 0) => None,
+                    (true, k) => {
+                        *n = 0;
+                        Some(self.format(
+                            t,
+                            &self.human.style.paint(
+                                Tone::Good,
+                                &format!("calls succeed again after {k} failures"),
+                            ),
+                        ))
+                    }
+                };
+            }
+            _ => false,
+        };
+        notable.then(|| self.format(t, &self.human.describe(&t.event)))
+    }
+
+    fn format(&self, t: &Tagged, what: &str) -> String {
+        let ts = self
+            .human
+            .style
+            .paint(Tone::Dim, &format!("{:>8.3}s", t.event.t_ms / 1e3));
+        format!("{ts}  {:<10} {what}", t.who)
+    }
+}
+
+pub fn render_result(r: &ScenarioResult, style: &Style) -> String {
+    let mut out = String::new();
+    for c in &r.expectations {
+        let mark = if c.passed {
+            style.paint(Tone::Good, "PASS")
+        } else {
+            style.paint(Tone::Bad, "FAIL")
+        };
+        let _ = writeln!(out, "  {mark}  {}  (found {})", c.check, c.value);
+        if let Some(d) = &c.diagnosis {
+            let _ = writeln!(out, "        -> {d}");
+        }
+    }
+    let verdict = if r.interrupted {
+        style.paint(Tone::Warn, "interrupted")
+    } else if r.passed {
+        style.paint(Tone::Good, "passed")
+    } else {
+        style.paint(Tone::Bad, "failed")
+    };
+    let failed = r.expectations.iter().filter(|c| !c.passed).count();
+    let _ = writeln!(
+        out,
+        "{}: {verdict} ({} of {} expectations met) in {:.1}s",
+        r.name,
+        r.expectations.len() - failed,
+        r.expectations.len(),
+        r.duration_ms / 1e3
+    );
+    out
+}
+
+fn xml(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// JUnit XML: a testsuite per scenario, a testcase per expectation.
+pub fn junit(results: &[ScenarioResult]) -> String {
+    let tests: usize = results.iter().map(|r| r.expectations.len()).sum();
+    let failures: usize = results
+        .iter()
+        .map(|r| r.expectations.iter().filter(|c| !c.passed).count())
+        .sum();
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        o,
+        "<testsuites name=\"grpcdoc scenario\" tests=\"{tests}\" failures=\"{failures}\">"
+    );
+    for r in results {
+        let f = r.expectations.iter().filter(|c| !c.passed).count();
+        let _ = writeln!(
+            o,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" time=\"{:.3}\" file=\"{}\">",
+            xml(&r.name),
+            r.expectations.len(),
+            r.duration_ms / 1e3,
+            xml(&r.file)
+        );
+        for c in &r.expectations {
+            let _ = write!(
+                o,
+                "    <testcase classname=\"{}\" name=\"{}\"",
+                xml(&r.name),
+                xml(&c.check)
+            );
+            if c.passed {
+                let _ = writeln!(o, "/>");
+            } else {
+                let _ = writeln!(
+                    o,
+                    ">\n      <failure message=\"found {}\">{}</failure>\n    </testcase>",
+                    xml(&c.value),
+                    xml(c.diagnosis.as_deref().unwrap_or(""))
+                );
+            }
+        }
+        let _ = writeln!(o, "  </testsuite>");
+    }
+    o.push_str("</testsuites>\n");
+    o
+}

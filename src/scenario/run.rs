@@ -1,0 +1,589 @@
+//! Playing a checked scenario: start the server (built-in, a command, or an
+//! address), the proxy, the clients and their load, all on one clock; play
+//! the timeline; record every event tagged by who emitted it; stop
+//! everything started, also on failure or interruption.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::load::{Checked, NamedClient};
+use super::model::*;
+use crate::client::backoff::BackoffConfig;
+use crate::client::conn::KeepaliveConfig;
+use crate::client::{Channel, ChannelConfig, Lb, Reconnect};
+use crate::event::{Event, EventKind, EventSink};
+use crate::load::call::{request_headers, CallTemplate};
+use crate::load::engine::{self, LoadPlan};
+use crate::load::stats::Recorder;
+use crate::proxy::RunningProxy;
+use crate::server::{RunningServer, Server, ServerConfig, Stop};
+
+/// An event and who emitted it: `server`, `proxy`, `timeline` or a client.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Tagged {
+    pub who: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Tagged {
+    pub fn is_client(&self) -> bool {
+        !matches!(self.who.as_str(), "server" | "proxy" | "timeline")
+    }
+}
+
+/// What a run recorded.
+pub struct Recorded {
+    pub events: Vec<Tagged>,
+    /// Mark name -> t_ms.
+    pub marks: BTreeMap<String, f64>,
+    pub duration_ms: f64,
+    pub interrupted: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start the built-in server: {0}")]
+    Server(String),
+    #[error("the server command {command:?} did not start: {reason}")]
+    Command { command: String, reason: String },
+    #[error("cannot start the proxy: {0}")]
+    Proxy(String),
+    #[error("client `{client}`: {reason}")]
+    Client { client: String, reason: String },
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn wait_listening(addr: SocketAddr, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// The server under test and how to stop and start it.
+enum ServerCtl {
+    Builtin {
+        cfg: ServerConfig,
+        addr: SocketAddr,
+        running: Option<RunningServer>,
+        events: EventSink,
+    },
+    Command {
+        argv: Vec<String>,
+        addr: SocketAddr,
+        child: Option<tokio::process::Child>,
+        stop_signal: String,
+        ready: Duration,
+    },
+    Address(SocketAddr),
+}
+
+fn builtin_config(b: &BuiltinServer) -> ServerConfig {
+    let d = ServerConfig::default();
+    ServerConfig {
+        max_connection_idle: b.max_connection_idle.map(|x| x.0),
+        max_connection_age: b.max_connection_age.map(|x| x.0),
+        max_connection_age_grace: b.max_connection_age_grace.map(|x| x.0),
+        keepalive_time: b.keepalive_time.map_or(d.keepalive_time, |x| x.0),
+        keepalive_timeout: b.keepalive_timeout.map_or(d.keepalive_timeout, |x| x.0),
+        keepalive_min_time: b.keepalive_min_time.map_or(d.keepalive_min_time, |x| x.0),
+        keepalive_permit_without_stream: b.keepalive_permit_without_stream,
+        max_concurrent_streams: b.max_concurrent_streams,
+        delay: b.delay.map_or(d.delay, |x| x.0),
+        tls: None,
+    }
+}
+
+impl ServerCtl {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            ServerCtl::Builtin { addr, .. }
+            | ServerCtl::Command { addr, .. }
+            | ServerCtl::Address(addr) => *addr,
+        }
+    }
+
+    async fn start(&mut self) -> Result<(), RunError> {
+        match self {
+            ServerCtl::Builtin {
+                cfg,
+                addr,
+                running,
+                events,
+            } => {
+                // The same address each time: a restart, as clients see one.
+                let mut tries = 0;
+                let listener = loop {
+                    match tokio::net::TcpListener::bind(*addr).await {
+                        Ok(l) => break l,
+                        Err(e) if tries < 40 => {
+                            let _ = e;
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Err(e) => {
+                            return Err(RunError::Server(format!("cannot listen on {addr}: {e}")))
+                        }
+                    }
+                };
+                *addr = listener
+                    .local_addr()
+                    .map_err(|e| RunError::Server(e.to_string()))?;
+                let s = Server::start_on(listener, cfg.clone(), events.clone())
+                    .await
+                    .map_err(|e| RunError::Server(e.to_string()))?;
+                *running = Some(s);
+                Ok(())
+            }
+            ServerCtl::Command {
+                argv,
+                addr,
+                child,
+                ready,
+                ..
+            } => {
+                let port = addr.port().to_string();
+                let args: Vec<String> = argv.iter().map(|a| a.replace("{port}", &port)).collect();
+                let spawned = tokio::process::Command::new(&args[0])
+                    .args(&args[1..])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(|e| RunError::Command {
+                        command: args.join(" "),
+                        reason: e.to_string(),
+                    })?;
+                *child = Some(spawned);
+                if !wait_listening(*addr, *ready).await {
+                    return Err(RunError::Command {
+                        command: args.join(" "),
+                        reason: format!(
+                            "nothing listened on {addr} within {}",
+                            humantime::format_duration(*ready)
+                        ),
+                    });
+                }
+                Ok(())
+            }
+            ServerCtl::Address(_) => Ok(()),
+        }
+    }
+
+    async fn stop(&mut self, mode: StopMode) {
+        match self {
+            ServerCtl::Builtin { running, .. } => {
+                if let Some(mut s) = running.take() {
+                    s.stop(match mode {
+                        StopMode::Hard => Stop::Now,
+                        StopMode::Graceful => Stop::Graceful,
+                    });
+                    if tokio::time::timeout(Duration::from_secs(5), s.wait())
+                        .await
+                        .is_err()
+                    {
+                        s.stop(Stop::Now);
+                        let _ = tokio::time::timeout(Duration::from_secs(2), s.wait()).await;
+                    }
+                }
+            }
+            ServerCtl::Command {
+                child, stop_signal, ..
+            } => {
+                if let Some(mut c) = child.take() {
+                    let sig = match mode {
+                        StopMode::Hard => "KILL",
+                        StopMode::Graceful => stop_signal.as_str(),
+                    };
+                    if let Some(pid) = c.id() {
+                        let _ = tokio::process::Command::new("kill")
+                            .args([format!("-{sig}"), pid.to_string()])
+                            .status()
+                            .await;
+                    }
+                    if tokio::time::timeout(Duration::from_secs(5), c.wait())
+                        .await
+                        .is_err()
+                    {
+                        let _ = c.kill().await;
+                    }
+                }
+            }
+            ServerCtl::Address(_) => {}
+        }
+    }
+
+    async fn health(&self, service: Option<&str>, status: HealthStatus) {
+        if let ServerCtl::Builtin {
+            running: Some(s), ..
+        } = self
+        {
+            let st = match status {
+                HealthStatus::Serving => tonic_health::ServingStatus::Serving,
+                HealthStatus::NotServing => tonic_health::ServingStatus::NotServing,
+            };
+            match service {
+                Some(svc) if !svc.is_empty() => s.health.set_service_status(svc, st).await,
+                _ => {
+                    s.health.set_service_status("", st).await;
+                    for svc in crate::server::SERVICES {
+                        s.health.set_service_status(svc, st).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A sink whose events are tagged `who` and forwarded to the recorder.
+fn tagged_sink(who: &str, start: Instant, out: mpsc::UnboundedSender<Tagged>) -> EventSink {
+    let (sink, mut rx) = EventSink::channel_at(64 * 1024, start);
+    let who = who.to_string();
+    tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            if out
+                .send(Tagged {
+                    who: who.clone(),
+                    event,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    sink
+}
+
+fn channel_config(target: crate::target::Target, c: &ClientSpec) -> ChannelConfig {
+    let ka = c.keepalive.clone().unwrap_or_default();
+    ChannelConfig {
+        lb: match c.lb {
+            LbSpec::PickFirst if c.connections <= 1 => Lb::PickFirst,
+            _ => Lb::RoundRobin,
+        },
+        backoff: BackoffConfig::default(),
+        keepalive: KeepaliveConfig {
+            time: ka.time.map(|d| d.0),
+            timeout: ka.timeout.map_or(Duration::from_secs(20), |d| d.0),
+            permit_without_stream: ka.permit_without_stream,
+        },
+        reconnect: Reconnect::OnDemand,
+        health_service: c.health_service.clone(),
+        connections_per_address: c.connections.max(1) as usize,
+        ..ChannelConfig::new(target)
+    }
+}
+
+/// Starts one client's load: descriptors (the built-in server's, or by
+/// reflection), payload, retry policy, and the engine until `end`.
+async fn start_load(
+    nc: &NamedClient,
+    l: &LoadSpec,
+    channel: &Channel,
+    builtin: bool,
+    scheme_authority: &str,
+    events: EventSink,
+    duration: Duration,
+    stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, RunError> {
+    let fail = |reason: String| RunError::Client {
+        client: nc.name.clone(),
+        reason,
+    };
+    let path = crate::rpc::method_path(&l.call.value).map_err(&fail)?;
+    let pool = if builtin {
+        prost_reflect::DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
+            .map_err(|e| fail(e.to_string()))?
+    } else {
+        let svc = path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        crate::rpc::descriptors::load(
+            &crate::rpc::descriptors::Source::Reflection,
+            channel,
+            Some(&svc),
+        )
+        .await
+        .map_err(|e| fail(e.to_string()))?
+    };
+    let method = crate::rpc::descriptors::find_method(&pool, &path).map_err(&fail)?;
+    let json = l.data.as_ref().map(|d| d.to_string()).unwrap_or_default();
+    let messages = crate::rpc::payload::encode(&method.input(), "data", &json)
+        .map_err(|e| fail(e.to_string()))?;
+    let (service, mname) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or_default();
+    let policy = match &nc.spec.service_config {
+        Some(j) => crate::load::retry::method_policy(&j.to_string(), service, mname)
+            .map_err(|e| fail(e.to_string()))?,
+        None => Default::default(),
+    };
+    let timeout = l.timeout.map(|d| d.0).or(policy.timeout);
+    let metadata: Vec<(String, String)> = l
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    let uri: http::Uri = format!("{scheme_authority}{path}")
+        .parse()
+        .map_err(|_| fail(format!("bad URI for {path}")))?;
+    let plan = LoadPlan {
+        template: CallTemplate {
+            uri,
+            headers: request_headers(&metadata, timeout),
+            messages: Arc::new(messages),
+            client_streaming: method.is_client_streaming(),
+            stream_messages: 1,
+            stream_interval: Duration::ZERO,
+        },
+        concurrency: l.concurrency.max(1) as usize,
+        total: None,
+        duration: Some(duration),
+        rps: l.rps,
+        timeout,
+        retry: policy.retry,
+        transparent_retry: nc.spec.transparent_retry,
+        wait_for_ready: nc.spec.wait_for_ready || policy.wait_for_ready == Some(true),
+        method: path.trim_start_matches('/').to_string(),
+        events: Some(events),
+        naive_pool: (nc.spec.pool == Pool::Naive).then(|| Arc::new(Mutex::new(None))),
+    };
+    let channel = channel.clone();
+    Ok(tokio::spawn(async move {
+        engine::run(plan, channel, Arc::new(Recorder::new(4)), stop).await;
+    }))
+}
+
+/// Plays the scenario. `live` gets every event as it happens (for output).
+pub async fn play(
+    checked: &Checked,
+    live: mpsc::UnboundedSender<Tagged>,
+    mut interrupt: watch::Receiver<bool>,
+) -> Result<Recorded, RunError> {
+    let s = &checked.scenario;
+    let start = Instant::now();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Tagged>();
+    let recorded = Arc::new(Mutex::new(Vec::<Tagged>::new()));
+    let rec2 = recorded.clone();
+    let collector = tokio::spawn(async move {
+        while let Some(t) = rx.recv().await {
+            let _ = live.send(t.clone());
+            if let Ok(mut v) = rec2.lock() {
+                v.push(t);
+            }
+        }
+    });
+    let timeline = tagged_sink("timeline", start, tx.clone());
+    let step = |action: &str, detail: String| {
+        timeline.emit(
+            None,
+            None,
+            EventKind::Step {
+                action: action.into(),
+                detail,
+            },
+        );
+    };
+
+    // The server.
+    let builtin = s.server.command.is_none() && s.server.address.is_none();
+    let mut server = if let Some(argv) = &s.server.command {
+        let port = free_port().map_err(|e| RunError::Command {
+            command: argv.join(" "),
+            reason: e.to_string(),
+        })?;
+        ServerCtl::Command {
+            argv: argv.clone(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child: None,
+            stop_signal: s
+                .server
+                .stop_signal
+                .clone()
+                .unwrap_or_else(|| "TERM".into()),
+            ready: s
+                .server
+                .ready_timeout
+                .map_or(Duration::from_secs(10), |d| d.0),
+        }
+    } else if let Some(a) = &s.server.address {
+        let addr = tokio::net::lookup_host(a.as_str())
+            .await
+            .ok()
+            .and_then(|mut x| x.next())
+            .ok_or_else(|| RunError::Server(format!("cannot resolve server.address {a}")))?;
+        ServerCtl::Address(addr)
+    } else {
+        ServerCtl::Builtin {
+            cfg: builtin_config(&s.server.builtin.clone().unwrap_or_default()),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            running: None,
+            events: tagged_sink("server", start, tx.clone()),
+        }
+    };
+    let result = async {
+        server.start().await?;
+        step("server_start", format!("listening on {}", server.addr()));
+        // The proxy, in front of it.
+        let proxy = match &s.proxy {
+            Some(_) => Some(
+                RunningProxy::start(
+                    "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+                    server.addr(),
+                    checked.initial_faults.clone(),
+                    tagged_sink("proxy", start, tx.clone()),
+                )
+                .await
+                .map_err(|e| RunError::Proxy(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let target_addr = proxy.as_ref().map_or(server.addr(), |p| p.addr);
+        let target = crate::target::Target::parse(&target_addr.to_string())
+            .map_err(|e| RunError::Proxy(e.to_string()))?;
+        // The clients.
+        let duration = s.duration.value.0;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut channels = Vec::new();
+        let mut loads = Vec::new();
+        for nc in &checked.clients {
+            let sink = tagged_sink(&nc.name, start, tx.clone());
+            let ch = Channel::new(channel_config(target.clone(), &nc.spec), sink.clone()).map_err(
+                |e| RunError::Client {
+                    client: nc.name.clone(),
+                    reason: e.to_string(),
+                },
+            )?;
+            ch.connect();
+            if let Some(l) = &nc.spec.load {
+                loads.push(
+                    start_load(
+                        nc,
+                        l,
+                        &ch,
+                        builtin,
+                        &format!("http://{target_addr}"),
+                        sink,
+                        duration.saturating_sub(start.elapsed()),
+                        stop_rx.clone(),
+                    )
+                    .await?,
+                );
+            }
+            channels.push(ch);
+        }
+        // The timeline.
+        let mut marks = BTreeMap::new();
+        let mut fault_ids: BTreeMap<String, u64> = BTreeMap::new();
+        let mut interrupted = false;
+        for (st, fault) in &checked.steps {
+            let due = tokio::time::Instant::from_std(start + st.at.0);
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = interrupt.wait_for(|i| *i) => { interrupted = true; break; }
+            }
+            if let Some(r) = &st.server_restart {
+                step(
+                    "server_restart",
+                    format!(
+                        "{:?}, down for {}",
+                        r.mode,
+                        humantime::format_duration(r.downtime.0)
+                    )
+                    .to_lowercase(),
+                );
+                server.stop(r.mode).await;
+                tokio::time::sleep(r.downtime.0).await;
+                server.start().await?;
+                step(
+                    "server_start",
+                    format!("listening on {} again", server.addr()),
+                );
+            } else if let Some(stop) = &st.server_stop {
+                step("server_stop", format!("{:?}", stop.mode).to_lowercase());
+                server.stop(stop.mode).await;
+            } else if st.server_start.is_some() {
+                server.start().await?;
+                step("server_start", format!("listening on {}", server.addr()));
+            } else if let Some(h) = &st.health {
+                server.health(h.service.as_deref(), h.status).await;
+                step(
+                    "health",
+                    format!("{} {:?}", h.service.as_deref().unwrap_or("(all)"), h.status),
+                );
+            } else if let (Some(fa), Some(spec)) = (&st.fault_add, fault) {
+                if let Some(p) = &proxy {
+                    let id = p.add(spec.clone());
+                    if let Some(name) = &fa.id {
+                        fault_ids.insert(name.clone(), id);
+                    }
+                    step("fault_add", spec.text.clone());
+                }
+            } else if let Some(fr) = &st.fault_remove {
+                if let (Some(p), Some(id)) = (&proxy, fault_ids.get(&fr.id)) {
+                    p.remove(*id);
+                    step("fault_remove", fr.id.clone());
+                }
+            } else if let Some(m) = &st.mark {
+                marks.insert(m.clone(), start.elapsed().as_secs_f64() * 1e3);
+                step("mark", m.clone());
+            }
+        }
+        if !interrupted {
+            let end = tokio::time::Instant::from_std(start + duration);
+            tokio::select! {
+                _ = tokio::time::sleep_until(end) => {}
+                _ = interrupt.wait_for(|i| *i) => interrupted = true,
+            }
+        }
+        let duration_ms = start.elapsed().as_secs_f64() * 1e3;
+        let _ = stop_tx.send(true);
+        for l in loads {
+            let _ = tokio::time::timeout(Duration::from_secs(5), l).await;
+        }
+        for ch in &channels {
+            ch.shutdown().await;
+        }
+        if let Some(p) = proxy {
+            p.shutdown().await;
+        }
+        Ok::<_, RunError>((marks, duration_ms, interrupted))
+    }
+    .await;
+    // Everything started is stopped, also on failure.
+    server.stop(StopMode::Hard).await;
+    drop(tx);
+    drop(timeline);
+    // Let the last events arrive.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    collector.abort();
+    let (marks, duration_ms, interrupted) = result?;
+    let events = recorded.lock().map(|v| v.clone()).unwrap_or_default();
+    Ok(Recorded {
+        events,
+        marks,
+        duration_ms,
+        interrupted,
+    })
+}
