@@ -293,22 +293,29 @@ fn channel_config(target: crate::target::Target, c: &ClientSpec) -> ChannelConfi
 
 /// Starts one client's load: descriptors (the built-in server's, or by
 /// reflection), payload, retry policy, and the engine until `end`.
+/// What every client's load shares in a run.
+struct LoadRun {
+    /// The built-in server: its descriptors are known without reflection.
+    builtin: bool,
+    /// `http://host:port` of the target.
+    origin: String,
+    duration: Duration,
+    stop: watch::Receiver<bool>,
+}
+
 async fn start_load(
     nc: &NamedClient,
     l: &LoadSpec,
     channel: &Channel,
-    builtin: bool,
-    scheme_authority: &str,
     events: EventSink,
-    duration: Duration,
-    stop: watch::Receiver<bool>,
+    run: &LoadRun,
 ) -> Result<tokio::task::JoinHandle<()>, RunError> {
     let fail = |reason: String| RunError::Client {
         client: nc.name.clone(),
         reason,
     };
     let path = crate::rpc::method_path(&l.call.value).map_err(&fail)?;
-    let pool = if builtin {
+    let pool = if run.builtin {
         prost_reflect::DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
             .map_err(|e| fail(e.to_string()))?
     } else {
@@ -345,7 +352,7 @@ async fn start_load(
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
-    let uri: http::Uri = format!("{scheme_authority}{path}")
+    let uri: http::Uri = format!("{}{path}", run.origin)
         .parse()
         .map_err(|_| fail(format!("bad URI for {path}")))?;
     let plan = LoadPlan {
@@ -359,7 +366,7 @@ async fn start_load(
         },
         concurrency: l.concurrency.max(1) as usize,
         total: None,
-        duration: Some(duration),
+        duration: Some(run.duration),
         rps: l.rps,
         timeout,
         retry: policy.retry,
@@ -369,7 +376,7 @@ async fn start_load(
         events: Some(events),
         naive_pool: (nc.spec.pool == Pool::Naive).then(|| Arc::new(Mutex::new(None))),
     };
-    let channel = channel.clone();
+    let (channel, stop) = (channel.clone(), run.stop.clone());
     Ok(tokio::spawn(async move {
         engine::run(plan, channel, Arc::new(Recorder::new(4)), stop).await;
     }))
@@ -467,6 +474,12 @@ pub async fn play(
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut channels = Vec::new();
         let mut loads = Vec::new();
+        let load_run = LoadRun {
+            builtin,
+            origin: format!("http://{target_addr}"),
+            duration: duration.saturating_sub(start.elapsed()),
+            stop: stop_rx.clone(),
+        };
         for nc in &checked.clients {
             let sink = tagged_sink(&nc.name, start, tx.clone());
             let ch = Channel::new(channel_config(target.clone(), &nc.spec), sink.clone()).map_err(
@@ -477,19 +490,7 @@ pub async fn play(
             )?;
             ch.connect();
             if let Some(l) = &nc.spec.load {
-                loads.push(
-                    start_load(
-                        nc,
-                        l,
-                        &ch,
-                        builtin,
-                        &format!("http://{target_addr}"),
-                        sink,
-                        duration.saturating_sub(start.elapsed()),
-                        stop_rx.clone(),
-                    )
-                    .await?,
-                );
+                loads.push(start_load(nc, l, &ch, sink, &load_run).await?);
             }
             channels.push(ch);
         }
