@@ -506,8 +506,12 @@ async fn age_drains_are_counted_and_classified_and_retries_help() {
         "helloworld.Greeter/SayHello",
         "-H",
         "x-delay-ms: 1500",
-        "-c",
+        // Calls started across each connection's life (not all at its
+        // start): nearly every one outlives age + grace, whatever the jitter.
+        "--rps",
         "10",
+        "-c",
+        "40",
         "-z",
         "3500ms",
         "-o",

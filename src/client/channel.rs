@@ -284,9 +284,13 @@ impl Inner {
             Lb::PickFirst => 0,
             Lb::RoundRobin => self.rr.fetch_add(1, Ordering::Relaxed),
         };
-        (0..n)
-            .map(|i| &list[(start + i) % n])
-            .find(|c| c.usable())
+        // Prefer a connection with a free stream slot (MAX_CONCURRENT_STREAMS);
+        // else any that takes new streams (the call then waits its turn).
+        let order = (0..n).map(|i| &list[(start + i) % n]);
+        order
+            .clone()
+            .find(|c| c.usable() && c.has_free_slot())
+            .or_else(|| order.clone().find(|c| c.usable()))
             .cloned()
     }
 

@@ -148,6 +148,10 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 /// A connection that reached READY.
 pub struct Conn {
     pub shared: Arc<ConnShared>,
+    /// One permit per stream the server allows at once (its SETTINGS
+    /// MAX_CONCURRENT_STREAMS, known when the connection is READY): calls
+    /// that wait for one are served in turn.
+    slots: Arc<tokio::sync::Semaphore>,
     send: h2::client::SendRequest<Bytes>,
     closed: watch::Receiver<Option<CloseInfo>>,
 }
@@ -233,8 +237,15 @@ pub async fn connect(
                 _ = closed.changed() => {}
             }
         }
+        let limit = shared.max_concurrent_streams.load(Ordering::Acquire);
+        let slots = if limit == u32::MAX {
+            tokio::sync::Semaphore::MAX_PERMITS
+        } else {
+            limit as usize
+        };
         Ok(Arc::new(Conn {
             shared,
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             send,
             closed,
         }))
@@ -381,34 +392,20 @@ impl Conn {
         }
     }
 
-    /// Waits while this connection has as many open streams as the server's
-    /// MAX_CONCURRENT_STREAMS allows; returns how long.
-    pub async fn wait_for_slot(&self) -> Duration {
-        let s = &self.shared;
-        let full = || {
-            s.active_streams() as u64 >= u64::from(s.max_concurrent_streams.load(Ordering::Acquire))
-        };
-        if !full() {
-            return Duration::ZERO;
-        }
-        /// Counts this waiter until it returns or is dropped (aborted).
-        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        let t0 = Instant::now();
-        s.slot_waiters.fetch_add(1, Ordering::AcqRel);
-        let _waiting = Waiting(&s.slot_waiters);
-        loop {
-            let freed = s.slot_freed.notified();
-            if !full() || !self.usable() {
-                return t0.elapsed();
-            }
-            // Bounded: a connection that dies wakes no one.
-            let _ = tokio::time::timeout(Duration::from_millis(100), freed).await;
-        }
+    /// A stream slot under the server's MAX_CONCURRENT_STREAMS, first come
+    /// first served; `None` when none was free at once (then `wait` one).
+    pub fn try_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Whether a stream could start here without waiting for a slot.
+    pub fn has_free_slot(&self) -> bool {
+        self.slots.available_permits() > 0
+    }
+
+    /// Waits for a stream slot, in turn.
+    pub async fn wait_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.slots.clone().acquire_owned().await.ok()
     }
 
     /// Starts a stream with these headers; the stream counts as open until

@@ -53,10 +53,6 @@ pub struct ConnShared {
     pub max_concurrent_streams: AtomicU32,
     /// Woken on the server's SETTINGS, on GOAWAY, on close.
     pub changed: Notify,
-    /// Woken when a stream ends (a slot under MAX_CONCURRENT_STREAMS frees),
-    /// when `slot_waiters` says someone waits.
-    pub slot_freed: Notify,
-    pub slot_waiters: AtomicUsize,
     /// Round-trip times of our keepalive pings, most recent last (bounded).
     pub rtts: Mutex<Vec<Duration>>,
 }
@@ -76,8 +72,6 @@ impl ConnShared {
             settings_seen: AtomicBool::new(false),
             max_concurrent_streams: AtomicU32::new(u32::MAX),
             changed: Notify::new(),
-            slot_freed: Notify::new(),
-            slot_waiters: AtomicUsize::new(0),
             rtts: Mutex::new(Vec::new()),
         }
     }
@@ -113,9 +107,6 @@ impl ConnShared {
 
     pub fn stream_ended(&self) {
         self.active.fetch_sub(1, Ordering::AcqRel);
-        if self.slot_waiters.load(Ordering::Acquire) > 0 {
-            self.slot_freed.notify_waiters();
-        }
     }
 
     /// What the server sent first, if anything.

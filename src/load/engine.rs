@@ -109,11 +109,31 @@ async fn run_call(
         let (outcome, conn) = match picked {
             Err(s) => (Outcome::local(s.code(), s.message().to_string()), None),
             Ok(conn) => {
-                let waited = conn.wait_for_slot().await;
-                if !waited.is_zero() {
-                    rec.slot_waits.fetch_add(1, Ordering::Relaxed);
-                    rec.slot_wait_us
-                        .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+                // A stream slot, in turn, within the call's deadline.
+                let slot = match conn.try_slot() {
+                    Some(p) => Some(p),
+                    None => {
+                        let t0 = Instant::now();
+                        let p = match deadline {
+                            Some(d) => tokio::time::timeout_at(d, conn.wait_slot())
+                                .await
+                                .ok()
+                                .flatten(),
+                            None => conn.wait_slot().await,
+                        };
+                        rec.slot_waits.fetch_add(1, Ordering::Relaxed);
+                        rec.slot_wait_us
+                            .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+                        p
+                    }
+                };
+                if slot.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
+                    let o = Outcome::local(
+                        tonic::Code::DeadlineExceeded,
+                        "deadline exceeded waiting for a stream slot (MAX_CONCURRENT_STREAMS)"
+                            .into(),
+                    );
+                    return (o.clone(), Some(conn.shared.id), Some(Cause::Deadline));
                 }
                 let o = match deadline {
                     Some(d) => {

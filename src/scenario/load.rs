@@ -320,13 +320,22 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                     return Err(cx.err(at, "a count or rate needs at_least, at_most or exactly"));
                 }
                 if let Some(code) = &f.code {
-                    let known = code == "error"
-                        || (0..=16).any(|i| {
-                            crate::rpc::code_name(tonic::Code::from_i32(i))
-                                .eq_ignore_ascii_case(code)
-                        });
+                    let known = if v.goaways.is_some() {
+                        crate::h2wire::ErrorCode::from_name(code).is_some()
+                    } else {
+                        code == "error"
+                            || (0..=16).any(|i| {
+                                crate::rpc::code_name(tonic::Code::from_i32(i))
+                                    .eq_ignore_ascii_case(code)
+                            })
+                    };
                     if !known {
-                        return Err(cx.err(at, format!("`{code}` is not a status code name (OK, UNAVAILABLE, ... or error)")));
+                        let what = if v.goaways.is_some() {
+                            "an HTTP/2 error code (NO_ERROR, ENHANCE_YOUR_CALM, ...)"
+                        } else {
+                            "a status code name (OK, UNAVAILABLE, ... or error)"
+                        };
+                        return Err(cx.err(at, format!("`{code}` is not {what}")));
                     }
                 }
                 (&f.client, &f.after, &f.before)

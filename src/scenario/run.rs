@@ -489,6 +489,21 @@ pub async fn play(
                 },
             )?;
             ch.connect();
+            // Calls start once the client's connections are up (bounded),
+            // so a scenario does not measure its own start-up.
+            let mut st = ch.subscribe_state();
+            let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                let _ = st
+                    .wait_for(|s| *s == crate::client::state::State::Ready)
+                    .await;
+                while ch.subchannels().iter().any(|s| {
+                    s.2 == crate::client::state::State::Connecting
+                        || s.2 == crate::client::state::State::Idle
+                }) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await;
             if let Some(l) = &nc.spec.load {
                 loads.push(start_load(nc, l, &ch, sink, &load_run).await?);
             }
