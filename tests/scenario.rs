@@ -1,0 +1,193 @@
+//! `grpcdoc scenario` as CI runs it: the shipped scenarios pass, invalid
+//! files of every kind are exit 2 with file:line:column, a failing
+//! expectation is exit 1 with a diagnosis, and the JSON and JUnit reports
+//! parse.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
+
+fn scenario(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("scenario")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run grpcdoc scenario")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn shipped() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn shipped_scenarios_pass_and_the_junit_report_parses() {
+    let files = shipped();
+    assert!(files.len() >= 5, "{files:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("junit.xml");
+    let mut args: Vec<&str> = files.iter().map(String::as_str).collect();
+    args.extend(["-o", "junit", "--report", report.to_str().unwrap()]);
+    let out = scenario(&args);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for f in &files {
+        let name = Path::new(f).file_stem().unwrap().to_str().unwrap();
+        assert!(
+            stdout.contains(&format!("{name}: passed")),
+            "{name}: {stdout}"
+        );
+    }
+    // The JUnit XML is well-formed and has one testcase per expectation.
+    let xml = std::fs::read_to_string(&report).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("valid XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    assert_eq!(root.attribute("failures"), Some("0"));
+    let suites: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), files.len());
+    let cases = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .count();
+    assert_eq!(
+        root.attribute("tests").unwrap().parse::<usize>().unwrap(),
+        cases
+    );
+    assert!(cases >= 15);
+}
+
+#[test]
+fn a_failing_expectation_is_exit_1_with_a_diagnosis_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fails.yaml");
+    std::fs::write(
+        &path,
+        r#"name: fails
+duration: 2s
+client:
+  name: c
+  load:
+    call: grpcdoc.echo.v1.Echo/Unary
+    data: { status_code: 14, status_message: "down for maintenance" }
+    rps: 20
+expect:
+  - success_rate: { client: c, at_least: 0.9 }
+  - rpcs: { client: c, code: UNAVAILABLE, at_least: 1 }
+"#,
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = scenario(&[p]);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  success_rate client=c at_least=0.9  (found 0.0000"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("failed calls were status:UNAVAILABLE"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("PASS  rpcs client=c code=UNAVAILABLE at_least=1"),
+        "{stdout}"
+    );
+
+    let out = scenario(&[p, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    assert_eq!(v["kind"], "scenario_report");
+    assert_eq!(v["passed"], false);
+    let e = &v["scenarios"][0]["expectations"];
+    assert_eq!(e[0]["passed"], false);
+    assert!(e[0]["diagnosis"].as_str().unwrap().contains("UNAVAILABLE"));
+
+    let report = dir.path().join("r.xml");
+    let out = scenario(&[p, "-o", "junit", "--report", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&report).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("a failure element");
+    assert!(failure
+        .attribute("message")
+        .unwrap()
+        .starts_with("found 0.0000"));
+}
+
+#[test]
+fn invalid_files_are_exit_2_with_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        ("syntax", "name: x\nduration: 2s\nclient: [\n", ":3:"),
+        ("unknown key", "name: x\nduration: 2s\nserver:\n  builtin:\n    max_connection_idel: 1s\n", ":5:5: unknown field `max_connection_idel`"),
+        ("bad duration", "name: x\nduration: soon\n", ":2:11: `soon` is not a duration"),
+        ("type", "name: x\nduration: 2s\nclient:\n  connections: many\n", ":4:"),
+        ("unknown action", "name: x\nduration: 2s\ntimeline:\n  - at: 1s\n    explode: {}\n", ":5:5: unknown field `explode`, expected one of at, server_restart"),
+        ("two actions", "name: x\nduration: 2s\ntimeline:\n  - at: 1s\n    mark: a\n    server_start: {}\n", ":4:5: a step has exactly one action"),
+        ("after the end", "name: x\nduration: 2s\ntimeline:\n  - at: 3s\n    mark: late\n", ":4:5: the step at 3s is after the end of the scenario (2s)"),
+        ("unknown mark", "name: x\nduration: 2s\nclient: {}\nexpect:\n  - rpcs: { after: nope, at_least: 1 }\n", ":5:5: no step sets the mark `nope`"),
+        ("unknown client", "name: x\nduration: 2s\nclient: {}\nexpect:\n  - rpcs: { client: who, at_least: 1 }\n", ":5:5: no client is named `who`"),
+        ("no bound", "name: x\nduration: 2s\nexpect:\n  - rpcs: { code: OK }\n", ":4:5: a count or rate needs at_least"),
+        ("bad fault", "name: x\nduration: 2s\nproxy:\n  faults: [\"wobble\"]\n", ":4:12: unknown fault `wobble`"),
+        ("fault without proxy", "name: x\nduration: 2s\ntimeline:\n  - at: 1s\n    fault_add: { fault: blackhole }\n", ":4:5: fault_add needs a proxy"),
+        ("bad method", "name: x\nduration: 2s\nclient:\n  load: { call: helloworld.Greeter/Nope }\n", ":4:17: no method helloworld.Greeter/Nope"),
+        ("data mismatch", "name: x\nduration: 2s\nclient:\n  load: { call: helloworld.Greeter/SayHello, data: { nmae: x } }\n", "does not fit helloworld.HelloRequest"),
+        ("goaway code", "name: x\nduration: 2s\nexpect:\n  - goaways: { code: SOMETIMES, at_least: 1 }\n", ":4:5: `SOMETIMES` is not an HTTP/2 error code"),
+        ("restart of an address", "name: x\nduration: 2s\nserver: { address: \"127.0.0.1:1\" }\ntimeline:\n  - at: 1s\n    server_restart: {}\n", ":5:5: a server given by `address` cannot be stopped"),
+    ];
+    for (what, yaml, says) in cases {
+        let path = dir.path().join(format!("{}.yaml", what.replace(' ', "-")));
+        std::fs::write(&path, yaml).unwrap();
+        let p = path.to_str().unwrap();
+        for extra in [&[][..], &["--check"][..]] {
+            let mut args = vec![p];
+            args.extend_from_slice(extra);
+            let out = scenario(&args);
+            let (stdout, stderr) = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{what}: {stdout}{stderr}");
+            assert!(
+                stderr.contains(&format!("{p}{says}")) || stderr.contains(says),
+                "{what}: wanted {says:?} in\n{stderr}"
+            );
+            assert!(
+                stderr.contains(" | "),
+                "{what}: the offending line is shown:\n{stderr}"
+            );
+            assert!(stdout.is_empty(), "{what}: nothing ran");
+        }
+    }
+    // A good file checks without running anything.
+    let files = shipped();
+    let out = scenario(&[files[0].as_str(), "--check"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out).0.contains(": ok ("));
+    // A missing file.
+    let out = scenario(&["/nonexistent.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out)
+        .1
+        .contains("cannot read the scenario /nonexistent.yaml"));
+}
