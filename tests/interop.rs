@@ -780,3 +780,54 @@ async fn proxy_dropping_one_ping_ack_makes_grpc_go_cut_the_connection() {
         proxy.shutdown().await;
     }
 }
+
+#[test]
+fn scenario_restarts_a_grpc_go_server_given_by_command() {
+    let Some(bin) = peer("gogrpc-server") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("go-restart.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name: go-restart
+about: the grpc-go peer, killed and restarted under load
+duration: 6s
+server:
+  command: ["{}", "-addr", "127.0.0.1:{{port}}", "-connlog=false"]
+clients:
+  - name: naive
+    pool: naive
+    load: {{ call: helloworld.Greeter/SayHello, data: {{ name: "naive" }}, rps: 40, timeout: 1s }}
+  - name: checked
+    load: {{ call: helloworld.Greeter/SayHello, data: {{ name: "checked" }}, rps: 40, timeout: 1s }}
+timeline:
+  - at: 2s
+    mark: restarted
+  - at: 2s
+    server_restart: {{ mode: hard, downtime: 500ms }}
+  - at: 4s
+    mark: recovered
+expect:
+  - rpcs: {{ client: naive, code: UNAVAILABLE, after: restarted, at_least: 10 }}
+  - success_rate: {{ client: checked, after: recovered, at_least: 0.99 }}
+"#,
+            bin.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_grpcdoc"))
+        .args(["scenario", path.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("step server_restart: hard"), "{log}");
+    assert!(
+        log.contains("calls failing: UNAVAILABLE"),
+        "the failures are reported: {log}"
+    );
+    assert!(log.contains("go-restart: passed"), "{log}");
+}
