@@ -58,6 +58,8 @@ struct PumpFaults<'a> {
     faults: &'a Faults,
     ctx: &'a Arc<ConnFaultCtx>,
     dir: Direction,
+    /// When this connection was accepted.
+    opened: Instant,
 }
 
 impl PumpFaults<'_> {
@@ -85,7 +87,13 @@ where
     let mut holed = false;
     loop {
         // Blackhole: read nothing, write nothing, keep both sockets open.
-        while !pf.active(|f| matches!(f, Fault::Blackhole)).is_empty() {
+        while pf
+            .active(|f| matches!(f, Fault::Blackhole { .. }))
+            .iter()
+            .any(|f| {
+                !matches!(f.spec.fault, Fault::Blackhole { existing: true }) || pf.opened < f.added
+            })
+        {
             if !holed {
                 holed = true;
                 pf.ctx.fault_event(
@@ -311,6 +319,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         faults: &shared.faults,
         ctx: &ctx,
         dir,
+        opened: start,
     };
     type Pump<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = PumpEnd> + Send + 'a>>;
     let (mut up, mut down): (Pump, Pump) = if tls {

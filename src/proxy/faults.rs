@@ -13,6 +13,8 @@ use super::spec::FaultSpec;
 pub struct ActiveFault {
     pub id: u64,
     pub spec: FaultSpec,
+    /// When it came into force.
+    pub added: std::time::Instant,
     used: AtomicU64,
 }
 
@@ -82,6 +84,7 @@ impl Faults {
             v.push(Arc::new(ActiveFault {
                 id,
                 spec,
+                added: std::time::Instant::now(),
                 used: AtomicU64::new(0),
             }))
         });

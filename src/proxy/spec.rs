@@ -30,8 +30,10 @@ pub enum Fault {
     Bandwidth { rate: u64 },
     /// Forward in slices of `size` bytes, `delay` apart.
     Slicer { size: usize, delay: Duration },
-    /// Stop forwarding, keep both sockets open (a half-open peer).
-    Blackhole,
+    /// Stop forwarding, keep both sockets open (a half-open peer); with
+    /// `existing`, only on connections open when the fault was added (a
+    /// NAT or peer that forgot them while new connections work).
+    Blackhole { existing: bool },
     /// Reset open connections (RST: SO_LINGER 0).
     Reset,
     /// Close open connections (FIN).
@@ -114,7 +116,7 @@ impl Fault {
             Fault::Latency { .. } => "latency",
             Fault::Bandwidth { .. } => "bandwidth",
             Fault::Slicer { .. } => "slicer",
-            Fault::Blackhole => "blackhole",
+            Fault::Blackhole { .. } => "blackhole",
             Fault::Reset => "reset",
             Fault::Close => "close",
             Fault::Down => "down",
@@ -185,7 +187,12 @@ pub const CATALOGUE: &[(&str, &str, &[Param])] = &[
     (
         "blackhole",
         "stop forwarding, keep both sockets open (a half-open peer)",
-        &[],
+        &[p(
+            "existing",
+            "true|false",
+            "false",
+            "only connections open when the fault was added",
+        )],
     ),
     (
         "reset",
@@ -435,7 +442,17 @@ impl std::str::FromStr for FaultSpec {
                     .transpose()?
                     .unwrap_or(Duration::from_millis(1)),
             },
-            "blackhole" => Fault::Blackhole,
+            "blackhole" => Fault::Blackhole {
+                existing: match get("existing") {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(v) => {
+                        return Err(SpecError(format!(
+                            "{name}: `existing={v}` must be true or false"
+                        )))
+                    }
+                },
+            },
             "reset" => Fault::Reset,
             "close" => Fault::Close,
             "down" => Fault::Down,
@@ -559,8 +576,16 @@ mod tests {
         assert!(!s.is_frame_level());
         assert_eq!(
             "blackhole".parse::<FaultSpec>().unwrap().fault,
-            Fault::Blackhole
+            Fault::Blackhole { existing: false }
         );
+        assert_eq!(
+            "blackhole:existing=true"
+                .parse::<FaultSpec>()
+                .unwrap()
+                .fault,
+            Fault::Blackhole { existing: true }
+        );
+        assert!("blackhole:existing=maybe".parse::<FaultSpec>().is_err());
     }
 
     #[test]
