@@ -70,8 +70,12 @@ pub enum ScenarioOutput {
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
     /// Scenario files (YAML), run one after the other.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "schema", value_name = "FILE")]
     pub files: Vec<PathBuf>,
+
+    /// Print the JSON Schema of the file format (for editor completion).
+    #[arg(long)]
+    pub schema: bool,
 
     /// Only check the files; run nothing.
     #[arg(long)]

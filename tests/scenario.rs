@@ -191,3 +191,38 @@ fn invalid_files_are_exit_2_with_file_line_column() {
         .1
         .contains("cannot read the scenario /nonexistent.yaml"));
 }
+
+#[test]
+fn the_schema_is_json_and_knows_every_key_of_the_shipped_files() {
+    let out = scenario(&["--schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let top = schema["properties"].as_object().unwrap();
+    for k in [
+        "name", "about", "duration", "server", "proxy", "client", "clients", "timeline", "expect",
+    ] {
+        assert!(top.contains_key(k), "{k}");
+    }
+    // Every key used in a shipped scenario is known to the schema.
+    let text = serde_json::to_string(&schema).unwrap();
+    for f in shipped() {
+        let yaml = std::fs::read_to_string(&f).unwrap();
+        for line in yaml.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            let t = line.trim_start().trim_start_matches("- ");
+            if let Some((key, _)) = t.split_once(':') {
+                let key = key.trim();
+                let is_key =
+                    !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+                let in_service_config = ["methodconfig", "retrypolicy"]
+                    .iter()
+                    .any(|k| key.contains(k));
+                if is_key && !in_service_config && !["name", "service"].contains(&key) {
+                    assert!(
+                        text.contains(&format!("\"{key}\"")),
+                        "{f}: `{key}` is not in the schema"
+                    );
+                }
+            }
+        }
+    }
+}

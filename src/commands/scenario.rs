@@ -13,6 +13,10 @@ use crate::report::style::{Style, Tone};
 use crate::scenario::{expect, load, run};
 
 pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit> {
+    if args.schema {
+        print!("{}", crate::scenario::SCHEMA);
+        return Ok(Exit::Success);
+    }
     // Check every file before anything starts.
     let mut checked = Vec::new();
     for path in &args.files {
