@@ -76,13 +76,6 @@ fn kind_name(m: &prost_reflect::MethodDescriptor) -> &'static str {
     }
 }
 
-async fn interrupted(term: &mut tokio::signal::unix::Signal) {
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     // Inputs first: nothing is sent before they are all good.
@@ -189,12 +182,12 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     tokio::pin!(run);
     let info = tokio::select! {
         info = &mut run => info,
-        _ = interrupted(&mut term) => {
+        _ = super::signalled(&mut term) => {
             let _ = stop_tx.send(true);
             // A second signal stops at once; otherwise let workers notice.
             tokio::select! {
                 info = &mut run => info,
-                _ = interrupted(&mut term) => std::process::exit(130),
+                _ = super::signalled(&mut term) => std::process::exit(130),
             }
         }
     };

@@ -12,6 +12,29 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
 
+/// Waits for SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn signalled(term: &mut tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Event lines for `-o human|json`; human lines may explain (watch).
+pub(crate) fn event_writer(
+    output: crate::cli::Output,
+    color: crate::cli::ColorChoice,
+    explainer: Option<crate::diagnose::Explainer>,
+) -> Box<dyn crate::report::EventWriter> {
+    match output {
+        crate::cli::Output::Human => Box::new(crate::report::HumanEvents {
+            style: crate::report::style::Style::for_stdout(color),
+            explainer,
+        }),
+        crate::cli::Output::Json => Box::new(crate::report::JsonEvents),
+    }
+}
+
 /// Runs the parsed command line; errors are printed as one line (with their
 /// causes) on stderr and exit with 2.
 pub fn main(cli: Cli) -> ExitCode {

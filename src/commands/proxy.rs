@@ -4,13 +4,11 @@
 use anyhow::{bail, Context as _};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::cli::{ColorChoice, Output, ProxyArgs};
+use crate::cli::{ColorChoice, ProxyArgs};
 use crate::event::EventSink;
 use crate::exit::Exit;
 use crate::proxy::RunningProxy;
 use crate::report::printer::Printer;
-use crate::report::style::Style;
-use crate::report::{EventWriter, HumanEvents, JsonEvents};
 
 pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     if args.list_faults {
@@ -30,20 +28,9 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let proxy = RunningProxy::start(args.listen, upstream, args.faults.clone(), events.clone())
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let writer: Box<dyn EventWriter> = match args.output {
-        Output::Human => Box::new(HumanEvents {
-            style: Style::for_stdout(color),
-            explainer: None,
-        }),
-        Output::Json => Box::new(JsonEvents),
-    };
+    let writer = super::event_writer(args.output, color, None);
     let mut printer = Printer::spawn(rx, writer, &events);
-    let run_for = async {
-        match args.run_for {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let run_for = crate::time::sleep_opt(args.run_for);
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

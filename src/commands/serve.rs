@@ -7,12 +7,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::cli::{ColorChoice, Output, ServeArgs};
+use crate::cli::{ColorChoice, ServeArgs};
 use crate::event::EventSink;
 use crate::exit::Exit;
 use crate::report::printer::Printer;
-use crate::report::style::Style;
-use crate::report::{EventWriter, HumanEvents, JsonEvents};
+
 use crate::server::{tls, Server, ServerConfig, ServerError, Stop};
 
 fn config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
@@ -34,14 +33,6 @@ fn config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     })
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn signalled(term: &mut tokio::signal::unix::Signal) {
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let cfg = config(&args)?;
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -59,29 +50,18 @@ pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         Err(e) => return Err(e.into()),
     };
 
-    let writer: Box<dyn EventWriter> = match args.output {
-        Output::Human => Box::new(HumanEvents {
-            style: Style::for_stdout(color),
-            explainer: None,
-        }),
-        Output::Json => Box::new(JsonEvents),
-    };
+    let writer = super::event_writer(args.output, color, None);
     let mut printer = Printer::spawn(rx, writer, &events);
-    let run_for = async {
-        match args.run_for {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let run_for = crate::time::sleep_opt(args.run_for);
     let mut exit = Exit::Success;
     tokio::select! {
-        _ = signalled(&mut term) => server.stop(Stop::Graceful),
+        _ = super::signalled(&mut term) => server.stop(Stop::Graceful),
         _ = run_for => server.stop(Stop::Graceful),
         _ = &mut printer.pipe_closed => server.stop(Stop::Now),
     }
     tokio::select! {
         _ = server.wait() => {}
-        _ = signalled(&mut term) => {
+        _ = super::signalled(&mut term) => {
             server.stop(Stop::Now);
             exit = Exit::Interrupted;
             let _ = tokio::time::timeout(Duration::from_secs(5), server.wait()).await;

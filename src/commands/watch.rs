@@ -18,9 +18,8 @@ use crate::diagnose::Explainer;
 use crate::event::{Event, EventKind, EventSink};
 use crate::exit::Exit;
 use crate::report::printer::Printer;
-use crate::report::style::Style;
 use crate::report::summary::WatchSummary;
-use crate::report::{EventWriter, HumanEvents, JsonEvents};
+use crate::report::EventWriter;
 use crate::rpc::code_name;
 use crate::target::Target;
 
@@ -167,25 +166,16 @@ async fn probe_loop(channel: Channel, p: Probe, interval: Duration, events: Even
     }
 }
 
-async fn signalled(term: &mut tokio::signal::unix::Signal) {
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 pub async fn run(args: WatchArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let cfg = channel_config(args.target.clone(), &args.conn, args.frames);
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let (events, rx) = EventSink::channel(64 * 1024);
     let channel = Channel::new(cfg, events.clone())?;
-    let inner: Box<dyn EventWriter> = match args.output {
-        Output::Human => Box::new(HumanEvents {
-            style: Style::for_stdout(color),
-            explainer: Some(Explainer::new(args.conn.keepalive_time)),
-        }),
-        Output::Json => Box::new(JsonEvents),
-    };
+    let inner = super::event_writer(
+        args.output,
+        color,
+        Some(Explainer::new(args.conn.keepalive_time)),
+    );
     let mut printer = Printer::spawn(
         rx,
         Box::new(WatchWriter {
@@ -205,14 +195,9 @@ pub async fn run(args: WatchArgs, color: ColorChoice) -> anyhow::Result<Exit> {
             events.clone(),
         ))
     });
-    let run_for = async {
-        match args.run_for {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let run_for = crate::time::sleep_opt(args.run_for);
     let exit = tokio::select! {
-        _ = signalled(&mut term) => Exit::Interrupted,
+        _ = super::signalled(&mut term) => Exit::Interrupted,
         _ = run_for => Exit::Success,
         _ = &mut printer.pipe_closed => Exit::Success,
     };
@@ -222,7 +207,7 @@ pub async fn run(args: WatchArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     // A second signal while shutting down stops at once.
     tokio::select! {
         _ = channel.shutdown() => {}
-        _ = signalled(&mut term) => {}
+        _ = super::signalled(&mut term) => {}
     }
     drop(channel);
     drop(events);
