@@ -18,8 +18,10 @@ use super::stats::{Cause, Recorder, SecondStats};
 use crate::client::conn::Conn;
 use crate::client::Channel;
 
-/// A call starting this long after it was due counts as late (--rps).
-const LATE: Duration = Duration::from_millis(5);
+/// A call that starts more than one interval (1/rps) after it was due
+/// counts as late (--rps): the workers could not keep up. At least this
+/// long, as tokio's timers alone may wake a millisecond late.
+const LATE_AT_LEAST: Duration = Duration::from_millis(5);
 
 /// Transparent retries of never-processed streams per call, at most.
 const MAX_TRANSPARENT_RETRIES: u32 = 10;
@@ -203,7 +205,7 @@ async fn worker(
                 tokio::time::sleep_until(due).await;
                 // Late: no worker was free (tokio's timers alone may wake a
                 // millisecond after the due time).
-                if Instant::now() > due + LATE {
+                if Instant::now() > due + LATE_AT_LEAST.max(Duration::from_secs_f64(1.0 / r)) {
                     rec.late.fetch_add(1, Ordering::Relaxed);
                 }
                 due

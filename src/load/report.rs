@@ -111,7 +111,8 @@ impl ConnEvents {
 pub struct RateCheck {
     pub target: f64,
     pub achieved: f64,
-    /// Calls that started more than 5 ms after they were due.
+    /// Calls that started more than one interval (1/rps, at least 5 ms)
+    /// after they were due.
     pub late_calls: u64,
     /// Calls that were due within the run but never started.
     pub not_started: u64,

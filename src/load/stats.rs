@@ -120,7 +120,8 @@ pub struct Recorder {
     pub in_flight: AtomicU64,
     pub retries: AtomicU64,
     pub transparent_retries: AtomicU64,
-    /// Calls that began more than 5 ms after their intended start (--rps).
+    /// Calls that began more than one interval (1/rps, at least 5 ms) after
+    /// their intended start (--rps).
     pub late: AtomicU64,
     /// Time spent waiting for a stream slot (MAX_CONCURRENT_STREAMS), in us.
     pub slot_wait_us: AtomicU64,
