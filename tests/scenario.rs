@@ -226,3 +226,35 @@ fn the_schema_is_json_and_knows_every_key_of_the_shipped_files() {
         }
     }
 }
+
+#[test]
+fn ctrl_c_stops_the_scenario_reports_and_exits_130() {
+    let files = shipped();
+    let restart = files.iter().find(|f| f.ends_with("restart.yaml")).unwrap();
+    let child = Command::new(BIN)
+        .args(["scenario", restart, "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "stops promptly"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report is printed");
+    assert_eq!(v["scenarios"][0]["interrupted"], true);
+    assert_eq!(v["passed"], false);
+}
