@@ -233,7 +233,7 @@ impl EventKind {
 /// channel is full the event is counted as dropped.
 #[derive(Clone)]
 pub struct EventSink {
-    tx: Option<mpsc::Sender<Event>>,
+    tx: mpsc::Sender<Event>,
     start: Instant,
     dropped: Arc<AtomicU64>,
 }
@@ -243,7 +243,7 @@ impl EventSink {
         let (tx, rx) = mpsc::channel(capacity);
         (
             Self {
-                tx: Some(tx),
+                tx,
                 start: Instant::now(),
                 dropped: Arc::default(),
             },
@@ -259,28 +259,18 @@ impl EventSink {
         (sink, rx)
     }
 
-    /// A sink that discards everything.
-    pub fn none() -> Self {
-        Self {
-            tx: None,
-            start: Instant::now(),
-            dropped: Arc::default(),
-        }
-    }
-
     pub fn start(&self) -> Instant {
         self.start
     }
 
     pub fn emit(&self, conn: Option<u64>, addr: Option<Arc<str>>, kind: EventKind) {
-        let Some(tx) = &self.tx else { return };
         let event = Event {
             t_ms: self.start.elapsed().as_secs_f64() * 1e3,
             kind,
             conn,
             addr,
         };
-        if tx.try_send(event).is_err() {
+        if self.tx.try_send(event).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -138,6 +138,13 @@ async fn watch_through_the_proxy_sees_chaos_and_a_down_server() {
     });
     tokio::time::sleep(SECS(0.8)).await;
     let g = faults.add(spec("inject-goaway:direction=downstream,debug=chaos"));
+    assert_eq!(
+        p.list(),
+        vec![(
+            g,
+            "inject-goaway:direction=downstream,debug=chaos".to_string()
+        )]
+    );
     tokio::time::sleep(SECS(0.5)).await;
     faults.remove(g);
     let down = faults.add(spec("down"));

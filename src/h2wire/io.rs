@@ -188,11 +188,6 @@ impl<T, H: FrameHook> FrameIo<T, H> {
         &self.inner
     }
 
-    /// False once the bytes read where the client preface belongs were not it.
-    pub fn preface_ok(&self) -> bool {
-        self.rx.preface_ok() && self.tx.preface_ok()
-    }
-
     /// Adds whole frames to the output, as sent.
     fn queue_out(&mut self, frames: &[u8]) {
         let hook = &mut self.hook;

@@ -102,17 +102,6 @@ impl Faults {
         found
     }
 
-    /// Removes every fault with this name; returns how many.
-    pub fn remove_named(&self, name: &str) -> usize {
-        let mut n = 0;
-        self.update(|v| {
-            let before = v.len();
-            v.retain(|f| f.spec.name() != name);
-            n = before - v.len();
-        });
-        n
-    }
-
     pub fn clear(&self) {
         self.update(|v| v.clear());
     }
