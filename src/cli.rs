@@ -439,6 +439,11 @@ pub struct ServeArgs {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub max_connection_idle: Option<Duration>,
 
+    /// How --max-connection-idle ends a connection: `graceful` (grpc-go: GOAWAY,
+    /// PING, GOAWAY) or `immediate` (grpcio/C-core: one GOAWAY, then close).
+    #[arg(long, value_enum, default_value_t = crate::server::IdleDrain::Graceful, value_name = "HOW")]
+    pub idle_drain: crate::server::IdleDrain,
+
     /// Drain a connection (GOAWAY `max_age`) after this long, +-10% jitter
     /// (grpc-go MaxConnectionAge).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]

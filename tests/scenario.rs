@@ -149,13 +149,22 @@ fn invalid_files_are_exit_2_with_file_line_column() {
         ("two actions", "name: x\nduration: 2s\ntimeline:\n  - at: 1s\n    mark: a\n    server_start: {}\n", ":4:5: a step has exactly one action"),
         ("after the end", "name: x\nduration: 2s\ntimeline:\n  - at: 3s\n    mark: late\n", ":4:5: the step at 3s is after the end of the scenario (2s)"),
         ("unknown mark", "name: x\nduration: 2s\nclient: {}\nexpect:\n  - rpcs: { after: nope, at_least: 1 }\n", ":5:5: no step sets the mark `nope`"),
-        ("unknown client", "name: x\nduration: 2s\nclient: {}\nexpect:\n  - rpcs: { client: who, at_least: 1 }\n", ":5:5: no client is named `who`"),
+        ("unknown client", "name: x\nduration: 2s\nclient: {}\nexpect:\n  - rpcs: { client: who, at_least: 1 }\n", ":5:5: no client or probe is named `who`"),
         ("no bound", "name: x\nduration: 2s\nexpect:\n  - rpcs: { code: OK }\n", ":4:5: a count or rate needs at_least"),
         ("bad fault", "name: x\nduration: 2s\nproxy:\n  faults: [\"wobble\"]\n", ":4:12: unknown fault `wobble`"),
         ("fault without proxy", "name: x\nduration: 2s\ntimeline:\n  - at: 1s\n    fault_add: { fault: blackhole }\n", ":4:5: fault_add needs a proxy"),
         ("bad method", "name: x\nduration: 2s\nclient:\n  load: { call: helloworld.Greeter/Nope }\n", ":4:17: no method helloworld.Greeter/Nope"),
         ("data mismatch", "name: x\nduration: 2s\nclient:\n  load: { call: helloworld.Greeter/SayHello, data: { nmae: x } }\n", "does not fit helloworld.HelloRequest"),
         ("goaway code", "name: x\nduration: 2s\nexpect:\n  - goaways: { code: SOMETIMES, at_least: 1 }\n", ":4:5: `SOMETIMES` is not an HTTP/2 error code"),
+        ("no backends", "name: x\nduration: 2s\nbackends: 0\n", ":3:11: backends must be 1 or more"),
+        ("backends at an address", "name: x\nduration: 2s\nbackends: 2\nserver: { address: \"127.0.0.1:1\" }\n", ":3:11: several backends need servers grpcdoc starts"),
+        ("no such backend", "name: x\nduration: 2s\nbackends: 2\ntimeline:\n  - at: 1s\n    server_stop: { backend: 3 }\n", ":5:5: there is no backend 3: backends are numbered from 1 to 2"),
+        ("removed backend", "name: x\nduration: 3s\nbackends: 2\ntimeline:\n  - at: 1s\n    backend_remove: { backend: 2 }\n  - at: 2s\n    health: { backend: 2, status: SERVING }\n", ":7:5: backend 2 was removed by an earlier step"),
+        ("set a command server", "name: x\nduration: 2s\nserver: { command: [\"srv\", \"{port}\"] }\ntimeline:\n  - at: 1s\n    server_set: { delay: 1s }\n", ":5:5: server_set steps need the builtin server"),
+        ("probe through nobody", "name: x\nduration: 2s\nclient: { name: c }\nprobes:\n  - { client: d, call: helloworld.Greeter/SayHello, every: 1s }\n", ":5:5: probe `probe`: no client is named `d`"),
+        ("probe every 0", "name: x\nduration: 2s\nclient: {}\nprobes:\n  - { call: helloworld.Greeter/SayHello, every: 0s }\n", ":5:5: probe.every must be above 0"),
+        ("reserved name", "name: x\nduration: 2s\nclients:\n  - { name: server-side }\n", ":3:1: the client name `server-side` is taken"),
+        ("bad service config", "name: x\nduration: 2s\nclient:\n  service_config: { healthCheckConfig: { serviceName: 7 } }\n", ":3:1: client `client`: service_config:"),
         ("restart of an address", "name: x\nduration: 2s\nserver: { address: \"127.0.0.1:1\" }\ntimeline:\n  - at: 1s\n    server_restart: {}\n", ":5:5: a server given by `address` cannot be stopped"),
     ];
     for (what, yaml, says) in cases {
@@ -257,4 +266,60 @@ fn ctrl_c_stops_the_scenario_reports_and_exits_130() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report is printed");
     assert_eq!(v["scenarios"][0]["interrupted"], true);
     assert_eq!(v["passed"], false);
+}
+
+#[test]
+fn backends_grow_settings_change_and_probes_call_through_a_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grow.yaml");
+    std::fs::write(
+        &path,
+        r#"name: grow
+duration: 3s
+server:
+  builtin: {}
+clients:
+  - name: c
+    lb: round_robin
+probes:
+  - client: c
+    call: grpcdoc.echo.v1.Echo/Unary
+    every: 50ms
+timeline:
+  # Connections accepted from now on are recycled every 300 ms; the one
+  # open keeps its settings, and a backend added later takes the new ones.
+  - at: 500ms
+    server_set: { max_connection_age: 300ms, max_connection_age_grace: 1s }
+  - at: 1s
+    backend_add: {}
+  - at: 1s
+    resolve: {}
+  - at: 1s
+    mark: grown
+expect:
+  - goaways: { client: c, before: grown, exactly: 0 }
+  - goaways: { client: c, debug: max_age, after: grown, at_least: 2 }
+  - rpcs: { client: probe, code: OK, after: grown, at_least: 10 }
+  - rpcs: { client: c, code: error, exactly: 0 }
+"#,
+    )
+    .unwrap();
+    let out = scenario(&[path.to_str().unwrap(), "-o", "json"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let e = v["scenarios"][0]["expectations"].as_array().unwrap();
+    assert!(e.iter().all(|x| x["passed"] == true), "{e:?}");
+    // The client now balances over two backends: two READY subchannels.
+    let human = scenario(&[path.to_str().unwrap()]);
+    let (out, _) = text(&human);
+    assert!(
+        out.contains("step backend_add: backend 2 listening on 127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.contains("step resolve: 127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("step server_set: max_connection_age=300ms max_connection_age_grace=1s"),
+        "{out}"
+    );
 }

@@ -74,6 +74,66 @@ async fn idle_connection_gets_goaway_max_idle_after_last_stream() {
 }
 
 #[tokio::test]
+async fn immediate_idle_drain_is_one_goaway_with_the_last_stream_then_close() {
+    let t = start(ServerConfig {
+        max_connection_idle: Some(SECS(1.0)),
+        idle_drain: grpcdoc::server::IdleDrain::Immediate,
+        ..Default::default()
+    })
+    .await;
+    let mut c = RawClient::connect(t.addr).await;
+    let call = c
+        .start_unary("/helloworld.Greeter/SayHello", &hello("a"), &[])
+        .await;
+    let (status, _) = call.await.unwrap().expect("call");
+    assert_eq!(status, "0");
+    let goaway = c
+        .frames
+        .wait_for(SECS(5.0), |s| {
+            s.dir == Dir::Received && is_goaway(s, "max_idle")
+        })
+        .await
+        .expect("GOAWAY max_idle");
+    match goaway.frame {
+        ControlFrame::GoAway {
+            code,
+            last_stream_id,
+            ..
+        } => {
+            assert_eq!(code, ErrorCode::NO_ERROR);
+            assert_eq!(last_stream_id, 1, "names the last stream processed");
+        }
+        _ => unreachable!(),
+    }
+    // The server closes at once: no drain PING, no second GOAWAY.
+    let closed = t
+        .log
+        .wait_for(SECS(3.0), closed_event)
+        .await
+        .expect("closed");
+    match closed.kind {
+        EventKind::Closed { reason, detail, .. } => {
+            assert_eq!(reason, CloseReason::Goaway);
+            assert_eq!(detail.as_deref(), Some("max_idle"));
+        }
+        _ => unreachable!(),
+    }
+    let after: Vec<_> = c
+        .frames
+        .received()
+        .into_iter()
+        .filter(|s| s.at >= goaway.at && s.frame != goaway.frame)
+        .collect();
+    assert!(
+        !after.iter().any(|s| matches!(
+            s.frame,
+            ControlFrame::Ping { ack: false, .. } | ControlFrame::GoAway { .. }
+        )),
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
 async fn max_age_drains_then_closes_hard_after_grace() {
     let t = start(ServerConfig {
         max_connection_age: Some(SECS(1.0)),

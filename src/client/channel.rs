@@ -199,6 +199,21 @@ impl Channel {
         }
     }
 
+    /// A resolver update from outside (a name service that now returns
+    /// these addresses): subchannels for new addresses are made, those for
+    /// addresses gone are shut down, as on a re-resolution.
+    pub fn set_addresses(&self, addrs: Vec<Address>) {
+        self.0.events.emit(
+            None,
+            None,
+            EventKind::Resolve {
+                addrs: addrs.iter().map(|a| a.to_string()).collect(),
+                error: None,
+            },
+        );
+        self.0.update_addresses(addrs);
+    }
+
     /// Every subchannel's id, addresses and state.
     pub fn subchannels(&self) -> Vec<(u64, Vec<Address>, State)> {
         self.0

@@ -104,6 +104,11 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
 
     let mut cfg = channel_config(args.target.clone(), &args.conn, false);
     cfg.connections_per_address = args.connections as usize;
+    if let Some(sc) = &service_config {
+        if let Some(service) = crate::load::retry::health_check_service(sc)? {
+            cfg.health_service.get_or_insert(service);
+        }
+    }
     if args.connections > 1 {
         cfg.lb = Lb::RoundRobin;
     }

@@ -11,6 +11,29 @@ use serde::Deserialize;
 struct ServiceConfigJson {
     #[serde(default)]
     method_config: Vec<MethodConfigJson>,
+    health_check_config: Option<HealthCheckConfigJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthCheckConfigJson {
+    service_name: Option<String>,
+}
+
+fn parse_config(json: &str) -> Result<ServiceConfigJson, ServiceConfigError> {
+    serde_json::from_str(json).map_err(|e| ServiceConfigError::Json {
+        line: e.line(),
+        column: e.column(),
+        reason: crate::rpc::payload::json_reason(&e),
+    })
+}
+
+/// `healthCheckConfig.serviceName` (gRFC A17): the service whose health the
+/// client watches on every connection; `Some("")` is the whole server.
+pub fn health_check_service(json: &str) -> Result<Option<String>, ServiceConfigError> {
+    Ok(parse_config(json)?
+        .health_check_config
+        .map(|h| h.service_name.unwrap_or_default()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,12 +156,7 @@ pub fn method_policy(
     service: &str,
     method: &str,
 ) -> Result<MethodPolicy, ServiceConfigError> {
-    let cfg: ServiceConfigJson =
-        serde_json::from_str(json).map_err(|e| ServiceConfigError::Json {
-            line: e.line(),
-            column: e.column(),
-            reason: crate::rpc::payload::json_reason(&e),
-        })?;
+    let cfg = parse_config(json)?;
     let mut best: Option<(u8, &MethodConfigJson)> = None;
     for mc in &cfg.method_config {
         for n in &mc.name {

@@ -30,7 +30,11 @@ fn in_window(t: f64, after: &Option<String>, before: &Option<String>, r: &Record
 }
 
 fn who_ok(t: &Tagged, client: &Option<String>) -> bool {
-    t.is_client() && client.as_ref().is_none_or(|c| &t.who == c)
+    // A client's name also takes in the calls of the probes through it.
+    t.is_client()
+        && client
+            .as_ref()
+            .is_none_or(|c| &t.who == c || t.via.as_ref() == Some(c))
 }
 
 fn code_ok(code: &str, want: &Option<String>) -> bool {

@@ -52,12 +52,57 @@ pub struct NamedClient {
     pub spec: ClientSpec,
 }
 
+/// Tags of the scenario's own events; no client or probe name starts so.
+const RESERVED: [&str; 3] = ["server", "proxy", "timeline"];
+
+/// A probe, ready to run: a load through client `client` (an index).
+#[derive(Clone, Debug)]
+pub struct NamedProbe {
+    pub name: String,
+    pub client: usize,
+    pub load: LoadSpec,
+}
+
+/// Checks a method name (and, on the built-in server, that the method
+/// exists and the data fits its request message).
+fn check_call(
+    cx: &Ctx,
+    builtin: bool,
+    call: &Spanned<String>,
+    data: Option<&serde_json::Value>,
+    part: &str,
+) -> Result<(), ScenarioError> {
+    let path = crate::rpc::method_path(&call.value).map_err(|e| cx.err(pos(call), e))?;
+    if !builtin {
+        return Ok(());
+    }
+    // The built-in server's methods are known: check now.
+    let pool = prost_reflect::DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
+        .map_err(|e| cx.err(pos(call), e.to_string()))?;
+    let m = crate::rpc::descriptors::find_method(&pool, &path).map_err(|e| cx.err(pos(call), e))?;
+    if let Some(data) = data {
+        crate::rpc::payload::encode(&m.input(), "data", &data.to_string()).map_err(|e| {
+            cx.err(
+                pos(call),
+                format!(
+                    "the {part}'s data does not fit {}: {e}",
+                    m.input().full_name()
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// A checked scenario.
 #[derive(Debug)]
 pub struct Checked {
     pub path: String,
     pub scenario: Scenario,
     pub clients: Vec<NamedClient>,
+    pub probes: Vec<NamedProbe>,
+    /// Servers at the start.
+    pub backends: u32,
     pub initial_faults: Vec<FaultSpec>,
     /// Steps in time order, with their parsed faults (fault_add).
     pub steps: Vec<(Step, Option<FaultSpec>)>,
@@ -143,6 +188,22 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
     }
     let builtin = s.server.command.is_none() && s.server.address.is_none();
     let restartable = s.server.address.is_none();
+    let backends =
+        match &s.backends {
+            None => 1,
+            Some(b) if b.value == 0 => return Err(cx.err(pos(b), "backends must be 1 or more")),
+            Some(b) if b.value > 64 => {
+                return Err(cx.err(
+                    pos(b),
+                    "backends is at most 64 (each is a server on loopback)",
+                ))
+            }
+            Some(b) if b.value > 1 && !restartable => return Err(cx.err(
+                pos(b),
+                "several backends need servers grpcdoc starts (builtin or command), not `address`",
+            )),
+            Some(b) => b.value,
+        };
     // Clients: one or a list, unique names.
     if s.client.is_some() && !s.clients.is_empty() {
         return Err(cx.err(
@@ -170,34 +231,77 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                 format!("two clients are named `{name}`"),
             ));
         }
-        if let Some(l) = &c.load {
-            crate::rpc::method_path(&l.call.value).map_err(|e| cx.err(pos(&l.call), e))?;
-            if builtin {
-                // The built-in server's methods are known: check now.
-                let pool = prost_reflect::DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
-                    .map_err(|e| cx.err(pos(&l.call), e.to_string()))?;
-                let path = crate::rpc::method_path(&l.call.value).unwrap_or_default();
-                let m = crate::rpc::descriptors::find_method(&pool, &path)
-                    .map_err(|e| cx.err(pos(&l.call), e))?;
-                if let Some(data) = &l.data {
-                    crate::rpc::payload::encode(&m.input(), "data", &data.to_string()).map_err(
-                        |e| {
-                            cx.err(
-                                pos(&l.call),
-                                format!(
-                                    "the load's data does not fit {}: {e}",
-                                    m.input().full_name()
-                                ),
-                            )
+        if RESERVED.iter().any(|r| name.starts_with(r)) {
+            return Err(cx.err(
+                key_pos(cx.text, "clients"),
+                format!("the client name `{name}` is taken: names starting with server, proxy or timeline tag the scenario's own events"),
+            ));
+        }
+        if let Some(sc) = &c.service_config {
+            crate::load::retry::health_check_service(&sc.to_string()).map_err(|e| {
+                cx.err(
+                    key_pos(
+                        cx.text,
+                        if s.client.is_some() {
+                            "client"
+                        } else {
+                            "clients"
                         },
-                    )?;
-                }
-            }
+                    ),
+                    format!("client `{name}`: service_config: {e}"),
+                )
+            })?;
+        }
+        if let Some(l) = &c.load {
+            check_call(cx, builtin, &l.call, l.data.as_ref(), "load")?;
             if l.rps.is_some_and(|r| r <= 0.0) {
                 return Err(cx.err(pos(&l.call), "load.rps must be above 0"));
             }
         }
         clients.push(NamedClient { name, spec: c });
+    }
+    // Probes: through a client, under a name of their own.
+    let mut probes = Vec::new();
+    for (i, p) in s.probes.iter().enumerate() {
+        let at = pos(p);
+        let v = &p.value;
+        let name = v.name.clone().unwrap_or_else(|| {
+            if i == 0 {
+                "probe".into()
+            } else {
+                format!("probe{}", i + 1)
+            }
+        });
+        if RESERVED.iter().any(|r| name.starts_with(r)) || !names.insert(name.clone()) {
+            return Err(cx.err(
+                at,
+                format!(
+                    "the probe name `{name}` is taken by a client, another probe or the scenario"
+                ),
+            ));
+        }
+        let client = match &v.client {
+            Some(c) => clients
+                .iter()
+                .position(|n| &n.name == c)
+                .ok_or_else(|| cx.err(at, format!("probe `{name}`: no client is named `{c}`")))?,
+            None if clients.is_empty() => {
+                return Err(cx.err(
+                    at,
+                    "a probe calls through a client: add `client:` or `clients:`",
+                ))
+            }
+            None => 0,
+        };
+        if v.every.0.is_zero() {
+            return Err(cx.err(at, "probe.every must be above 0"));
+        }
+        check_call(cx, builtin, &v.call, v.data.as_ref(), "probe")?;
+        probes.push(NamedProbe {
+            name,
+            client,
+            load: v.as_load(),
+        });
     }
     // Proxy faults.
     let mut initial_faults = Vec::new();
@@ -214,27 +318,26 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
     let mut marks = BTreeSet::new();
     let mut fault_ids = BTreeSet::new();
     let mut steps = Vec::new();
+    let mut backends_now = backends;
+    let mut removed = BTreeSet::new();
     let mut timeline: Vec<&Spanned<Step>> = s.timeline.iter().collect();
     timeline.sort_by_key(|st| st.value.at);
     for st in timeline {
         let at = pos(st);
         let v = &st.value;
-        let actions = [
-            v.server_restart.is_some(),
-            v.server_stop.is_some(),
-            v.server_start.is_some(),
-            v.health.is_some(),
-            v.fault_add.is_some(),
-            v.fault_remove.is_some(),
-            v.mark.is_some(),
-        ]
-        .iter()
-        .filter(|a| **a)
-        .count();
-        if actions != 1 {
-            return Err(cx.err(at, format!(
-                "a step has exactly one action (server_restart, server_stop, server_start, health, fault_add, fault_remove, mark); this one has {actions}"
-            )));
+        let actions = v.actions();
+        if actions.len() != 1 {
+            return Err(cx.err(
+                at,
+                format!(
+                    "a step has exactly one action ({ACTIONS}); this one has {}",
+                    if actions.is_empty() {
+                        "none".to_string()
+                    } else {
+                        actions.join(" and ")
+                    }
+                ),
+            ));
         }
         if v.at.0 > duration {
             return Err(cx.err(
@@ -251,8 +354,28 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
         {
             return Err(cx.err(at, "a server given by `address` cannot be stopped or restarted; use builtin or command"));
         }
-        if v.health.is_some() && !builtin {
-            return Err(cx.err(at, "health steps need the builtin server"));
+        if (v.health.is_some() || v.server_set.is_some()) && !builtin {
+            return Err(cx.err(at, format!("{} steps need the builtin server", actions[0])));
+        }
+        if (v.backend_add.is_some() || v.backend_remove.is_some()) && !restartable {
+            return Err(cx.err(at, "backends can be added and removed only for servers grpcdoc starts (builtin or command)"));
+        }
+        if v.backend_add.is_some() {
+            backends_now += 1;
+        }
+        if let Some(b) = v.backend() {
+            if b == 0 || b > backends_now {
+                return Err(cx.err(
+                    at,
+                    format!("there is no backend {b}: backends are numbered from 1 to {backends_now} at this time"),
+                ));
+            }
+            if removed.contains(&b) {
+                return Err(cx.err(at, format!("backend {b} was removed by an earlier step")));
+            }
+            if v.backend_remove.is_some() {
+                removed.insert(b);
+            }
         }
         let mut fault = None;
         if let Some(fa) = &v.fault_add {
@@ -367,7 +490,7 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
         }
         if let Some(c) = client {
             if !names.contains(c) {
-                return Err(cx.err(at, format!("no client is named `{c}`")));
+                return Err(cx.err(at, format!("no client or probe is named `{c}`")));
             }
         }
     }
@@ -375,6 +498,8 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
         path: cx.path.to_string(),
         scenario: s,
         clients,
+        probes,
+        backends,
         initial_faults,
         steps,
     })

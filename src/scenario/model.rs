@@ -35,6 +35,11 @@ pub struct Scenario {
     pub duration: Spanned<Dur>,
     #[serde(default)]
     pub server: ServerSpec,
+    /// How many servers like `server` run side by side (default 1); clients
+    /// get all their addresses, as from a name service.
+    #[serde(default)]
+    pub backends: Option<Spanned<u32>>,
+    /// A proxy in front of each server.
     #[serde(default)]
     pub proxy: Option<ProxySpec>,
     /// One client, or several (`clients`), each with its own connections.
@@ -42,6 +47,9 @@ pub struct Scenario {
     pub client: Option<ClientSpec>,
     #[serde(default)]
     pub clients: Vec<ClientSpec>,
+    /// Single calls at a steady interval through a client's channel.
+    #[serde(default)]
+    pub probes: Vec<Spanned<ProbeSpec>>,
     #[serde(default)]
     pub timeline: Vec<Spanned<Step>>,
     #[serde(default)]
@@ -70,6 +78,8 @@ pub struct ServerSpec {
 #[serde(deny_unknown_fields)]
 pub struct BuiltinServer {
     pub max_connection_idle: Option<Dur>,
+    #[serde(default)]
+    pub idle_drain: crate::server::IdleDrain,
     pub max_connection_age: Option<Dur>,
     pub max_connection_age_grace: Option<Dur>,
     pub keepalive_time: Option<Dur>,
@@ -167,6 +177,38 @@ pub struct LoadSpec {
     pub timeout: Option<Dur>,
 }
 
+/// One call every `every` through a client's channel (its connections,
+/// keepalive, retry policy and pool), recorded under the probe's name.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    /// Name used in expectations (default `probe`, `probe2`, ...).
+    pub name: Option<String>,
+    /// The client it calls through (default: the first).
+    pub client: Option<String>,
+    pub call: Spanned<String>,
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    pub every: Dur,
+    pub timeout: Option<Dur>,
+}
+
+impl ProbeSpec {
+    /// A probe is a load of one call at a time at one call per `every`.
+    pub fn as_load(&self) -> LoadSpec {
+        LoadSpec {
+            call: self.call.clone(),
+            data: self.data.clone(),
+            metadata: self.metadata.clone(),
+            concurrency: 1,
+            rps: Some(1.0 / self.every.0.as_secs_f64()),
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// One step: when (`at`, from the start) and exactly one action.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,11 +216,159 @@ pub struct Step {
     pub at: Dur,
     pub server_restart: Option<Restart>,
     pub server_stop: Option<StopSpec>,
-    pub server_start: Option<Empty>,
+    pub server_start: Option<StartSpec>,
+    /// Change built-in server settings for the connections accepted after.
+    pub server_set: Option<ServerSet>,
     pub health: Option<HealthStep>,
     pub fault_add: Option<FaultAdd>,
     pub fault_remove: Option<FaultRemove>,
+    /// Start one more server (clients learn of it at the next `resolve`).
+    pub backend_add: Option<Empty>,
+    /// Stop a server for good (clients keep its address until `resolve`).
+    pub backend_remove: Option<BackendRemove>,
+    /// Give every client the current server addresses (a re-resolution).
+    pub resolve: Option<Empty>,
     pub mark: Option<String>,
+}
+
+impl Step {
+    /// The names of the actions the step has (exactly one when valid).
+    pub fn actions(&self) -> Vec<&'static str> {
+        [
+            ("server_restart", self.server_restart.is_some()),
+            ("server_stop", self.server_stop.is_some()),
+            ("server_start", self.server_start.is_some()),
+            ("server_set", self.server_set.is_some()),
+            ("health", self.health.is_some()),
+            ("fault_add", self.fault_add.is_some()),
+            ("fault_remove", self.fault_remove.is_some()),
+            ("backend_add", self.backend_add.is_some()),
+            ("backend_remove", self.backend_remove.is_some()),
+            ("resolve", self.resolve.is_some()),
+            ("mark", self.mark.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, on)| on.then_some(n))
+        .collect()
+    }
+
+    /// The backend a server step names (1-based), if it names one.
+    pub fn backend(&self) -> Option<u32> {
+        self.server_restart
+            .as_ref()
+            .and_then(|r| r.backend)
+            .or(self.server_stop.as_ref().and_then(|s| s.backend))
+            .or(self.server_start.as_ref().and_then(|s| s.backend))
+            .or(self.server_set.as_ref().and_then(|s| s.backend))
+            .or(self.health.as_ref().and_then(|h| h.backend))
+            .or(self.backend_remove.as_ref().map(|b| b.backend))
+    }
+}
+
+/// The names of every step action, for messages.
+pub const ACTIONS: &str = "server_restart, server_stop, server_start, server_set, health, fault_add, fault_remove, backend_add, backend_remove, resolve, mark";
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartSpec {
+    /// Which server (1-based; default all).
+    pub backend: Option<u32>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendRemove {
+    /// Which server (1-based).
+    pub backend: u32,
+    #[serde(default)]
+    pub mode: StopMode,
+}
+
+/// Built-in server settings to change; those not given stay as they are.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSet {
+    /// Which server (1-based; default all).
+    pub backend: Option<u32>,
+    pub max_connection_idle: Option<Dur>,
+    pub idle_drain: Option<crate::server::IdleDrain>,
+    pub max_connection_age: Option<Dur>,
+    pub max_connection_age_grace: Option<Dur>,
+    pub keepalive_time: Option<Dur>,
+    pub keepalive_timeout: Option<Dur>,
+    pub keepalive_min_time: Option<Dur>,
+    pub keepalive_permit_without_stream: Option<bool>,
+    pub max_concurrent_streams: Option<u32>,
+    pub delay: Option<Dur>,
+}
+
+impl ServerSet {
+    pub fn apply(&self, c: &mut crate::server::ServerConfig) {
+        let d = |x: &Option<Dur>| x.map(|d| d.0);
+        if let Some(v) = d(&self.max_connection_idle) {
+            c.max_connection_idle = Some(v);
+        }
+        if let Some(v) = self.idle_drain {
+            c.idle_drain = v;
+        }
+        if let Some(v) = d(&self.max_connection_age) {
+            c.max_connection_age = Some(v);
+        }
+        if let Some(v) = d(&self.max_connection_age_grace) {
+            c.max_connection_age_grace = Some(v);
+        }
+        if let Some(v) = d(&self.keepalive_time) {
+            c.keepalive_time = v;
+        }
+        if let Some(v) = d(&self.keepalive_timeout) {
+            c.keepalive_timeout = v;
+        }
+        if let Some(v) = d(&self.keepalive_min_time) {
+            c.keepalive_min_time = v;
+        }
+        if let Some(v) = self.keepalive_permit_without_stream {
+            c.keepalive_permit_without_stream = v;
+        }
+        if let Some(v) = self.max_concurrent_streams {
+            c.max_concurrent_streams = Some(v);
+        }
+        if let Some(v) = d(&self.delay) {
+            c.delay = v;
+        }
+    }
+
+    /// What changed, for the timeline: `max_connection_age=1s delay=0s`.
+    pub fn describe(&self) -> String {
+        let d = |x: &Option<Dur>| x.map(|d| humantime::format_duration(d.0).to_string());
+        [
+            ("max_connection_idle", d(&self.max_connection_idle)),
+            (
+                "idle_drain",
+                self.idle_drain.map(|v| format!("{v:?}").to_lowercase()),
+            ),
+            ("max_connection_age", d(&self.max_connection_age)),
+            (
+                "max_connection_age_grace",
+                d(&self.max_connection_age_grace),
+            ),
+            ("keepalive_time", d(&self.keepalive_time)),
+            ("keepalive_timeout", d(&self.keepalive_timeout)),
+            ("keepalive_min_time", d(&self.keepalive_min_time)),
+            (
+                "keepalive_permit_without_stream",
+                self.keepalive_permit_without_stream.map(|v| v.to_string()),
+            ),
+            (
+                "max_concurrent_streams",
+                self.max_concurrent_streams.map(|v| v.to_string()),
+            ),
+            ("delay", d(&self.delay)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -198,6 +388,8 @@ pub enum StopMode {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Restart {
+    /// Which server (1-based; default all).
+    pub backend: Option<u32>,
     #[serde(default)]
     pub mode: StopMode,
     /// How long the server is away.
@@ -208,6 +400,8 @@ pub struct Restart {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StopSpec {
+    /// Which server (1-based; default all).
+    pub backend: Option<u32>,
     #[serde(default)]
     pub mode: StopMode,
 }
@@ -222,6 +416,8 @@ pub enum HealthStatus {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthStep {
+    /// Which server (1-based; default all).
+    pub backend: Option<u32>,
     /// The service ("" or absent: the whole server and every service).
     #[serde(default)]
     pub service: Option<String>,

@@ -22,18 +22,26 @@ use crate::load::engine::{self, LoadPlan};
 use crate::load::stats::Recorder;
 use crate::proxy::RunningProxy;
 use crate::server::{RunningServer, Server, ServerConfig, Stop};
+use crate::target::Address;
 
 /// An event and who emitted it: `server`, `proxy`, `timeline` or a client.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Tagged {
     pub who: String,
+    /// For a probe's calls: the client it calls through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     #[serde(flatten)]
     pub event: Event,
 }
 
 impl Tagged {
+    /// Emitted by a client or a probe (not a server, a proxy or the timeline;
+    /// with several backends those are `server2`, `proxy2`, ...).
     pub fn is_client(&self) -> bool {
-        !matches!(self.who.as_str(), "server" | "proxy" | "timeline")
+        !["server", "proxy", "timeline"]
+            .iter()
+            .any(|p| self.who.starts_with(p))
     }
 }
 
@@ -97,6 +105,7 @@ fn builtin_config(b: &BuiltinServer) -> ServerConfig {
     let d = ServerConfig::default();
     ServerConfig {
         max_connection_idle: b.max_connection_idle.map(|x| x.0),
+        idle_drain: b.idle_drain,
         max_connection_age: b.max_connection_age.map(|x| x.0),
         max_connection_age_grace: b.max_connection_age_grace.map(|x| x.0),
         keepalive_time: b.keepalive_time.map_or(d.keepalive_time, |x| x.0),
@@ -229,6 +238,17 @@ impl ServerCtl {
         }
     }
 
+    /// Changes the built-in server's settings (for connections accepted
+    /// from now on; a restart keeps them).
+    fn set(&mut self, change: &ServerSet) {
+        if let ServerCtl::Builtin { cfg, running, .. } = self {
+            change.apply(cfg);
+            if let Some(s) = running {
+                s.update(cfg.clone());
+            }
+        }
+    }
+
     async fn health(&self, service: Option<&str>, status: HealthStatus) {
         if let ServerCtl::Builtin {
             running: Some(s), ..
@@ -251,15 +271,118 @@ impl ServerCtl {
     }
 }
 
+/// One server and the proxy in front of it.
+struct Backend {
+    ctl: ServerCtl,
+    proxy: Option<RunningProxy>,
+    /// Removed by a `backend_remove` step: stopped, and left out of the
+    /// addresses the next `resolve` gives.
+    removed: bool,
+}
+
+impl Backend {
+    /// The address clients dial.
+    fn front(&self) -> SocketAddr {
+        self.proxy.as_ref().map_or(self.ctl.addr(), |p| p.addr)
+    }
+}
+
+/// The backends a step acts on: the one it names, or all not removed.
+fn chosen(backends: &[Backend], backend: Option<u32>) -> Vec<usize> {
+    match backend {
+        Some(b) => vec![b as usize - 1],
+        None => (0..backends.len())
+            .filter(|i| !backends[*i].removed)
+            .collect(),
+    }
+}
+
+/// `backend 2: ` for a step that names one.
+fn which(backend: Option<u32>) -> String {
+    backend.map_or(String::new(), |b| format!("backend {b}: "))
+}
+
+/// Starts server `i` (0-based) as the scenario describes it, and its proxy.
+async fn start_backend(
+    checked: &Checked,
+    i: usize,
+    tag: &dyn Fn(&str, usize) -> String,
+    builtin: &ServerConfig,
+    start: Instant,
+    tx: &mpsc::UnboundedSender<Tagged>,
+) -> Result<Backend, RunError> {
+    let s = &checked.scenario;
+    let mut ctl = if let Some(argv) = &s.server.command {
+        let port = free_port().map_err(|e| RunError::Command {
+            command: argv.join(" "),
+            reason: e.to_string(),
+        })?;
+        ServerCtl::Command {
+            argv: argv.clone(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child: None,
+            stop_signal: s
+                .server
+                .stop_signal
+                .clone()
+                .unwrap_or_else(|| "TERM".into()),
+            ready: s
+                .server
+                .ready_timeout
+                .map_or(Duration::from_secs(10), |d| d.0),
+        }
+    } else if let Some(a) = &s.server.address {
+        let addr = tokio::net::lookup_host(a.as_str())
+            .await
+            .ok()
+            .and_then(|mut x| x.next())
+            .ok_or_else(|| RunError::Server(format!("cannot resolve server.address {a}")))?;
+        ServerCtl::Address(addr)
+    } else {
+        ServerCtl::Builtin {
+            cfg: builtin.clone(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            running: None,
+            events: tagged_sink(&tag("server", i), None, start, tx.clone()),
+        }
+    };
+    ctl.start().await?;
+    let proxy = match &s.proxy {
+        Some(_) => Some(
+            RunningProxy::start(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                ctl.addr(),
+                checked.initial_faults.clone(),
+                tagged_sink(&tag("proxy", i), None, start, tx.clone()),
+            )
+            .await
+            .map_err(|e| RunError::Proxy(e.to_string()))?,
+        ),
+        None => None,
+    };
+    Ok(Backend {
+        ctl,
+        proxy,
+        removed: false,
+    })
+}
+
 /// A sink whose events are tagged `who` and forwarded to the recorder.
-fn tagged_sink(who: &str, start: Instant, out: mpsc::UnboundedSender<Tagged>) -> EventSink {
+fn tagged_sink(
+    who: &str,
+    via: Option<&str>,
+    start: Instant,
+    out: mpsc::UnboundedSender<Tagged>,
+) -> EventSink {
     let (sink, mut rx) = EventSink::channel_at(64 * 1024, start);
     let who = who.to_string();
+    let via = via.map(str::to_string);
     tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
             if out
                 .send(Tagged {
                     who: who.clone(),
+                    via: via.clone(),
                     event,
                 })
                 .is_err()
@@ -285,7 +408,10 @@ fn channel_config(target: crate::target::Target, c: &ClientSpec) -> ChannelConfi
             permit_without_stream: ka.permit_without_stream,
         },
         reconnect: Reconnect::OnDemand,
-        health_service: c.health_service.clone(),
+        health_service: c.health_service.clone().or_else(|| {
+            let sc = c.service_config.as_ref()?.to_string();
+            crate::load::retry::health_check_service(&sc).ok().flatten()
+        }),
         connections_per_address: c.connections.max(1) as usize,
         ..ChannelConfig::new(target)
     }
@@ -401,7 +527,7 @@ pub async fn play(
             }
         }
     });
-    let timeline = tagged_sink("timeline", start, tx.clone());
+    let timeline = tagged_sink("timeline", None, start, tx.clone());
     let step = |action: &str, detail: String| {
         timeline.emit(
             None,
@@ -413,61 +539,43 @@ pub async fn play(
         );
     };
 
-    // The server.
+    // The servers, each behind its own proxy when there is one.
     let builtin = s.server.command.is_none() && s.server.address.is_none();
-    let mut server = if let Some(argv) = &s.server.command {
-        let port = free_port().map_err(|e| RunError::Command {
-            command: argv.join(" "),
-            reason: e.to_string(),
-        })?;
-        ServerCtl::Command {
-            argv: argv.clone(),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child: None,
-            stop_signal: s
-                .server
-                .stop_signal
-                .clone()
-                .unwrap_or_else(|| "TERM".into()),
-            ready: s
-                .server
-                .ready_timeout
-                .map_or(Duration::from_secs(10), |d| d.0),
-        }
-    } else if let Some(a) = &s.server.address {
-        let addr = tokio::net::lookup_host(a.as_str())
-            .await
-            .ok()
-            .and_then(|mut x| x.next())
-            .ok_or_else(|| RunError::Server(format!("cannot resolve server.address {a}")))?;
-        ServerCtl::Address(addr)
-    } else {
-        ServerCtl::Builtin {
-            cfg: builtin_config(&s.server.builtin.clone().unwrap_or_default()),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            running: None,
-            events: tagged_sink("server", start, tx.clone()),
+    let multi =
+        checked.backends > 1 || checked.steps.iter().any(|(st, _)| st.backend_add.is_some());
+    let tag = |what: &str, i: usize| {
+        if multi {
+            format!("{what}{}", i + 1)
+        } else {
+            what.to_string()
         }
     };
+    let mut backends: Vec<Backend> = Vec::new();
+    // The built-in server's settings for backends started from now on.
+    let mut template = builtin_config(&s.server.builtin.clone().unwrap_or_default());
     let result = async {
-        server.start().await?;
-        step("server_start", format!("listening on {}", server.addr()));
-        // The proxy, in front of it.
-        let proxy = match &s.proxy {
-            Some(_) => Some(
-                RunningProxy::start(
-                    "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
-                    server.addr(),
-                    checked.initial_faults.clone(),
-                    tagged_sink("proxy", start, tx.clone()),
-                )
-                .await
-                .map_err(|e| RunError::Proxy(e.to_string()))?,
-            ),
-            None => None,
+        for i in 0..checked.backends as usize {
+            let b = start_backend(checked, i, &tag, &template, start, &tx).await;
+            backends.push(b?);
+            step(
+                "server_start",
+                format!("listening on {}", backends[i].ctl.addr()),
+            );
+        }
+        let front = |backends: &[Backend]| -> Vec<SocketAddr> {
+            backends
+                .iter()
+                .filter(|b| !b.removed)
+                .map(Backend::front)
+                .collect()
         };
-        let target_addr = proxy.as_ref().map_or(server.addr(), |p| p.addr);
-        let target = crate::target::Target::parse(&target_addr.to_string())
+        let target_addrs = front(&backends);
+        let target_text = target_addrs
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let target = crate::target::Target::parse(&target_text)
             .map_err(|e| RunError::Proxy(e.to_string()))?;
         // The clients.
         let duration = s.duration.value.0;
@@ -476,12 +584,12 @@ pub async fn play(
         let mut loads = Vec::new();
         let load_run = LoadRun {
             builtin,
-            origin: format!("http://{target_addr}"),
+            origin: format!("http://{}", target_addrs[0]),
             duration: duration.saturating_sub(start.elapsed()),
             stop: stop_rx.clone(),
         };
         for nc in &checked.clients {
-            let sink = tagged_sink(&nc.name, start, tx.clone());
+            let sink = tagged_sink(&nc.name, None, start, tx.clone());
             let ch = Channel::new(channel_config(target.clone(), &nc.spec), sink.clone()).map_err(
                 |e| RunError::Client {
                     client: nc.name.clone(),
@@ -509,9 +617,14 @@ pub async fn play(
             }
             channels.push(ch);
         }
+        for p in &checked.probes {
+            let nc = &checked.clients[p.client];
+            let sink = tagged_sink(&p.name, Some(&nc.name), start, tx.clone());
+            loads.push(start_load(nc, &p.load, &channels[p.client], sink, &load_run).await?);
+        }
         // The timeline.
         let mut marks = BTreeMap::new();
-        let mut fault_ids: BTreeMap<String, u64> = BTreeMap::new();
+        let mut fault_ids: BTreeMap<String, Vec<(usize, u64)>> = BTreeMap::new();
         let mut interrupted = false;
         for (st, fault) in &checked.steps {
             let due = tokio::time::Instant::from_std(start + st.at.0);
@@ -519,47 +632,123 @@ pub async fn play(
                 _ = tokio::time::sleep_until(due) => {}
                 _ = interrupt.wait_for(|i| *i) => { interrupted = true; break; }
             }
+            let chosen = chosen(&backends, st.backend());
             if let Some(r) = &st.server_restart {
                 step(
                     "server_restart",
                     format!(
-                        "{:?}, down for {}",
+                        "{}{:?}, down for {}",
+                        which(st.backend()),
                         r.mode,
                         humantime::format_duration(r.downtime.0)
                     )
                     .to_lowercase(),
                 );
-                server.stop(r.mode).await;
+                for &i in &chosen {
+                    backends[i].ctl.stop(r.mode).await;
+                }
                 tokio::time::sleep(r.downtime.0).await;
-                server.start().await?;
-                step(
-                    "server_start",
-                    format!("listening on {} again", server.addr()),
-                );
+                for &i in &chosen {
+                    backends[i].ctl.start().await?;
+                    step(
+                        "server_start",
+                        format!("listening on {} again", backends[i].ctl.addr()),
+                    );
+                }
             } else if let Some(stop) = &st.server_stop {
-                step("server_stop", format!("{:?}", stop.mode).to_lowercase());
-                server.stop(stop.mode).await;
+                step(
+                    "server_stop",
+                    format!("{}{:?}", which(st.backend()), stop.mode).to_lowercase(),
+                );
+                for &i in &chosen {
+                    backends[i].ctl.stop(stop.mode).await;
+                }
             } else if st.server_start.is_some() {
-                server.start().await?;
-                step("server_start", format!("listening on {}", server.addr()));
+                for &i in &chosen {
+                    backends[i].ctl.start().await?;
+                    step(
+                        "server_start",
+                        format!("listening on {}", backends[i].ctl.addr()),
+                    );
+                }
+            } else if let Some(set) = &st.server_set {
+                for &i in &chosen {
+                    backends[i].ctl.set(set);
+                }
+                if st.backend().is_none() {
+                    set.apply(&mut template);
+                }
+                step(
+                    "server_set",
+                    format!("{}{}", which(st.backend()), set.describe()),
+                );
             } else if let Some(h) = &st.health {
-                server.health(h.service.as_deref(), h.status).await;
+                for &i in &chosen {
+                    backends[i].ctl.health(h.service.as_deref(), h.status).await;
+                }
                 step(
                     "health",
-                    format!("{} {:?}", h.service.as_deref().unwrap_or("(all)"), h.status),
+                    format!(
+                        "{}{} {}",
+                        which(st.backend()),
+                        h.service.as_deref().unwrap_or("(all services)"),
+                        match h.status {
+                            HealthStatus::Serving => "SERVING",
+                            HealthStatus::NotServing => "NOT_SERVING",
+                        }
+                    ),
                 );
             } else if let (Some(fa), Some(spec)) = (&st.fault_add, fault) {
-                if let Some(p) = &proxy {
-                    let id = p.add(spec.clone());
-                    if let Some(name) = &fa.id {
-                        fault_ids.insert(name.clone(), id);
+                let mut ids = Vec::new();
+                for (i, b) in backends.iter().enumerate() {
+                    if let Some(p) = &b.proxy {
+                        ids.push((i, p.add(spec.clone())));
                     }
-                    step("fault_add", spec.text.clone());
                 }
+                if let Some(name) = &fa.id {
+                    fault_ids.insert(name.clone(), ids);
+                }
+                step("fault_add", spec.text.clone());
             } else if let Some(fr) = &st.fault_remove {
-                if let (Some(p), Some(id)) = (&proxy, fault_ids.get(&fr.id)) {
-                    p.remove(*id);
-                    step("fault_remove", fr.id.clone());
+                for (i, id) in fault_ids.remove(&fr.id).unwrap_or_default() {
+                    if let Some(p) = &backends[i].proxy {
+                        p.remove(id);
+                    }
+                }
+                step("fault_remove", fr.id.clone());
+            } else if st.backend_add.is_some() {
+                let i = backends.len();
+                let b = start_backend(checked, i, &tag, &template, start, &tx).await?;
+                step(
+                    "backend_add",
+                    format!("backend {} listening on {}", i + 1, b.ctl.addr()),
+                );
+                backends.push(b);
+            } else if let Some(r) = &st.backend_remove {
+                step(
+                    "backend_remove",
+                    format!("backend {} ({:?})", r.backend, r.mode).to_lowercase(),
+                );
+                for &i in &chosen {
+                    let b = &mut backends[i];
+                    b.ctl.stop(r.mode).await;
+                    if let Some(p) = b.proxy.take() {
+                        p.shutdown().await;
+                    }
+                    b.removed = true;
+                }
+            } else if st.resolve.is_some() {
+                let addrs = front(&backends);
+                step(
+                    "resolve",
+                    addrs
+                        .iter()
+                        .map(SocketAddr::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
+                for ch in &channels {
+                    ch.set_addresses(addrs.iter().map(|a| Address::Tcp(*a)).collect());
                 }
             } else if let Some(m) = &st.mark {
                 marks.insert(m.clone(), start.elapsed().as_secs_f64() * 1e3);
@@ -581,14 +770,16 @@ pub async fn play(
         for ch in &channels {
             ch.shutdown().await;
         }
-        if let Some(p) = proxy {
-            p.shutdown().await;
-        }
         Ok::<_, RunError>((marks, duration_ms, interrupted))
     }
     .await;
     // Everything started is stopped, also on failure.
-    server.stop(StopMode::Hard).await;
+    for b in &mut backends {
+        b.ctl.stop(StopMode::Hard).await;
+        if let Some(p) = b.proxy.take() {
+            p.shutdown().await;
+        }
+    }
     drop(tx);
     drop(timeline);
     // Let the last events arrive.

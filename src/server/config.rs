@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct ServerConfig {
     /// GOAWAY `max_idle` after this long without an active stream (gRFC A9).
     pub max_connection_idle: Option<Duration>,
+    /// How an idle connection is ended.
+    pub idle_drain: IdleDrain,
     /// GOAWAY `max_age` after this long (with +-10% jitter, gRFC A9).
     pub max_connection_age: Option<Duration>,
     /// After the `max_age` drain began, close hard after this long.
@@ -29,6 +31,21 @@ pub struct ServerConfig {
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
+/// How MAX_CONNECTION_IDLE ends a connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleDrain {
+    /// grpc-go: GOAWAY 2^31-1 and a PING, then, once the PING is acked,
+    /// GOAWAY with the last processed stream; a call that crossed the first
+    /// GOAWAY on the wire is still served.
+    #[default]
+    Graceful,
+    /// grpcio (C-core): one GOAWAY with the last processed stream, then the
+    /// connection is closed; a call that crossed it on the wire is never
+    /// processed and fails unless the client retries it.
+    Immediate,
+}
+
 /// grpc-go's server keepalive time default (`keepalive.ServerParameters.Time`).
 pub const DEFAULT_KEEPALIVE_TIME: Duration = Duration::from_secs(2 * 60 * 60);
 /// grpc-go's server keepalive timeout default.
@@ -40,6 +57,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_connection_idle: None,
+            idle_drain: IdleDrain::Graceful,
             max_connection_age: None,
             max_connection_age_grace: None,
             keepalive_time: DEFAULT_KEEPALIVE_TIME,

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::time::sleep_until_opt;
 
-use super::config::ServerConfig;
+use super::config::{IdleDrain, ServerConfig};
 use super::streams::CountStreams;
 use super::tap::{ConnState, PingPolicy, ServerTap, KEEPALIVE_PING};
 use super::Stop;
@@ -107,6 +107,37 @@ fn classify(
     }
 }
 
+/// The immediate idle close: one GOAWAY(NO_ERROR, last stream opened,
+/// `max_idle`), then the socket is shut once it is written. A stream the
+/// client opened after that id was never processed.
+fn close_now(
+    state: &ConnState,
+    injector: &Injector,
+    events: &EventSink,
+    conn: u64,
+    peer: &Arc<str>,
+) {
+    if !state.claim_close("max_idle") {
+        return;
+    }
+    events.emit(
+        Some(conn),
+        Some(peer.clone()),
+        EventKind::Drain {
+            reason: "max_idle".to_string(),
+        },
+    );
+    injector.inject(
+        ControlFrame::GoAway {
+            last_stream_id: state.max_stream_id(),
+            code: crate::h2wire::ErrorCode::NO_ERROR,
+            debug: bytes::Bytes::from_static(b"max_idle"),
+        }
+        .encode(),
+    );
+    injector.close_after_flush();
+}
+
 pub async fn serve<IO>(io: IO, conn: u64, peer: SocketAddr, mut ctx: ConnCtx)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -177,7 +208,13 @@ where
                 // Still idle? (A stream may have started since.)
                 if let (Some(since), Some(max)) = (state.idle_since(), cfg.max_connection_idle) {
                     if Instant::from_std(since) + max <= Instant::now() {
-                        start_drain!("max_idle");
+                        match cfg.idle_drain {
+                            IdleDrain::Graceful => start_drain!("max_idle"),
+                            IdleDrain::Immediate => {
+                                close_now(&state, &injector, &ctx.events, conn, &peer);
+                                drain = Some("max_idle");
+                            }
+                        }
                     }
                 }
             }

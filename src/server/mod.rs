@@ -3,8 +3,8 @@
 //! (gRFC A8/A9), which tonic's own server does not do (DESIGN §1).
 //!
 //! [`Server::start`] binds, spawns the accept loop and returns a
-//! [`RunningServer`] handle; [`serve`] runs the loop on a given listener until
-//! told to stop, for callers that own their runtime and signals.
+//! [`RunningServer`] handle, which stops the server, sets its health and
+//! changes its settings for the connections accepted after.
 
 pub mod config;
 mod conn;
@@ -25,13 +25,13 @@ use tokio::task::JoinSet;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-pub use config::ServerConfig;
+pub use config::{IdleDrain, ServerConfig};
 
 use crate::event::{EventKind, EventSink};
 use crate::pb::echo::echo_server::EchoServer;
 use crate::pb::helloworld::greeter_server::GreeterServer;
 use conn::ConnCtx;
-use services::{EchoService, GreeterService};
+use services::{DefaultDelay, EchoService, GreeterService};
 
 /// The services whose health the server reports (besides the server, "").
 pub const SERVICES: [&str; 2] = ["grpcdoc.echo.v1.Echo", "helloworld.Greeter"];
@@ -60,7 +60,7 @@ pub enum ServerError {
 
 /// Builds the router with every service the server offers, and the handle
 /// that sets their health.
-fn routes(cfg: &ServerConfig) -> Result<(tonic::service::Routes, HealthReporter), ServerError> {
+fn routes(delay: &DefaultDelay) -> Result<(tonic::service::Routes, HealthReporter), ServerError> {
     let (health, health_svc) = tonic_health::server::health_reporter();
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -73,10 +73,10 @@ fn routes(cfg: &ServerConfig) -> Result<(tonic::service::Routes, HealthReporter)
             )
     };
     let routes = tonic::service::Routes::new(EchoServer::new(EchoService {
-        default_delay: cfg.delay,
+        default_delay: delay.clone(),
     }))
     .add_service(GreeterServer::new(GreeterService {
-        default_delay: cfg.delay,
+        default_delay: delay.clone(),
     }))
     .add_service(health_svc)
     .add_service(reflection().build_v1()?)
@@ -101,17 +101,17 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
 
 /// Serves on `listener` until `stop` says so; returns when every connection
 /// is closed.
-pub async fn serve(
+async fn serve(
     listener: TcpListener,
-    cfg: ServerConfig,
+    mut settings: watch::Receiver<Arc<ServerConfig>>,
     events: EventSink,
     health: HealthReporter,
     routes: tonic::service::Routes,
     mut stop: watch::Receiver<Stop>,
 ) {
-    let cfg = Arc::new(cfg);
+    let cfg = settings.borrow_and_update().clone();
     let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-    let ctx = ConnCtx {
+    let mut ctx = ConnCtx {
         http2: http2_builder(&cfg),
         cfg,
         routes,
@@ -134,6 +134,12 @@ pub async fn serve(
                 let _ = tcp.set_nodelay(true);
                 next_id += 1;
                 let id = next_id;
+                // New settings apply to the connections accepted after them.
+                if settings.has_changed().unwrap_or(false) {
+                    let cfg = settings.borrow_and_update().clone();
+                    ctx.http2 = http2_builder(&cfg);
+                    ctx.cfg = cfg;
+                }
                 events.emit(Some(id), Some(peer.to_string().into()), EventKind::Accepted { tls: tls.is_some() });
                 let ctx = ctx.clone();
                 match tls.clone() {
@@ -208,13 +214,15 @@ impl Server {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             source,
         })?;
-        let (routes, health) = routes(&cfg)?;
+        let delay = DefaultDelay::new(cfg.delay);
+        let (routes, health) = routes(&delay)?;
         set_health(&health, ServingStatus::Serving).await;
         let (stop_tx, stop_rx) = watch::channel(Stop::Running);
+        let (settings, settings_rx) = watch::channel(Arc::new(cfg));
         events.emit(None, None, EventKind::Listening { listen: addr });
         let task = tokio::spawn(serve(
             listener,
-            cfg,
+            settings_rx,
             events,
             health.clone(),
             routes,
@@ -224,6 +232,8 @@ impl Server {
             addr,
             health,
             stop: stop_tx,
+            settings,
+            delay,
             task,
         })
     }
@@ -235,12 +245,29 @@ pub struct RunningServer {
     /// Sets the status `grpc.health.v1.Health` reports per service.
     pub health: HealthReporter,
     stop: watch::Sender<Stop>,
+    settings: watch::Sender<Arc<ServerConfig>>,
+    delay: DefaultDelay,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
     pub fn stop(&self, how: Stop) {
         let _ = self.stop.send(how);
+    }
+
+    /// The server's settings now.
+    pub fn settings(&self) -> ServerConfig {
+        ServerConfig::clone(&self.settings.borrow())
+    }
+
+    /// New settings: the handler delay applies to the next call, the
+    /// connection settings to connections accepted from now on (as after a
+    /// configuration reload; connections open keep theirs). TLS stays as it
+    /// was.
+    pub fn update(&self, mut cfg: ServerConfig) {
+        self.delay.set(cfg.delay);
+        cfg.tls = self.settings.borrow().tls.clone();
+        self.settings.send_replace(Arc::new(cfg));
     }
 
     /// Graceful stop; after `grace`, forced.

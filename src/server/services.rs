@@ -24,6 +24,28 @@ use crate::pb::helloworld::{HelloReply, HelloRequest};
 #[derive(Clone, Copy, Debug)]
 pub struct ConnId(pub u64);
 
+/// The handler delay of calls that ask for none, shared by the services and
+/// the server's handle so that it can change while the server runs.
+#[derive(Clone, Debug, Default)]
+pub struct DefaultDelay(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl DefaultDelay {
+    pub fn new(d: Duration) -> Self {
+        let this = Self::default();
+        this.set(d);
+        this
+    }
+
+    pub fn get(&self) -> Duration {
+        Duration::from_nanos(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    pub fn set(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.0.store(ns, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Responses of a server stream when the request does not say.
 const DEFAULT_STREAM_COUNT: u32 = 5;
 const DEFAULT_STREAM_INTERVAL: Duration = Duration::from_millis(100);
@@ -32,7 +54,7 @@ pub const MAX_RESPONSE_SIZE: u32 = 16 << 20;
 
 #[derive(Clone, Debug)]
 pub struct EchoService {
-    pub default_delay: Duration,
+    pub default_delay: DefaultDelay,
 }
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<EchoResponse, Status>> + Send>>;
@@ -123,7 +145,7 @@ impl CallCtx {
 #[tonic::async_trait]
 impl Echo for EchoService {
     async fn unary(&self, req: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
-        let ctx = CallCtx::of(&req, self.default_delay);
+        let ctx = CallCtx::of(&req, self.default_delay.get());
         let req = req.into_inner();
         wait(ctx.delay_for(&req), ctx.deadline).await?;
         ctx.respond(&req, 1).map(Response::new)
@@ -135,7 +157,7 @@ impl Echo for EchoService {
         &self,
         req: Request<EchoRequest>,
     ) -> Result<Response<Self::ServerStreamStream>, Status> {
-        let ctx = CallCtx::of(&req, self.default_delay);
+        let ctx = CallCtx::of(&req, self.default_delay.get());
         let req = req.into_inner();
         let count = match req.stream_count {
             0 => DEFAULT_STREAM_COUNT,
@@ -170,7 +192,7 @@ impl Echo for EchoService {
         &self,
         req: Request<Streaming<EchoRequest>>,
     ) -> Result<Response<EchoResponse>, Status> {
-        let ctx = CallCtx::of(&req, self.default_delay);
+        let ctx = CallCtx::of(&req, self.default_delay.get());
         let mut stream = req.into_inner();
         let mut last = EchoRequest::default();
         let mut received = 0u32;
@@ -188,7 +210,7 @@ impl Echo for EchoService {
         &self,
         req: Request<Streaming<EchoRequest>>,
     ) -> Result<Response<Self::BidiStreamStream>, Status> {
-        let ctx = CallCtx::of(&req, self.default_delay);
+        let ctx = CallCtx::of(&req, self.default_delay.get());
         let mut stream = req.into_inner();
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
@@ -216,14 +238,14 @@ impl Echo for EchoService {
 
 #[derive(Clone, Debug)]
 pub struct GreeterService {
-    pub default_delay: Duration,
+    pub default_delay: DefaultDelay,
 }
 
 #[tonic::async_trait]
 impl Greeter for GreeterService {
     async fn say_hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
         let deadline = grpc_timeout(req.metadata()).map(|t| tokio::time::Instant::now() + t);
-        let delay = metadata_delay(req.metadata()).unwrap_or(self.default_delay);
+        let delay = metadata_delay(req.metadata()).unwrap_or(self.default_delay.get());
         wait(delay, deadline).await?;
         Ok(Response::new(HelloReply {
             message: format!("Hello {}", req.into_inner().name),

@@ -2,7 +2,7 @@
 //! (gRFC A8, as grpc-go's `http2Server.handlePing`), read activity for server
 //! keepalive, GOAWAY debug data on hyper's drain, and frame events.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,8 @@ pub struct ConnState {
     pub idle: Notify,
     /// Debug data for the GOAWAYs of a drain under way.
     drain_debug: Mutex<Option<Bytes>>,
+    /// The highest stream id the client opened.
+    max_stream_id: AtomicU32,
     /// Set by the tap when it closes the connection itself.
     pub closed_by_tap: Mutex<Option<&'static str>>,
 }
@@ -50,6 +52,7 @@ impl ConnState {
             last_read_ns: AtomicU64::new(0),
             idle: Notify::new(),
             drain_debug: Mutex::new(None),
+            max_stream_id: AtomicU32::new(0),
             closed_by_tap: Mutex::new(None),
         }
     }
@@ -89,6 +92,23 @@ impl ConnState {
     /// When the connection became idle, if it is.
     pub fn idle_since(&self) -> Option<Instant> {
         (self.active_streams() == 0).then(|| self.at(self.idle_since_ns.load(Ordering::Acquire)))
+    }
+
+    /// The highest stream id the client opened so far.
+    pub fn max_stream_id(&self) -> u32 {
+        self.max_stream_id.load(Ordering::Acquire)
+    }
+
+    /// Marks the connection as closed by its own side for `reason`; false
+    /// when something else closed it first.
+    pub fn claim_close(&self, reason: &'static str) -> bool {
+        match self.closed_by_tap.lock() {
+            Ok(mut c) if c.is_none() => {
+                *c = Some(reason);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn last_read(&self) -> Instant {
@@ -131,7 +151,6 @@ pub struct ServerTap {
     strikes: u32,
     /// grpc-go resets the strikes when the server sends HEADERS or DATA.
     reset_strikes: bool,
-    max_stream_id: u32,
     keepalive_sent: Option<Instant>,
 }
 
@@ -154,7 +173,6 @@ impl ServerTap {
             last_ping: None,
             strikes: 0,
             reset_strikes: false,
-            max_stream_id: 0,
             keepalive_sent: None,
         }
     }
@@ -193,15 +211,12 @@ impl ServerTap {
             min_interval_ms: allowed.as_secs_f64() * 1e3,
         });
         if self.strikes > MAX_PING_STRIKES {
-            if let Ok(mut c) = self.state.closed_by_tap.lock() {
-                if c.is_some() {
-                    return;
-                }
-                *c = Some("too_many_pings");
+            if !self.state.claim_close("too_many_pings") {
+                return;
             }
             self.injector.inject(
                 ControlFrame::GoAway {
-                    last_stream_id: self.max_stream_id,
+                    last_stream_id: self.state.max_stream_id(),
                     code: ErrorCode::ENHANCE_YOUR_CALM,
                     debug: Bytes::from_static(b"too_many_pings"),
                 }
@@ -220,7 +235,9 @@ impl FrameHook for ServerTap {
                     .last_read_ns
                     .store(self.state.now_ns(), Ordering::Release);
                 if header.kind == FrameType::Headers {
-                    self.max_stream_id = self.max_stream_id.max(header.stream_id);
+                    self.state
+                        .max_stream_id
+                        .fetch_max(header.stream_id, Ordering::AcqRel);
                     return;
                 }
             }
