@@ -15,10 +15,13 @@ Exit codes:
   2    bad input or environment: flag, address, duration, file, busy port
   130  interrupted (after printing what was gathered)";
 
+/// `0.1.0 (commit 1a2b3c4d5e6f)`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GRPCDOC_COMMIT"), ")");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "grpcdoc",
-    version,
+    version = VERSION,
     about = "The gRPC connection doctor: see, reproduce and explain gRPC connection failures",
     after_help = EXIT_CODES
 )]
@@ -57,6 +60,14 @@ pub enum Command {
     /// when all hold, 1 when one fails. For CI.
     #[command(after_help = EXIT_CODES)]
     Scenario(ScenarioArgs),
+    /// Print a shell completion script, e.g.
+    /// `grpcdoc completions bash > /etc/bash_completion.d/grpcdoc`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `grpcdoc man > grpcdoc.1`.
+    Man,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -161,15 +172,15 @@ pub struct LoadArgs {
     pub protoset: Option<PathBuf>,
 
     /// Calls in flight at once.
-    #[arg(short = 'c', long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
+    #[arg(short = 'c', long, default_value_t = 50, value_parser = count::<1_000_000>, value_name = "N")]
     pub concurrency: u32,
 
     /// Connections (subchannels) per address, calls spread round robin.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000), value_name = "N")]
+    #[arg(long, default_value_t = 1, value_parser = count::<100_000>, value_name = "N")]
     pub connections: u32,
 
     /// Stop after N calls.
-    #[arg(short = 'n', long = "total", value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
+    #[arg(short = 'n', long = "total", value_parser = total, value_name = "N")]
     pub total: Option<u64>,
 
     /// Stop after this long (default 10s when -n is not given).
@@ -186,7 +197,7 @@ pub struct LoadArgs {
     pub timeout: Option<Duration>,
 
     /// Client and bidi streaming: messages per call.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
+    #[arg(long, default_value_t = 1, value_parser = count::<1_000_000>, value_name = "N")]
     pub stream_messages: u32,
 
     /// Client and bidi streaming: time between messages.
@@ -231,6 +242,29 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err("expected calls per second above 0, like 200".into()),
+    }
+}
+
+/// A whole number from 1 to MAX.
+pub fn count<const MAX: u32>(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=u64::from(MAX)).contains(&n) => Ok(n as u32),
+        Ok(n) => Err(format!(
+            "{n} is out of range; expected a whole number from 1 to {MAX}"
+        )),
+        Err(_) => Err(format!(
+            "`{s}` is not a number; expected a whole number from 1 to {MAX}"
+        )),
+    }
+}
+
+/// A number of calls, 1 or more.
+pub fn total(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a number of calls; expected a whole number, 1 or more"
+        )),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod load;
 pub mod pb;
 pub mod pem;
 pub mod proxy;
+pub mod redact;
 pub mod report;
 pub mod rpc;
 pub mod scenario;

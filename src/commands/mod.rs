@@ -37,7 +37,33 @@ pub(crate) fn event_writer(
 
 /// Runs the parsed command line; errors are printed as one line (with their
 /// causes) on stderr and exit with 2.
+/// Prints what the clap definitions generate: completions and the man page.
+fn generated(cli: &Cli) -> Option<ExitCode> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout();
+    let written = match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut cmd, "grpcdoc", &mut out);
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(cmd).render(&mut out),
+        _ => return None,
+    };
+    Some(match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("grpcdoc: cannot write to stdout: {e}");
+            Exit::Input.into()
+        }
+    })
+}
+
 pub fn main(cli: Cli) -> ExitCode {
+    if let Some(code) = generated(&cli) {
+        return code;
+    }
     // load runs on one thread, like h2load: a call's task and its
     // connection's task then never wake each other across threads, and the
     // other core is left to the server when both share a machine.
@@ -59,6 +85,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Load(args) => load::run(*args, cli.color).await,
             Command::Proxy(args) => proxy::run(args, cli.color).await,
             Command::Scenario(args) => scenario::run(args, cli.color).await,
+            Command::Completions { .. } | Command::Man => Ok(Exit::Success),
         }
     });
     // Connection tasks still running (a forced stop) must not hold the exit.
@@ -66,7 +93,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("grpcdoc: {e:#}");
+            eprintln!("grpcdoc: {}", crate::redact::text(&format!("{e:#}")));
             Exit::Input.into()
         }
     }

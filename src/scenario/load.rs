@@ -42,6 +42,7 @@ fn snippet(text: &str, line: u32, column: u32) -> String {
         return String::new();
     };
     let caret = " ".repeat(column.saturating_sub(1) as usize);
+    let l = crate::redact::text(l);
     format!("  {line:>4} | {l}\n       | {caret}^")
 }
 
