@@ -13,10 +13,20 @@ use crate::cli::{Cli, Command};
 use crate::exit::Exit;
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM.
+/// After it, a second Ctrl-C (or SIGTERM) exits at once with 130, for when
+/// stopping what was started takes longer than the user will wait.
 pub(crate) async fn signalled(term: &mut tokio::signal::unix::Signal) {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+    if let Ok(mut again) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    {
+        tokio::spawn(async move {
+            again.recv().await;
+            eprintln!("grpcdoc: interrupted again; exiting now");
+            std::process::exit(130);
+        });
     }
 }
 
@@ -35,8 +45,6 @@ pub(crate) fn event_writer(
     }
 }
 
-/// Runs the parsed command line; errors are printed as one line (with their
-/// causes) on stderr and exit with 2.
 /// Prints what the clap definitions generate: completions and the man page.
 fn generated(cli: &Cli) -> Option<ExitCode> {
     use clap::CommandFactory;
@@ -60,6 +68,8 @@ fn generated(cli: &Cli) -> Option<ExitCode> {
     })
 }
 
+/// Runs the parsed command line; errors are printed as one line (with their
+/// causes) on stderr and exit with 2.
 pub fn main(cli: Cli) -> ExitCode {
     if let Some(code) = generated(&cli) {
         return code;

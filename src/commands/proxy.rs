@@ -32,8 +32,7 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let mut printer = Printer::spawn(rx, writer, &events);
     let run_for = crate::time::sleep_opt(args.run_for);
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = super::signalled(&mut term) => {}
         _ = run_for => {}
         _ = &mut printer.pipe_closed => {}
     }

@@ -41,10 +41,7 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let (int_tx, int_rx) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        super::signalled(&mut term).await;
         let _ = int_tx.send(true);
     });
     let mut results = Vec::new();

@@ -55,10 +55,14 @@ pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let mut printer = Printer::spawn(rx, writer, &events);
     let run_for = crate::time::sleep_opt(args.run_for);
     let mut exit = Exit::Success;
+    let mut pipe_closed = false;
     tokio::select! {
         _ = super::signalled(&mut term) => server.stop(Stop::Graceful),
         _ = run_for => server.stop(Stop::Graceful),
-        _ = &mut printer.pipe_closed => server.stop(Stop::Now),
+        _ = &mut printer.pipe_closed => {
+            pipe_closed = true;
+            server.stop(Stop::Now);
+        }
     }
     tokio::select! {
         _ = server.wait() => {}
@@ -72,7 +76,8 @@ pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     drop(events);
     drop(server);
     printer.finish().await;
-    if dropped > 0 {
+    // With stdout gone (`| head`), events not written were not dropped.
+    if dropped > 0 && !pipe_closed {
         eprintln!("grpcdoc: {dropped} events were dropped because the output fell behind");
     }
     Ok(exit)
