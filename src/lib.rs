@@ -9,6 +9,7 @@ pub mod commands;
 pub mod diagnose;
 pub mod event;
 pub mod exit;
+pub mod fuzzing;
 pub mod grpc;
 pub mod h2wire;
 pub mod load;
