@@ -190,7 +190,10 @@ pub fn target(data: &[u8]) {
 }
 
 /// Every target, by the name of its directory under `fuzz/corpus`.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
+pub const TARGETS: [(&str, Target); 5] = [
     ("frames", frames),
     ("frame_io", frame_io),
     ("scenario", scenario),
