@@ -292,9 +292,23 @@ impl EventSink {
 pub fn goaway_key(code: &str, debug: &str) -> String {
     if debug.is_empty() {
         code.to_string()
+    } else if debug.chars().count() > 64 {
+        let cut: String = debug.chars().take(64).collect();
+        format!("{code} {cut:?}...")
     } else {
         format!("{code} {debug:?}")
     }
+}
+
+/// Counts `key` in a tally that holds at most `cap` keys; the rest are
+/// counted under `(other)`, so a peer sending ever new values cannot grow it.
+pub fn count_capped(tally: &mut std::collections::BTreeMap<String, u32>, key: String, cap: usize) {
+    let key = if tally.len() >= cap && !tally.contains_key(&key) {
+        "(other)".to_string()
+    } else {
+        key
+    };
+    *tally.entry(key).or_default() += 1;
 }
 
 /// An error and its causes, `outer: inner: root` (repeats left out): what
@@ -343,5 +357,22 @@ mod tests {
         sink.emit(None, None, EventKind::Accepted { tls: false });
         sink.emit(None, None, EventKind::Accepted { tls: false });
         assert_eq!(sink.dropped(), 1);
+    }
+}
+
+#[cfg(test)]
+mod tally_tests {
+    use super::*;
+
+    #[test]
+    fn tallies_and_keys_stay_bounded() {
+        let mut t = std::collections::BTreeMap::new();
+        for i in 0..1000 {
+            count_capped(&mut t, goaway_key("NO_ERROR", &format!("reason {i}")), 8);
+        }
+        assert_eq!(t.len(), 9);
+        assert_eq!(t["(other)"], 992);
+        let long = "x".repeat(100_000);
+        assert!(goaway_key("NO_ERROR", &long).len() < 100);
     }
 }

@@ -81,13 +81,8 @@ impl ConnEvents {
                 ..
             } => {
                 let key = crate::event::goaway_key(code, debug);
-                *self
-                    .rows
-                    .entry(id)
-                    .or_default()
-                    .goaways
-                    .entry(key)
-                    .or_default() += 1;
+                let row = self.rows.entry(id).or_default();
+                crate::event::count_capped(&mut row.goaways, key, 8);
             }
             EventKind::Closed {
                 reason,

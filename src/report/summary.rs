@@ -67,7 +67,7 @@ impl WatchSummary {
                 ..
             } => {
                 let key = crate::event::goaway_key(code, debug);
-                *self.goaways.entry(key).or_default() += 1;
+                crate::event::count_capped(&mut self.goaways, key, 32);
             }
             EventKind::Connect { result, .. } => match result {
                 crate::event::ConnectResult::Ok => self.connections += 1,
