@@ -300,15 +300,20 @@ pub fn goaway_key(code: &str, debug: &str) -> String {
     }
 }
 
-/// Counts `key` in a tally that holds at most `cap` keys; the rest are
+/// Adds `n` to `key` in a tally that holds at most `cap` keys; the rest are
 /// counted under `(other)`, so a peer sending ever new values cannot grow it.
-pub fn count_capped(tally: &mut std::collections::BTreeMap<String, u32>, key: String, cap: usize) {
+pub fn count_capped(
+    tally: &mut std::collections::BTreeMap<String, u32>,
+    key: String,
+    n: u32,
+    cap: usize,
+) {
     let key = if tally.len() >= cap && !tally.contains_key(&key) {
         "(other)".to_string()
     } else {
         key
     };
-    *tally.entry(key).or_default() += 1;
+    *tally.entry(key).or_default() += n;
 }
 
 /// An error and its causes, `outer: inner: root` (repeats left out): what
@@ -368,7 +373,7 @@ mod tally_tests {
     fn tallies_and_keys_stay_bounded() {
         let mut t = std::collections::BTreeMap::new();
         for i in 0..1000 {
-            count_capped(&mut t, goaway_key("NO_ERROR", &format!("reason {i}")), 8);
+            count_capped(&mut t, goaway_key("NO_ERROR", &format!("reason {i}")), 1, 8);
         }
         assert_eq!(t.len(), 9);
         assert_eq!(t["(other)"], 992);

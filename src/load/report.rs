@@ -47,10 +47,25 @@ pub struct ConnRow {
     opened_ms: f64,
 }
 
+/// Closed connections kept row by row; older ones are folded into one row,
+/// so a run of hours against a server that recycles connections stays small.
+const MAX_CLOSED_ROWS: usize = 1000;
+
+/// Closed connections folded into one row.
+#[derive(Debug, Default)]
+struct Folded {
+    count: u64,
+    lifetime_ms: f64,
+    goaways: BTreeMap<String, u32>,
+}
+
 /// Connection facts gathered from the channel's events.
 #[derive(Debug, Default)]
 pub struct ConnEvents {
     rows: BTreeMap<u64, ConnRow>,
+    /// Closed rows, oldest first.
+    closed: std::collections::VecDeque<u64>,
+    folded: Folded,
     pub connects_failed: u64,
     pub dropped: u64,
 }
@@ -82,7 +97,7 @@ impl ConnEvents {
             } => {
                 let key = crate::event::goaway_key(code, debug);
                 let row = self.rows.entry(id).or_default();
-                crate::event::count_capped(&mut row.goaways, key, 8);
+                crate::event::count_capped(&mut row.goaways, key, 1, 8);
             }
             EventKind::Closed {
                 reason,
@@ -96,9 +111,61 @@ impl ConnEvents {
                     Some(d) => format!("{} ({d})", reason.as_str()),
                     None => reason.as_str().to_string(),
                 });
+                self.closed.push_back(id);
+                if self.closed.len() > MAX_CLOSED_ROWS {
+                    self.fold_oldest();
+                }
             }
             _ => {}
         }
+    }
+}
+
+impl ConnEvents {
+    fn fold_oldest(&mut self) {
+        let Some(row) = self.closed.pop_front().and_then(|id| self.rows.remove(&id)) else {
+            return;
+        };
+        self.folded.count += 1;
+        self.folded.lifetime_ms += row.lifetime_ms;
+        for (k, n) in row.goaways {
+            crate::event::count_capped(&mut self.folded.goaways, k, n, 32);
+        }
+    }
+
+    /// The table: a row per connection, the folded ones first as one row
+    /// (conn 0) whose calls are those of every connection not listed.
+    fn table(&self, per_conn: &BTreeMap<u64, (u64, u64)>, elapsed_ms: f64) -> Vec<ConnRow> {
+        let mut rows: Vec<ConnRow> = self.rows.values().cloned().collect();
+        for r in &mut rows {
+            if let Some((calls, fails)) = per_conn.get(&r.conn) {
+                r.rpcs = *calls;
+                r.errors = *fails;
+            }
+            if r.closed.is_none() {
+                r.lifetime_ms = elapsed_ms - r.opened_ms;
+            }
+        }
+        if self.folded.count > 0 {
+            let (calls, fails) = per_conn
+                .iter()
+                .filter(|(id, _)| !self.rows.contains_key(id))
+                .fold((0, 0), |a, (_, c)| (a.0 + c.0, a.1 + c.1));
+            rows.insert(
+                0,
+                ConnRow {
+                    conn: 0,
+                    addr: format!("{} earlier connections", self.folded.count),
+                    rpcs: calls,
+                    errors: fails,
+                    goaways: self.folded.goaways.clone(),
+                    lifetime_ms: self.folded.lifetime_ms / self.folded.count as f64,
+                    closed: Some("closed (mean lifetime)".into()),
+                    opened_ms: 0.0,
+                },
+            );
+        }
+        rows
     }
 }
 
@@ -234,16 +301,7 @@ impl LoadReport {
         } else {
             0.0
         };
-        let mut rows: Vec<ConnRow> = conns.rows.values().cloned().collect();
-        for r in &mut rows {
-            if let Some((calls, fails)) = s.conns.get(&r.conn) {
-                r.rpcs = *calls;
-                r.errors = *fails;
-            }
-            if r.closed.is_none() {
-                r.lifetime_ms = facts.elapsed_s * 1e3 - r.opened_ms;
-            }
-        }
+        let rows = conns.table(&s.conns, facts.elapsed_s * 1e3);
         let mut causes: Vec<CauseRow> = s
             .causes
             .iter()
@@ -346,5 +404,66 @@ impl LoadReport {
     /// Exit 1 when a threshold was breached or no call succeeded.
     pub fn failed(&self) -> bool {
         self.fail_on.iter().any(|c| c.breached) || (self.total > 0 && self.ok == 0)
+    }
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+    use crate::event::{CloseReason, ConnectResult};
+
+    fn ev(conn: u64, kind: EventKind) -> Event {
+        Event {
+            t_ms: 0.0,
+            kind,
+            conn: Some(conn),
+            addr: Some("127.0.0.1:1".into()),
+        }
+    }
+
+    #[test]
+    fn closed_connections_beyond_the_limit_fold_into_one_row() {
+        let mut c = ConnEvents::default();
+        let mut per_conn = BTreeMap::new();
+        let n = MAX_CLOSED_ROWS as u64 + 500;
+        for id in 1..=n {
+            c.record(&ev(
+                id,
+                EventKind::Connect {
+                    result: ConnectResult::Ok,
+                    error: None,
+                    cause: None,
+                    elapsed_ms: 0.0,
+                    subchannel: 1,
+                },
+            ));
+            c.record(&ev(
+                id,
+                EventKind::Goaway {
+                    dir: Dir::Received,
+                    code: "NO_ERROR".into(),
+                    last_stream_id: 1,
+                    debug: "max_age".into(),
+                },
+            ));
+            c.record(&ev(
+                id,
+                EventKind::Closed {
+                    reason: CloseReason::Goaway,
+                    error: None,
+                    detail: None,
+                    lifetime_ms: 10.0,
+                    streams: 2,
+                },
+            ));
+            per_conn.insert(id, (2, 1));
+        }
+        let rows = c.table(&per_conn, 1e3);
+        assert_eq!(rows.len(), MAX_CLOSED_ROWS + 1);
+        assert_eq!(rows[0].conn, 0);
+        assert_eq!(rows[0].addr, "500 earlier connections");
+        assert_eq!((rows[0].rpcs, rows[0].errors), (1000, 500));
+        assert_eq!(rows[0].goaways.values().sum::<u32>(), 500);
+        assert_eq!(rows.iter().map(|r| r.rpcs).sum::<u64>(), 2 * n);
     }
 }

@@ -67,7 +67,7 @@ impl WatchSummary {
                 ..
             } => {
                 let key = crate::event::goaway_key(code, debug);
-                crate::event::count_capped(&mut self.goaways, key, 32);
+                crate::event::count_capped(&mut self.goaways, key, 1, 32);
             }
             EventKind::Connect { result, .. } => match result {
                 crate::event::ConnectResult::Ok => self.connections += 1,
