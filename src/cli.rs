@@ -66,8 +66,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff), e.g. `grpcdoc man > grpcdoc.1`.
-    Man,
+    /// Print the manual page (roff), e.g. `grpcdoc man > grpcdoc.1`, or a
+    /// command's: `grpcdoc man load > grpcdoc-load.1`.
+    Man {
+        /// serve, watch, load, proxy or scenario.
+        command: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

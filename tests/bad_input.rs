@@ -194,4 +194,13 @@ fn version_completions_and_man_page() {
     let man = String::from_utf8_lossy(&out.stdout);
     assert!(man.contains(".TH grpcdoc 1"), "{man}");
     assert!(man.contains("scenario"), "{man}");
+    let out = Command::new(BIN).args(["man", "load"]).output().unwrap();
+    assert!(out.status.success());
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        man.contains(".TH grpcdoc-load 1") && man.contains("fail\\-on"),
+        "{man}"
+    );
+    let out = Command::new(BIN).args(["man", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -55,7 +55,22 @@ fn generated(cli: &Cli) -> Option<ExitCode> {
             clap_complete::generate(*shell, &mut cmd, "grpcdoc", &mut out);
             Ok(())
         }
-        Command::Man => clap_mangen::Man::new(cmd).render(&mut out),
+        Command::Man { command } => {
+            let page = match command {
+                None => cmd,
+                Some(name) => match cmd.find_subcommand(name) {
+                    Some(sub) => sub
+                        .clone()
+                        .name(format!("grpcdoc-{name}"))
+                        .version(crate::cli::VERSION),
+                    None => {
+                        eprintln!("grpcdoc: no command `{name}`; expected serve, watch, load, proxy or scenario");
+                        return Some(Exit::Input.into());
+                    }
+                },
+            };
+            clap_mangen::Man::new(page).render(&mut out)
+        }
         _ => return None,
     };
     Some(match written {
@@ -95,7 +110,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Load(args) => load::run(*args, cli.color).await,
             Command::Proxy(args) => proxy::run(args, cli.color).await,
             Command::Scenario(args) => scenario::run(args, cli.color).await,
-            Command::Completions { .. } | Command::Man => Ok(Exit::Success),
+            Command::Completions { .. } | Command::Man { .. } => Ok(Exit::Success),
         }
     });
     // Connection tasks still running (a forced stop) must not hold the exit.
