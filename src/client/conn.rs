@@ -92,11 +92,18 @@ pub enum ConnectError {
     Timeout { addr: String, timeout: Duration },
 }
 
+/// Bytes as hex, and as text too when they are printable (`HTTP/1.1 `).
 fn hex(b: &[u8]) -> String {
-    b.iter()
+    let hex = b
+        .iter()
         .map(|x| format!("{x:02x}"))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    if !b.is_empty() && b.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
+        format!("{hex} = {:?}", String::from_utf8_lossy(b))
+    } else {
+        hex
+    }
 }
 
 impl ConnectError {
