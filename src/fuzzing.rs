@@ -149,7 +149,7 @@ pub fn scenario(data: &[u8]) {
         return;
     };
     if let Err(e) = crate::scenario::load::parse("fuzz.yaml", text) {
-        let lines = text.lines().count().max(1) as u32;
+        let lines = crate::scenario::load::yaml_lines(text).count().max(1) as u32;
         assert!(
             e.line >= 1 && e.line <= lines + 1,
             "line {} of {lines}",

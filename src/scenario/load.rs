@@ -37,8 +37,28 @@ impl fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
+/// The lines of a file as YAML counts them: a line ends at LF, CRLF or a
+/// lone CR (which `str::lines` does not split on).
+pub fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text).filter(|t| !t.is_empty());
+    std::iter::from_fn(move || {
+        let t = rest?;
+        match t.find(['\n', '\r']) {
+            Some(i) => {
+                let skip = if t[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&t[i + skip..]).filter(|r| !r.is_empty());
+                Some(&t[..i])
+            }
+            None => {
+                rest = None;
+                Some(t)
+            }
+        }
+    })
+}
+
 fn snippet(text: &str, line: u32, column: u32) -> String {
-    let Some(l) = text.lines().nth(line.saturating_sub(1) as usize) else {
+    let Some(l) = yaml_lines(text).nth(line.saturating_sub(1) as usize) else {
         return String::new();
     };
     let caret = " ".repeat(column.saturating_sub(1) as usize);
@@ -133,7 +153,7 @@ fn pos<T>(s: &Spanned<T>) -> (u32, u32) {
 /// The 1-based position of the first line starting with `key:` (for parts
 /// that are not spanned), or the top of the file.
 fn key_pos(text: &str, key: &str) -> (u32, u32) {
-    text.lines()
+    yaml_lines(text)
         .position(|l| l.starts_with(&format!("{key}:")))
         .map(|i| (i as u32 + 1, 1))
         .unwrap_or((1, 1))
@@ -504,4 +524,21 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
         initial_faults,
         steps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_end_at_lf_crlf_and_cr() {
+        let v: Vec<&str> = yaml_lines("a\nb\r\nc\rd").collect();
+        assert_eq!(v, ["a", "b", "c", "d"]);
+        assert_eq!(yaml_lines("a\n").count(), 1);
+        assert_eq!(yaml_lines("").count(), 0);
+        // An error in a file with CR line breaks shows the right line.
+        let e = parse("cr.yaml", "name: x\rduration: soon\r").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.snippet.contains("duration: soon"), "{}", e.snippet);
+    }
 }
