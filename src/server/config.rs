@@ -40,9 +40,10 @@ pub enum IdleDrain {
     /// GOAWAY on the wire is still served.
     #[default]
     Graceful,
-    /// grpcio (C-core): one GOAWAY with the last processed stream, then the
-    /// connection is closed; a call that crossed it on the wire is never
-    /// processed and fails unless the client retries it.
+    /// Like grpcio (C-core): one GOAWAY and a close, no drain PING. grpcdoc
+    /// names the last stream opened (C-core 1.85 sends last stream 0,
+    /// INTERNAL_ERROR, "connection idle"); a call that crossed it on the
+    /// wire is never processed and fails unless the client retries it.
     Immediate,
 }
 
