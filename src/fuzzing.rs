@@ -32,10 +32,8 @@ fn chunks(data: &[u8]) -> Vec<&[u8]> {
 pub fn frames(data: &[u8]) {
     let preface = data.first().is_some_and(|b| b & 1 == 1);
     let mut s = Scanner::new(preface);
-    let mut seen = 0usize;
     for c in chunks(data) {
         s.feed(c, &mut |h: &FrameHeader, p: &[u8]| {
-            seen += 1;
             assert!(p.len() <= h.length as usize, "payload beyond the frame");
             if let Ok(f) = ControlFrame::parse(h, p) {
                 let bytes = f.encode();
@@ -47,7 +45,6 @@ pub fn frames(data: &[u8]) {
             }
         });
     }
-    let _ = seen;
 }
 
 /// A hook that intercepts control frames and, by the fuzzer's choice,

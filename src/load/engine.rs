@@ -135,7 +135,7 @@ async fn run_call(
                         "deadline exceeded waiting for a stream slot (MAX_CONCURRENT_STREAMS)"
                             .into(),
                     );
-                    return (o.clone(), Some(conn.shared.id), Some(Cause::Deadline));
+                    return (o, Some(conn.shared.id), Some(Cause::Deadline));
                 }
                 let o = match deadline {
                     Some(d) => {
