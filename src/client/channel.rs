@@ -46,6 +46,9 @@ pub struct ChannelConfig {
     /// Subchannels per address (round_robin), so load can spread over
     /// several connections to one server.
     pub connections_per_address: usize,
+    /// Connections run on grpcdoc's own HTTP/2 client ([`super::wire`])
+    /// instead of h2: what `load` uses, for its speed.
+    pub wire: bool,
 }
 
 impl ChannelConfig {
@@ -61,6 +64,7 @@ impl ChannelConfig {
             health_service: None,
             frames: false,
             connections_per_address: 1,
+            wire: false,
         }
     }
 }
@@ -149,6 +153,7 @@ impl Channel {
                 tls,
                 keepalive: cfg.keepalive,
                 frames: cfg.frames,
+                wire: cfg.wire,
             },
             reconnect,
             health_service: cfg.health_service.clone(),
@@ -558,33 +563,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Channel {
             // The GOAWAY as it stands when the call fails, not when it began.
             conn.send(req)
                 .await
-                .map_err(|e| status_of(&e, conn.shared.goaway()))
+                .map_err(|e| e.status(conn.shared.goaway()))
         })
     }
-}
-
-/// Whether the server never processed the stream that failed with `e`:
-/// refused by GOAWAY's last-stream-id or with REFUSED_STREAM (safe to retry).
-pub fn never_processed(e: &h2::Error) -> bool {
-    (e.is_go_away() && e.is_remote()) || refused_stream(e)
-}
-
-fn refused_stream(e: &h2::Error) -> bool {
-    e.reason() == Some(h2::Reason::REFUSED_STREAM) && e.is_reset()
-}
-
-/// An h2 error as a gRPC status. A stream the server never processed
-/// (refused by GOAWAY's last-stream-id or REFUSED_STREAM) says so.
-pub fn status_of(e: &h2::Error, goaway: Option<super::tap::GoAway>) -> tonic::Status {
-    if never_processed(e) {
-        let why = match (&goaway, refused_stream(e)) {
-            (_, true) => "REFUSED_STREAM".to_string(),
-            (Some(g), _) => format!("GOAWAY {} {:?}", g.code, g.debug_text()),
-            (None, _) => "GOAWAY".to_string(),
-        };
-        return tonic::Status::unavailable(format!(
-            "stream never processed by the server ({why}): safe to retry"
-        ));
-    }
-    tonic::Status::unavailable(crate::event::error_chain(e))
 }

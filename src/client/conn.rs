@@ -19,6 +19,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::ServerName;
 
 use super::tap::{ClientTap, ConnShared, KEEPALIVE_PING};
+use super::wire::{self, Block, StreamError, Wire, WireStream};
 use crate::event::{CloseReason, EventKind, EventSink};
 use crate::h2wire::{ControlFrame, FrameIo, Injector, Role};
 use crate::target::Address;
@@ -53,6 +54,8 @@ pub struct ConnectCtx {
     pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     pub keepalive: KeepaliveConfig,
     pub frames: bool,
+    /// Run connections on grpcdoc's own HTTP/2 client (`client::wire`).
+    pub wire: bool,
 }
 
 /// Why a connection attempt failed, by kind (diagnosis reads this, never the
@@ -159,8 +162,62 @@ pub struct Conn {
     /// MAX_CONCURRENT_STREAMS, known when the connection is READY): calls
     /// that wait for one are served in turn.
     slots: Arc<tokio::sync::Semaphore>,
-    send: h2::client::SendRequest<Bytes>,
+    transport: Transport,
     closed: watch::Receiver<Option<CloseInfo>>,
+}
+
+/// The HTTP/2 client under a connection.
+enum Transport {
+    H2(h2::client::SendRequest<Bytes>),
+    Wire(Wire),
+}
+
+/// Why a stream failed, from either HTTP/2 client.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamFailure {
+    #[error(transparent)]
+    H2(#[from] h2::Error),
+    #[error(transparent)]
+    Wire(#[from] StreamError),
+}
+
+impl StreamFailure {
+    /// Whether the server never processed the stream: refused by GOAWAY's
+    /// last-stream-id or with REFUSED_STREAM (safe to retry).
+    pub fn never_processed(&self) -> bool {
+        match self {
+            StreamFailure::H2(e) => (e.is_go_away() && e.is_remote()) || self.refused(),
+            StreamFailure::Wire(e) => e.never_processed(),
+        }
+    }
+
+    fn refused(&self) -> bool {
+        match self {
+            StreamFailure::H2(e) => e.reason() == Some(h2::Reason::REFUSED_STREAM) && e.is_reset(),
+            StreamFailure::Wire(e) => {
+                *e == StreamError::Reset(crate::h2wire::ErrorCode::REFUSED_STREAM)
+            }
+        }
+    }
+
+    /// The failure as a gRPC status. A stream the server never processed
+    /// (refused by GOAWAY's last-stream-id or REFUSED_STREAM) says so.
+    pub fn status(&self, goaway: Option<super::tap::GoAway>) -> tonic::Status {
+        if self.never_processed() {
+            let why = match (&goaway, self.refused()) {
+                (_, true) => "REFUSED_STREAM".to_string(),
+                (Some(g), _) => format!("GOAWAY {} {:?}", g.code, g.debug_text()),
+                (None, _) => "GOAWAY".to_string(),
+            };
+            return tonic::Status::unavailable(format!(
+                "stream never processed by the server ({why}): safe to retry"
+            ));
+        }
+        match self {
+            StreamFailure::H2(e) => tonic::Status::unavailable(crate::event::error_chain(e)),
+            StreamFailure::Wire(e) => tonic::Status::unavailable(e.to_string()),
+        }
+    }
 }
 
 async fn dial(addr: &Address, ctx: &ConnectCtx) -> Result<Box<dyn Io>, ConnectError> {
@@ -206,28 +263,42 @@ pub async fn connect(
         let injector = Injector::new();
         let tap = ClientTap::new(shared.clone(), ctx.events.clone(), ctx.frames);
         let io = FrameIo::with_injector(io, Role::Client, tap, &injector);
-        // h2 directly, not hyper's client: no task and no channel hop per
-        // request (hyper spawns one per stream), which load needs. Windows as
-        // hyper's client sets them.
-        let (send, conn) = h2::client::Builder::new()
-            .initial_window_size(2 * 1024 * 1024)
-            .initial_connection_window_size(5 * 1024 * 1024)
-            .max_concurrent_reset_streams(1024)
-            .handshake::<_, Bytes>(io)
-            .await
-            .map_err(|source| ConnectError::Http2 {
-                addr: name.clone(),
-                source,
-            })?;
         let (closed_tx, mut closed) = watch::channel(None);
-        tokio::spawn(drive(
-            conn,
-            shared.clone(),
-            injector,
-            ctx.keepalive,
-            ctx.events.clone(),
-            closed_tx,
-        ));
+        let transport = if ctx.wire {
+            let (wire, conn) = wire::handshake(io);
+            tokio::spawn(drive(
+                conn,
+                shared.clone(),
+                injector,
+                ctx.keepalive,
+                ctx.events.clone(),
+                closed_tx,
+            ));
+            Transport::Wire(wire)
+        } else {
+            // h2 directly, not hyper's client: no task and no channel hop
+            // per request (hyper spawns one per stream). Windows as hyper's
+            // client sets them.
+            let (send, conn) = h2::client::Builder::new()
+                .initial_window_size(2 * 1024 * 1024)
+                .initial_connection_window_size(5 * 1024 * 1024)
+                .max_concurrent_reset_streams(1024)
+                .handshake::<_, Bytes>(io)
+                .await
+                .map_err(|source| ConnectError::Http2 {
+                    addr: name.clone(),
+                    source,
+                })?;
+            tokio::spawn(drive(
+                conn,
+                shared.clone(),
+                injector,
+                ctx.keepalive,
+                ctx.events.clone(),
+                closed_tx,
+            ));
+            Transport::H2(send)
+        };
         loop {
             let notified = shared.changed.notified();
             if shared.settings_seen() {
@@ -253,7 +324,7 @@ pub async fn connect(
         Ok(Arc::new(Conn {
             shared,
             slots: Arc::new(tokio::sync::Semaphore::new(slots)),
-            send,
+            transport,
             closed,
         }))
     };
@@ -266,7 +337,7 @@ pub async fn connect(
     }
 }
 
-fn classify(res: Result<(), h2::Error>, shared: &ConnShared) -> CloseInfo {
+fn classify<E: std::error::Error + 'static>(res: Result<(), E>, shared: &ConnShared) -> CloseInfo {
     let goaway = shared.goaway();
     match res {
         Ok(()) => CloseInfo {
@@ -308,7 +379,7 @@ fn classify(res: Result<(), h2::Error>, shared: &ConnShared) -> CloseInfo {
 /// Runs the connection until it ends; sends keepalive pings as gRFC A8 says:
 /// after `time` without reading anything (and, unless permitted, only while
 /// a stream is open), and closes when nothing is read `timeout` after one.
-async fn drive<C>(
+async fn drive<C, E>(
     conn: C,
     shared: Arc<ConnShared>,
     injector: Injector,
@@ -316,7 +387,8 @@ async fn drive<C>(
     events: EventSink,
     closed_tx: watch::Sender<Option<CloseInfo>>,
 ) where
-    C: Future<Output = Result<(), h2::Error>>,
+    C: Future<Output = Result<(), E>>,
+    E: std::error::Error + 'static,
 {
     tokio::pin!(conn);
     let start = Instant::now();
@@ -415,8 +487,21 @@ impl Conn {
         self.slots.clone().acquire_owned().await.ok()
     }
 
-    /// Starts a stream with these headers; the stream counts as open until
-    /// the guard is dropped.
+    /// The connection's own HTTP/2 client, when it runs on one.
+    pub fn wire(&self) -> Option<&Wire> {
+        match &self.transport {
+            Transport::Wire(w) => Some(w),
+            Transport::H2(_) => None,
+        }
+    }
+
+    /// Counts a stream as open on this connection while the guard lives.
+    pub fn guard(&self) -> StreamGuard {
+        StreamGuard::new(self.shared.clone())
+    }
+
+    /// Starts a stream with these headers on an h2 connection; the stream
+    /// counts as open until the guard is dropped.
     pub async fn start(
         &self,
         head: http::Request<()>,
@@ -427,35 +512,97 @@ impl Conn {
             h2::SendStream<Bytes>,
             StreamGuard,
         ),
-        h2::Error,
+        StreamFailure,
     > {
+        let Transport::H2(send) = &self.transport else {
+            return Err(StreamError::Lost("not an h2 connection".into()).into());
+        };
         let guard = StreamGuard::new(self.shared.clone());
-        let mut send = self.send.clone().ready().await?;
+        let mut send = send.clone().ready().await?;
         let (resp, stream) = send.send_request(head, end_of_stream)?;
         Ok((resp, stream, guard))
     }
 
-    /// Sends a request (for tower clients: probes, reflection); its body is
-    /// piped by a task of its own. The stream counts as open until the
-    /// response body is dropped.
+    /// Sends a request (for tower clients: probes, reflection, health
+    /// checks); its body is piped by a task of its own. The stream counts as
+    /// open until the response body is dropped.
     pub fn send(
         &self,
         req: http::Request<tonic::body::Body>,
-    ) -> impl Future<Output = Result<http::Response<StreamBody>, h2::Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<http::Response<StreamBody>, StreamFailure>> + Send + 'static
+    {
         let guard = StreamGuard::new(self.shared.clone());
-        let send = self.send.clone();
+        let transport = match &self.transport {
+            Transport::H2(s) => Transport::H2(s.clone()),
+            Transport::Wire(w) => Transport::Wire(w.clone()),
+        };
         async move {
             let (parts, body) = req.into_parts();
             let eos = http_body::Body::is_end_stream(&body);
-            let mut send = send.ready().await?;
-            let (resp, stream) = send.send_request(http::Request::from_parts(parts, ()), eos)?;
-            if !eos {
-                tokio::spawn(pipe(body, stream));
+            match transport {
+                Transport::H2(send) => {
+                    let mut send = send.ready().await?;
+                    let (resp, stream) =
+                        send.send_request(http::Request::from_parts(parts, ()), eos)?;
+                    if !eos {
+                        tokio::spawn(pipe(body, stream));
+                    }
+                    let resp = resp.await?;
+                    Ok(resp.map(|recv| {
+                        crate::body::Guarded::new(
+                            RecvBody::H2 {
+                                recv,
+                                data_done: false,
+                            },
+                            guard,
+                        )
+                    }))
+                }
+                Transport::Wire(wire) => {
+                    let uri = &parts.uri;
+                    let block = wire::hpack::request_block(
+                        uri.scheme_str() == Some("https"),
+                        uri.authority().map_or("", |a| a.as_str()).as_bytes(),
+                        uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes(),
+                        &parts.headers,
+                    );
+                    let stream = Arc::new(wire.open(Block::Raw(block), true, None, eos)?);
+                    if !eos {
+                        tokio::spawn(pipe_wire(body, stream.clone()));
+                    }
+                    let (status, headers) = std::future::poll_fn(|cx| stream.poll_head(cx)).await?;
+                    let mut resp = http::Response::new(crate::body::Guarded::new(
+                        RecvBody::Wire {
+                            stream,
+                            data_done: false,
+                        },
+                        guard,
+                    ));
+                    *resp.status_mut() =
+                        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+                    *resp.headers_mut() = headers;
+                    Ok(resp)
+                }
             }
-            let resp = resp.await?;
-            Ok(resp.map(|recv| crate::body::Guarded::new(RecvBody::new(recv), guard)))
         }
     }
+}
+
+/// Copies a request body onto a wire stream.
+async fn pipe_wire(mut body: tonic::body::Body, stream: Arc<WireStream>) {
+    use http_body_util::BodyExt;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            // Dropping the last handle resets the stream.
+            return;
+        };
+        if let Ok(data) = frame.into_data() {
+            if stream.send(data, false).is_err() {
+                return;
+            }
+        }
+    }
+    let _ = stream.send(Bytes::new(), true);
 }
 
 /// Copies a request body onto its stream.
@@ -486,52 +633,78 @@ async fn pipe(mut body: tonic::body::Body, mut stream: h2::SendStream<Bytes>) {
     let _ = stream.send_data(Bytes::new(), true);
 }
 
-/// A response body over h2's receive stream: DATA (with its flow-control
-/// capacity given back as it is read), then trailers.
-pub struct RecvBody {
-    recv: h2::RecvStream,
-    data_done: bool,
-}
-
-impl RecvBody {
-    pub fn new(recv: h2::RecvStream) -> Self {
-        Self {
-            recv,
-            data_done: false,
-        }
-    }
+/// A response body: DATA (its flow-control capacity given back as it is
+/// read), then trailers.
+pub enum RecvBody {
+    H2 {
+        recv: h2::RecvStream,
+        data_done: bool,
+    },
+    Wire {
+        stream: Arc<WireStream>,
+        data_done: bool,
+    },
 }
 
 impl http_body::Body for RecvBody {
     type Data = Bytes;
-    type Error = h2::Error;
+    type Error = StreamFailure;
 
     fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, h2::Error>>> {
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, StreamFailure>>> {
         use std::task::Poll;
-        if !self.data_done {
-            match self.recv.poll_data(cx) {
-                Poll::Ready(Some(Ok(b))) => {
-                    let _ = self.recv.flow_control().release_capacity(b.len());
-                    return Poll::Ready(Some(Ok(http_body::Frame::data(b))));
+        match self.get_mut() {
+            RecvBody::H2 { recv, data_done } => {
+                if !*data_done {
+                    match recv.poll_data(cx) {
+                        Poll::Ready(Some(Ok(b))) => {
+                            let _ = recv.flow_control().release_capacity(b.len());
+                            return Poll::Ready(Some(Ok(http_body::Frame::data(b))));
+                        }
+                        Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                        Poll::Ready(None) => *data_done = true,
+                        Poll::Pending => return Poll::Pending,
+                    }
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => self.data_done = true,
-                Poll::Pending => return Poll::Pending,
+                match recv.poll_trailers(cx) {
+                    Poll::Ready(Ok(Some(t))) => {
+                        Poll::Ready(Some(Ok(http_body::Frame::trailers(t))))
+                    }
+                    Poll::Ready(Ok(None)) => Poll::Ready(None),
+                    Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e.into()))),
+                    Poll::Pending => Poll::Pending,
+                }
             }
-        }
-        match self.recv.poll_trailers(cx) {
-            Poll::Ready(Ok(Some(t))) => Poll::Ready(Some(Ok(http_body::Frame::trailers(t)))),
-            Poll::Ready(Ok(None)) => Poll::Ready(None),
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-            Poll::Pending => Poll::Pending,
+            RecvBody::Wire { stream, data_done } => {
+                if !*data_done {
+                    match stream.poll_data(cx) {
+                        Poll::Ready(Some(Ok(b))) => {
+                            return Poll::Ready(Some(Ok(http_body::Frame::data(b))))
+                        }
+                        Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                        Poll::Ready(None) => *data_done = true,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                match stream.poll_trailers(cx) {
+                    Poll::Ready(Ok(Some(t))) => {
+                        Poll::Ready(Some(Ok(http_body::Frame::trailers(t))))
+                    }
+                    Poll::Ready(Ok(None)) => Poll::Ready(None),
+                    Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e.into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.recv.is_end_stream()
+        match self {
+            RecvBody::H2 { recv, .. } => recv.is_end_stream(),
+            RecvBody::Wire { stream, .. } => stream.is_end(),
+        }
     }
 }
 

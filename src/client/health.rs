@@ -13,7 +13,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use super::conn::{Conn, StreamBody};
+use super::conn::{Conn, StreamBody, StreamFailure};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Health {
@@ -38,10 +38,10 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl tower_service::Service<http::Request<tonic::body::Body>> for ConnService {
     type Response = http::Response<StreamBody>;
-    type Error = h2::Error;
-    type Future = BoxFuture<Result<Self::Response, h2::Error>>;
+    type Error = StreamFailure;
+    type Future = BoxFuture<Result<Self::Response, StreamFailure>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), StreamFailure>> {
         Poll::Ready(Ok(()))
     }
 

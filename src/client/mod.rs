@@ -11,6 +11,7 @@ pub mod state;
 pub mod subchannel;
 pub mod tap;
 pub mod tls;
+pub mod wire;
 
 pub use channel::{Channel, ChannelConfig, Lb, WaitForReady};
 pub use subchannel::Reconnect;

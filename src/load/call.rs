@@ -7,10 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request};
 
-use crate::client::conn::Conn;
+use crate::client::conn::{Conn, StreamFailure};
+use crate::client::wire::{Block, RequestHead, Wire};
 
 /// What a call sends, built once per run.
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct CallTemplate {
     pub uri: http::Uri,
     /// content-type, te, user metadata, grpc-timeout.
     pub headers: HeaderMap,
+    /// The same head for grpcdoc's own HTTP/2 client (see [`request_head`]).
+    pub head: Arc<RequestHead>,
     /// Framed request messages, used in turn (unary, server streaming) or
     /// all in order (client and bidi streaming).
     pub messages: Arc<Vec<Bytes>>,
@@ -113,43 +116,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Counts whole gRPC messages in the response DATA (5-byte prefixes).
-#[derive(Default)]
-struct MessageCounter {
-    /// Bytes still to skip of the message under way.
-    skip: u64,
-    /// Prefix bytes collected so far.
-    prefix: [u8; 5],
-    have: usize,
-    count: u64,
-}
-
-impl MessageCounter {
-    fn feed(&mut self, mut b: Bytes) {
-        while b.has_remaining() {
-            if self.skip > 0 {
-                let n = self.skip.min(b.remaining() as u64);
-                b.advance(n as usize);
-                self.skip -= n;
-                continue;
-            }
-            let n = (5 - self.have).min(b.remaining());
-            self.prefix[self.have..self.have + n].copy_from_slice(&b[..n]);
-            b.advance(n);
-            self.have += n;
-            if self.have == 5 {
-                self.have = 0;
-                self.count += 1;
-                self.skip = u64::from(u32::from_be_bytes([
-                    self.prefix[1],
-                    self.prefix[2],
-                    self.prefix[3],
-                    self.prefix[4],
-                ]));
-            }
-        }
-    }
-}
+use crate::client::wire::MessageCounter;
 
 /// Sends the request messages: one (unary, server streaming) or
 /// `stream_messages` of them, `stream_interval` apart.
@@ -157,10 +124,10 @@ async fn send_messages(
     t: &CallTemplate,
     seq: u64,
     stream: &mut h2::SendStream<Bytes>,
-) -> Result<(), h2::Error> {
+) -> Result<(), StreamFailure> {
     let n = t.messages.len().max(1);
     if !t.client_streaming {
-        return stream.send_data(t.messages[(seq as usize) % n].clone(), true);
+        return Ok(stream.send_data(t.messages[(seq as usize) % n].clone(), true)?);
     }
     for i in 0..t.stream_messages {
         if i > 0 && !t.stream_interval.is_zero() {
@@ -174,6 +141,87 @@ async fn send_messages(
 /// Runs one call on `conn`; `seq` picks the payload. Everything happens in
 /// the caller's task: no task and no copy per call.
 pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
+    match conn.wire() {
+        Some(w) => call_wire(conn, w, t, seq).await,
+        None => call_h2(conn, t, seq).await,
+    }
+}
+
+/// A call on grpcdoc's own HTTP/2 client: the request's frames are queued
+/// with the stream, and the response is counted as it arrives.
+async fn call_wire(conn: &Conn, w: &Wire, t: &CallTemplate, seq: u64) -> Outcome {
+    let _guard = conn.guard();
+    let n = t.messages.len().max(1);
+    let (first, end) = if !t.client_streaming {
+        (Some(t.messages[(seq as usize) % n].clone()), true)
+    } else if t.stream_messages == 0 {
+        (None, true)
+    } else {
+        (Some(t.messages[0].clone()), t.stream_messages == 1)
+    };
+    let stream = match w.open(Block::Head(&t.head), false, first, end) {
+        Ok(s) => s,
+        Err(e) => return failed(conn, &e.into()),
+    };
+    let finish = std::future::poll_fn(|cx| stream.poll_finish(cx));
+    let done = if end {
+        finish.await
+    } else {
+        // Client streams send while the response may already be coming;
+        // a response that ends first ends the sending.
+        let sending = async {
+            for i in 1..t.stream_messages {
+                if !t.stream_interval.is_zero() {
+                    tokio::time::sleep(t.stream_interval).await;
+                }
+                let last = i + 1 == t.stream_messages;
+                if stream.send(t.messages[i % n].clone(), last).is_err() {
+                    break;
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            f = finish => f,
+            _ = sending => unreachable!("sending never ends on its own"),
+        }
+    };
+    if let Some(e) = done.error {
+        let mut o = failed(conn, &e.into());
+        o.responses = done.messages;
+        return o;
+    }
+    if let Some(code) = done.grpc_status {
+        let message = done
+            .grpc_message
+            .as_deref()
+            .map(percent_decode)
+            .unwrap_or_default();
+        return Outcome {
+            code: tonic::Code::from_i32(code),
+            message,
+            responses: done.messages,
+            never_processed: false,
+            transport: false,
+        };
+    }
+    match done.status.and_then(|s| http::StatusCode::from_u16(s).ok()) {
+        Some(s) if s != http::StatusCode::OK => Outcome::local(
+            code_of_http(s),
+            format!("HTTP status {s} without grpc-status"),
+        ),
+        _ => Outcome {
+            code: tonic::Code::Internal,
+            message: "the response ended without grpc-status".into(),
+            responses: done.messages,
+            never_processed: false,
+            transport: false,
+        },
+    }
+}
+
+/// A call over h2.
+async fn call_h2(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
     let mut head = Request::new(());
     *head.method_mut() = http::Method::POST;
     *head.uri_mut() = t.uri.clone();
@@ -185,7 +233,8 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
     // Client streams send while the response may already be coming.
     let (sent, resp) = tokio::join!(send_messages(t, seq, &mut stream), resp);
     let resp = match (sent, resp) {
-        (_, Err(e)) | (Err(e), _) => return failed(conn, &e),
+        (_, Err(e)) => return failed(conn, &e.into()),
+        (Err(e), _) => return failed(conn, &e),
         (Ok(()), Ok(r)) => r,
     };
     let (parts, mut body) = resp.into_parts();
@@ -204,10 +253,10 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
         match d {
             Ok(d) => {
                 let _ = body.flow_control().release_capacity(d.len());
-                counter.feed(d);
+                counter.feed(&d);
             }
             Err(e) => {
-                let mut o = failed(conn, &e);
+                let mut o = failed(conn, &e.into());
                 o.responses = counter.count;
                 return o;
             }
@@ -216,7 +265,7 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
     let trailers = match body.trailers().await {
         Ok(t) => t,
         Err(e) => {
-            let mut o = failed(conn, &e);
+            let mut o = failed(conn, &e.into());
             o.responses = counter.count;
             return o;
         }
@@ -239,14 +288,33 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
     }
 }
 
-fn failed(conn: &Conn, e: &h2::Error) -> Outcome {
-    let status = crate::client::channel::status_of(e, conn.shared.goaway());
+fn failed(conn: &Conn, e: &StreamFailure) -> Outcome {
+    let status = e.status(conn.shared.goaway());
     Outcome {
         code: status.code(),
         message: status.message().to_string(),
         responses: 0,
-        never_processed: crate::client::channel::never_processed(e),
+        never_processed: e.never_processed(),
         transport: true,
+    }
+}
+
+/// The request head for grpcdoc's own HTTP/2 client, from the URI and the
+/// headers of [`request_headers`].
+pub fn request_head(uri: &http::Uri, headers: &HeaderMap) -> RequestHead {
+    RequestHead {
+        https: uri.scheme_str() == Some("https"),
+        authority: Bytes::copy_from_slice(uri.authority().map_or("", |a| a.as_str()).as_bytes()),
+        path: Bytes::copy_from_slice(uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes()),
+        fields: headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    Bytes::copy_from_slice(n.as_str().as_bytes()),
+                    Bytes::copy_from_slice(v.as_bytes()),
+                )
+            })
+            .collect(),
     }
 }
 
@@ -299,7 +367,7 @@ mod tests {
             all.extend(std::iter::repeat_n(1u8, len as usize));
         }
         for chunk in all.chunks(7) {
-            c.feed(Bytes::copy_from_slice(chunk));
+            c.feed(chunk);
         }
         assert_eq!(c.count, 3);
     }

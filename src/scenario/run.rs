@@ -483,6 +483,10 @@ async fn start_load(
         .map_err(|_| fail(format!("bad URI for {path}")))?;
     let plan = LoadPlan {
         template: CallTemplate {
+            head: Arc::new(crate::load::call::request_head(
+                &uri,
+                &request_headers(&metadata, timeout),
+            )),
             uri,
             headers: request_headers(&metadata, timeout),
             messages: Arc::new(messages),
