@@ -8,7 +8,7 @@ use std::io;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -42,6 +42,8 @@ struct Driver<T> {
     rstart: usize,
     rend: usize,
     wbuf: BytesMut,
+    /// How much of `wbuf` is written.
+    wpos: usize,
     decoder: loona_hpack::Decoder<'static>,
     /// A header block waiting for CONTINUATION: stream, END_STREAM, bytes.
     partial: Option<(u32, bool, Vec<u8>)>,
@@ -64,6 +66,7 @@ pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
         rstart: 0,
         rend: 0,
         wbuf: BytesMut::new(),
+        wpos: 0,
         decoder,
         partial: None,
         closing: None,
@@ -164,17 +167,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             }
             std::mem::swap(&mut self.wbuf, &mut st.out);
         }
-        while !self.wbuf.is_empty() {
-            let n = match std::pin::Pin::new(&mut self.io).poll_write(cx, &self.wbuf) {
+        while self.wpos < self.wbuf.len() {
+            let rest = &self.wbuf[self.wpos..];
+            let n = match std::pin::Pin::new(&mut self.io).poll_write(cx, rest) {
                 Poll::Ready(r) => r?,
                 Poll::Pending => return Poll::Pending,
             };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.wbuf.advance(n);
+            self.wpos += n;
         }
+        // Emptied in place: the buffer keeps its whole capacity.
         self.wbuf.clear();
+        self.wpos = 0;
         match std::pin::Pin::new(&mut self.io).poll_flush(cx) {
             Poll::Ready(r) => r?,
             Poll::Pending => return Poll::Pending,
@@ -390,9 +396,13 @@ fn headers(
                 return Ok(());
             }
         }
-        s.resp.headers = f.map;
+        if let Some(k) = &mut s.resp.kept {
+            k.headers = f.map;
+        }
     } else {
-        s.resp.trailers = f.map;
+        if let Some(k) = &mut s.resp.kept {
+            k.trailers = f.map;
+        }
     }
     if f.grpc_status.is_some() {
         s.resp.grpc_status = f.grpc_status;

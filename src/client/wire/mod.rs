@@ -177,7 +177,8 @@ impl WireStream {
         let Some(s) = st.streams.get_mut(&self.id) else {
             return Poll::Ready(Err(StreamError::Lost("stream closed".into())));
         };
-        if let (Some(code), Some(h)) = (s.resp.status, s.resp.headers.take()) {
+        let head = s.resp.kept.as_mut().and_then(|k| k.headers.take());
+        if let (Some(code), Some(h)) = (s.resp.status, head) {
             return Poll::Ready(Ok((code, h)));
         }
         if let Some(Err(e)) = &s.resp.end {
@@ -197,7 +198,7 @@ impl WireStream {
         let Some(s) = st.streams.get_mut(&self.id) else {
             return Poll::Ready(None);
         };
-        if let Some(b) = s.resp.data.pop_front() {
+        if let Some(b) = s.resp.kept.as_mut().and_then(|k| k.data.pop_front()) {
             st.release(self.id, b.len() as u32);
             self.shared.kick(st);
             return Poll::Ready(Some(Ok(b)));
@@ -226,7 +227,7 @@ impl WireStream {
                 s.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
-            Some(Ok(())) => Poll::Ready(Ok(s.resp.trailers.take())),
+            Some(Ok(())) => Poll::Ready(Ok(s.resp.kept.as_mut().and_then(|k| k.trailers.take()))),
             Some(Err(e)) => Poll::Ready(Err(e.clone())),
         }
     }
@@ -235,7 +236,11 @@ impl WireStream {
     pub fn is_end(&self) -> bool {
         let st = self.shared.lock();
         st.streams.get(&self.id).is_none_or(|s| {
-            s.resp.end.is_some() && s.resp.data.is_empty() && s.resp.trailers.is_none()
+            s.resp.end.is_some()
+                && s.resp
+                    .kept
+                    .as_ref()
+                    .is_none_or(|k| k.data.is_empty() && k.trailers.is_none())
         })
     }
 }

@@ -4,6 +4,7 @@
 //! in one go and applies what it reads.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -21,6 +22,27 @@ pub const DEFAULT_MAX_FRAME: usize = 16_384;
 pub const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 pub const CONN_WINDOW: u32 = 5 * 1024 * 1024;
 const MAX_WINDOW: i64 = (1 << 31) - 1;
+
+/// Hashes stream ids (odd, in sequence) by one multiplication: SipHash was
+/// a visible part of a call's cost, and no peer chooses these keys.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 /// Why a stream ended without its response.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -63,12 +85,19 @@ pub struct Resp {
     pub grpc_message: Option<String>,
     /// Whole messages counted (load calls) in the DATA.
     pub messages: MessageCounter,
-    /// Kept only for generic requests (reflection, health checks).
+    /// Kept only for generic requests (reflection, health checks); boxed
+    /// so that a load call's stream stays small to move.
+    pub kept: Option<Box<Kept>>,
+    /// Set when the server ended the stream (Ok) or it failed.
+    pub end: Option<Result<(), StreamError>>,
+}
+
+/// A generic request's response, kept for its reader.
+#[derive(Default)]
+pub struct Kept {
     pub headers: Option<HeaderMap>,
     pub trailers: Option<HeaderMap>,
     pub data: VecDeque<Bytes>,
-    /// Set when the server ended the stream (Ok) or it failed.
-    pub end: Option<Result<(), StreamError>>,
 }
 
 /// Counts whole gRPC messages in DATA (5-byte prefixes), not decoding them.
@@ -138,7 +167,7 @@ pub struct State {
     pub out: BytesMut,
     /// The driver was woken since it last took `out`.
     pub kicked: bool,
-    pub streams: HashMap<u32, Stream>,
+    pub streams: HashMap<u32, Stream, BuildHasherDefault<IdHasher>>,
     /// Streams the server has not ended yet.
     live: usize,
     next_id: u32,
@@ -189,7 +218,7 @@ impl State {
         Self {
             out,
             kicked: false,
-            streams: HashMap::new(),
+            streams: HashMap::default(),
             live: 0,
             next_id: 1,
             peer_window: DEFAULT_WINDOW,
@@ -274,7 +303,10 @@ impl State {
                 recv_window: i64::from(STREAM_WINDOW),
                 recv_unacked: 0,
                 keep,
-                resp: Resp::default(),
+                resp: Resp {
+                    kept: keep.then(Box::default),
+                    ..Resp::default()
+                },
                 waker: None,
             },
         );
@@ -319,6 +351,21 @@ impl State {
             return;
         };
         if s.end_queued {
+            return;
+        }
+        let n = data.len();
+        if s.queued.is_empty()
+            && n <= self.peer_max_frame
+            && n as i64 <= self.conn_window.min(s.send_window)
+        {
+            // Within both windows and one frame: straight out, no queue.
+            let fl = if end { flags::END_STREAM } else { 0 };
+            frame_head(&mut self.out, n, FrameType::Data, fl, id);
+            self.out.extend_from_slice(&data);
+            self.conn_window -= n as i64;
+            s.send_window -= n as i64;
+            s.end_queued = end;
+            s.end_sent = end;
             return;
         }
         s.queued.push_back(data);
@@ -479,9 +526,9 @@ impl State {
             return Ok(());
         }
         let padding = flow - data.len() as u32;
-        if s.keep {
+        if let Some(k) = &mut s.resp.kept {
             if !data.is_empty() {
-                s.resp.data.push_back(Bytes::copy_from_slice(data));
+                k.data.push_back(Bytes::copy_from_slice(data));
             }
             // The payload is given back as the caller reads it.
             self.release(id, padding);
