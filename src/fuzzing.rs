@@ -139,6 +139,61 @@ pub fn frame_io(data: &[u8]) {
     });
 }
 
+/// grpcdoc's own HTTP/2 client with any bytes as the server's side, cut
+/// anywhere, while three calls are open (one still sending, one keeping its
+/// response): it never panics, every call ends, and the connection ends
+/// once the bytes do.
+pub fn wire(data: &[u8]) {
+    use crate::client::wire::{self, Block, RequestHead};
+    let data = Bytes::copy_from_slice(data);
+    runtime().block_on(async move {
+        let (near, far) = tokio::io::duplex(1 << 20);
+        let (w, drive) = wire::handshake(near);
+        let driver = tokio::spawn(drive);
+        let head = std::sync::Arc::new(RequestHead {
+            https: false,
+            authority: Bytes::from_static(b"fuzz"),
+            path: Bytes::from_static(b"/a.B/C"),
+            fields: vec![(Bytes::from_static(b"te"), Bytes::from_static(b"trailers"))],
+        });
+        let streams: Vec<_> = (0..3)
+            .filter_map(|i| {
+                let msg = Bytes::from_static(b"\0\0\0\0\x01x");
+                w.open(Block::Head(&head), i == 2, Some(msg), i != 1).ok()
+            })
+            .collect();
+        let (mut r, mut wr) = tokio::io::split(far);
+        let drain = tokio::spawn(async move {
+            let mut sink = vec![0; 1 << 16];
+            while let Ok(n) = r.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        });
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            for c in chunks(&data) {
+                if wr.write_all(c).await.is_err() {
+                    break;
+                }
+            }
+            let _ = wr.shutdown().await;
+            for s in &streams {
+                std::future::poll_fn(|cx| s.poll_finish(cx)).await;
+            }
+            drop(streams);
+            drop(w);
+            driver.await
+        })
+        .await;
+        drain.abort();
+        assert!(
+            ended.is_ok(),
+            "the connection ends when the server's bytes do"
+        );
+    });
+}
+
 /// The scenario loader: any text gives a checked scenario or an error with a
 /// position inside the file.
 pub fn scenario(data: &[u8]) {
@@ -190,9 +245,10 @@ pub fn target(data: &[u8]) {
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
 
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("frames", frames),
     ("frame_io", frame_io),
+    ("wire", wire),
     ("scenario", scenario),
     ("fault_spec", fault_spec),
     ("target", target),
