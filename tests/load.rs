@@ -648,3 +648,92 @@ async fn many_connections_and_stream_limits() {
     // 40 in flight over 4 x 2 stream slots: calls waited for slots.
     assert!(r["slot_waits"].as_u64().unwrap() > 0, "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_follow_connections_that_replace_drained_ones() {
+    // Workers keep their connection between calls; a connection that
+    // drains, and one that joins, makes them pick again: every connection
+    // of the run carries its share.
+    let t = common::start(ServerConfig {
+        max_connection_age: Some(Duration::from_millis(700)),
+        max_connection_age_grace: Some(Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    let addr = t.addr.to_string();
+    let out = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-H",
+        "x-delay-ms: 20",
+        "-c",
+        "20",
+        "--connections",
+        "2",
+        "-z",
+        "3s",
+        "-o",
+        "json",
+    ]))
+    .await;
+    let r = report(&out);
+    assert_eq!(r["errors"], 0, "{r}");
+    let conns = r["connections_table"].as_array().unwrap();
+    assert!(
+        conns.len() >= 5,
+        "connections were replaced: {}",
+        conns.len()
+    );
+    for c in conns {
+        if c["lifetime_ms"].as_f64().unwrap() >= 500.0 {
+            assert!(c["rpcs"].as_u64().unwrap() >= 50, "calls moved here: {c}");
+        }
+    }
+
+    // A backend that comes up after the run started takes its share: the
+    // workers settled on the first one pick again when it joins.
+    let first = common::start(ServerConfig::default()).await;
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let late = spare.local_addr().unwrap();
+    drop(spare);
+    let starter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (sink, rx) = grpcdoc::event::EventSink::channel(1024);
+        let server = grpcdoc::server::Server::start(late, ServerConfig::default(), sink)
+            .await
+            .expect("the late backend starts");
+        (server, rx)
+    });
+    let out = load(args(&[
+        &format!("{},{late}", first.addr),
+        "--lb",
+        "round_robin",
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-H",
+        "x-delay-ms: 5",
+        "-c",
+        "20",
+        "-z",
+        "4s",
+        "-o",
+        "json",
+    ]))
+    .await;
+    let _late_server = starter.await.unwrap();
+    let r = report(&out);
+    let total = r["ok"].as_u64().unwrap();
+    let on_late: u64 = r["connections_table"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["addr"] == late.to_string())
+        .map(|c| c["rpcs"].as_u64().unwrap())
+        .sum();
+    assert!(
+        on_late * 20 >= total,
+        "the late backend took {on_late} of {total} calls: {}",
+        r["connections_table"]
+    );
+}

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -87,6 +87,8 @@ struct Inner {
     /// The READY connections, in subchannel order, rebuilt after every state
     /// change: what a call picks from without touching the subchannels.
     ready: std::sync::RwLock<Arc<Vec<Arc<Conn>>>>,
+    /// Bumped whenever the READY set changes.
+    ready_gen: AtomicU64,
     transitions: mpsc::UnboundedSender<Transition>,
     /// Bumped after every state change: what pickers wait on.
     generation: watch::Sender<u64>,
@@ -169,6 +171,7 @@ impl Channel {
             events,
             subchannels: Mutex::new(Vec::new()),
             ready: std::sync::RwLock::new(Arc::new(Vec::new())),
+            ready_gen: AtomicU64::new(0),
             transitions,
             generation: watch::channel(0).0,
             state: watch::channel(State::Idle).0,
@@ -185,6 +188,12 @@ impl Channel {
             cfg.backoff,
         ));
         Ok(Self(inner))
+    }
+
+    /// Changes whenever a connection joins or leaves the READY set: a
+    /// caller that keeps a connection between calls picks again then.
+    pub fn ready_generation(&self) -> u64 {
+        self.0.ready_gen.load(Ordering::Acquire)
     }
 
     /// The aggregate connectivity state.
@@ -321,7 +330,11 @@ impl Inner {
             .filter_map(|s| s.ready_conn())
             .collect();
         if let Ok(mut r) = self.ready.write() {
-            *r = Arc::new(list);
+            let same = r.len() == list.len() && r.iter().zip(&list).all(|(a, b)| Arc::ptr_eq(a, b));
+            if !same {
+                *r = Arc::new(list);
+                self.ready_gen.fetch_add(1, Ordering::AcqRel);
+            }
         }
     }
 

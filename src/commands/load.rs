@@ -176,6 +176,7 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         wait_for_ready: args.wait_for_ready || policy.wait_for_ready == Some(true),
         method: path.trim_start_matches('/').to_string(),
         events: None,
+        sticky: true,
         naive_pool: None,
     };
 

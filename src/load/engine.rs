@@ -41,6 +41,12 @@ pub struct LoadPlan {
     pub method: String,
     /// Emit an `rpc` event per call here (scenarios; not for heavy load).
     pub events: Option<crate::event::EventSink>,
+    /// Each worker keeps the connection of its last call while the READY
+    /// set is unchanged and the connection takes new streams without
+    /// waiting: the calls of a connection then go out together (as h2load's
+    /// and ghz's workers own a connection), while any connection joining or
+    /// leaving makes every worker pick again by the channel's policy.
+    pub sticky: bool,
     /// A naive pool: the first connection is handed out for every call
     /// after, never checked (the go-micro pool bug).
     pub naive_pool: Option<Arc<std::sync::Mutex<Option<Arc<Conn>>>>>,
@@ -79,6 +85,17 @@ fn cause_of(o: &Outcome, conn: Option<&Arc<Conn>>) -> Option<Cause> {
     })
 }
 
+/// A worker's connection between calls (`LoadPlan::sticky`), with the
+/// channel's READY generation when it was picked.
+type Home = Option<(u64, Arc<Conn>)>;
+
+/// The worker's own connection, when it may still be used.
+fn home_conn(home: &Home, channel: &Channel) -> Option<Arc<Conn>> {
+    let (gen, conn) = home.as_ref()?;
+    (*gen == channel.ready_generation() && conn.usable() && conn.has_free_slot())
+        .then(|| conn.clone())
+}
+
 /// One call with its retries; returns the last attempt's outcome, the
 /// connection it ran on, and why it failed.
 async fn run_call(
@@ -88,18 +105,24 @@ async fn run_call(
     seq: u64,
     deadline: Option<Instant>,
     rng: &mut fastrand::Rng,
+    home: &mut Home,
 ) -> (Outcome, Option<u64>, Option<Cause>) {
     let mut attempt = 1u32;
     let mut transparent = 0u32;
     loop {
-        let sticky = plan
+        let pooled = plan
             .naive_pool
             .as_ref()
-            .and_then(|p| p.lock().ok().and_then(|c| c.clone()));
-        let picked = match sticky {
+            .and_then(|p| p.lock().ok().and_then(|c| c.clone()))
+            .or_else(|| home_conn(home, channel));
+        let picked = match pooled {
             Some(c) => Ok(c),
             None => {
+                let gen = channel.ready_generation();
                 let p = channel.pick(plan.wait_for_ready, deadline).await;
+                if let (Ok(c), true) = (&p, plan.sticky) {
+                    *home = Some((gen, c.clone()));
+                }
                 if let (Ok(c), Some(pool)) = (&p, &plan.naive_pool) {
                     if let Ok(mut slot) = pool.lock() {
                         slot.get_or_insert_with(|| c.clone());
@@ -189,6 +212,7 @@ async fn worker(
 ) {
     // Stopped by abort (see `run`): nothing per call waits on a stop signal.
     let mut rng = fastrand::Rng::with_seed(id as u64 ^ 0x9e37_79b9_7f4a_7c15);
+    let mut home: Home = None;
     loop {
         let ticket = rec.started.fetch_add(1, Ordering::Relaxed);
         if plan.total.is_some_and(|t| ticket >= t) {
@@ -221,7 +245,7 @@ async fn worker(
         let deadline = plan.timeout.map(|t| Instant::now() + t);
         rec.in_flight.fetch_add(1, Ordering::Relaxed);
         let (outcome, conn, cause) =
-            run_call(&plan, &channel, &rec, ticket, deadline, &mut rng).await;
+            run_call(&plan, &channel, &rec, ticket, deadline, &mut rng, &mut home).await;
         rec.in_flight.fetch_sub(1, Ordering::Relaxed);
         let latency = begin.elapsed();
         if let Some(ev) = &plan.events {

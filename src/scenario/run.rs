@@ -504,6 +504,9 @@ async fn start_load(
         wait_for_ready: nc.spec.wait_for_ready || policy.wait_for_ready == Some(true),
         method: path.trim_start_matches('/').to_string(),
         events: Some(events),
+        // Every call picks by the client's policy, as the clients being
+        // reproduced do.
+        sticky: false,
         naive_pool: (nc.spec.pool == Pool::Naive).then(|| Arc::new(Mutex::new(None))),
     };
     let (channel, stop) = (channel.clone(), run.stop.clone());
