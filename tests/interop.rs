@@ -381,12 +381,20 @@ fn sub_states(events: &[serde_json::Value]) -> Vec<(String, String)> {
 
 /// `STATE A -> B` lines of the grpc-go and C-core watchers: the states named.
 fn peer_states(log: &str) -> std::collections::BTreeSet<String> {
+    // A state name is the run of capitals and underscores: when the peer's
+    // stdout and C-core's stderr interleave, a line may run on into the next
+    // one's "[pygrpc-watch]" prefix.
     log.lines()
         .filter_map(|l| l.split_once("STATE ").map(|(_, s)| s))
         .flat_map(|s| {
-            s.split(" -> ")
-                .map(|x| x.split_whitespace().next().unwrap_or("").to_string())
+            s.split(" -> ").map(|x| {
+                x.trim_start()
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect::<String>()
+            })
         })
+        .filter(|s| !s.is_empty())
         .collect()
 }
 
