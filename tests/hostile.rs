@@ -247,3 +247,65 @@ fn tls_with_a_certificate_for_another_host() {
         &["not valid for", "localhost"],
     );
 }
+
+/// `grpcdoc load` (its own HTTP/2 client) against a server that breaks
+/// HTTP/2 once calls are on the way: every call is accounted for as failed
+/// with what the server did, the report is printed, the exit code says no
+/// call succeeded, and nothing panics.
+#[test]
+fn load_reports_servers_that_break_http2() {
+    type Case = (&'static str, fn(&mut TcpStream), &'static str);
+    let cases: [Case; 3] = [
+        (
+            "huge frame",
+            |c| settings_then(c, &[0xff, 0xff, 0xff, 0x0, 0x0, 0, 0, 0, 0]),
+            "FRAME_SIZE_ERROR",
+        ),
+        (
+            "1 MiB GOAWAY",
+            |c| {
+                let mut p = vec![0, 0, 0, 0, 0, 0, 0, 0];
+                p.extend(std::iter::repeat_n(b'x', 1 << 20));
+                settings_then(c, &frame(GOAWAY, 0, 0, &p));
+            },
+            "FRAME_SIZE_ERROR",
+        ),
+        (
+            "undecodable headers",
+            // An index far past both HPACK tables, on the first stream.
+            |c| settings_then(c, &frame(0x1, 0x4, 1, &[0xff, 0xff, 0xff, 0x0f])),
+            "COMPRESSION_ERROR",
+        ),
+    ];
+    for (name, behave, says) in cases {
+        let addr = hostile(behave);
+        let out = Command::new(BIN)
+            .args([
+                "load",
+                &addr,
+                "--proto",
+                "proto/helloworld/helloworld.proto",
+                "--call",
+                "helloworld.Greeter/SayHello",
+                "-n",
+                "30",
+                "-c",
+                "3",
+                "--timeout",
+                "2s",
+                "-o",
+                "json",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}\n{stdout}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        let r: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
+        assert_eq!(r["ok"], 0, "{name}: {r}");
+        assert_eq!(r["errors"], 30, "{name}: every call accounted: {r}");
+        assert!(stdout.contains(says), "{name}: wanted {says} in {r}");
+    }
+}

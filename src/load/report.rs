@@ -102,12 +102,14 @@ impl ConnEvents {
             EventKind::Closed {
                 reason,
                 detail,
+                error,
                 lifetime_ms,
                 ..
             } => {
                 let row = self.rows.entry(id).or_default();
                 row.lifetime_ms = *lifetime_ms;
-                row.closed = Some(match detail {
+                // Why it ended: the GOAWAY's debug data, else the error.
+                row.closed = Some(match detail.as_ref().or(error.as_ref()) {
                     Some(d) => format!("{} ({d})", reason.as_str()),
                     None => reason.as_str().to_string(),
                 });
@@ -136,7 +138,14 @@ impl ConnEvents {
     /// The table: a row per connection, the folded ones first as one row
     /// (conn 0) whose calls are those of every connection not listed.
     fn table(&self, per_conn: &BTreeMap<u64, (u64, u64)>, elapsed_ms: f64) -> Vec<ConnRow> {
-        let mut rows: Vec<ConnRow> = self.rows.values().cloned().collect();
+        // A connection that never became READY (its handshake failed; a
+        // failed connect) has events but no row of its own.
+        let mut rows: Vec<ConnRow> = self
+            .rows
+            .values()
+            .filter(|r| r.conn != 0)
+            .cloned()
+            .collect();
         for r in &mut rows {
             if let Some((calls, fails)) = per_conn.get(&r.conn) {
                 r.rpcs = *calls;
@@ -465,5 +474,36 @@ mod fold_tests {
         assert_eq!((rows[0].rpcs, rows[0].errors), (1000, 500));
         assert_eq!(rows[0].goaways.values().sum::<u32>(), 500);
         assert_eq!(rows.iter().map(|r| r.rpcs).sum::<u64>(), 2 * n);
+    }
+
+    #[test]
+    fn a_connection_that_never_became_ready_has_no_row_and_errors_are_shown() {
+        let mut c = ConnEvents::default();
+        let closed = |error: &str| EventKind::Closed {
+            reason: CloseReason::Error,
+            error: Some(error.into()),
+            detail: None,
+            lifetime_ms: 1.0,
+            streams: 0,
+        };
+        c.record(&ev(
+            1,
+            EventKind::Connect {
+                result: ConnectResult::Ok,
+                error: None,
+                cause: None,
+                elapsed_ms: 0.0,
+                subchannel: 1,
+            },
+        ));
+        c.record(&ev(1, closed("FRAME_SIZE_ERROR: too big")));
+        // Its handshake failed: a Closed event, no Connect Ok.
+        c.record(&ev(2, closed("connection reset")));
+        let rows = c.table(&BTreeMap::new(), 1e3);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0].closed.as_deref(),
+            Some("error (FRAME_SIZE_ERROR: too big)")
+        );
     }
 }
