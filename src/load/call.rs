@@ -179,11 +179,11 @@ async fn call_wire(conn: &Conn, w: &Wire, t: &CallTemplate, seq: u64) -> Outcome
                     break;
                 }
             }
-            std::future::pending::<()>().await
         };
+        tokio::pin!(finish);
         tokio::select! {
-            f = finish => f,
-            _ = sending => unreachable!("sending never ends on its own"),
+            f = &mut finish => f,
+            () = sending => finish.await,
         }
     };
     if let Some(e) = done.error {
