@@ -646,6 +646,78 @@ pub enum RecvBody {
     },
 }
 
+/// Where a response body's DATA and trailers come from.
+trait BodySource {
+    type Error: Into<StreamFailure>;
+    fn poll_data(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Bytes, Self::Error>>>;
+    fn poll_trailers(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Option<http::HeaderMap>, Self::Error>>;
+}
+
+impl BodySource for h2::RecvStream {
+    type Error = h2::Error;
+    fn poll_data(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Bytes, h2::Error>>> {
+        let p = h2::RecvStream::poll_data(self, cx);
+        if let std::task::Poll::Ready(Some(Ok(b))) = &p {
+            let _ = self.flow_control().release_capacity(b.len());
+        }
+        p
+    }
+    fn poll_trailers(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Option<http::HeaderMap>, h2::Error>> {
+        h2::RecvStream::poll_trailers(self, cx)
+    }
+}
+
+impl BodySource for Arc<WireStream> {
+    type Error = StreamError;
+    fn poll_data(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Bytes, StreamError>>> {
+        WireStream::poll_data(self, cx)
+    }
+    fn poll_trailers(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Option<http::HeaderMap>, StreamError>> {
+        WireStream::poll_trailers(self, cx)
+    }
+}
+
+/// DATA until there is no more, then the trailers.
+fn poll_body<S: BodySource>(
+    src: &mut S,
+    data_done: &mut bool,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, StreamFailure>>> {
+    use std::task::Poll;
+    if !*data_done {
+        match src.poll_data(cx) {
+            Poll::Ready(Some(Ok(b))) => return Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => *data_done = true,
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    match src.poll_trailers(cx) {
+        Poll::Ready(Ok(Some(t))) => Poll::Ready(Some(Ok(http_body::Frame::trailers(t)))),
+        Poll::Ready(Ok(None)) => Poll::Ready(None),
+        Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e.into()))),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
 impl http_body::Body for RecvBody {
     type Data = Bytes;
     type Error = StreamFailure;
@@ -654,49 +726,9 @@ impl http_body::Body for RecvBody {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, StreamFailure>>> {
-        use std::task::Poll;
         match self.get_mut() {
-            RecvBody::H2 { recv, data_done } => {
-                if !*data_done {
-                    match recv.poll_data(cx) {
-                        Poll::Ready(Some(Ok(b))) => {
-                            let _ = recv.flow_control().release_capacity(b.len());
-                            return Poll::Ready(Some(Ok(http_body::Frame::data(b))));
-                        }
-                        Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
-                        Poll::Ready(None) => *data_done = true,
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                match recv.poll_trailers(cx) {
-                    Poll::Ready(Ok(Some(t))) => {
-                        Poll::Ready(Some(Ok(http_body::Frame::trailers(t))))
-                    }
-                    Poll::Ready(Ok(None)) => Poll::Ready(None),
-                    Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e.into()))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-            RecvBody::Wire { stream, data_done } => {
-                if !*data_done {
-                    match stream.poll_data(cx) {
-                        Poll::Ready(Some(Ok(b))) => {
-                            return Poll::Ready(Some(Ok(http_body::Frame::data(b))))
-                        }
-                        Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
-                        Poll::Ready(None) => *data_done = true,
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                match stream.poll_trailers(cx) {
-                    Poll::Ready(Ok(Some(t))) => {
-                        Poll::Ready(Some(Ok(http_body::Frame::trailers(t))))
-                    }
-                    Poll::Ready(Ok(None)) => Poll::Ready(None),
-                    Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e.into()))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
+            RecvBody::H2 { recv, data_done } => poll_body(recv, data_done, cx),
+            RecvBody::Wire { stream, data_done } => poll_body(stream, data_done, cx),
         }
     }
 

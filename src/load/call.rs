@@ -191,32 +191,38 @@ async fn call_wire(conn: &Conn, w: &Wire, t: &CallTemplate, seq: u64) -> Outcome
         o.responses = done.messages;
         return o;
     }
-    if let Some(code) = done.grpc_status {
-        let message = done
-            .grpc_message
-            .as_deref()
-            .map(percent_decode)
-            .unwrap_or_default();
-        return Outcome {
-            code: tonic::Code::from_i32(code),
-            message,
-            responses: done.messages,
-            never_processed: false,
-            transport: false,
-        };
-    }
+    let grpc = done.grpc_status.map(|code| {
+        let message = done.grpc_message.as_deref().map(percent_decode);
+        (tonic::Code::from_i32(code), message.unwrap_or_default())
+    });
     match done.status.and_then(|s| http::StatusCode::from_u16(s).ok()) {
-        Some(s) if s != http::StatusCode::OK => Outcome::local(
-            code_of_http(s),
-            format!("HTTP status {s} without grpc-status"),
-        ),
-        _ => Outcome {
-            code: tonic::Code::Internal,
-            message: "the response ended without grpc-status".into(),
-            responses: done.messages,
-            never_processed: false,
-            transport: false,
-        },
+        Some(s) if grpc.is_none() && s != http::StatusCode::OK => without_grpc_status(s),
+        _ => ended(grpc, done.messages),
+    }
+}
+
+/// A response whose HTTP status is not 200 and that has no grpc-status.
+fn without_grpc_status(s: http::StatusCode) -> Outcome {
+    Outcome::local(
+        code_of_http(s),
+        format!("HTTP status {s} without grpc-status"),
+    )
+}
+
+/// How a call ended by its response: the grpc-status (or its absence).
+fn ended(grpc: Option<(tonic::Code, String)>, responses: u64) -> Outcome {
+    let (code, message) = grpc.unwrap_or_else(|| {
+        (
+            tonic::Code::Internal,
+            "the response ended without grpc-status".into(),
+        )
+    });
+    Outcome {
+        code,
+        message,
+        responses,
+        never_processed: false,
+        transport: false,
     }
 }
 
@@ -243,10 +249,7 @@ async fn call_h2(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
         return Outcome::local(code, message);
     }
     if parts.status != http::StatusCode::OK {
-        return Outcome::local(
-            code_of_http(parts.status),
-            format!("HTTP status {} without grpc-status", parts.status),
-        );
+        return without_grpc_status(parts.status);
     }
     let mut counter = MessageCounter::default();
     while let Some(d) = body.data().await {
@@ -270,22 +273,7 @@ async fn call_h2(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
             return o;
         }
     };
-    match trailers.as_ref().and_then(status_in) {
-        Some((code, message)) => Outcome {
-            code,
-            message,
-            responses: counter.count,
-            never_processed: false,
-            transport: false,
-        },
-        None => Outcome {
-            code: tonic::Code::Internal,
-            message: "the response ended without grpc-status".into(),
-            responses: counter.count,
-            never_processed: false,
-            transport: false,
-        },
-    }
+    ended(trailers.as_ref().and_then(status_in), counter.count)
 }
 
 fn failed(conn: &Conn, e: &StreamFailure) -> Outcome {

@@ -361,9 +361,12 @@ async fn a_large_message_waits_for_the_servers_window_updates() {
     let (wire, _drive) = client(&l).await;
     let mut p = Peer::accept(&l, &settings(&[(setting::INITIAL_WINDOW_SIZE, 1000)])).await;
     let body = vec![9u8; 50_000];
-    // Opened before the SETTINGS may have been applied: the window change
-    // applies to open streams too.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The client acknowledges the small window before the stream opens.
+    while let Some(g) = p.frame().await {
+        if g.h.kind == FrameType::Settings && g.h.has_flag(flags::ACK) {
+            break;
+        }
+    }
     let s = wire
         .open(
             Block::Head(&head()),
