@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::client::conn::ConnectCause;
+use crate::event::ConnectCause;
 use crate::event::{CloseReason, Event, EventKind};
 use crate::h2wire::Dir;
 

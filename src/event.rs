@@ -14,13 +14,13 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::client::conn::ConnectCause;
 use crate::client::state::State;
 use crate::h2wire::{ControlFrame, Dir};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Event {
     /// Milliseconds since the producer's clock started.
+    #[serde(serialize_with = "micros")]
     pub t_ms: f64,
     #[serde(flatten)]
     pub kind: EventKind,
@@ -29,6 +29,26 @@ pub struct Event {
     /// The peer's address (`IP:PORT` or `unix:/path`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addr: Option<Arc<str>>,
+}
+
+/// Why a connection attempt failed, by kind (diagnosis reads this, never the
+/// message text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectCause {
+    Refused,
+    Timeout,
+    Unreachable,
+    TlsCertificate,
+    /// TLS was spoken and plaintext came back.
+    PlaintextServer,
+    /// Plaintext HTTP/2 was spoken and a TLS record came back.
+    TlsServer,
+    /// The peer answered with something that is not HTTP/2.
+    NotHttp2,
+    Tls,
+    Closed,
+    Io,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -94,11 +114,13 @@ pub enum EventKind {
         /// What kind of failure, for diagnosis.
         #[serde(skip_serializing_if = "Option::is_none")]
         cause: Option<ConnectCause>,
+        #[serde(serialize_with = "micros")]
         elapsed_ms: f64,
         subchannel: u64,
     },
     /// Waiting before the next connection attempt.
     Backoff {
+        #[serde(serialize_with = "micros")]
         delay_ms: f64,
         attempt: u32,
         subchannel: u64,
@@ -115,6 +137,7 @@ pub enum EventKind {
         code: String,
         #[serde(skip_serializing_if = "String::is_empty")]
         message: String,
+        #[serde(serialize_with = "micros")]
         latency_ms: f64,
         /// Why it failed (load's failure causes), for diagnosis.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,7 +170,7 @@ pub enum EventKind {
     Ping {
         dir: Dir,
         ack: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "micros_opt")]
         rtt_ms: Option<f64>,
     },
     RstStream {
@@ -160,9 +183,10 @@ pub enum EventKind {
         strikes: u32,
         max_strikes: u32,
         /// Time since the client's previous PING, if there was one.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "micros_opt")]
         since_last_ping_ms: Option<f64>,
         /// The shortest interval the policy allows here.
+        #[serde(serialize_with = "micros")]
         min_interval_ms: f64,
     },
     /// A connection (or the whole server) started a graceful drain.
@@ -174,6 +198,7 @@ pub enum EventKind {
         /// Why this side closed, when it did (e.g. `max_age_grace`).
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+        #[serde(serialize_with = "micros")]
         lifetime_ms: f64,
         streams: u64,
     },
@@ -226,6 +251,23 @@ impl EventKind {
             },
             ControlFrame::WindowUpdate { .. } => return None,
         })
+    }
+}
+
+/// Milliseconds rounded to the microsecond: what the clocks measure, not
+/// the float's noise (`12.345`, not `12.345000000000001`).
+pub fn round_micros(ms: f64) -> f64 {
+    (ms * 1e3).round() / 1e3
+}
+
+fn micros<S: serde::Serializer>(ms: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round_micros(*ms))
+}
+
+fn micros_opt<S: serde::Serializer>(ms: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_f64(round_micros(*ms)),
+        None => s.serialize_none(),
     }
 }
 
@@ -284,6 +326,65 @@ impl EventSink {
     /// (holding it does not keep the channel open).
     pub fn drop_counter(&self) -> Arc<AtomicU64> {
         self.dropped.clone()
+    }
+}
+
+/// One connection's events, held back until the connection's start has
+/// been reported: a connection's `connect` and READY come before anything
+/// else of it, also when its first frames (a GOAWAY right after the
+/// SETTINGS, say) arrive before the dialer has said it is up. Once
+/// released, events pass straight through.
+#[derive(Clone)]
+pub struct HeldSink {
+    sink: EventSink,
+    released: Arc<std::sync::atomic::AtomicBool>,
+    held: Arc<std::sync::Mutex<Vec<HeldEvent>>>,
+}
+
+/// An event waiting for its connection's release: connection, address, kind.
+type HeldEvent = (Option<u64>, Option<Arc<str>>, EventKind);
+
+/// At most this many events wait for a release; more are counted as dropped.
+const MAX_HELD: usize = 1024;
+
+impl HeldSink {
+    pub fn new(sink: EventSink) -> Self {
+        Self {
+            sink,
+            released: Arc::default(),
+            held: Arc::default(),
+        }
+    }
+
+    pub fn emit(&self, conn: Option<u64>, addr: Option<Arc<str>>, kind: EventKind) {
+        if self.released.load(Ordering::Acquire) {
+            return self.sink.emit(conn, addr, kind);
+        }
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        // Released while this waited for the lock: the held ones are out.
+        if self.released.load(Ordering::Acquire) {
+            drop(held);
+            return self.sink.emit(conn, addr, kind);
+        }
+        if held.len() >= MAX_HELD {
+            self.sink.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        held.push((conn, addr, kind));
+    }
+
+    /// Emits what was held, in order, and lets every later event through.
+    pub fn release(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        for (conn, addr, kind) in held.drain(..) {
+            self.sink.emit(conn, addr, kind);
+        }
+        self.released.store(true, Ordering::Release);
+    }
+
+    /// The sink events go to once released.
+    pub fn sink(&self) -> &EventSink {
+        &self.sink
     }
 }
 
@@ -354,6 +455,29 @@ mod tests {
             serde_json::json!({"t_ms": 1.5, "kind": "goaway", "dir": "sent", "code": "NO_ERROR",
                 "last_stream_id": 2147483647u32, "debug": "max_idle", "conn": 3, "addr": "127.0.0.1:5000"})
         );
+    }
+
+    #[test]
+    fn held_events_follow_the_release_in_order() {
+        let (sink, mut rx) = EventSink::channel(16);
+        let held = HeldSink::new(sink.clone());
+        held.emit(Some(1), None, EventKind::Drain { reason: "a".into() });
+        sink.emit(
+            Some(1),
+            None,
+            EventKind::Drain {
+                reason: "connect".into(),
+            },
+        );
+        held.release();
+        held.emit(Some(1), None, EventKind::Drain { reason: "b".into() });
+        let order: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| match e.kind {
+                EventKind::Drain { reason } => reason,
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(order, ["connect", "a", "b"]);
     }
 
     #[test]

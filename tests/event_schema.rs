@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use grpcdoc::client::conn::ConnectCause;
 use grpcdoc::client::state::State;
+use grpcdoc::event::ConnectCause;
 use grpcdoc::event::{CloseReason, ConnectResult, Event, EventKind};
 use grpcdoc::h2wire::Dir;
 

@@ -17,7 +17,9 @@ use tokio::time::Instant;
 use crate::time::sleep_until_opt;
 
 use super::backoff::{Backoff, BackoffConfig};
-use super::conn::{Conn, ConnectCtx, KeepaliveConfig, StreamBody};
+use super::body::StreamBody;
+use super::conn::{stream_status, Conn, ConnectCtx};
+use super::keepalive::KeepaliveConfig;
 use super::state::{aggregate, State};
 use super::subchannel::{Reconnect, Subchannel, SubchannelConfig, Transition};
 use super::tls::{self, TlsConfigError, TlsOptions};
@@ -46,9 +48,6 @@ pub struct ChannelConfig {
     /// Subchannels per address (round_robin), so load can spread over
     /// several connections to one server.
     pub connections_per_address: usize,
-    /// Connections run on grpcdoc's own HTTP/2 client ([`super::wire`])
-    /// instead of h2: what `load` uses, for its speed.
-    pub wire: bool,
 }
 
 impl ChannelConfig {
@@ -64,7 +63,6 @@ impl ChannelConfig {
             health_service: None,
             frames: false,
             connections_per_address: 1,
-            wire: false,
         }
     }
 }
@@ -155,7 +153,6 @@ impl Channel {
                 tls,
                 keepalive: cfg.keepalive,
                 frames: cfg.frames,
-                wire: cfg.wire,
             },
             reconnect,
             health_service: cfg.health_service.clone(),
@@ -576,7 +573,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Channel {
             // The GOAWAY as it stands when the call fails, not when it began.
             conn.send(req)
                 .await
-                .map_err(|e| e.status(conn.shared.goaway()))
+                .map_err(|e| stream_status(&e, conn.shared.goaway()))
         })
     }
 }

@@ -13,7 +13,9 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use super::conn::{Conn, StreamBody, StreamFailure};
+use super::body::StreamBody;
+use super::conn::Conn;
+use super::wire::StreamError;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Health {
@@ -38,10 +40,10 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl tower_service::Service<http::Request<tonic::body::Body>> for ConnService {
     type Response = http::Response<StreamBody>;
-    type Error = StreamFailure;
-    type Future = BoxFuture<Result<Self::Response, StreamFailure>>;
+    type Error = StreamError;
+    type Future = BoxFuture<Result<Self::Response, StreamError>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), StreamFailure>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
         Poll::Ready(Ok(()))
     }
 

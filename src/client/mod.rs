@@ -4,9 +4,12 @@
 //! connection taps emit events; nothing here renders them.
 
 pub mod backoff;
+pub mod body;
 pub mod channel;
 pub mod conn;
+pub mod dial;
 pub mod health;
+pub mod keepalive;
 pub mod state;
 pub mod subchannel;
 pub mod tap;

@@ -19,7 +19,7 @@ use super::backoff::{Backoff, BackoffConfig};
 use super::conn::{self, Conn, ConnectCtx};
 use super::health::{self, ConnService, Health};
 use super::state::State;
-use crate::event::{ConnectResult, EventKind, EventSink};
+use crate::event::{ConnectResult, EventKind, EventSink, HeldSink};
 use crate::target::Address;
 
 static NEXT_SUBCHANNEL_ID: AtomicU64 = AtomicU64::new(1);
@@ -163,7 +163,8 @@ impl Subchannel {
         let mut errors = Vec::new();
         for addr in self.addresses() {
             let started = Instant::now();
-            let r = conn::connect(&addr, &cfg.connect, timeout).await;
+            let held = HeldSink::new(self.events.clone());
+            let r = conn::connect(&addr, &cfg.connect, timeout, held.clone()).await;
             let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
             let (conn_id, result, error) = match &r {
                 Ok(c) => (Some(c.shared.id), ConnectResult::Ok, None),
@@ -181,8 +182,12 @@ impl Subchannel {
                 },
             );
             match r {
+                // Its events follow READY (serve_conn).
                 Ok(c) => return Ok(c),
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => {
+                    held.release();
+                    errors.push(e.to_string());
+                }
             }
         }
         if errors.is_empty() {
@@ -280,6 +285,9 @@ impl Subchannel {
         if health.is_none() {
             self.set_state(State::Ready, format!("connected to {}", c.shared.addr), id);
         }
+        // The connection's own events (SETTINGS, and a GOAWAY or close that
+        // came at once) after its `connect` and READY.
+        c.release_events();
         let why = loop {
             let next_health = async {
                 match health.as_mut() {
@@ -327,6 +335,12 @@ impl Subchannel {
         };
         if let Ok(mut slot) = self.conn.lock() {
             slot.take();
+        }
+        if *shutdown.borrow() {
+            // grpcdoc ends the connection: our GOAWAY, and its `closed`
+            // (local) before the subchannel's SHUTDOWN.
+            c.close();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), c.closed()).await;
         }
         self.resolve_now.notify_one();
         if *shutdown.borrow() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::event::{EventKind, EventSink};
+use crate::event::{EventKind, HeldSink};
 use crate::h2wire::frame::setting;
 use crate::h2wire::{ControlFrame, Dir, ErrorCode, FrameHeader, FrameHook, FrameType};
 
@@ -32,7 +32,7 @@ impl GoAway {
     }
 }
 
-/// State of one client connection, shared by its tap (inside h2's poll),
+/// State of one client connection, shared by its tap (inside the driver's poll),
 /// its driver task, the subchannel and the calls on it.
 pub struct ConnShared {
     pub id: u64,
@@ -121,14 +121,14 @@ impl ConnShared {
 
 pub struct ClientTap {
     pub shared: Arc<ConnShared>,
-    pub events: EventSink,
+    pub events: HeldSink,
     /// Report every frame, not only control frames.
     pub frames: bool,
     ping_sent: Option<Instant>,
 }
 
 impl ClientTap {
-    pub fn new(shared: Arc<ConnShared>, events: EventSink, frames: bool) -> Self {
+    pub fn new(shared: Arc<ConnShared>, events: HeldSink, frames: bool) -> Self {
         Self {
             shared,
             events,

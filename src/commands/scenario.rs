@@ -60,7 +60,7 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
                 let _ = writeln!(out, "{}", style.paint(Tone::Dim, c.scenario.about.trim()));
             }
         }
-        let (live_tx, mut live_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (live_tx, mut live_rx) = tokio::sync::mpsc::channel(4096);
         let printer = tokio::spawn(async move {
             let mut live = Live::new(style);
             let mut out = std::io::stdout();
@@ -88,6 +88,8 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
             interrupted: recorded.interrupted,
             expectations,
             events: recorded.events.len(),
+            dropped_events: recorded.dropped.clone(),
+            unfinished: recorded.unfinished.clone(),
         };
         if human {
             let _ = write!(out, "{}", render_result(&result, &style));

@@ -11,7 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::{ColorChoice, ConnArgs, LbPolicy, Output, Probe, ReconnectMode, WatchArgs};
 use crate::client::backoff::BackoffConfig;
-use crate::client::conn::KeepaliveConfig;
+use crate::client::keepalive::KeepaliveConfig;
 use crate::client::tls::TlsOptions;
 use crate::client::{Channel, ChannelConfig, Lb, Reconnect};
 use crate::diagnose::Explainer;
@@ -58,7 +58,6 @@ pub fn channel_config(target: Target, c: &ConnArgs, frames: bool) -> ChannelConf
         health_service: c.health_service.clone(),
         frames,
         connections_per_address: 1,
-        wire: false,
     }
 }
 

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request};
+use http::{HeaderMap, HeaderValue};
 
-use crate::client::conn::{Conn, StreamFailure};
-use crate::client::wire::{Block, RequestHead, Wire};
+use crate::client::conn::{stream_status, Conn};
+use crate::client::wire::{Block, RequestHead, StreamError};
 
 /// What a call sends, built once per run.
 #[derive(Clone)]
@@ -75,25 +75,6 @@ fn code_of_http(status: http::StatusCode) -> tonic::Code {
     }
 }
 
-static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
-static GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
-
-fn status_in(h: &HeaderMap) -> Option<(tonic::Code, String)> {
-    let code = h
-        .get(&GRPC_STATUS)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<i32>()
-        .ok()?;
-    let msg = h
-        .get(&GRPC_MESSAGE)
-        .and_then(|m| m.to_str().ok())
-        .map(percent_decode)
-        .unwrap_or_default();
-    Some((tonic::Code::from_i32(code), msg))
-}
-
 /// grpc-message is percent-encoded (gRPC over HTTP/2).
 fn percent_decode(s: &str) -> String {
     fn hex(c: u8) -> Option<u8> {
@@ -116,40 +97,12 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-use crate::client::wire::MessageCounter;
-
-/// Sends the request messages: one (unary, server streaming) or
-/// `stream_messages` of them, `stream_interval` apart.
-async fn send_messages(
-    t: &CallTemplate,
-    seq: u64,
-    stream: &mut h2::SendStream<Bytes>,
-) -> Result<(), StreamFailure> {
-    let n = t.messages.len().max(1);
-    if !t.client_streaming {
-        return Ok(stream.send_data(t.messages[(seq as usize) % n].clone(), true)?);
-    }
-    for i in 0..t.stream_messages {
-        if i > 0 && !t.stream_interval.is_zero() {
-            tokio::time::sleep(t.stream_interval).await;
-        }
-        stream.send_data(t.messages[i % n].clone(), i + 1 == t.stream_messages)?;
-    }
-    Ok(())
-}
-
 /// Runs one call on `conn`; `seq` picks the payload. Everything happens in
 /// the caller's task: no task and no copy per call.
+/// The request's frames are queued with the stream, and the response is
+/// counted as it arrives.
 pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
-    match conn.wire() {
-        Some(w) => call_wire(conn, w, t, seq).await,
-        None => call_h2(conn, t, seq).await,
-    }
-}
-
-/// A call on grpcdoc's own HTTP/2 client: the request's frames are queued
-/// with the stream, and the response is counted as it arrives.
-async fn call_wire(conn: &Conn, w: &Wire, t: &CallTemplate, seq: u64) -> Outcome {
+    let w = conn.wire();
     let _guard = conn.guard();
     let n = t.messages.len().max(1);
     let (first, end) = if !t.client_streaming {
@@ -161,7 +114,7 @@ async fn call_wire(conn: &Conn, w: &Wire, t: &CallTemplate, seq: u64) -> Outcome
     };
     let stream = match w.open(Block::Head(&t.head), false, first, end) {
         Ok(s) => s,
-        Err(e) => return failed(conn, &e.into()),
+        Err(e) => return failed(conn, &e),
     };
     let finish = std::future::poll_fn(|cx| stream.poll_finish(cx));
     let done = if end {
@@ -187,7 +140,7 @@ async fn call_wire(conn: &Conn, w: &Wire, t: &CallTemplate, seq: u64) -> Outcome
         }
     };
     if let Some(e) = done.error {
-        let mut o = failed(conn, &e.into());
+        let mut o = failed(conn, &e);
         o.responses = done.messages;
         return o;
     }
@@ -226,58 +179,8 @@ fn ended(grpc: Option<(tonic::Code, String)>, responses: u64) -> Outcome {
     }
 }
 
-/// A call over h2.
-async fn call_h2(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
-    let mut head = Request::new(());
-    *head.method_mut() = http::Method::POST;
-    *head.uri_mut() = t.uri.clone();
-    *head.headers_mut() = t.headers.clone();
-    let (resp, mut stream, _guard) = match conn.start(head, false).await {
-        Ok(s) => s,
-        Err(e) => return failed(conn, &e),
-    };
-    // Client streams send while the response may already be coming.
-    let (sent, resp) = tokio::join!(send_messages(t, seq, &mut stream), resp);
-    let resp = match (sent, resp) {
-        (_, Err(e)) => return failed(conn, &e.into()),
-        (Err(e), _) => return failed(conn, &e),
-        (Ok(()), Ok(r)) => r,
-    };
-    let (parts, mut body) = resp.into_parts();
-    if let Some((code, message)) = status_in(&parts.headers) {
-        // Trailers-only.
-        return Outcome::local(code, message);
-    }
-    if parts.status != http::StatusCode::OK {
-        return without_grpc_status(parts.status);
-    }
-    let mut counter = MessageCounter::default();
-    while let Some(d) = body.data().await {
-        match d {
-            Ok(d) => {
-                let _ = body.flow_control().release_capacity(d.len());
-                counter.feed(&d);
-            }
-            Err(e) => {
-                let mut o = failed(conn, &e.into());
-                o.responses = counter.count;
-                return o;
-            }
-        }
-    }
-    let trailers = match body.trailers().await {
-        Ok(t) => t,
-        Err(e) => {
-            let mut o = failed(conn, &e.into());
-            o.responses = counter.count;
-            return o;
-        }
-    };
-    ended(trailers.as_ref().and_then(status_in), counter.count)
-}
-
-fn failed(conn: &Conn, e: &StreamFailure) -> Outcome {
-    let status = e.status(conn.shared.goaway());
+fn failed(conn: &Conn, e: &StreamError) -> Outcome {
+    let status = stream_status(e, conn.shared.goaway());
     Outcome {
         code: status.code(),
         message: status.message().to_string(),
@@ -344,6 +247,7 @@ pub fn timeout_header(d: Duration) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::wire::MessageCounter;
 
     #[test]
     fn counts_messages_across_chunks() {

@@ -72,6 +72,15 @@ pub struct ConnEvents {
 
 impl ConnEvents {
     pub fn record(&mut self, e: &Event) {
+        // A failed attempt has no connection id: count it before the rows.
+        if let EventKind::Connect {
+            result: crate::event::ConnectResult::Error,
+            ..
+        } = e.kind
+        {
+            self.connects_failed += 1;
+            return;
+        }
         let Some(id) = e.conn else {
             if let EventKind::Dropped { count } = e.kind {
                 self.dropped += count;
@@ -79,15 +88,11 @@ impl ConnEvents {
             return;
         };
         match &e.kind {
-            EventKind::Connect { result, .. } => {
-                if *result == crate::event::ConnectResult::Ok {
-                    let row = self.rows.entry(id).or_default();
-                    row.conn = id;
-                    row.addr = e.addr.as_deref().unwrap_or_default().to_string();
-                    row.opened_ms = e.t_ms;
-                } else {
-                    self.connects_failed += 1;
-                }
+            EventKind::Connect { .. } => {
+                let row = self.rows.entry(id).or_default();
+                row.conn = id;
+                row.addr = e.addr.as_deref().unwrap_or_default().to_string();
+                row.opened_ms = e.t_ms;
             }
             EventKind::Goaway {
                 dir: Dir::Received,
@@ -230,6 +235,8 @@ pub struct LoadReport {
     pub causes: Vec<CauseRow>,
     pub connections_table: Vec<ConnRow>,
     pub connects_failed: u64,
+    /// Calls that failed fast: no READY connection to start them on.
+    pub calls_without_connection: u64,
     pub retries: u64,
     pub transparent_retries: u64,
     pub slot_waits: u64,
@@ -347,6 +354,12 @@ impl LoadReport {
             causes,
             connections_table: rows,
             connects_failed: conns.connects_failed,
+            calls_without_connection: s
+                .causes
+                .iter()
+                .filter(|(c, _)| matches!(c, Cause::NoConnection))
+                .map(|(_, n)| *n)
+                .sum(),
             retries: facts.retries,
             transparent_retries: facts.transparent_retries,
             slot_waits: facts.slot_waits,

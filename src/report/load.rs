@@ -131,10 +131,11 @@ pub fn render(r: &LoadReport, style: &Style) -> String {
     out.push_str(&format!("{t}\n"));
 
     let mut notes = vec![format!(
-        "retries {}, transparent retries {}, failed connection attempts {}, waits for a stream slot {} ({})",
+        "retries {}, transparent retries {}, failed connection attempts {}, calls failed fast without a connection {}, waits for a stream slot {} ({})",
         r.retries,
         r.transparent_retries,
         r.connects_failed,
+        r.calls_without_connection,
         r.slot_waits,
         ms(r.slot_wait_ms)
     )];

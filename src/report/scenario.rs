@@ -22,6 +22,13 @@ pub struct ScenarioResult {
     pub interrupted: bool,
     pub expectations: Vec<CheckResult>,
     pub events: usize,
+    /// Events lost before they were recorded (a full producer sink), and
+    /// producers that had not stopped when the run ended: either makes the
+    /// verdict uncertain.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped_events: Vec<(String, u64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfinished: Vec<String>,
 }
 
 /// Prints what matters as a scenario plays.
@@ -118,6 +125,17 @@ pub fn render_result(r: &ScenarioResult, style: &Style) -> String {
     } else {
         style.paint(Tone::Bad, "failed")
     };
+    for (who, n) in &r.dropped_events {
+        let line = format!("warning: {n} events of {who} were dropped before they were recorded; the verdict may be wrong");
+        let _ = writeln!(out, "{}", style.paint(Tone::Warn, &line));
+    }
+    if !r.unfinished.is_empty() {
+        let line = format!(
+            "warning: {} had not stopped 5s after the run; their last events are not counted",
+            r.unfinished.join(", ")
+        );
+        let _ = writeln!(out, "{}", style.paint(Tone::Warn, &line));
+    }
     let failed = r.expectations.iter().filter(|c| !c.passed).count();
     let _ = writeln!(
         out,

@@ -8,4 +8,5 @@ pub const SCHEMA: &str = include_str!("schema.json");
 pub mod expect;
 pub mod load;
 pub mod model;
+pub mod record;
 pub mod run;

@@ -13,8 +13,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::load::{Checked, NamedClient};
 use super::model::*;
+use super::record::Recording;
 use crate::client::backoff::BackoffConfig;
-use crate::client::conn::KeepaliveConfig;
+use crate::client::keepalive::KeepaliveConfig;
 use crate::client::{Channel, ChannelConfig, Lb, Reconnect};
 use crate::event::{Event, EventKind, EventSink};
 use crate::load::call::{request_headers, CallTemplate};
@@ -52,6 +53,10 @@ pub struct Recorded {
     pub marks: BTreeMap<String, f64>,
     pub duration_ms: f64,
     pub interrupted: bool,
+    /// Events producers could not hand over, by who (none in a sound run).
+    pub dropped: Vec<(String, u64)>,
+    /// Producers still running when the recording ended.
+    pub unfinished: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -308,8 +313,7 @@ async fn start_backend(
     i: usize,
     tag: &dyn Fn(&str, usize) -> String,
     builtin: &ServerConfig,
-    start: Instant,
-    tx: &mpsc::UnboundedSender<Tagged>,
+    rec: &mut Recording,
 ) -> Result<Backend, RunError> {
     let s = &checked.scenario;
     let mut ctl = if let Some(argv) = &s.server.command {
@@ -343,7 +347,7 @@ async fn start_backend(
             cfg: builtin.clone(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             running: None,
-            events: tagged_sink(&tag("server", i), None, start, tx.clone()),
+            events: rec.sink(&tag("server", i), None),
         }
     };
     ctl.start().await?;
@@ -353,7 +357,7 @@ async fn start_backend(
                 SocketAddr::from(([127, 0, 0, 1], 0)),
                 ctl.addr(),
                 checked.initial_faults.clone(),
-                tagged_sink(&tag("proxy", i), None, start, tx.clone()),
+                rec.sink(&tag("proxy", i), None),
             )
             .await
             .map_err(|e| RunError::Proxy(e.to_string()))?,
@@ -365,33 +369,6 @@ async fn start_backend(
         proxy,
         removed: false,
     })
-}
-
-/// A sink whose events are tagged `who` and forwarded to the recorder.
-fn tagged_sink(
-    who: &str,
-    via: Option<&str>,
-    start: Instant,
-    out: mpsc::UnboundedSender<Tagged>,
-) -> EventSink {
-    let (sink, mut rx) = EventSink::channel_at(64 * 1024, start);
-    let who = who.to_string();
-    let via = via.map(str::to_string);
-    tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
-            if out
-                .send(Tagged {
-                    who: who.clone(),
-                    via: via.clone(),
-                    event,
-                })
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    sink
 }
 
 fn channel_config(target: crate::target::Target, c: &ClientSpec) -> ChannelConfig {
@@ -518,23 +495,13 @@ async fn start_load(
 /// Plays the scenario. `live` gets every event as it happens (for output).
 pub async fn play(
     checked: &Checked,
-    live: mpsc::UnboundedSender<Tagged>,
+    live: mpsc::Sender<Tagged>,
     mut interrupt: watch::Receiver<bool>,
 ) -> Result<Recorded, RunError> {
     let s = &checked.scenario;
     let start = Instant::now();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Tagged>();
-    let recorded = Arc::new(Mutex::new(Vec::<Tagged>::new()));
-    let rec2 = recorded.clone();
-    let collector = tokio::spawn(async move {
-        while let Some(t) = rx.recv().await {
-            let _ = live.send(t.clone());
-            if let Ok(mut v) = rec2.lock() {
-                v.push(t);
-            }
-        }
-    });
-    let timeline = tagged_sink("timeline", None, start, tx.clone());
+    let mut rec = Recording::start(start, Some(live));
+    let timeline = rec.sink("timeline", None);
     let step = |action: &str, detail: String| {
         timeline.emit(
             None,
@@ -562,7 +529,7 @@ pub async fn play(
     let mut template = builtin_config(&s.server.builtin.clone().unwrap_or_default());
     let result = async {
         for i in 0..checked.backends as usize {
-            let b = start_backend(checked, i, &tag, &template, start, &tx).await;
+            let b = start_backend(checked, i, &tag, &template, &mut rec).await;
             backends.push(b?);
             step(
                 "server_start",
@@ -596,7 +563,7 @@ pub async fn play(
             stop: stop_rx.clone(),
         };
         for nc in &checked.clients {
-            let sink = tagged_sink(&nc.name, None, start, tx.clone());
+            let sink = rec.sink(&nc.name, None);
             let ch = Channel::new(channel_config(target.clone(), &nc.spec), sink.clone()).map_err(
                 |e| RunError::Client {
                     client: nc.name.clone(),
@@ -626,7 +593,7 @@ pub async fn play(
         }
         for p in &checked.probes {
             let nc = &checked.clients[p.client];
-            let sink = tagged_sink(&p.name, Some(&nc.name), start, tx.clone());
+            let sink = rec.sink(&p.name, Some(&nc.name));
             loads.push(start_load(nc, &p.load, &channels[p.client], sink, &load_run).await?);
         }
         // The timeline.
@@ -725,7 +692,7 @@ pub async fn play(
                 step("fault_remove", fr.id.clone());
             } else if st.backend_add.is_some() {
                 let i = backends.len();
-                let b = start_backend(checked, i, &tag, &template, start, &tx).await?;
+                let b = start_backend(checked, i, &tag, &template, &mut rec).await?;
                 step(
                     "backend_add",
                     format!("backend {} listening on {}", i + 1, b.ctl.addr()),
@@ -787,17 +754,17 @@ pub async fn play(
             p.shutdown().await;
         }
     }
-    drop(tx);
     drop(timeline);
-    // Let the last events arrive.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    collector.abort();
+    drop(backends);
+    // Every producer's last event is in before the verdict.
+    let got = rec.finish().await;
     let (marks, duration_ms, interrupted) = result?;
-    let events = recorded.lock().map(|v| v.clone()).unwrap_or_default();
     Ok(Recorded {
-        events,
+        events: got.events,
         marks,
         duration_ms,
         interrupted,
+        dropped: got.dropped,
+        unfinished: got.unfinished,
     })
 }

@@ -26,7 +26,19 @@ const MAX_BLOCK: usize = 1024 * 1024;
 /// Loop turns before the driver yields to the calls it woke.
 const TURNS: u32 = 16;
 
-/// How the connection ended.
+/// How a connection that ended without an error of its own ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The server closed it (EOF).
+    PeerClosed,
+    /// grpcdoc closed it after the server's GOAWAY, its streams done.
+    AfterGoaway,
+    /// grpcdoc closed it (nobody held it any more, or it was told to): our
+    /// GOAWAY went out first.
+    Local,
+}
+
+/// How the connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     #[error(transparent)]
@@ -49,14 +61,14 @@ struct Driver<T> {
     partial: Option<(u32, bool, Vec<u8>)>,
     /// Reading is over (EOF or error); then: the result to end with once
     /// everything queued is written.
-    closing: Option<Result<(), WireError>>,
+    closing: Option<Result<Ending, WireError>>,
 }
 
 /// Runs the connection over `io` until it ends.
 pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
     io: T,
     shared: Arc<Shared>,
-) -> Result<(), WireError> {
+) -> Result<Ending, WireError> {
     let mut decoder = loona_hpack::Decoder::new();
     decoder.set_max_allowed_table_size(4096);
     let mut d = Driver {
@@ -88,7 +100,7 @@ fn parse_num<N: std::str::FromStr>(v: &[u8]) -> Option<N> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Ending, WireError>> {
         self.shared.driver.register(cx.waker());
         for _ in 0..TURNS {
             let mut busy = false;
@@ -107,6 +119,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     drop(st);
                     return Poll::Ready(match self.closing.take() {
                         Some(Err(first)) => Err(first),
+                        // Closing ourselves, and the peer had gone already.
+                        Some(Ok(Ending::Local)) => Ok(Ending::Local),
                         _ => Err(WireError::Io(e)),
                     });
                 }
@@ -124,9 +138,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     /// Reading stopped: fail the streams, and end once the queue is out.
-    fn close(&mut self, res: Result<(), WireError>) {
+    fn close(&mut self, res: Result<Ending, WireError>) {
         let why = match &res {
-            Ok(()) => "the server closed the connection".to_string(),
+            Ok(_) => "the server closed the connection".to_string(),
             Err(WireError::Io(e)) => format!("connection error: {e}"),
             Err(e) => e.to_string(),
         };
@@ -139,20 +153,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         self.closing = Some(res);
     }
 
-    fn finished(&mut self) -> Option<Result<(), WireError>> {
+    fn finished(&mut self) -> Option<Result<Ending, WireError>> {
         let mut st = self.shared.lock();
         let drained = st.out.is_empty() && self.wbuf.is_empty();
         if self.closing.is_some() {
-            return drained.then(|| self.closing.take().unwrap_or(Ok(())));
+            return drained.then(|| self.closing.take().unwrap_or(Ok(Ending::PeerClosed)));
         }
         let idle = st.live_streams() == 0;
-        if idle && st.abandoned && drained {
+        if (st.close_now || (idle && st.abandoned)) && self.closing.is_none() {
+            // Our GOAWAY first, as grpc-go's and h2's clients do; the
+            // connection ends once it is written.
             st.fail_all("the connection was closed by grpcdoc");
-            return Some(Ok(()));
+            st.goaway_frame(ErrorCode::NO_ERROR, b"");
+            drop(st);
+            self.closing = Some(Ok(Ending::Local));
+            self.shared.driver.wake();
+            return None;
         }
         if idle && st.goaway.is_some() && drained {
             st.fail_all("the connection was closed after the server's GOAWAY");
-            return Some(Ok(()));
+            return Some(Ok(Ending::AfterGoaway));
         }
         None
     }
@@ -209,7 +229,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     "the server closed the connection in the middle of a frame",
                 )))
             } else {
-                Ok(())
+                Ok(Ending::PeerClosed)
             });
             return Poll::Ready(Ok(()));
         }
@@ -324,7 +344,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                         // Our keepalive pings' acks: the tap times them.
                         ControlFrame::Ping { ack: true, .. } => {}
                         ControlFrame::GoAway { last_stream_id, .. } => st.on_goaway(last_stream_id),
-                        ControlFrame::RstStream { stream_id, code } => st.on_rst(stream_id, code),
+                        ControlFrame::RstStream { stream_id, code } => {
+                            st.on_rst(stream_id, code)?
+                        }
                         ControlFrame::WindowUpdate {
                             stream_id,
                             increment,
@@ -352,6 +374,7 @@ fn headers(
     end: bool,
     block: &[u8],
 ) -> Result<(), ConnFault> {
+    st.check_opened(FrameType::Headers, id)?;
     let keep = st.streams.get(&id).map(|s| s.keep);
     let mut f = Fields {
         map: keep.unwrap_or(false).then(HeaderMap::new),

@@ -21,7 +21,7 @@ use futures_util::task::AtomicWaker;
 use http::HeaderMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use driver::WireError;
+pub use driver::{Ending, WireError};
 pub use hpack::RequestHead;
 use state::State;
 pub use state::{Block, MessageCounter, StreamError};
@@ -69,7 +69,7 @@ pub fn handshake<T>(
     io: T,
 ) -> (
     Wire,
-    impl std::future::Future<Output = Result<(), WireError>>,
+    impl std::future::Future<Output = Result<Ending, WireError>>,
 )
 where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -93,6 +93,16 @@ pub struct Finished {
 }
 
 impl Wire {
+    /// Closes the connection now: open streams fail, our GOAWAY goes out,
+    /// then the socket closes.
+    pub fn close(&self) {
+        let shared = &self.0 .0;
+        let mut st = shared.lock();
+        st.close_now = true;
+        drop(st);
+        shared.driver.wake();
+    }
+
     /// Opens a stream: its headers, and `data` (with END_STREAM when
     /// `end`), go out with the driver's next write. `keep`: keep the
     /// response's headers and DATA (generic requests) instead of counting

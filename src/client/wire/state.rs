@@ -184,6 +184,8 @@ pub struct State {
     pub ended: Option<Arc<str>>,
     /// Every handle but the streams' is gone: close when they are.
     pub abandoned: bool,
+    /// Close now, whatever is open (grpcdoc shuts the connection down).
+    pub close_now: bool,
     heads: Vec<HeadEnc>,
     indexed_used: bool,
     /// Send a dynamic table size update (to 0) before the next block.
@@ -231,6 +233,7 @@ impl State {
             goaway: None,
             ended: None,
             abandoned: false,
+            close_now: false,
             heads: Vec::new(),
             indexed_used: false,
             size_update: false,
@@ -495,7 +498,21 @@ impl State {
 
     /// DATA received: flow control, then the payload to its stream.
     /// `flow` is the frame's whole length (padding counts).
+    /// A frame on a stream grpcdoc never opened (an idle one, or a
+    /// server-initiated even id with push off) is a connection error
+    /// PROTOCOL_ERROR (RFC 9113 5.1); one on a stream that has ended is not.
+    pub fn check_opened(&self, kind: FrameType, id: u32) -> Result<(), ConnFault> {
+        if id == 0 || id.is_multiple_of(2) || id >= self.next_id {
+            return Err(ConnFault {
+                code: ErrorCode::PROTOCOL_ERROR,
+                why: format!("{} on stream {id}, which grpcdoc never opened", kind.name()),
+            });
+        }
+        Ok(())
+    }
+
     pub fn on_data(&mut self, id: u32, flow: u32, data: &[u8], end: bool) -> Result<(), ConnFault> {
+        self.check_opened(FrameType::Data, id)?;
         self.recv_conn_window -= i64::from(flow);
         if self.recv_conn_window < 0 {
             return Err(ConnFault {
@@ -548,13 +565,15 @@ impl State {
         Ok(())
     }
 
-    pub fn on_rst(&mut self, id: u32, code: ErrorCode) {
+    pub fn on_rst(&mut self, id: u32, code: ErrorCode) -> Result<(), ConnFault> {
+        self.check_opened(FrameType::RstStream, id)?;
         if let Some(s) = self.streams.get_mut(&id) {
             // Nothing more to send on a reset stream.
             s.end_sent = true;
             s.queued.clear();
             self.finish(id, Err(StreamError::Reset(code)));
         }
+        Ok(())
     }
 
     pub fn on_goaway(&mut self, last: u32) {
@@ -640,6 +659,7 @@ impl State {
             self.flush_blocked();
             return Ok(());
         }
+        self.check_opened(FrameType::WindowUpdate, id)?;
         let Some(s) = self.streams.get_mut(&id) else {
             return Ok(());
         };

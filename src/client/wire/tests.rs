@@ -154,7 +154,12 @@ impl Peer {
     }
 }
 
-async fn client(l: &TcpListener) -> (Wire, tokio::task::JoinHandle<Result<(), WireError>>) {
+async fn client(
+    l: &TcpListener,
+) -> (
+    Wire,
+    tokio::task::JoinHandle<Result<super::Ending, WireError>>,
+) {
     let sock = TcpStream::connect(l.local_addr().expect("addr"))
         .await
         .expect("connect");
