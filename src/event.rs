@@ -344,7 +344,8 @@ pub struct HeldSink {
 /// An event waiting for its connection's release: connection, address, kind.
 type HeldEvent = (Option<u64>, Option<Arc<str>>, EventKind);
 
-/// At most this many events wait for a release; more are counted as dropped.
+/// At most this many frame events wait for a release; more are counted as
+/// dropped.
 const MAX_HELD: usize = 1024;
 
 impl HeldSink {
@@ -366,7 +367,13 @@ impl HeldSink {
             drop(held);
             return self.sink.emit(conn, addr, kind);
         }
-        if held.len() >= MAX_HELD {
+        // A flood of frames before the release loses frames, never the
+        // connection's own story (at most one connect and close, a few states).
+        let story = matches!(
+            kind,
+            EventKind::Connect { .. } | EventKind::Closed { .. } | EventKind::State { .. }
+        );
+        if held.len() >= MAX_HELD && !story {
             self.sink.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -478,6 +485,31 @@ mod tests {
             })
             .collect();
         assert_eq!(order, ["connect", "a", "b"]);
+    }
+
+    #[test]
+    fn a_frame_flood_before_the_release_keeps_the_close() {
+        let (sink, mut rx) = EventSink::channel(4 * MAX_HELD);
+        let held = HeldSink::new(sink.clone());
+        for _ in 0..2 * MAX_HELD {
+            held.emit(Some(1), None, EventKind::Drain { reason: "f".into() });
+        }
+        held.emit(
+            Some(1),
+            None,
+            EventKind::Closed {
+                reason: CloseReason::Local,
+                error: Some("PROTOCOL_ERROR".into()),
+                detail: None,
+                lifetime_ms: 1.0,
+                streams: 0,
+            },
+        );
+        held.release();
+        let got: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(got.len(), MAX_HELD + 1);
+        assert!(matches!(got.last().map(|e| &e.kind), Some(EventKind::Closed { .. })));
+        assert_eq!(sink.dropped(), MAX_HELD as u64);
     }
 
     #[test]

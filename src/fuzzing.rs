@@ -234,10 +234,10 @@ pub fn target(data: &[u8]) {
         );
         let _ = t.server_name();
     }
-    let _ = crate::cli::parse_listen(text);
-    let _ = crate::cli::parse_duration(text);
-    let _ = crate::cli::parse_metadata(text);
-    let _ = crate::cli::parse_threshold(text);
+    let _ = crate::parse::parse_listen(text);
+    let _ = crate::parse::parse_duration(text);
+    let _ = crate::parse::parse_metadata(text);
+    let _ = crate::load::failon::Threshold::parse(text);
     let _ = crate::redact::text(text);
 }
 

@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod grpc;
 pub mod h2wire;
 pub mod load;
+pub mod parse;
 pub mod pb;
 pub mod pem;
 pub mod proxy;

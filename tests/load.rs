@@ -73,6 +73,7 @@ async fn unary_report_has_every_part() {
         keys,
         [
             "call_kind",
+            "calls_without_connection",
             "causes",
             "codes",
             "concurrency",

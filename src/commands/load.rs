@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::watch::channel_config;
+use super::lower::channel_config;
 use crate::cli::{ColorChoice, LoadArgs, Output};
 use crate::client::{Channel, Lb};
 use crate::event::EventSink;
@@ -239,7 +239,7 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     );
     let text = match args.output {
         Output::Json => serde_json::to_string(&report)? + "\n",
-        Output::Human => crate::report::load::render(&report, &Style::for_stdout(color)),
+        Output::Human => crate::report::load::render(&report, &Style::for_stdout(color.forced())),
     };
     use std::io::Write;
     let mut out = std::io::stdout().lock();

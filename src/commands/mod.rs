@@ -2,6 +2,7 @@
 //! wires producers to reporters and returns an [`Exit`].
 
 mod load;
+mod lower;
 mod proxy;
 mod scenario;
 mod serve;
@@ -38,7 +39,7 @@ pub(crate) fn event_writer(
 ) -> Box<dyn crate::report::EventWriter> {
     match output {
         crate::cli::Output::Human => Box::new(crate::report::HumanEvents {
-            style: crate::report::style::Style::for_stdout(color),
+            style: crate::report::style::Style::for_stdout(color.forced()),
             explainer,
         }),
         crate::cli::Output::Json => Box::new(crate::report::JsonEvents),

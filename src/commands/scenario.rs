@@ -36,7 +36,7 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
         }
         return Ok(Exit::Success);
     }
-    let style = Style::for_stdout(color);
+    let style = Style::for_stdout(color.forced());
     let human = args.output != ScenarioOutput::Json;
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let (int_tx, int_rx) = tokio::sync::watch::channel(false);

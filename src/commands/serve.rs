@@ -21,7 +21,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     };
     Ok(ServerConfig {
         max_connection_idle: args.max_connection_idle,
-        idle_drain: args.idle_drain,
+        idle_drain: args.idle_drain.into(),
         max_connection_age: args.max_connection_age,
         max_connection_age_grace: args.max_connection_age_grace,
         keepalive_time: args.keepalive_time,

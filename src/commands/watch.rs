@@ -9,11 +9,9 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::cli::{ColorChoice, ConnArgs, LbPolicy, Output, Probe, ReconnectMode, WatchArgs};
-use crate::client::backoff::BackoffConfig;
-use crate::client::keepalive::KeepaliveConfig;
-use crate::client::tls::TlsOptions;
-use crate::client::{Channel, ChannelConfig, Lb, Reconnect};
+use super::lower::channel_config;
+use crate::cli::{ColorChoice, Output, Probe, WatchArgs};
+use crate::client::Channel;
 use crate::diagnose::Explainer;
 use crate::event::{Event, EventKind, EventSink};
 use crate::exit::Exit;
@@ -21,45 +19,6 @@ use crate::report::printer::Printer;
 use crate::report::summary::WatchSummary;
 use crate::report::EventWriter;
 use crate::rpc::code_name;
-use crate::target::Target;
-
-/// Lowers the connection flags into a channel config.
-pub fn channel_config(target: Target, c: &ConnArgs, frames: bool) -> ChannelConfig {
-    ChannelConfig {
-        target,
-        lb: match c.lb {
-            LbPolicy::PickFirst => Lb::PickFirst,
-            LbPolicy::RoundRobin => Lb::RoundRobin,
-        },
-        backoff: BackoffConfig {
-            initial: c.backoff_initial,
-            multiplier: c.backoff_multiplier,
-            jitter: c.backoff_jitter,
-            max: c.backoff_max,
-            min_connect_timeout: c.connect_timeout,
-        },
-        keepalive: KeepaliveConfig {
-            time: c.keepalive_time,
-            timeout: c.keepalive_timeout,
-            permit_without_stream: c.keepalive_permit_without_stream,
-        },
-        tls: TlsOptions {
-            cacert: c.cacert.clone(),
-            cert: c.cert.clone(),
-            key: c.key.clone(),
-            server_name: c.server_name.clone(),
-            insecure: c.insecure,
-        },
-        reconnect: match c.reconnect {
-            ReconnectMode::OnDemand => Reconnect::OnDemand,
-            ReconnectMode::Eager => Reconnect::Eager,
-        },
-        resolve_interval: c.resolve_interval,
-        health_service: c.health_service.clone(),
-        frames,
-        connections_per_address: 1,
-    }
-}
 
 /// Events as lines (or JSON), counted into the summary printed at the end.
 struct WatchWriter {

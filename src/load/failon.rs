@@ -54,7 +54,7 @@ impl Threshold {
         let (name, value) = (t[..pos].trim(), t[pos + len..].trim());
         let bad_value = |what: &str| format!("`{value}` in `{s}` is not {what}");
         let duration_ms = || {
-            crate::cli::parse_duration(value)
+            crate::parse::parse_duration(value)
                 .map(|d| d.as_secs_f64() * 1e3)
                 .map_err(|_| bad_value("a duration like 50ms"))
         };

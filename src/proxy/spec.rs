@@ -346,7 +346,7 @@ pub fn list() -> String {
 pub struct SpecError(pub String);
 
 fn duration(fault: &str, key: &str, v: &str) -> Result<Duration, SpecError> {
-    crate::cli::parse_duration(v).map_err(|_| {
+    crate::parse::parse_duration(v).map_err(|_| {
         SpecError(format!(
             "{fault}: `{key}={v}` is not a duration; expected 500ms, 2s or 1m30s"
         ))

@@ -22,15 +22,11 @@ impl Style {
         Self { enabled }
     }
 
-    /// `auto`: color when stdout is a terminal and NO_COLOR is not set.
-    pub fn for_stdout(choice: crate::cli::ColorChoice) -> Self {
-        use crate::cli::ColorChoice;
+    /// Color as `forced` says, or (`None`, `--color auto`) when stdout is a
+    /// terminal and NO_COLOR is not set.
+    pub fn for_stdout(forced: Option<bool>) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Self::new(match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => !no_color && std::io::stdout().is_terminal(),
-        })
+        Self::new(forced.unwrap_or_else(|| !no_color && std::io::stdout().is_terminal()))
     }
 
     pub fn paint(&self, tone: Tone, text: &str) -> String {

@@ -16,7 +16,7 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        crate::cli::parse_duration(&s).map(Dur).map_err(|_| {
+        crate::parse::parse_duration(&s).map(Dur).map_err(|_| {
             serde::de::Error::custom(format!(
                 "`{s}` is not a duration; expected one like 500ms, 2s or 1m30s"
             ))

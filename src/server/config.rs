@@ -32,7 +32,7 @@ pub struct ServerConfig {
 }
 
 /// How MAX_CONNECTION_IDLE ends a connection.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IdleDrain {
     /// grpc-go: GOAWAY 2^31-1 and a PING, then, once the PING is acked,

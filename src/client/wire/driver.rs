@@ -374,7 +374,6 @@ fn headers(
     end: bool,
     block: &[u8],
 ) -> Result<(), ConnFault> {
-    st.check_opened(FrameType::Headers, id)?;
     let keep = st.streams.get(&id).map(|s| s.keep);
     let mut f = Fields {
         map: keep.unwrap_or(false).then(HeaderMap::new),
@@ -402,6 +401,9 @@ fn headers(
             code: ErrorCode::COMPRESSION_ERROR,
             why: format!("the server's header block does not decode: {e:?}"),
         })?;
+    // Decoded first: a block that does not decode is a COMPRESSION_ERROR
+    // whatever stream it names.
+    st.check_opened(FrameType::Headers, id)?;
     let Some(s) = st.streams.get_mut(&id) else {
         return Ok(());
     };

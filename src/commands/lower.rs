@@ -1,0 +1,47 @@
+//! Lowers the flags several commands share into the configs of the layers
+//! below (`commands` is the only place that sees clap types).
+
+use crate::cli::{ConnArgs, LbPolicy, ReconnectMode};
+use crate::client::backoff::BackoffConfig;
+use crate::client::keepalive::KeepaliveConfig;
+use crate::client::tls::TlsOptions;
+use crate::client::{ChannelConfig, Lb, Reconnect};
+use crate::target::Target;
+
+/// The connection flags as a channel config; `frames` logs every frame.
+pub fn channel_config(target: Target, c: &ConnArgs, frames: bool) -> ChannelConfig {
+    ChannelConfig {
+        target,
+        lb: match c.lb {
+            LbPolicy::PickFirst => Lb::PickFirst,
+            LbPolicy::RoundRobin => Lb::RoundRobin,
+        },
+        backoff: BackoffConfig {
+            initial: c.backoff_initial,
+            multiplier: c.backoff_multiplier,
+            jitter: c.backoff_jitter,
+            max: c.backoff_max,
+            min_connect_timeout: c.connect_timeout,
+        },
+        keepalive: KeepaliveConfig {
+            time: c.keepalive_time,
+            timeout: c.keepalive_timeout,
+            permit_without_stream: c.keepalive_permit_without_stream,
+        },
+        tls: TlsOptions {
+            cacert: c.cacert.clone(),
+            cert: c.cert.clone(),
+            key: c.key.clone(),
+            server_name: c.server_name.clone(),
+            insecure: c.insecure,
+        },
+        reconnect: match c.reconnect {
+            ReconnectMode::OnDemand => Reconnect::OnDemand,
+            ReconnectMode::Eager => Reconnect::Eager,
+        },
+        resolve_interval: c.resolve_interval,
+        health_service: c.health_service.clone(),
+        frames,
+        connections_per_address: 1,
+    }
+}
