@@ -508,7 +508,10 @@ mod tests {
         held.release();
         let got: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
         assert_eq!(got.len(), MAX_HELD + 1);
-        assert!(matches!(got.last().map(|e| &e.kind), Some(EventKind::Closed { .. })));
+        assert!(matches!(
+            got.last().map(|e| &e.kind),
+            Some(EventKind::Closed { .. })
+        ));
         assert_eq!(sink.dropped(), MAX_HELD as u64);
     }
 

@@ -839,3 +839,84 @@ expect:
     );
     assert!(log.contains("go-restart: passed"), "{log}");
 }
+
+/// A free loopback port.
+fn free_addr() -> SocketAddr {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    ([127, 0, 0, 1], port).into()
+}
+
+/// Real nginx in front of a grpc-go server that holds the call longer than
+/// nginx's `grpc_read_timeout`: nginx answers HTTP 504 with an HTML body and
+/// no grpc-status. Every call ends UNAVAILABLE with that status in its
+/// message (the HTTP-to-gRPC mapping of the gRPC spec), the connection to
+/// nginx survives, and nothing panics.
+#[test]
+fn an_html_504_from_real_nginx_is_unavailable() {
+    let (Some(go), Some(nginx)) = (peer("gogrpc-server"), peer("nginx-grpc")) else {
+        return;
+    };
+    let upstream = PeerServer::start(go, "-addr", &["-connlog=false"]);
+    let listen = free_addr();
+    let proxy = Command::new(nginx)
+        .args([
+            listen.to_string(),
+            upstream.addr.to_string(),
+            "grpc_read_timeout 1s;".into(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx");
+    let _proxy = PeerServer {
+        child: proxy,
+        addr: listen,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(listen).is_err() {
+        assert!(std::time::Instant::now() < deadline, "nginx did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let proto = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/peers/proto/helloworld.proto"
+    );
+    let (code, r, err) = grpcdoc_load(&[
+        &listen.to_string(),
+        "--proto",
+        proto,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-H",
+        "x-delay-ms: 2500",
+        "-n",
+        "3",
+        "-c",
+        "3",
+        "--timeout",
+        "5s",
+    ]);
+    assert_eq!(code, Some(1), "no call succeeded: {err}\n{r}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(r["errors"], 3, "{r}");
+    assert_eq!(r["codes"]["UNAVAILABLE"]["count"], 3, "{r}");
+    let messages = r["codes"]["UNAVAILABLE"]["messages"].to_string();
+    assert!(messages.contains("HTTP status 504"), "{messages}");
+    assert_eq!(r["connections"], 1, "{r}");
+    // Calls that nginx lets through still work on the same path.
+    let (code, r, err) = grpcdoc_load(&[
+        &listen.to_string(),
+        "--proto",
+        proto,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-n",
+        "20",
+    ]);
+    assert_eq!(code, Some(0), "{err}\n{r}");
+    assert_eq!(r["ok"], 20, "{r}");
+}

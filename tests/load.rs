@@ -738,3 +738,41 @@ async fn calls_follow_connections_that_replace_drained_ones() {
         r["connections_table"]
     );
 }
+
+/// Against a port where nothing listens, the counters say what happened:
+/// every dial that failed is counted, and so is every call that failed fast
+/// because there was no connection to start it on.
+#[tokio::test]
+async fn a_refused_port_counts_failed_dials_and_fast_failures() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let base = [
+        addr.as_str(),
+        "--proto",
+        "proto/helloworld/helloworld.proto",
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-n",
+        "5",
+    ];
+    let mut a = args(&base);
+    a.extend(args(&["-o", "json"]));
+    let out = load(a).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = report(&out);
+    assert!(r["connects_failed"].as_u64() >= Some(1), "{r}");
+    assert_eq!(r["calls_without_connection"], 5, "{r}");
+    assert_eq!(r["errors"], 5, "{r}");
+    assert_eq!(r["codes"]["UNAVAILABLE"]["count"], 5, "{r}");
+    let out = load(args(&base)).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("failed connection attempts 0"), "{text}");
+    assert!(
+        text.contains("calls failed fast without a connection 5"),
+        "{text}"
+    );
+}

@@ -505,3 +505,74 @@ async fn slow_close_holds_the_close() {
     assert!(fault_events(&log, "slow-close") >= 1);
     drop(c);
 }
+
+/// Through a proxy that sends GOAWAY the moment a connection starts (and
+/// every 2 s after), watch tells each connection's story in causal order:
+/// its `connect ok`, then READY, then the GOAWAY and the close, never the
+/// GOAWAY first. And each close names who closed: `goaway` for the ones
+/// the GOAWAY drained, `local` for one watch itself ended.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_tells_each_connection_in_causal_order() {
+    let t = start(ServerConfig::default()).await;
+    let (p, _log) = proxy(t.addr, &["inject-goaway:every=2s"]).await;
+    let addr = p.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args([
+                "watch",
+                &addr,
+                "-o",
+                "json",
+                "--probe-interval",
+                "200ms",
+                "--for",
+                "3s",
+            ])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let conns: std::collections::BTreeSet<u64> =
+        events.iter().filter_map(|e| e["conn"].as_u64()).collect();
+    assert!(conns.len() >= 2, "GOAWAY made watch reconnect: {events:?}");
+    let mut drained = 0;
+    for c in conns {
+        let at = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+            events
+                .iter()
+                .position(|e| e["conn"].as_u64() == Some(c) && pred(e))
+        };
+        let connect = at(&|e| e["kind"] == "connect" && e["result"] == "ok")
+            .unwrap_or_else(|| panic!("conn {c} has a connect: {events:?}"));
+        let ready = at(&|e| e["kind"] == "state" && e["to"] == "READY")
+            .unwrap_or_else(|| panic!("conn {c} was READY: {events:?}"));
+        let first_other = at(&|e| {
+            !matches!(
+                e["kind"].as_str(),
+                Some("connect") | Some("state") | Some("settings")
+            )
+        });
+        assert!(connect < ready, "conn {c}: connect before READY");
+        if let Some(other) = first_other {
+            assert!(ready < other, "conn {c}: READY before {}", events[other]);
+        }
+        let closed: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|e| e["conn"].as_u64() == Some(c) && e["kind"] == "closed")
+            .collect();
+        assert_eq!(closed.len(), 1, "conn {c} closed once: {events:?}");
+        match closed[0]["reason"].as_str() {
+            Some("goaway") => drained += 1,
+            Some("local") => {}
+            r => panic!("conn {c} closed by {r:?}: {events:?}"),
+        }
+    }
+    assert!(drained >= 1, "{events:?}");
+}

@@ -177,7 +177,8 @@ fn serve(mut c: TcpStream, respond: fn(u32) -> Vec<u8>) {
             preface = true;
         }
         while buf.len() >= 9 {
-            let len = (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+            let len =
+                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
             if buf.len() < 9 + len {
                 break;
             }
@@ -224,15 +225,17 @@ fn load(addr: &str) -> serde_json::Value {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("a JSON report ({e}): {stderr}"))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("a JSON report ({e}): {stderr}"))
 }
 
 fn all_ok(name: &str, respond: fn(u32) -> Vec<u8>) {
     let r = load(&server(respond));
     assert_eq!(r["ok"], 4, "{name}: {r}");
     assert_eq!(r["errors"], 0, "{name}: {r}");
-    assert_eq!(r["connections"], 1, "{name}: one connection carried all: {r}");
+    assert_eq!(
+        r["connections"], 1,
+        "{name}: one connection carried all: {r}"
+    );
 }
 
 #[test]
@@ -334,5 +337,8 @@ fn trailers_only_responses_carry_their_status() {
         r["codes"]["NOT_FOUND"]["messages"]["no such greeting"], 4,
         "{r}"
     );
-    assert_eq!(r["connections"], 1, "a call's status never costs the connection: {r}");
+    assert_eq!(
+        r["connections"], 1,
+        "a call's status never costs the connection: {r}"
+    );
 }

@@ -903,3 +903,28 @@ async fn streams_above_goaway_last_stream_id_are_marked_never_processed() {
         "{msg}"
     );
 }
+
+/// When watch ends (`--for`), it closes its connection itself: the last
+/// `closed` says `local`, never `eof`, and the server saw a GOAWAY from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connection_watch_ends_is_closed_local() {
+    let t = common::start(ServerConfig::default()).await;
+    let (code, lines) =
+        watch_to_end(args(&[&t.addr.to_string(), "--for", "2s", "-o", "json"])).await;
+    assert_eq!(code, 0);
+    let events = json(&lines);
+    let closed = kinds(&events, "closed");
+    assert_eq!(closed.len(), 1, "{events:?}");
+    assert_eq!(closed[0]["reason"], "local", "{events:?}");
+    let goaway_from_watch = t.log.wait_for(Duration::from_secs(2), |e| {
+        matches!(
+            &e.kind,
+            grpcdoc::event::EventKind::Goaway { dir, code, .. }
+                if *dir == grpcdoc::h2wire::Dir::Received && code == "NO_ERROR"
+        )
+    });
+    assert!(
+        goaway_from_watch.await.is_some(),
+        "the server got watch's GOAWAY"
+    );
+}
