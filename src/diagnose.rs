@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::event::ConnectCause;
 use crate::event::{CloseReason, Event, EventKind};
-use crate::h2wire::Dir;
+use crate::h2wire::{Dir, ErrorCode};
 
 /// Keeps the context explanations need (the client's keepalive, when the
 /// last call ended) and says each connection-failure cause once.
@@ -41,7 +41,7 @@ impl Explainer {
         match &e.kind {
             EventKind::Rpc { code, method, .. } => {
                 self.last_call_end_ms = Some(e.t_ms);
-                if code != "UNIMPLEMENTED" {
+                if *code != tonic::Code::Unimplemented {
                     return None;
                 }
                 self.once(
@@ -56,7 +56,7 @@ impl Explainer {
                 code,
                 debug,
                 last_stream_id,
-            } => Some(self.goaway(e.t_ms, code, debug, *last_stream_id)),
+            } => Some(self.goaway(e.t_ms, *code, debug, *last_stream_id)),
             EventKind::Closed {
                 reason: CloseReason::KeepaliveTimeout,
                 ..
@@ -95,7 +95,7 @@ impl Explainer {
         }
     }
 
-    fn goaway(&self, t_ms: f64, code: &str, debug: &str, last_stream_id: u32) -> String {
+    fn goaway(&self, t_ms: f64, code: ErrorCode, debug: &str, last_stream_id: u32) -> String {
         let since_call = self
             .last_call_end_ms
             .map(|end| format!("; the last call here ended {} before", dur_ms(t_ms - end)))
@@ -104,7 +104,7 @@ impl Explainer {
             .keepalive_time
             .map(|k| format!("the client pings every {}", humantime::format_duration(k)))
             .unwrap_or_else(|| "the client pings".into());
-        match (code, debug) {
+        match (code.name().unwrap_or_default(), debug) {
             ("ENHANCE_YOUR_CALM", "too_many_pings") => format!(
                 "too_many_pings: {ka}, more often than the server's keepalive enforcement allows (grpc-go EnforcementPolicy.MinTime, 5m by default; pings without calls need PermitWithoutStream). Fix: a client keepalive time at or above the server's MinTime, or relax the server's policy."
             ),
@@ -119,7 +119,7 @@ impl Explainer {
             ("NO_ERROR", _) => format!(
                 "the server processed streams up to {last_stream_id} and closes the connection; later streams were never processed and are safe to retry."
             ),
-            (code, debug) => format!(
+            (_, debug) => format!(
                 "the server ended the connection with {code}{}: calls in flight fail; look at the server's logs.",
                 if debug.is_empty() { String::new() } else { format!(" ({debug:?})") }
             ),

@@ -14,8 +14,9 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::client::state::State;
-use crate::h2wire::{ControlFrame, Dir};
+use crate::connectivity::State;
+use crate::grpc::code_name;
+use crate::h2wire::{ControlFrame, Dir, ErrorCode};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Event {
@@ -90,6 +91,82 @@ impl CloseReason {
     }
 }
 
+/// Why a call failed, from what grpcdoc saw (not from message text).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum CallCause {
+    /// The call was on a connection that had received GOAWAY (with this
+    /// debug data) and the connection went away under it.
+    Draining { debug: String },
+    /// The server refused the stream unprocessed (GOAWAY last-stream-id or
+    /// REFUSED_STREAM) and it was not retried.
+    NeverProcessed,
+    /// The connection failed under the call without a GOAWAY.
+    ConnectionLost,
+    /// No READY connection to start the call on.
+    NoConnection,
+    /// The deadline passed.
+    Deadline,
+    /// The server answered with this status.
+    Status {
+        #[serde(serialize_with = "status_code")]
+        code: tonic::Code,
+    },
+}
+
+impl CallCause {
+    /// A short name: `draining:max_age`, `connection_lost`, `status:INTERNAL`.
+    pub fn key(&self) -> String {
+        match self {
+            CallCause::Draining { debug } => format!("draining:{debug}"),
+            CallCause::NeverProcessed => "never_processed".into(),
+            CallCause::ConnectionLost => "connection_lost".into(),
+            CallCause::NoConnection => "no_connection".into(),
+            CallCause::Deadline => "deadline".into(),
+            CallCause::Status { code } => format!("status:{}", code_name(*code)),
+        }
+    }
+
+    /// Variant, then its data: the order causes are listed in.
+    fn order(&self) -> (u8, &str, i32) {
+        match self {
+            CallCause::Draining { debug } => (0, debug, 0),
+            CallCause::NeverProcessed => (1, "", 0),
+            CallCause::ConnectionLost => (2, "", 0),
+            CallCause::NoConnection => (3, "", 0),
+            CallCause::Deadline => (4, "", 0),
+            CallCause::Status { code } => (5, "", *code as i32),
+        }
+    }
+}
+
+impl Ord for CallCause {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order().cmp(&other.order())
+    }
+}
+
+impl PartialOrd for CallCause {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+fn status_code<S: serde::Serializer>(c: &tonic::Code, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(code_name(*c))
+}
+
+fn cause_key<S: serde::Serializer>(c: &Option<CallCause>, s: S) -> Result<S::Ok, S::Error> {
+    match c {
+        Some(c) => s.serialize_str(&c.key()),
+        None => s.serialize_none(),
+    }
+}
+
+fn error_code<S: serde::Serializer>(c: &ErrorCode, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(c)
+}
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
@@ -134,14 +211,15 @@ pub enum EventKind {
     /// A call finished (a probe, or a load call).
     Rpc {
         method: String,
-        code: String,
+        #[serde(serialize_with = "status_code")]
+        code: tonic::Code,
         #[serde(skip_serializing_if = "String::is_empty")]
         message: String,
         #[serde(serialize_with = "micros")]
         latency_ms: f64,
         /// Why it failed (load's failure causes), for diagnosis.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        cause: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "cause_key")]
+        cause: Option<CallCause>,
     },
     /// A scenario step was played.
     Step { action: String, detail: String },
@@ -163,7 +241,8 @@ pub enum EventKind {
     },
     Goaway {
         dir: Dir,
-        code: String,
+        #[serde(serialize_with = "error_code")]
+        code: ErrorCode,
         last_stream_id: u32,
         debug: String,
     },
@@ -176,7 +255,8 @@ pub enum EventKind {
     RstStream {
         dir: Dir,
         stream_id: u32,
-        code: String,
+        #[serde(serialize_with = "error_code")]
+        code: ErrorCode,
     },
     /// A client PING broke the server's keepalive enforcement policy (A8).
     PingStrike {
@@ -240,14 +320,14 @@ impl EventKind {
                 debug,
             } => EventKind::Goaway {
                 dir,
-                code: code.to_string(),
+                code: *code,
                 last_stream_id: *last_stream_id,
                 debug: String::from_utf8_lossy(debug).into_owned(),
             },
             ControlFrame::RstStream { stream_id, code } => EventKind::RstStream {
                 dir,
                 stream_id: *stream_id,
-                code: code.to_string(),
+                code: *code,
             },
             ControlFrame::WindowUpdate { .. } => return None,
         })
@@ -397,7 +477,7 @@ impl HeldSink {
 
 /// How GOAWAYs are counted in summaries: the code, and the debug data when
 /// there is some (`NO_ERROR "max_age"`).
-pub fn goaway_key(code: &str, debug: &str) -> String {
+pub fn goaway_key(code: ErrorCode, debug: &str) -> String {
     if debug.is_empty() {
         code.to_string()
     } else if debug.chars().count() > 64 {
@@ -449,7 +529,7 @@ mod tests {
             t_ms: 1.5,
             kind: EventKind::Goaway {
                 dir: Dir::Sent,
-                code: "NO_ERROR".into(),
+                code: ErrorCode::NO_ERROR,
                 last_stream_id: 2147483647,
                 debug: "max_idle".into(),
             },
@@ -532,11 +612,16 @@ mod tally_tests {
     fn tallies_and_keys_stay_bounded() {
         let mut t = std::collections::BTreeMap::new();
         for i in 0..1000 {
-            count_capped(&mut t, goaway_key("NO_ERROR", &format!("reason {i}")), 1, 8);
+            count_capped(
+                &mut t,
+                goaway_key(ErrorCode::NO_ERROR, &format!("reason {i}")),
+                1,
+                8,
+            );
         }
         assert_eq!(t.len(), 9);
         assert_eq!(t["(other)"], 992);
         let long = "x".repeat(100_000);
-        assert!(goaway_key("NO_ERROR", &long).len() < 100);
+        assert!(goaway_key(ErrorCode::NO_ERROR, &long).len() < 100);
     }
 }

@@ -6,6 +6,7 @@ pub mod body;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod connectivity;
 pub mod diagnose;
 pub mod event;
 pub mod exit;

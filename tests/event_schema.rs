@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use grpcdoc::client::state::State;
+use grpcdoc::connectivity::State;
 use grpcdoc::event::ConnectCause;
 use grpcdoc::event::{CloseReason, ConnectResult, Event, EventKind};
 use grpcdoc::h2wire::Dir;
@@ -53,7 +53,7 @@ fn every_kind() -> Vec<EventKind> {
         },
         EventKind::Goaway {
             dir: Dir::Received,
-            code: "ENHANCE_YOUR_CALM".into(),
+            code: grpcdoc::h2wire::ErrorCode::ENHANCE_YOUR_CALM,
             last_stream_id: 0,
             debug: "too_many_pings".into(),
         },
@@ -65,7 +65,7 @@ fn every_kind() -> Vec<EventKind> {
         EventKind::RstStream {
             dir: Dir::Sent,
             stream_id: 3,
-            code: "CANCEL".into(),
+            code: grpcdoc::h2wire::ErrorCode::CANCEL,
         },
         EventKind::PingStrike {
             strikes: 1,
@@ -85,10 +85,10 @@ fn every_kind() -> Vec<EventKind> {
         },
         EventKind::Rpc {
             method: "grpc.health.v1.Health/Check".into(),
-            code: "UNAVAILABLE".into(),
+            code: tonic::Code::Unavailable,
             message: "no connection is READY".into(),
             latency_ms: 1.5,
-            cause: Some("no_connection".into()),
+            cause: Some(grpcdoc::event::CallCause::NoConnection),
         },
         EventKind::Step {
             action: "server_restart".into(),

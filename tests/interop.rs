@@ -226,7 +226,7 @@ async fn grpc_go_client_pinging_too_often_gets_too_many_pings() {
     let log = text(&out);
     let calm = t.log.all().into_iter().any(|e| {
         matches!(&e.kind, EventKind::Goaway { dir: Dir::Sent, code, debug, .. }
-            if code == "ENHANCE_YOUR_CALM" && debug == "too_many_pings")
+            if *code == ErrorCode::ENHANCE_YOUR_CALM && debug == "too_many_pings")
     });
     assert!(calm, "no too_many_pings GOAWAY; client log:\n{log}");
     assert!(log.contains("READY -> CONNECTING"), "{log}");
@@ -364,7 +364,7 @@ fn grpcdoc_watch(args: &[String]) -> Vec<serde_json::Value> {
 }
 
 fn sub_states(events: &[serde_json::Value]) -> Vec<(String, String)> {
-    use grpcdoc::client::state::State;
+    use grpcdoc::connectivity::State;
     events
         .iter()
         .filter(|e| e["kind"] == "state" && e["channel"] == false)

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use grpcdoc::client::state::State;
+use grpcdoc::connectivity::State;
 use grpcdoc::server::{ServerConfig, Stop};
 use serde_json::Value;
 
@@ -920,7 +920,7 @@ async fn the_connection_watch_ends_is_closed_local() {
         matches!(
             &e.kind,
             grpcdoc::event::EventKind::Goaway { dir, code, .. }
-                if *dir == grpcdoc::h2wire::Dir::Received && code == "NO_ERROR"
+                if *dir == grpcdoc::h2wire::Dir::Received && *code == grpcdoc::h2wire::ErrorCode::NO_ERROR
         )
     });
     assert!(

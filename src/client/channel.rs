@@ -18,11 +18,11 @@ use crate::time::sleep_until_opt;
 
 use super::backoff::{Backoff, BackoffConfig};
 use super::body::StreamBody;
-use super::conn::{stream_status, Conn, ConnectCtx};
+use super::conn::{set_origin, stream_status, Conn, ConnectCtx};
 use super::keepalive::KeepaliveConfig;
-use super::state::{aggregate, State};
 use super::subchannel::{Reconnect, Subchannel, SubchannelConfig, Transition};
 use super::tls::{self, TlsConfigError, TlsOptions};
+use crate::connectivity::{aggregate, State};
 use crate::event::{EventKind, EventSink};
 use crate::target::{Address, Target};
 
@@ -102,24 +102,6 @@ struct Inner {
 /// A gRPC channel over grpcdoc's own connections. Cheap to clone.
 #[derive(Clone)]
 pub struct Channel(Arc<Inner>);
-
-/// Sets a request's scheme and authority (the HTTP/2 client needs
-/// both; tonic gives only the path).
-pub fn set_origin<B>(
-    req: &mut http::Request<B>,
-    scheme: &http::uri::Scheme,
-    authority: &http::uri::Authority,
-) {
-    let mut parts = req.uri().clone().into_parts();
-    parts.scheme = Some(scheme.clone());
-    parts.authority = Some(authority.clone());
-    if parts.path_and_query.is_none() {
-        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-    }
-    if let Ok(uri) = http::Uri::from_parts(parts) {
-        *req.uri_mut() = uri;
-    }
-}
 
 impl Channel {
     /// Builds the channel and starts resolving; no connection is made until

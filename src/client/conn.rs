@@ -43,6 +43,24 @@ pub struct Conn {
     events: HeldSink,
 }
 
+/// Sets a request's scheme and authority (the HTTP/2 client needs
+/// both; tonic gives only the path).
+pub fn set_origin<B>(
+    req: &mut http::Request<B>,
+    scheme: &http::uri::Scheme,
+    authority: &http::uri::Authority,
+) {
+    let mut parts = req.uri().clone().into_parts();
+    parts.scheme = Some(scheme.clone());
+    parts.authority = Some(authority.clone());
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+}
+
 /// A failed stream as a gRPC status. A stream the server never processed
 /// (refused by GOAWAY's last-stream-id or REFUSED_STREAM) says so.
 pub fn stream_status(e: &StreamError, goaway: Option<GoAway>) -> tonic::Status {

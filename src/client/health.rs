@@ -48,7 +48,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for ConnService {
     }
 
     fn call(&mut self, mut req: http::Request<tonic::body::Body>) -> Self::Future {
-        super::channel::set_origin(&mut req, &self.scheme, &self.authority);
+        super::conn::set_origin(&mut req, &self.scheme, &self.authority);
         Box::pin(self.conn.send(req))
     }
 }

@@ -10,7 +10,6 @@ pub mod conn;
 pub mod dial;
 pub mod health;
 pub mod keepalive;
-pub mod state;
 pub mod subchannel;
 pub mod tap;
 pub mod tls;

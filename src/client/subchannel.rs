@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::backoff::{Backoff, BackoffConfig};
 use super::conn::{self, Conn, ConnectCtx};
 use super::health::{self, ConnService, Health};
-use super::state::State;
+use crate::connectivity::State;
 use crate::event::{ConnectResult, EventKind, EventSink, HeldSink};
 use crate::target::Address;
 

@@ -18,7 +18,6 @@ use crate::exit::Exit;
 use crate::report::printer::Printer;
 use crate::report::summary::WatchSummary;
 use crate::report::EventWriter;
-use crate::rpc::code_name;
 
 /// Events as lines (or JSON), counted into the summary printed at the end.
 struct WatchWriter {
@@ -116,7 +115,7 @@ async fn probe_loop(channel: Channel, p: Probe, interval: Duration, events: Even
             None,
             EventKind::Rpc {
                 method,
-                code: code_name(status.code()).to_string(),
+                code: status.code(),
                 message: status.message().to_string(),
                 latency_ms: started.elapsed().as_secs_f64() * 1e3,
                 cause: None,

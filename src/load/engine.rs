@@ -80,9 +80,7 @@ fn cause_of(o: &Outcome, conn: Option<&Arc<Conn>>) -> Option<Cause> {
     if conn.is_none() {
         return Some(Cause::NoConnection);
     }
-    Some(Cause::Status {
-        code: crate::rpc::code_name(o.code).to_string(),
-    })
+    Some(Cause::Status { code: o.code })
 }
 
 /// A worker's connection between calls (`LoadPlan::sticky`), with the
@@ -254,10 +252,10 @@ async fn worker(
                 None,
                 crate::event::EventKind::Rpc {
                     method: plan.method.clone(),
-                    code: crate::rpc::code_name(outcome.code).to_string(),
+                    code: outcome.code,
                     message: outcome.message.clone(),
                     latency_ms: latency.as_secs_f64() * 1e3,
-                    cause: cause.as_ref().map(super::stats::Cause::key),
+                    cause: cause.clone(),
                 },
             );
         }

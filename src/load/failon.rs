@@ -83,9 +83,7 @@ impl Threshold {
             }
             n if n.starts_with("code:") => {
                 let code = n["code:".len()..].trim().to_ascii_uppercase();
-                let known =
-                    (0..=16).any(|i| crate::rpc::code_name(tonic::Code::from_i32(i)) == code);
-                if !known {
+                if crate::grpc::code_by_name(&code).is_none() {
                     return Err(format!(
                         "`{code}` in `{s}` is not a gRPC status code name (OK, UNAVAILABLE, ...)"
                     ));

@@ -100,7 +100,7 @@ impl ConnEvents {
                 debug,
                 ..
             } => {
-                let key = crate::event::goaway_key(code, debug);
+                let key = crate::event::goaway_key(*code, debug);
                 let row = self.rows.entry(id).or_default();
                 crate::event::count_capped(&mut row.goaways, key, 1, 8);
             }
@@ -463,7 +463,7 @@ mod fold_tests {
                 id,
                 EventKind::Goaway {
                     dir: Dir::Received,
-                    code: "NO_ERROR".into(),
+                    code: crate::h2wire::ErrorCode::NO_ERROR,
                     last_stream_id: 1,
                     debug: "max_age".into(),
                 },

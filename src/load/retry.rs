@@ -126,16 +126,12 @@ fn pb_duration(what: &str, s: &str) -> Result<Duration, ServiceConfigError> {
 }
 
 fn code(v: &serde_json::Value) -> Result<tonic::Code, ServiceConfigError> {
-    let all = (0..=16).map(tonic::Code::from_i32);
     match v {
-        serde_json::Value::String(s) => all
-            .into_iter()
-            .find(|c| crate::rpc::code_name(*c).eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                ServiceConfigError::Invalid(format!(
-                    "unknown status code `{s}` in retryableStatusCodes"
-                ))
-            }),
+        serde_json::Value::String(s) => crate::grpc::code_by_name(s).ok_or_else(|| {
+            ServiceConfigError::Invalid(format!(
+                "unknown status code `{s}` in retryableStatusCodes"
+            ))
+        }),
         serde_json::Value::Number(n) => match n.as_i64() {
             Some(i @ 0..=16) => Ok(tonic::Code::from_i32(i as i32)),
             _ => Err(ServiceConfigError::Invalid(format!(

@@ -22,58 +22,7 @@ pub fn new_histogram() -> Histogram<u64> {
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
 }
 
-/// Why a call failed, from what grpcdoc saw (not from message text).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(tag = "cause", rename_all = "snake_case")]
-pub enum Cause {
-    /// The call was on a connection that had received GOAWAY (with this
-    /// debug data) and the connection went away under it.
-    Draining { debug: String },
-    /// The server refused the stream unprocessed (GOAWAY last-stream-id or
-    /// REFUSED_STREAM) and it was not retried.
-    NeverProcessed,
-    /// The connection failed under the call without a GOAWAY.
-    ConnectionLost,
-    /// No READY connection to start the call on.
-    NoConnection,
-    /// The deadline passed.
-    Deadline,
-    /// The server answered with this status.
-    Status { code: String },
-}
-
-impl Cause {
-    /// A short name: `draining:max_age`, `connection_lost`, `status:INTERNAL`.
-    pub fn key(&self) -> String {
-        match self {
-            Cause::Draining { debug } => format!("draining:{debug}"),
-            Cause::NeverProcessed => "never_processed".into(),
-            Cause::ConnectionLost => "connection_lost".into(),
-            Cause::NoConnection => "no_connection".into(),
-            Cause::Deadline => "deadline".into(),
-            Cause::Status { code } => format!("status:{code}"),
-        }
-    }
-
-    /// The cause back from its key (for diagnosis of recorded events).
-    pub fn from_key(k: &str) -> Option<Self> {
-        Some(match k.split_once(':') {
-            Some(("draining", d)) => Cause::Draining {
-                debug: d.to_string(),
-            },
-            Some(("status", c)) => Cause::Status {
-                code: c.to_string(),
-            },
-            _ => match k {
-                "never_processed" => Cause::NeverProcessed,
-                "connection_lost" => Cause::ConnectionLost,
-                "no_connection" => Cause::NoConnection,
-                "deadline" => Cause::Deadline,
-                _ => return None,
-            },
-        })
-    }
-}
+pub use crate::event::CallCause as Cause;
 
 #[derive(Default)]
 struct CodeStat {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::style::{Style, Tone};
 use super::EventWriter;
 use crate::event::{CloseReason, Event, EventKind};
+use crate::grpc::code_name;
 use crate::h2wire::Dir;
+use crate::h2wire::ErrorCode;
 
 pub struct HumanEvents {
     pub style: Style,
@@ -35,8 +37,8 @@ fn dir(d: Dir) -> &'static str {
     }
 }
 
-fn state(s: &Style, st: crate::client::state::State) -> String {
-    use crate::client::state::State;
+fn state(s: &Style, st: crate::connectivity::State) -> String {
+    use crate::connectivity::State;
     let tone = match st {
         State::Ready => Tone::Good,
         State::Connecting => Tone::Warn,
@@ -84,7 +86,7 @@ impl HumanEvents {
                 last_stream_id,
                 debug,
             } => {
-                let tone = if code == "NO_ERROR" {
+                let tone = if *code == ErrorCode::NO_ERROR {
                     Tone::Warn
                 } else {
                     Tone::Bad
@@ -205,8 +207,16 @@ impl HumanEvents {
                 latency_ms,
                 ..
             } => {
-                let tone = if code == "OK" { Tone::Good } else { Tone::Bad };
-                let mut line = format!("{method} {} in {}", s.paint(tone, code), ms(*latency_ms));
+                let tone = if *code == tonic::Code::Ok {
+                    Tone::Good
+                } else {
+                    Tone::Bad
+                };
+                let mut line = format!(
+                    "{method} {} in {}",
+                    s.paint(tone, code_name(*code)),
+                    ms(*latency_ms)
+                );
                 if !message.is_empty() {
                     line.push_str(&format!(": {message}"));
                 }

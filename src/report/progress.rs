@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::client::state::State;
 use crate::client::Channel;
+use crate::connectivity::State;
 use crate::load::stats::Recorder;
 
 pub struct Progress {

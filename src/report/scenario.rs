@@ -61,7 +61,7 @@ impl Live {
             EventKind::Drain { .. } => t.who == "server",
             EventKind::Rpc { code, message, .. } => {
                 let n = self.failing.entry(t.who.clone()).or_default();
-                return match (code == "OK", *n) {
+                return match (*code == tonic::Code::Ok, *n) {
                     (false, 0) => {
                         *n = 1;
                         Some(

@@ -8,7 +8,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
 use serde::Serialize;
 
-use crate::client::state::State;
+use crate::connectivity::State;
 use crate::event::{Event, EventKind};
 use crate::h2wire::Dir;
 
@@ -66,7 +66,7 @@ impl WatchSummary {
                 debug,
                 ..
             } => {
-                let key = crate::event::goaway_key(code, debug);
+                let key = crate::event::goaway_key(*code, debug);
                 crate::event::count_capped(&mut self.goaways, key, 1, 32);
             }
             EventKind::Connect { result, .. } => match result {
@@ -85,7 +85,12 @@ impl WatchSummary {
                 }
                 self.ping_rtt_ms.push(*rtt);
             }
-            EventKind::Rpc { code, .. } => *self.probes.entry(code.clone()).or_default() += 1,
+            EventKind::Rpc { code, .. } => {
+                *self
+                    .probes
+                    .entry(crate::grpc::code_name(*code).to_string())
+                    .or_default() += 1
+            }
             EventKind::Dropped { count } => self.dropped_events += count,
             _ => {}
         }

@@ -4,7 +4,8 @@
 
 use super::model::{Expectation, Filter};
 use super::run::{Recorded, Tagged};
-use crate::event::{CloseReason, EventKind};
+use crate::event::{CallCause, CloseReason, EventKind};
+use crate::grpc::code_name;
 use crate::h2wire::Dir;
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -76,7 +77,7 @@ fn rpcs<'a>(
     client: &'a Option<String>,
     after: &'a Option<String>,
     before: &'a Option<String>,
-) -> impl Iterator<Item = (&'a str, f64, Option<&'a str>)> + 'a {
+) -> impl Iterator<Item = (tonic::Code, f64, Option<&'a CallCause>)> + 'a {
     r.events.iter().filter_map(move |t| match &t.event.kind {
         EventKind::Rpc {
             code,
@@ -84,7 +85,7 @@ fn rpcs<'a>(
             cause,
             ..
         } if who_ok(t, client) && in_window(t.event.t_ms, after, before, r) => {
-            Some((code.as_str(), *latency_ms, cause.as_deref()))
+            Some((*code, *latency_ms, cause.as_ref()))
         }
         _ => None,
     })
@@ -92,17 +93,18 @@ fn rpcs<'a>(
 
 /// What the failed calls in a window point to: the most frequent cause.
 fn failure_diagnosis(r: &Recorded, f: &Filter) -> Option<String> {
-    let mut counts = std::collections::BTreeMap::<&str, u64>::new();
+    let mut counts = std::collections::BTreeMap::<Option<&CallCause>, u64>::new();
     for (code, _, cause) in rpcs(r, &f.client, &f.after, &f.before) {
-        if code != "OK" {
-            *counts.entry(cause.unwrap_or("unknown")).or_default() += 1;
+        if code != tonic::Code::Ok {
+            *counts.entry(cause).or_default() += 1;
         }
     }
     let (cause, n) = counts.into_iter().max_by_key(|(_, n)| *n)?;
-    let text = crate::load::stats::Cause::from_key(cause)
-        .map(|c| crate::diagnose::load_cause(&c))
-        .unwrap_or_else(|| "see the failed calls' messages".into());
-    Some(format!("{n} failed calls were {cause}: {text}"))
+    let (name, text) = match cause {
+        Some(c) => (c.key(), crate::diagnose::load_cause(c)),
+        None => ("unknown".into(), "see the failed calls' messages".into()),
+    };
+    Some(format!("{n} failed calls were {name}: {text}"))
 }
 
 fn first_t(r: &Recorded, kind: &str, client: &Option<String>) -> Option<f64> {
@@ -114,10 +116,10 @@ fn first_t(r: &Recorded, kind: &str, client: &Option<String>) -> Option<f64> {
                 },
                 "goaway",
             ) => true,
-            (EventKind::Rpc { code, .. }, "rpc_error") => code != "OK",
+            (EventKind::Rpc { code, .. }, "rpc_error") => *code != tonic::Code::Ok,
             (
                 EventKind::State {
-                    to: crate::client::state::State::TransientFailure,
+                    to: crate::connectivity::State::TransientFailure,
                     channel: false,
                     ..
                 },
@@ -145,7 +147,7 @@ pub fn check(e: &Expectation, r: &Recorded) -> CheckResult {
     };
     if let Some(f) = &e.rpcs {
         let n = rpcs(r, &f.client, &f.after, &f.before)
-            .filter(|(c, _, _)| code_ok(c, &f.code))
+            .filter(|(c, _, _)| code_ok(code_name(*c), &f.code))
             .count();
         return count("rpcs", f, n, true);
     }
@@ -156,7 +158,7 @@ pub fn check(e: &Expectation, r: &Recorded) -> CheckResult {
             .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r))
             .filter(|t| {
                 matches!(&t.event.kind, EventKind::Goaway { dir: Dir::Received, code, debug, .. }
-                if code_ok(code, &f.code) && f.debug.as_ref().is_none_or(|d| d == debug))
+                if code_ok(&code.to_string(), &f.code) && f.debug.as_ref().is_none_or(|d| d == debug))
             })
             .count();
         return count("goaways", f, n, false);
@@ -183,7 +185,7 @@ pub fn check(e: &Expectation, r: &Recorded) -> CheckResult {
         let (mut ok, mut all) = (0u64, 0u64);
         for (code, _, _) in rpcs(r, &f.client, &f.after, &f.before) {
             all += 1;
-            ok += u64::from(code == "OK");
+            ok += u64::from(code == tonic::Code::Ok);
         }
         let rate = if all == 0 {
             0.0

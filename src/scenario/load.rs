@@ -467,11 +467,7 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                     let known = if v.goaways.is_some() {
                         crate::h2wire::ErrorCode::from_name(code).is_some()
                     } else {
-                        code == "error"
-                            || (0..=16).any(|i| {
-                                crate::rpc::code_name(tonic::Code::from_i32(i))
-                                    .eq_ignore_ascii_case(code)
-                            })
+                        code == "error" || crate::grpc::code_by_name(code).is_some()
                     };
                     if !known {
                         let what = if v.goaways.is_some() {

@@ -449,7 +449,7 @@ pub struct Filter {
     /// goaways: the debug data.
     pub debug: Option<String>,
     /// state_changes: the state moved to.
-    pub to: Option<crate::client::state::State>,
+    pub to: Option<crate::connectivity::State>,
     /// Only after (at or after) this mark.
     pub after: Option<String>,
     /// Only before this mark.

@@ -576,11 +576,11 @@ pub async fn play(
             let mut st = ch.subscribe_state();
             let _ = tokio::time::timeout(Duration::from_secs(3), async {
                 let _ = st
-                    .wait_for(|s| *s == crate::client::state::State::Ready)
+                    .wait_for(|s| *s == crate::connectivity::State::Ready)
                     .await;
                 while ch.subchannels().iter().any(|s| {
-                    s.2 == crate::client::state::State::Connecting
-                        || s.2 == crate::client::state::State::Idle
+                    s.2 == crate::connectivity::State::Connecting
+                        || s.2 == crate::connectivity::State::Idle
                 }) {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
