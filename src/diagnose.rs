@@ -154,6 +154,9 @@ pub fn load_cause(c: &crate::load::stats::Cause) -> String {
         Cause::ConnectionLost => "the connection failed under the call without GOAWAY (crash, kill, network cut): \"transport is closing\"; fix: retry UNAVAILABLE, and keepalive to notice dead peers".into(),
         Cause::NoConnection => "no READY connection to start the call on (server down, refused, TLS failure): fail-fast UNAVAILABLE; fix: --wait-for-ready or retry UNAVAILABLE".into(),
         Cause::Deadline => "the call outlived --timeout: the server was too slow, or calls queued for stream slots (MAX_CONCURRENT_STREAMS)".into(),
-        Cause::Status { code } => format!("the server's handler answered {code}"),
+        Cause::Status { code } => format!("the server's handler answered {}", crate::grpc::code_name(*code)),
+        Cause::Reset { code } if *code == ErrorCode::CANCEL => "the server (or a proxy) cancelled the stream with RST_STREAM(CANCEL); the connection lived on: CANCELLED \"stream terminated by RST_STREAM with error code: CANCEL\". The server gave up on the call: look for its own deadline or cancellation, or a proxy's stream timeout".into(),
+        Cause::Reset { code } => format!("the server (or a proxy) reset the stream with RST_STREAM({code}); the connection lived on: look at the server's or the proxy's logs"),
+        Cause::Http { status } => format!("an HTTP hop (proxy, load balancer, ingress) answered HTTP {status} with no gRPC status: an error page, not the gRPC server; for 504 a proxy read timeout below the call's duration, for 502/503 a dead or unready upstream. Fix the proxy's gRPC timeouts or its upstream"),
     }
 }

@@ -112,6 +112,14 @@ pub enum CallCause {
         #[serde(serialize_with = "status_code")]
         code: tonic::Code,
     },
+    /// The server (or a hop) reset the stream with this code; the
+    /// connection lived on.
+    Reset {
+        #[serde(serialize_with = "error_code")]
+        code: ErrorCode,
+    },
+    /// An HTTP hop answered with this status and no gRPC (an error page).
+    Http { status: u16 },
 }
 
 impl CallCause {
@@ -124,18 +132,37 @@ impl CallCause {
             CallCause::NoConnection => "no_connection".into(),
             CallCause::Deadline => "deadline".into(),
             CallCause::Status { code } => format!("status:{}", code_name(*code)),
+            CallCause::Reset { code } => format!("reset:{code}"),
+            CallCause::Http { status } => format!("http:{status}"),
+        }
+    }
+
+    /// For people: `draining (max_age)`, `status UNAVAILABLE`, `http 504`.
+    pub fn label(&self) -> String {
+        match self {
+            CallCause::Draining { debug } if !debug.is_empty() => format!("draining ({debug})"),
+            CallCause::Draining { .. } => "draining".into(),
+            CallCause::NeverProcessed => "never_processed".into(),
+            CallCause::ConnectionLost => "connection_lost".into(),
+            CallCause::NoConnection => "no_connection".into(),
+            CallCause::Deadline => "deadline".into(),
+            CallCause::Status { code } => format!("status {}", code_name(*code)),
+            CallCause::Reset { code } => format!("reset {code}"),
+            CallCause::Http { status } => format!("http {status}"),
         }
     }
 
     /// Variant, then its data: the order causes are listed in.
-    fn order(&self) -> (u8, &str, i32) {
+    fn order(&self) -> (u8, &str, i64) {
         match self {
             CallCause::Draining { debug } => (0, debug, 0),
             CallCause::NeverProcessed => (1, "", 0),
             CallCause::ConnectionLost => (2, "", 0),
             CallCause::NoConnection => (3, "", 0),
             CallCause::Deadline => (4, "", 0),
-            CallCause::Status { code } => (5, "", *code as i32),
+            CallCause::Status { code } => (5, "", *code as i64),
+            CallCause::Reset { code } => (6, "", i64::from(code.0)),
+            CallCause::Http { status } => (7, "", i64::from(*status)),
         }
     }
 }

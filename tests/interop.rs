@@ -904,9 +904,54 @@ fn an_html_504_from_real_nginx_is_unavailable() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(r["errors"], 3, "{r}");
     assert_eq!(r["codes"]["UNAVAILABLE"]["count"], 3, "{r}");
-    let messages = r["codes"]["UNAVAILABLE"]["messages"].to_string();
-    assert!(messages.contains("HTTP status 504"), "{messages}");
+    let messages = r["codes"]["UNAVAILABLE"]["messages"]
+        .as_object()
+        .expect("messages")
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_eq!(messages.len(), 1, "{r}");
+    assert_eq!(r["causes"][0]["cause"], "http", "{r}");
+    assert_eq!(r["causes"][0]["status"], 504, "{r}");
     assert_eq!(r["connections"], 1, "{r}");
+    // What grpc-go (grpcurl, 1.44) prints for the same answer is where
+    // grpcdoc's message starts; grpcdoc adds the page's first bytes.
+    if let Some(grpcurl) = peer("grpcurl") {
+        let out = Command::new(grpcurl)
+            .args(["-plaintext", "-import-path"])
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/peers/proto"
+            ))
+            .args([
+                "-proto",
+                "helloworld.proto",
+                "-H",
+                "x-delay-ms: 2500",
+                "-d",
+                r#"{"name":"x"}"#,
+                &listen.to_string(),
+                "helloworld.Greeter/SayHello",
+            ])
+            .output()
+            .expect("run grpcurl");
+        let said = text(&out);
+        let go = said
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Message: "))
+            .unwrap_or_else(|| panic!("grpcurl's message: {said}"));
+        assert!(said.contains("Code: Unavailable"), "{said}");
+        assert!(
+            messages[0].starts_with(go),
+            "grpc-go said {go:?}, grpcdoc {:?}",
+            messages[0]
+        );
+        assert!(
+            messages[0].contains("body starts \"<html>"),
+            "{}",
+            messages[0]
+        );
+    }
     // Calls that nginx lets through still work on the same path.
     let (code, r, err) = grpcdoc_load(&[
         &listen.to_string(),
@@ -919,4 +964,74 @@ fn an_html_504_from_real_nginx_is_unavailable() {
     ]);
     assert_eq!(code, Some(0), "{err}\n{r}");
     assert_eq!(r["ok"], 20, "{r}");
+}
+
+/// A proxy that resets every new stream with RST_STREAM(CANCEL): grpc-go's
+/// client says CANCELLED "stream terminated by RST_STREAM with error code:
+/// CANCEL", and so does grpcdoc's load, which blames the reset (not a lost
+/// connection: the one connection lives on).
+#[tokio::test(flavor = "multi_thread")]
+async fn rst_stream_cancel_is_cancelled_as_grpc_go_says() {
+    let (Some(server_bin), Some(watch_bin)) = (peer("gogrpc-server"), peer("gogrpc-watch")) else {
+        return;
+    };
+    let server = PeerServer::start(server_bin, "-addr", &["-connlog=false"]);
+    let fault: grpcdoc::proxy::FaultSpec = "inject-rst-stream:code=CANCEL".parse().unwrap();
+    let (sink, _rx) = grpcdoc::event::EventSink::channel(1024);
+    let proxy = grpcdoc::proxy::RunningProxy::start(
+        "127.0.0.1:0".parse().unwrap(),
+        server.addr,
+        vec![fault],
+        sink,
+    )
+    .await
+    .unwrap();
+    let target = proxy.addr.to_string();
+    let out = run_peer(
+        watch_bin,
+        [
+            "-addr",
+            &target,
+            "-interval",
+            "100ms",
+            "-n",
+            "3",
+            "-duration",
+            "3s",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    let log = text(&out);
+    let go = "stream terminated by RST_STREAM with error code: CANCEL";
+    assert!(
+        log.contains(&format!("code=Canceled desc=\"{go}\"")),
+        "{log}"
+    );
+    let (code, r, err) = tokio::task::spawn_blocking(move || {
+        grpcdoc_load(&[
+            &target,
+            "--proto",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/peers/proto/helloworld.proto"
+            ),
+            "--call",
+            "helloworld.Greeter/SayHello",
+            "-n",
+            "20",
+            "-c",
+            "2",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1), "{err}\n{r}");
+    assert_eq!(r["codes"]["CANCELLED"]["count"], 20, "{r}");
+    assert_eq!(r["codes"]["CANCELLED"]["messages"][go], 20, "{r}");
+    assert_eq!(r["causes"][0]["cause"], "reset", "{r}");
+    assert_eq!(r["causes"][0]["code"], "CANCEL", "{r}");
+    assert_eq!(r["connections"], 1, "{r}");
+    proxy.shutdown().await;
 }

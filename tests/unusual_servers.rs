@@ -342,3 +342,69 @@ fn trailers_only_responses_carry_their_status() {
         "a call's status never costs the connection: {r}"
     );
 }
+
+/// A hop that answers every call with an HTML error page (what nginx or a
+/// load balancer sends when its upstream is down or slow).
+fn html_502(s: u32) -> Vec<u8> {
+    let mut head = Vec::new();
+    literal(&mut head, ":status", b"502");
+    literal(&mut head, "content-type", b"text/html");
+    let mut out = frame(HEADERS, END_HEADERS, s, &head);
+    out.extend(frame(
+        DATA,
+        END_STREAM,
+        s,
+        b"<html><head><title>502 Bad Gateway</title></head></html>",
+    ));
+    out
+}
+
+const HTML_502_MESSAGE: &str =
+    "unexpected HTTP status code received from server: 502 (Bad Gateway); \
+     transport: received unexpected content-type \"text/html\"; \
+     body starts \"<html><head><title>502 Bad Gateway</title></head></html>\"";
+
+#[test]
+fn an_html_error_page_is_unavailable_for_load_calls() {
+    let r = load(&server(html_502));
+    assert_eq!(r["codes"]["UNAVAILABLE"]["count"], 4, "{r}");
+    assert_eq!(
+        r["codes"]["UNAVAILABLE"]["messages"][HTML_502_MESSAGE], 4,
+        "{r}"
+    );
+    assert_eq!(r["causes"][0]["cause"], "http", "{r}");
+    assert_eq!(r["causes"][0]["status"], 502, "{r}");
+    assert_eq!(r["connections"], 1, "{r}");
+}
+
+#[test]
+fn an_html_error_page_is_unavailable_for_watch_probes() {
+    let addr = server(html_502);
+    let out = Command::new(BIN)
+        .args([
+            "watch",
+            &addr,
+            "--probe",
+            "helloworld.Greeter/SayHello",
+            "--probe-interval",
+            "300ms",
+            "--for",
+            "1s",
+            "-o",
+            "json",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rpcs: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["kind"] == "rpc")
+        .collect();
+    assert!(!rpcs.is_empty(), "{stdout}");
+    for e in &rpcs {
+        assert_eq!(e["code"], "UNAVAILABLE", "{e}");
+        assert_eq!(e["message"], HTML_502_MESSAGE, "{e}");
+    }
+}

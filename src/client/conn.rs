@@ -75,6 +75,15 @@ pub fn stream_status(e: &StreamError, goaway: Option<GoAway>) -> tonic::Status {
             "stream never processed by the server ({why}): safe to retry"
         ));
     }
+    if let StreamError::Foreign(f) = e {
+        let (code, message) =
+            crate::grpc::foreign_status(f.status, f.content_type.as_deref(), &f.body);
+        return tonic::Status::new(code, message);
+    }
+    if let StreamError::Reset(code) = e {
+        let (code, message) = crate::grpc::reset_status(*code);
+        return tonic::Status::new(code, message);
+    }
     tonic::Status::unavailable(e.to_string())
 }
 
@@ -229,6 +238,28 @@ impl Conn {
                 tokio::spawn(pipe(body, stream.clone()));
             }
             let (status, headers) = std::future::poll_fn(|cx| stream.poll_head(cx)).await?;
+            // Not gRPC (an HTTP hop's error page): a status of its own, as
+            // for load's calls, with the page's first bytes (waited for at
+            // most a second).
+            if !headers.contains_key("grpc-status") {
+                let foreign = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    std::future::poll_fn(|cx| stream.poll_foreign(cx)),
+                );
+                match foreign.await {
+                    Ok(Some(f)) => return Err(StreamError::Foreign(f)),
+                    Ok(None) => {}
+                    Err(_) => {
+                        return Err(StreamError::Foreign(Box::new(wire::Foreign {
+                            status,
+                            content_type: headers
+                                .get("content-type")
+                                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                            body: Vec::new(),
+                        })))
+                    }
+                }
+            }
             let mut resp =
                 http::Response::new(crate::body::Guarded::new(ResponseBody::new(stream), guard));
             *resp.status_mut() =

@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue};
 
 use crate::client::conn::{stream_status, Conn};
 use crate::client::wire::{Block, RequestHead, StreamError};
+use crate::h2wire::ErrorCode;
 
 /// What a call sends, built once per run.
 #[derive(Clone)]
@@ -43,6 +44,10 @@ pub struct Outcome {
     pub never_processed: bool,
     /// The connection failed under the call (no gRPC status came back).
     pub transport: bool,
+    /// The server reset the stream with this code.
+    pub reset: Option<ErrorCode>,
+    /// The response was not gRPC: its HTTP status.
+    pub http_status: Option<u16>,
 }
 
 impl Outcome {
@@ -57,21 +62,9 @@ impl Outcome {
             responses: 0,
             never_processed: false,
             transport: false,
+            reset: None,
+            http_status: None,
         }
-    }
-}
-
-/// gRPC status from an HTTP status when the server sent no grpc-status
-/// (the HTTP-to-gRPC mapping of the gRPC-over-HTTP/2 spec).
-fn code_of_http(status: http::StatusCode) -> tonic::Code {
-    use tonic::Code;
-    match status.as_u16() {
-        400 => Code::Internal,
-        401 => Code::Unauthenticated,
-        403 => Code::PermissionDenied,
-        404 => Code::Unimplemented,
-        429 | 502 | 503 | 504 => Code::Unavailable,
-        _ => Code::Unknown,
     }
 }
 
@@ -148,18 +141,17 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
         let message = done.grpc_message.as_deref().map(percent_decode);
         (tonic::Code::from_i32(code), message.unwrap_or_default())
     });
-    match done.status.and_then(|s| http::StatusCode::from_u16(s).ok()) {
-        Some(s) if grpc.is_none() && s != http::StatusCode::OK => without_grpc_status(s),
+    match done.foreign {
+        Some(f) if grpc.is_none() => {
+            let (code, message) =
+                crate::grpc::foreign_status(f.status, f.content_type.as_deref(), &f.body);
+            Outcome {
+                http_status: Some(f.status),
+                ..Outcome::local(code, message)
+            }
+        }
         _ => ended(grpc, done.messages),
     }
-}
-
-/// A response whose HTTP status is not 200 and that has no grpc-status.
-fn without_grpc_status(s: http::StatusCode) -> Outcome {
-    Outcome::local(
-        code_of_http(s),
-        format!("HTTP status {s} without grpc-status"),
-    )
 }
 
 /// How a call ended by its response: the grpc-status (or its absence).
@@ -176,6 +168,8 @@ fn ended(grpc: Option<(tonic::Code, String)>, responses: u64) -> Outcome {
         responses,
         never_processed: false,
         transport: false,
+        reset: None,
+        http_status: None,
     }
 }
 
@@ -186,7 +180,14 @@ fn failed(conn: &Conn, e: &StreamError) -> Outcome {
         message: status.message().to_string(),
         responses: 0,
         never_processed: e.never_processed(),
-        transport: true,
+        // A reset stream ended with a status of its own; the connection
+        // lives on.
+        transport: !matches!(e, StreamError::Reset(c) if *c != ErrorCode::REFUSED_STREAM),
+        reset: match e {
+            StreamError::Reset(c) => Some(*c),
+            _ => None,
+        },
+        http_status: None,
     }
 }
 

@@ -66,11 +66,18 @@ fn cause_of(o: &Outcome, conn: Option<&Arc<Conn>>) -> Option<Cause> {
     if o.code == tonic::Code::DeadlineExceeded {
         return Some(Cause::Deadline);
     }
+    if let Some(status) = o.http_status {
+        return Some(Cause::Http { status });
+    }
+    if let (Some(code), false) = (o.reset, o.never_processed) {
+        return Some(Cause::Reset { code });
+    }
+    let goaway = conn.and_then(|c| c.shared.goaway());
     if o.transport {
         if o.never_processed {
             return Some(Cause::NeverProcessed);
         }
-        return Some(match conn.and_then(|c| c.shared.goaway()) {
+        return Some(match goaway {
             Some(g) => Cause::Draining {
                 debug: g.debug_text(),
             },
@@ -79,6 +86,13 @@ fn cause_of(o: &Outcome, conn: Option<&Arc<Conn>>) -> Option<Cause> {
     }
     if conn.is_none() {
         return Some(Cause::NoConnection);
+    }
+    // UNAVAILABLE on a connection the server is draining: C-core ends the
+    // calls its max-age grace cuts with trailers `14 "max connection age"`.
+    if let (tonic::Code::Unavailable, Some(g)) = (o.code, goaway) {
+        return Some(Cause::Draining {
+            debug: g.debug_text(),
+        });
     }
     Some(Cause::Status { code: o.code })
 }

@@ -84,20 +84,11 @@ pub fn render(r: &LoadReport, style: &Style) -> String {
         let mut t = table();
         t.set_header(["failures by cause", "count", "diagnosis"]);
         for c in &r.causes {
-            let name = serde_json::to_value(&c.cause)
-                .ok()
-                .and_then(|v| {
-                    let cause = v["cause"].as_str()?.to_string();
-                    Some(match (v.get("debug"), v.get("code")) {
-                        (Some(d), _) if d.as_str().is_some_and(|d| !d.is_empty()) => {
-                            format!("{cause} ({})", d.as_str().unwrap_or_default())
-                        }
-                        (_, Some(code)) => format!("{cause} {}", code.as_str().unwrap_or_default()),
-                        _ => cause,
-                    })
-                })
-                .unwrap_or_default();
-            t.add_row(vec![name, c.count.to_string(), c.diagnosis.clone()]);
+            t.add_row(vec![
+                c.cause.label(),
+                c.count.to_string(),
+                c.diagnosis.clone(),
+            ]);
         }
         out.push_str(&format!("{t}\n"));
     }

@@ -64,15 +64,16 @@ impl Live {
                 return match (*code == tonic::Code::Ok, *n) {
                     (false, 0) => {
                         *n = 1;
-                        Some(
-                            self.format(
-                                t,
-                                &self
-                                    .human
-                                    .style
-                                    .paint(Tone::Bad, &format!("calls failing: {code} {message}")),
+                        Some(self.format(
+                            t,
+                            &self.human.style.paint(
+                                Tone::Bad,
+                                &format!(
+                                    "calls failing: {} {message}",
+                                    crate::grpc::code_name(*code)
+                                ),
                             ),
-                        )
+                        ))
                     }
                     (false, _) => {
                         *n += 1;

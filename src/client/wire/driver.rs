@@ -90,6 +90,9 @@ pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
 #[derive(Default)]
 struct Fields {
     status: Option<u16>,
+    /// Any content-type but gRPC's (a gRPC one is not copied).
+    foreign_type: Option<String>,
+    grpc_type: bool,
     grpc_status: Option<i32>,
     grpc_message: Option<String>,
     map: Option<HeaderMap>,
@@ -385,6 +388,8 @@ fn headers(
                 b":status" => f.status = parse_num(&v),
                 b"grpc-status" => f.grpc_status = parse_num(&v),
                 b"grpc-message" => f.grpc_message = Some(String::from_utf8_lossy(&v).into_owned()),
+                b"content-type" if v.starts_with(b"application/grpc") => f.grpc_type = true,
+                b"content-type" => f.foreign_type = Some(String::from_utf8_lossy(&v).into_owned()),
                 _ => {}
             }
             if let Some(m) = &mut f.map {
@@ -414,7 +419,18 @@ fn headers(
         match f.status {
             // Informational: the real head follows.
             Some(100..=199) if !end => return Ok(()),
-            Some(code) => s.resp.status = Some(code),
+            Some(code) => {
+                s.resp.status = Some(code);
+                // Not gRPC (an HTTP hop's error page, say): kept apart for
+                // the call's status, never counted as messages.
+                if code != 200 || !f.grpc_type && f.grpc_status.is_none() {
+                    s.resp.foreign = Some(Box::new(super::Foreign {
+                        status: code,
+                        content_type: f.foreign_type.take(),
+                        body: Vec::new(),
+                    }));
+                }
+            }
             None => {
                 let why = "the server's response has no :status";
                 st.finish(id, Err(super::StreamError::Lost(why.into())));

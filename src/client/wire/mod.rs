@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use driver::{Ending, WireError};
 pub use hpack::RequestHead;
 use state::State;
-pub use state::{Block, MessageCounter, StreamError};
+pub use state::{Block, Foreign, MessageCounter, StreamError, FOREIGN_BODY_MAX};
 
 pub(crate) struct Shared {
     state: Mutex<State>,
@@ -90,6 +90,8 @@ pub struct Finished {
     pub grpc_message: Option<String>,
     pub messages: u64,
     pub error: Option<StreamError>,
+    /// The response was not gRPC.
+    pub foreign: Option<Box<Foreign>>,
 }
 
 impl Wire {
@@ -159,6 +161,7 @@ impl WireStream {
             grpc_message: None,
             messages: 0,
             error: Some(StreamError::Lost("stream closed".into())),
+            foreign: None,
         };
         let Some(s) = st.streams.get_mut(&self.id) else {
             return Poll::Ready(lost());
@@ -178,6 +181,7 @@ impl WireStream {
             grpc_message: r.grpc_message,
             messages: r.messages.count,
             error: r.end.and_then(|e| e.err()),
+            foreign: r.foreign,
         })
     }
 
@@ -196,6 +200,23 @@ impl WireStream {
         }
         if s.resp.end.is_some() {
             return Poll::Ready(Err(StreamError::Lost("the response has no head".into())));
+        }
+        s.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// A generic request's response that is not gRPC, once its first body
+    /// bytes (or its end) arrived; `None` for a gRPC response.
+    pub fn poll_foreign(&self, cx: &mut Context<'_>) -> Poll<Option<Box<Foreign>>> {
+        let mut st = self.shared.lock();
+        let Some(s) = st.streams.get_mut(&self.id) else {
+            return Poll::Ready(None);
+        };
+        let Some(f) = &s.resp.foreign else {
+            return Poll::Ready(None);
+        };
+        if s.resp.end.is_some() || f.body.len() >= FOREIGN_BODY_MAX {
+            return Poll::Ready(Some(f.clone()));
         }
         s.waker = Some(cx.waker().clone());
         Poll::Pending

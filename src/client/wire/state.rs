@@ -55,6 +55,8 @@ pub enum StreamError {
     Exhausted,
     #[error("{0}")]
     Lost(Arc<str>),
+    #[error("the response is not gRPC (HTTP {})", .0.status)]
+    Foreign(Box<Foreign>),
 }
 
 impl StreamError {
@@ -90,7 +92,22 @@ pub struct Resp {
     pub kept: Option<Box<Kept>>,
     /// Set when the server ended the stream (Ok) or it failed.
     pub end: Option<Result<(), StreamError>>,
+    /// A response that is not gRPC: its head and first body bytes.
+    pub foreign: Option<Box<Foreign>>,
 }
+
+/// A response that is not gRPC (an HTTP status other than 200, or another
+/// content-type): what gRPC clients quote of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Foreign {
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// The body's first [`FOREIGN_BODY_MAX`] bytes.
+    pub body: Vec<u8>,
+}
+
+/// How much of a foreign body is kept.
+pub const FOREIGN_BODY_MAX: usize = 128;
 
 /// A generic request's response, kept for its reader.
 #[derive(Default)]
@@ -543,6 +560,10 @@ impl State {
             return Ok(());
         }
         let padding = flow - data.len() as u32;
+        if let Some(f) = &mut s.resp.foreign {
+            let room = FOREIGN_BODY_MAX.saturating_sub(f.body.len());
+            f.body.extend_from_slice(&data[..data.len().min(room)]);
+        }
         if let Some(k) = &mut s.resp.kept {
             if !data.is_empty() {
                 k.data.push_back(Bytes::copy_from_slice(data));
@@ -550,7 +571,9 @@ impl State {
             // The payload is given back as the caller reads it.
             self.release(id, padding);
         } else {
-            s.resp.messages.feed(data);
+            if s.resp.foreign.is_none() {
+                s.resp.messages.feed(data);
+            }
             self.release(id, flow);
         }
         if end {
