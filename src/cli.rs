@@ -17,6 +17,12 @@ Exit codes:
   2    bad input or environment: flag, address, duration, file, busy port
   130  interrupted (after printing what was gathered)";
 
+pub const EXPLAIN_EXIT_CODES: &str = "\
+Exit codes:
+  0    a known failure matched
+  1    nothing matched
+  2    bad input: unreadable file, empty input";
+
 /// `0.1.0 (commit 1a2b3c4d5e6f)`.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GRPCDOC_COMMIT"), ")");
 
@@ -62,6 +68,12 @@ pub enum Command {
     /// when all hold, 1 when one fails. For CI.
     #[command(after_help = EXIT_CODES)]
     Scenario(ScenarioArgs),
+    /// Explain an error message from a gRPC client's log (grpc-go, C-core,
+    /// grpcdoc): the known failures that print it, each with its cause, what
+    /// to look for on the wire, the fix and the scenario that reproduces it.
+    /// Reads the message, a log file, or `-` (stdin); no network.
+    #[command(after_help = EXPLAIN_EXIT_CODES)]
+    Explain(ExplainArgs),
     /// Print a shell completion script, e.g.
     /// `grpcdoc completions bash > /etc/bash_completion.d/grpcdoc`.
     Completions {
@@ -74,6 +86,18 @@ pub enum Command {
         /// serve, watch, load, proxy or scenario.
         command: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The message (`'rpc error: code = Unavailable desc = transport is
+    /// closing'`), a log file, or `-` for stdin.
+    #[arg(value_name = "MESSAGE|FILE|-")]
+    pub input: String,
+
+    /// Output: the explanations, or one JSON object.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

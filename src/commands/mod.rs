@@ -1,6 +1,7 @@
 //! One module per command: each turns its arguments into a validated config,
 //! wires producers to reporters and returns an [`Exit`].
 
+mod explain;
 mod load;
 mod lower;
 mod proxy;
@@ -111,6 +112,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Load(args) => load::run(*args, cli.color).await,
             Command::Proxy(args) => proxy::run(args, cli.color).await,
             Command::Scenario(args) => scenario::run(args, cli.color).await,
+            Command::Explain(args) => explain::run(args, cli.color),
             Command::Completions { .. } | Command::Man { .. } => Ok(Exit::Success),
         }
     });
