@@ -124,10 +124,10 @@ pub static CATALOGUE: &[Entry] = &[
         ],
     },
     Entry {
-        id: "max-age-race",
-        title: "a call raced a max-age drain",
-        wire: "GOAWAY NO_ERROR `max_age` whose last-stream-id is below a stream the client had just opened",
-        cause: "the call was sent on a connection the server had started draining (MaxConnectionAge); the server never processed it",
+        id: "goaway-race",
+        title: "a call raced a GOAWAY and was never processed",
+        wire: "GOAWAY (max_age, max_idle, a graceful stop) whose last-stream-id is below a stream the client had just opened",
+        cause: "the call was sent on a connection the server had started closing (MaxConnectionAge, MaxConnectionIdle, a graceful stop); the server never processed it",
         fix: "nothing to fix on the server: the call is safe to retry, and gRPC clients retry it transparently; keep transparent retry on (grpcdoc: no --no-transparent-retry)",
         scenario: Some("scenarios/max-age-goaway.yaml"),
         watch: "grpcdoc watch TARGET --probe helloworld.Greeter/SayHello",
@@ -362,7 +362,7 @@ pub fn candidates(text: &str) -> Vec<Candidate> {
             });
         }
     }
-    out.sort_by(|a, b| b.score.cmp(&a.score));
+    out.sort_by_key(|c| std::cmp::Reverse(c.score));
     out
 }
 
@@ -388,7 +388,10 @@ mod tests {
     fn patterns_match_inside_log_lines() {
         assert_eq!(find("a*c", "xx a b c yy"), Some(2));
         assert_eq!(find("a*c", "c then a"), None);
-        assert_eq!(find("max connection age", "desc = max connection age"), Some(18));
+        assert_eq!(
+            find("max connection age", "desc = max connection age"),
+            Some(18)
+        );
     }
 
     #[test]

@@ -8,6 +8,21 @@ use crate::event::ConnectCause;
 use crate::event::{CloseReason, Event, EventKind};
 use crate::h2wire::{Dir, ErrorCode};
 
+/// What a notable event means: the text, and the catalogue entry it is an
+/// instance of, when it is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub id: Option<&'static str>,
+    pub text: String,
+}
+
+fn note(id: Option<&'static str>, text: impl Into<String>) -> Note {
+    Note {
+        id,
+        text: text.into(),
+    }
+}
+
 /// Keeps the context explanations need (the client's keepalive, when the
 /// last call ended) and says each connection-failure cause once.
 #[derive(Debug, Default)]
@@ -19,6 +34,10 @@ pub struct Explainer {
     /// Connections that reached READY: only their closes are explained (a
     /// failed handshake is explained by its connect event).
     connected: HashSet<u64>,
+    /// Connections this client sent a PING on.
+    pinged: HashSet<u64>,
+    /// When the current drain's GOAWAY came (until a call it cut is told).
+    drain_ms: Option<f64>,
 }
 
 fn dur_ms(ms: f64) -> String {
@@ -33,22 +52,49 @@ impl Explainer {
         }
     }
 
-    fn once(&mut self, key: String, note: String) -> Option<String> {
+    fn once(&mut self, key: String, note: Note) -> Option<Note> {
         self.said.insert(key).then_some(note)
     }
 
-    pub fn explain(&mut self, e: &Event) -> Option<String> {
+    pub fn explain(&mut self, e: &Event) -> Option<Note> {
         match &e.kind {
-            EventKind::Rpc { code, method, .. } => {
+            EventKind::Ping {
+                dir: Dir::Sent,
+                ack: false,
+                ..
+            } => {
+                self.pinged.extend(e.conn);
+                None
+            }
+            EventKind::Rpc {
+                code,
+                method,
+                message,
+                latency_ms,
+                ..
+            } => {
                 self.last_call_end_ms = Some(e.t_ms);
+                // A call that was running when a drain began and then failed
+                // UNAVAILABLE (not refused unprocessed): the drain cut it.
+                let started = e.t_ms - latency_ms;
+                if *code == tonic::Code::Unavailable
+                    && !message.contains("never processed")
+                    && self.drain_ms.is_some_and(|g| g >= started)
+                {
+                    self.drain_ms = None;
+                    return Some(note(
+                        Some("drain-cut"),
+                        format!("{method} was in flight when the server began draining and was cut when the drain's grace ran out (a graceful stop's timeout, MaxConnectionAgeGrace, C-core's max connection age grace). Fix: a grace longer than the longest call; retry UNAVAILABLE."),
+                    ));
+                }
                 if *code != tonic::Code::Unimplemented {
                     return None;
                 }
                 self.once(
                     format!("unimplemented {method}"),
-                    format!(
+                    note(None, format!(
                         "the server does not implement {method}, so the transport works; use --probe METHOD to call a method it has"
-                    ),
+                    )),
                 )
             }
             EventKind::Goaway {
@@ -56,14 +102,24 @@ impl Explainer {
                 code,
                 debug,
                 last_stream_id,
-            } => Some(self.goaway(e.t_ms, *code, debug, *last_stream_id)),
+            } => {
+                // One explanation per drain: grpc-go's two GOAWAYs (2^31-1,
+                // then the last stream) are one drain.
+                let pinged = e.conn.is_some_and(|c| self.pinged.contains(&c));
+                if *code == ErrorCode::NO_ERROR {
+                    self.drain_ms.get_or_insert(e.t_ms);
+                }
+                let n = self.goaway(e.t_ms, *code, debug, *last_stream_id, pinged);
+                let conn = e.conn.unwrap_or(0);
+                self.once(format!("goaway {conn} {code} {debug}"), n)
+            }
             EventKind::Closed {
                 reason: CloseReason::KeepaliveTimeout,
                 ..
-            } => Some(
-                "the server did not answer a keepalive PING in time: it is stopped or overloaded, or the network drops packets (a half-open connection). Without keepalive, calls on this connection would hang until their deadline."
-                    .into(),
-            ),
+            } => Some(note(
+                Some("keepalive-timeout"),
+                "the server did not answer a keepalive PING in time: it is stopped or overloaded, or the network drops packets (a half-open connection). Without keepalive, calls on this connection would hang until their deadline.",
+            )),
             EventKind::Connect {
                 result: crate::event::ConnectResult::Ok,
                 ..
@@ -75,27 +131,45 @@ impl Explainer {
                 reason: CloseReason::Reset | CloseReason::Error,
                 streams,
                 ..
-            } if e.conn.is_some_and(|c| self.connected.contains(&c)) => Some(format!(
-                "the connection ended without GOAWAY: the server crashed or was killed, or something in between cut it{}. Calls in flight fail with UNAVAILABLE (\"transport is closing\"); retry UNAVAILABLE and use wait-for-ready.",
-                if *streams > 0 { "" } else { " (no call was lost here)" }
+            } if e.conn.is_some_and(|c| self.connected.contains(&c)) => Some(note(
+                Some("server-crash"),
+                format!(
+                    "the connection ended without GOAWAY: the server crashed or was killed, or something in between cut it{}. Calls in flight fail with UNAVAILABLE (grpc-go 1.33 \"transport is closing\", newer \"error reading from server: EOF\", C-core \"Socket closed\"); retry UNAVAILABLE and use wait-for-ready.",
+                    if *streams > 0 { "" } else { " (no call was lost here)" }
+                ),
             )),
+
             EventKind::Connect {
                 cause: Some(cause),
                 ..
             } => {
                 let addr = e.addr.as_deref().unwrap_or("the server").to_string();
-                let note = connect_note(*cause, &addr);
-                self.once(format!("{cause:?} {addr}"), note)
+                let text = connect_note(*cause, &addr);
+                let id = match cause {
+                    ConnectCause::Refused => Some("connection-refused"),
+                    ConnectCause::PlaintextServer | ConnectCause::TlsServer | ConnectCause::Closed => {
+                        Some("tls-mismatch")
+                    }
+                    _ => None,
+                };
+                self.once(format!("{cause:?} {addr}"), note(id, text))
             }
             EventKind::Resolve { error: Some(_), .. } => self.once(
                 "resolve".into(),
-                "the name does not resolve: check the host name and the DNS; the channel keeps retrying with backoff".into(),
+                note(Some("name-resolution"), "the name does not resolve: check the host name and the DNS; the channel keeps retrying with backoff"),
             ),
             _ => None,
         }
     }
 
-    fn goaway(&self, t_ms: f64, code: ErrorCode, debug: &str, last_stream_id: u32) -> String {
+    fn goaway(
+        &self,
+        t_ms: f64,
+        code: ErrorCode,
+        debug: &str,
+        last_stream_id: u32,
+        pinged: bool,
+    ) -> Note {
         let since_call = self
             .last_call_end_ms
             .map(|end| format!("; the last call here ended {} before", dur_ms(t_ms - end)))
@@ -105,23 +179,41 @@ impl Explainer {
             .map(|k| format!("the client pings every {}", humantime::format_duration(k)))
             .unwrap_or_else(|| "the client pings".into());
         match (code.name().unwrap_or_default(), debug) {
-            ("ENHANCE_YOUR_CALM", "too_many_pings") => format!(
-                "too_many_pings: {ka}, more often than the server's keepalive enforcement allows (grpc-go EnforcementPolicy.MinTime, 5m by default; pings without calls need PermitWithoutStream). Fix: a client keepalive time at or above the server's MinTime, or relax the server's policy."
+            ("ENHANCE_YOUR_CALM", "too_many_pings") if !pinged => note(
+                Some("middlebox-goaway"),
+                "too_many_pings, but this client sent no PING on this connection: the GOAWAY was not about its pings. Another client sharing the connection (a proxy multiplexing clients onto it), or a proxy in the path, sent or injected it; look at the hops between client and server.",
             ),
-            ("NO_ERROR", d) if d == "max_idle" || d.contains("idle") => format!(
-                "the server closed a connection that had no call for its MaxConnectionIdle{since_call}. Harmless, but a call racing it fails with UNAVAILABLE \"transport is closing\": keep the connection busy with client keepalive below that idle time (with permit-without-stream), or retry UNAVAILABLE."
+            ("ENHANCE_YOUR_CALM", "too_many_pings") => note(
+                Some("too-many-pings"),
+                format!("too_many_pings: {ka}, more often than the server's keepalive enforcement allows (grpc-go EnforcementPolicy.MinTime, 5m by default; pings without calls need PermitWithoutStream). Fix: a client keepalive time at or above the server's MinTime, or relax the server's policy."),
             ),
-            ("NO_ERROR", "max_age") => "the server recycles connections after its MaxConnectionAge (so load spreads after scaling): calls in flight get MaxConnectionAgeGrace to finish, new calls go to a new connection; calls racing the GOAWAY fail with UNAVAILABLE unless retried.".into(),
-            ("NO_ERROR", _) if last_stream_id == crate::h2wire::frame::MAX_STREAM_ID => format!(
-                "the server is draining this connection{}: new calls go to a new connection, calls in flight finish. With health checking or retries clients do not notice.",
-                if debug.is_empty() { String::new() } else { format!(" ({debug})") }
+            // grpc-go: NO_ERROR "max_idle" (or empty); C-core: INTERNAL_ERROR
+            // "connection idle".
+            (_, d) if d == "max_idle" || d.contains("idle") => note(
+                Some("idle-timeout"),
+                format!("the server closed a connection that had no call for its idle timeout (grpc-go MaxConnectionIdle, C-core grpc.max_connection_idle_ms){since_call}. Harmless, but a call racing it fails with UNAVAILABLE unless retried: keep the connection busy with client keepalive below that idle time (with permit-without-stream), or retry UNAVAILABLE."),
             ),
-            ("NO_ERROR", _) => format!(
-                "the server processed streams up to {last_stream_id} and closes the connection; later streams were never processed and are safe to retry."
+            ("NO_ERROR", "max_age") => note(
+                Some("drain-cut"),
+                "the server recycles connections after its MaxConnectionAge (so load spreads after scaling): calls in flight get MaxConnectionAgeGrace to finish and are cut when it runs out; new calls go to a new connection, and calls racing the GOAWAY are never processed (safe to retry).",
             ),
-            (_, debug) => format!(
-                "the server ended the connection with {code}{}: calls in flight fail; look at the server's logs.",
-                if debug.is_empty() { String::new() } else { format!(" ({debug:?})") }
+            ("NO_ERROR", _) if last_stream_id == crate::h2wire::frame::MAX_STREAM_ID => note(
+                Some("drain-cut"),
+                format!(
+                    "the server is draining this connection{}: new calls go to a new connection; calls in flight finish unless the drain has a deadline (a graceful stop's timeout, MaxConnectionAgeGrace) that cuts them.",
+                    if debug.is_empty() { String::new() } else { format!(" ({debug})") }
+                ),
+            ),
+            ("NO_ERROR", _) => note(
+                Some("goaway-race"),
+                format!("the server processed streams up to {last_stream_id} and closes the connection; later streams were never processed and are safe to retry."),
+            ),
+            (_, debug) => note(
+                None,
+                format!(
+                    "the server ended the connection with {code}{}: calls in flight fail; look at the server's logs.",
+                    if debug.is_empty() { String::new() } else { format!(" ({debug:?})") }
+                ),
             ),
         }
     }
@@ -142,6 +234,23 @@ fn connect_note(cause: ConnectCause, addr: &str) -> String {
     }
 }
 
+/// The catalogue entry a load failure cause is an instance of.
+pub fn cause_id(c: &crate::event::CallCause) -> Option<&'static str> {
+    use crate::event::CallCause as C;
+    Some(match c {
+        C::Draining { debug } if debug.contains("idle") => "idle-timeout",
+        C::Draining { .. } => "drain-cut",
+        C::DrainEnded { .. } => "max-age-grace-c-core",
+        C::NeverProcessed => "goaway-race",
+        C::ConnectionLost => "server-crash",
+        C::Deadline => "deadline",
+        C::Reset { code } if *code == ErrorCode::REFUSED_STREAM => "refused-stream",
+        C::Reset { .. } => "rst-stream",
+        C::Http { .. } => "http-error-page",
+        C::NoConnection | C::Status { .. } => return None,
+    })
+}
+
 /// What a load failure cause means and how to fix it (one line).
 pub fn load_cause(c: &crate::load::stats::Cause) -> String {
     use crate::load::stats::Cause;
@@ -150,6 +259,7 @@ pub fn load_cause(c: &crate::load::stats::Cause) -> String {
         Cause::Draining { debug } if debug.contains("idle") => "the server's idle timeout (GOAWAY max_idle) raced the call; fix: retry UNAVAILABLE, or client keepalive below MaxConnectionIdle".into(),
         Cause::Draining { debug } if debug.is_empty() => "the server was draining the connection (GOAWAY NO_ERROR without a reason: MaxConnectionAge, a graceful stop, or an idle timeout) and closed it under the call (\"transport is closing\"); fix: retry UNAVAILABLE, and give the drain a grace (MaxConnectionAgeGrace, graceful-stop timeout) longer than the longest call".into(),
         Cause::Draining { debug } => format!("the server was draining the connection (GOAWAY {debug:?}) and closed it under the call; fix: retry UNAVAILABLE, and stop servers gracefully with a grace longer than the longest call"),
+        Cause::DrainEnded { debug } => format!("the server ended the call UNAVAILABLE while draining the connection (GOAWAY {debug:?}): C-core's max connection age grace ran out (\"max connection age\"); fix: grpc.max_connection_age_grace_ms longer than the longest call, retry UNAVAILABLE"),
         Cause::NeverProcessed => "the server refused the stream unprocessed (GOAWAY last-stream-id or REFUSED_STREAM); safe to retry: keep transparent retry on".into(),
         Cause::ConnectionLost => "the connection failed under the call without GOAWAY (crash, kill, network cut): \"transport is closing\"; fix: retry UNAVAILABLE, and keepalive to notice dead peers".into(),
         Cause::NoConnection => "no READY connection to start the call on (server down, refused, TLS failure): fail-fast UNAVAILABLE; fix: --wait-for-ready or retry UNAVAILABLE".into(),

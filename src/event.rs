@@ -98,6 +98,9 @@ pub enum CallCause {
     /// The call was on a connection that had received GOAWAY (with this
     /// debug data) and the connection went away under it.
     Draining { debug: String },
+    /// The server ended the call UNAVAILABLE while draining the connection
+    /// (C-core's max-age grace: trailers `14 "max connection age"`).
+    DrainEnded { debug: String },
     /// The server refused the stream unprocessed (GOAWAY last-stream-id or
     /// REFUSED_STREAM) and it was not retried.
     NeverProcessed,
@@ -127,6 +130,7 @@ impl CallCause {
     pub fn key(&self) -> String {
         match self {
             CallCause::Draining { debug } => format!("draining:{debug}"),
+            CallCause::DrainEnded { debug } => format!("drain_ended:{debug}"),
             CallCause::NeverProcessed => "never_processed".into(),
             CallCause::ConnectionLost => "connection_lost".into(),
             CallCause::NoConnection => "no_connection".into(),
@@ -142,6 +146,10 @@ impl CallCause {
         match self {
             CallCause::Draining { debug } if !debug.is_empty() => format!("draining ({debug})"),
             CallCause::Draining { .. } => "draining".into(),
+            CallCause::DrainEnded { debug } if !debug.is_empty() => {
+                format!("drain_ended ({debug})")
+            }
+            CallCause::DrainEnded { .. } => "drain_ended".into(),
             CallCause::NeverProcessed => "never_processed".into(),
             CallCause::ConnectionLost => "connection_lost".into(),
             CallCause::NoConnection => "no_connection".into(),
@@ -161,6 +169,7 @@ impl CallCause {
             CallCause::NoConnection => (3, "", 0),
             CallCause::Deadline => (4, "", 0),
             CallCause::Status { code } => (5, "", *code as i64),
+            CallCause::DrainEnded { debug } => (8, debug, 0),
             CallCause::Reset { code } => (6, "", i64::from(code.0)),
             CallCause::Http { status } => (7, "", i64::from(*status)),
         }
@@ -367,7 +376,7 @@ pub fn round_micros(ms: f64) -> f64 {
     (ms * 1e3).round() / 1e3
 }
 
-fn micros<S: serde::Serializer>(ms: &f64, s: S) -> Result<S::Ok, S::Error> {
+pub fn micros<S: serde::Serializer>(ms: &f64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(round_micros(*ms))
 }
 

@@ -104,7 +104,13 @@ fn explain(input: Input) -> anyhow::Result<Explanation> {
         .collect();
     // A log: the most frequent first; a message: the surest first.
     matches.sort_by(|a, b| {
-        let key = |m: &Match| if single { (m.score as u64, m.count) } else { (m.count, m.score as u64) };
+        let key = |m: &Match| {
+            if single {
+                (m.score as u64, m.count)
+            } else {
+                (m.count, m.score as u64)
+            }
+        };
         key(b).cmp(&key(a)).then(a.id.cmp(b.id))
     });
     Ok(Explanation {

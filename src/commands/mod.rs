@@ -43,7 +43,7 @@ pub(crate) fn event_writer(
             style: crate::report::style::Style::for_stdout(color.forced()),
             explainer,
         }),
-        crate::cli::Output::Json => Box::new(crate::report::JsonEvents),
+        crate::cli::Output::Json => Box::new(crate::report::JsonEvents { explainer }),
     }
 }
 

@@ -90,7 +90,7 @@ fn cause_of(o: &Outcome, conn: Option<&Arc<Conn>>) -> Option<Cause> {
     // UNAVAILABLE on a connection the server is draining: C-core ends the
     // calls its max-age grace cuts with trailers `14 "max connection age"`.
     if let (tonic::Code::Unavailable, Some(g)) = (o.code, goaway) {
-        return Some(Cause::Draining {
+        return Some(Cause::DrainEnded {
             debug: g.debug_text(),
         });
     }

@@ -28,6 +28,12 @@ pub struct CauseRow {
     #[serde(flatten)]
     pub cause: Cause,
     pub count: u64,
+    /// The catalogue entry (`grpcdoc explain`), when the cause is a known
+    /// failure, and its fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<&'static str>,
     pub diagnosis: String,
 }
 
@@ -321,10 +327,15 @@ impl LoadReport {
         let mut causes: Vec<CauseRow> = s
             .causes
             .iter()
-            .map(|(c, n)| CauseRow {
-                cause: c.clone(),
-                count: *n,
-                diagnosis: crate::diagnose::load_cause(c),
+            .map(|(c, n)| {
+                let id = crate::diagnose::cause_id(c);
+                CauseRow {
+                    cause: c.clone(),
+                    count: *n,
+                    id,
+                    fix: id.and_then(crate::catalogue::entry).map(|e| e.fix),
+                    diagnosis: crate::diagnose::load_cause(c),
+                }
             })
             .collect();
         causes.sort_by_key(|c| std::cmp::Reverse(c.count));

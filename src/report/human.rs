@@ -288,7 +288,13 @@ impl EventWriter for HumanEvents {
                 out,
                 "{:>12}{}",
                 "",
-                self.style.paint(Tone::Dim, &format!("-> {note}"))
+                self.style.paint(
+                    Tone::Dim,
+                    &match note.id {
+                        Some(id) => format!("-> {} [{id}]", note.text),
+                        None => format!("-> {}", note.text),
+                    }
+                )
             )?;
         }
         Ok(())

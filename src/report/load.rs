@@ -84,11 +84,11 @@ pub fn render(r: &LoadReport, style: &Style) -> String {
         let mut t = table();
         t.set_header(["failures by cause", "count", "diagnosis"]);
         for c in &r.causes {
-            t.add_row(vec![
-                c.cause.label(),
-                c.count.to_string(),
-                c.diagnosis.clone(),
-            ]);
+            let label = match c.id {
+                Some(id) => format!("{} [{id}]", c.cause.label()),
+                None => c.cause.label(),
+            };
+            t.add_row(vec![label, c.count.to_string(), c.diagnosis.clone()]);
         }
         out.push_str(&format!("{t}\n"));
     }

@@ -101,7 +101,13 @@ fn failure_diagnosis(r: &Recorded, f: &Filter) -> Option<String> {
     }
     let (cause, n) = counts.into_iter().max_by_key(|(_, n)| *n)?;
     let (name, text) = match cause {
-        Some(c) => (c.key(), crate::diagnose::load_cause(c)),
+        Some(c) => (
+            match crate::diagnose::cause_id(c) {
+                Some(id) => format!("{} [{id}]", c.key()),
+                None => c.key(),
+            },
+            crate::diagnose::load_cause(c),
+        ),
         None => ("unknown".into(), "see the failed calls' messages".into()),
     };
     Some(format!("{n} failed calls were {name}: {text}"))
