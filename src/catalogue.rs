@@ -190,6 +190,9 @@ pub static CATALOGUE: &[Entry] = &[
             says(GO144, "DEADLINE_EXCEEDED", "context deadline exceeded"),
             says(GO173, "DEADLINE_EXCEEDED", "context deadline exceeded"),
             says(CORE, "DEADLINE_EXCEEDED", "Deadline Exceeded"),
+            // The deadline also travels to the server (grpc-timeout): when a
+            // grpc-go server's own timer fires first, its status is relayed.
+            says(CORE, "DEADLINE_EXCEEDED", "context deadline exceeded"),
         ],
     },
     Entry {

@@ -1035,3 +1035,88 @@ async fn rst_stream_cancel_is_cancelled_as_grpc_go_says() {
     assert_eq!(r["connections"], 1, "{r}");
     proxy.shutdown().await;
 }
+
+/// `inject-goaway` without a last-stream-id announces the last stream the
+/// proxy gave the server and refuses the ones above it, so every call
+/// grpcdoc counts as never processed really never reached the server: the
+/// grpc-go server's own count of answered calls equals the calls load saw
+/// succeed.
+#[test]
+fn injected_goaways_refuse_what_the_server_never_saw() {
+    let Some(bin) = peer("gogrpc-server") else {
+        return;
+    };
+    let up = free_addr();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut server = Command::new(bin)
+        .args(["-addr", &up.to_string(), "-connlog=false"])
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(up).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "grpc-go did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let listen = free_addr();
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_grpcdoc"))
+        .args([
+            "proxy",
+            "--listen",
+            &listen.to_string(),
+            "--upstream",
+            &up.to_string(),
+        ])
+        .args(["--fault", "inject-goaway:every=300ms,direction=downstream"])
+        .args(["--for", "30s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(listen).is_err() {
+        assert!(std::time::Instant::now() < deadline, "proxy did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let proto = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/peers/proto/helloworld.proto"
+    );
+    let (_, r, err) = grpcdoc_load(&[
+        &listen.to_string(),
+        "--proto",
+        proto,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--no-transparent-retry",
+        "-c",
+        "20",
+        "--connections",
+        "10",
+        "-z",
+        "3s",
+    ]);
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    // SIGTERM: grpc-go stops gracefully and prints its counters.
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    let said = std::fs::read_to_string(log.path()).unwrap();
+    let served: u64 = said
+        .lines()
+        .rev()
+        .find_map(|l| l.split("rpcs ok=").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("grpc-go's counters: {said}"));
+    let ok = r["ok"].as_u64().unwrap_or_else(|| panic!("{err}\n{r}"));
+    assert!(ok > 0, "{r}");
+    assert_eq!(
+        served, ok,
+        "grpc-go answered {served} calls, grpcdoc saw {ok} succeed: {r}"
+    );
+}

@@ -55,8 +55,9 @@ pub trait FrameHook: Send + Unpin + 'static {
     /// is the (possibly truncated) payload of control frames, empty otherwise.
     fn observe(&mut self, dir: Dir, header: &FrameHeader, payload: &[u8]);
 
-    /// Whether to hold a control frame the endpoint is writing until
-    /// [`FrameHook::rewrite`] decides on it.
+    /// Whether to hold a frame the endpoint is writing until
+    /// [`FrameHook::rewrite`] decides on it (asked for every frame, so it
+    /// must be cheap; frames over 64 KiB are never held).
     fn intercept(&mut self, _header: &FrameHeader) -> bool {
         false
     }
@@ -230,10 +231,7 @@ impl<T, H: FrameHook> FrameIo<T, H> {
                     Plan::Direct(pos)
                 };
             };
-            if h.kind.is_control()
-                && h.length as usize <= MAX_CONTROL_PAYLOAD
-                && self.hook.intercept(&h)
-            {
+            if h.length as usize <= MAX_CONTROL_PAYLOAD && self.hook.intercept(&h) {
                 return if pos == 0 {
                     Plan::Intercept(h)
                 } else {
@@ -366,10 +364,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin, H: FrameHook> AsyncWrite for FrameIo<T, 
                 if this.held_len == FRAME_HEADER_LEN {
                     this.held_len = 0;
                     let h = FrameHeader::parse(&this.held);
-                    if h.kind.is_control()
-                        && h.length as usize <= MAX_CONTROL_PAYLOAD
-                        && this.hook.intercept(&h)
-                    {
+                    if h.length as usize <= MAX_CONTROL_PAYLOAD && this.hook.intercept(&h) {
                         this.absorb = Some(Absorb {
                             header: h,
                             bytes: this.held.to_vec(),

@@ -296,6 +296,8 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         to_client: Injector::new(),
         to_server: Injector::new(),
         last_stream: AtomicU32::new(0),
+        forwarded: AtomicU32::new(0),
+        refuse_above: AtomicU32::new(u32::MAX),
         reset_streams: Mutex::new(HashSet::new()),
         handshaken: tokio::sync::watch::channel((false, false)).0,
     });

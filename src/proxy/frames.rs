@@ -27,6 +27,12 @@ pub struct ConnFaultCtx {
     pub to_server: Injector,
     /// The highest stream id the client opened.
     pub last_stream: AtomicU32,
+    /// The highest stream id whose HEADERS went to the server.
+    pub forwarded: AtomicU32,
+    /// After an injected GOAWAY toward the client: streams above this id
+    /// are refused (RST_STREAM REFUSED_STREAM to the client) and none of
+    /// their frames reach the server, as a real GOAWAY's sender does.
+    pub refuse_above: AtomicU32,
     /// Streams chosen for inject-rst-stream, reset toward the server once
     /// their HEADERS have gone out.
     pub reset_streams: Mutex<HashSet<u32>>,
@@ -69,6 +75,13 @@ fn ping_matches(acks: Option<bool>, header: &FrameHeader) -> bool {
 }
 
 impl ProxyTap {
+    /// A frame toward the server on a stream the proxy refused.
+    fn refused(&self, header: &FrameHeader) -> bool {
+        self.writes == Direction::Upstream
+            && header.stream_id != 0
+            && header.stream_id > self.ctx.refuse_above.load(Ordering::Acquire)
+    }
+
     fn injector(&self) -> &Injector {
         match self.writes {
             Direction::Downstream => &self.ctx.to_client,
@@ -96,6 +109,20 @@ impl FrameHook for ProxyTap {
                 let id = header.stream_id;
                 if ctx.last_stream.fetch_max(id, Ordering::AcqRel) >= id {
                     return; // trailers of a stream already seen
+                }
+                if id > ctx.refuse_above.load(Ordering::Acquire) {
+                    ctx.to_client.inject(
+                        ControlFrame::RstStream {
+                            stream_id: id,
+                            code: crate::h2wire::ErrorCode::REFUSED_STREAM,
+                        }
+                        .encode(),
+                    );
+                    ctx.fault_event(
+                        "inject-goaway",
+                        format!("refused stream {id}, above the GOAWAY's last stream"),
+                    );
+                    return;
                 }
                 for f in ctx.faults.snapshot().iter() {
                     if let Fault::InjectRstStream { code, stream } = f.spec.fault {
@@ -125,6 +152,7 @@ impl FrameHook for ProxyTap {
             }
             // Its HEADERS reached the server: now the server may be told.
             (Direction::Upstream, Dir::Sent) => {
+                ctx.forwarded.fetch_max(header.stream_id, Ordering::AcqRel);
                 let chosen = ctx
                     .reset_streams
                     .lock()
@@ -145,6 +173,13 @@ impl FrameHook for ProxyTap {
     }
 
     fn intercept(&mut self, header: &FrameHeader) -> bool {
+        // A refused stream's frames stay here (one atomic load per frame).
+        if self.refused(header) {
+            return true;
+        }
+        if !header.kind.is_control() {
+            return false;
+        }
         self.ctx.faults.snapshot().iter().any(|f| {
             f.spec.direction.covers(self.writes)
                 && match &f.spec.fault {
@@ -163,6 +198,9 @@ impl FrameHook for ProxyTap {
     }
 
     fn rewrite(&mut self, header: &FrameHeader, payload: &[u8]) -> Verdict {
+        if self.refused(header) {
+            return Verdict::Drop;
+        }
         let way = dir_name(self.writes);
         let kind = header.kind.name();
         let is_ping = header.kind == FrameType::Ping;
@@ -264,7 +302,16 @@ pub async fn inject_goaways(
         if !ctx.faults.snapshot().iter().any(|f| f.id == fault_id) {
             return;
         }
-        let last = last_stream_id.unwrap_or_else(|| ctx.last_stream.load(Ordering::Acquire));
+        // The last stream the server was given (never more than announced
+        // before); later ones are refused from now on.
+        let last = last_stream_id.unwrap_or_else(|| {
+            ctx.forwarded
+                .load(Ordering::Acquire)
+                .min(ctx.refuse_above.load(Ordering::Acquire))
+        });
+        if direction.covers(Direction::Downstream) {
+            ctx.refuse_above.fetch_min(last, Ordering::AcqRel);
+        }
         let frame = ControlFrame::GoAway {
             last_stream_id: last,
             code,

@@ -1,0 +1,636 @@
+//! Conformance tier: the failure catalogue checked against the real gRPC
+//! stacks. For each catalogue entry a loopback setup can produce, the real
+//! clients from `../shared/peers` - `gogrpc-watch` (grpc-go 1.33),
+//! `grpcurl` (grpc-go 1.44), `k6` (grpc-go 1.73), `pygrpc-watch` (C-core
+//! 1.85) - make one call each against the real servers (or `grpcdoc serve`),
+//! through `grpcdoc proxy` or real nginx where the entry is a middlebox, and
+//! the test checks that
+//!   (a) each client printed the message (and code) the catalogue lists for
+//!       its stack, so the table cannot drift from reality;
+//!   (b) `grpcdoc explain` on that message names the entry first;
+//!   (c) grpcdoc's own `load` or `watch` on the same setup names the entry.
+//! Each case prints its row (stack, code, message, a/b) on stderr.
+//! Needs the peers (`PEERS_HOME`); without them each case says so and
+//! returns, unless `GRPCDOC_REQUIRE_PEERS=1` (set by `.ci/run`).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use grpcdoc::catalogue::{candidates, entry, find, Stack};
+
+const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
+const PROTO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/peers/proto");
+
+fn peer(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PEERS_HOME")
+        .map(|h| PathBuf::from(h).join("bin").join(name))
+        .filter(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("GRPCDOC_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "peer {name} missing: run ../shared/peers/setup.sh and export PEERS_HOME"
+        );
+        eprintln!("skipped: peer {name} not built (set PEERS_HOME, see ../shared/peers/README.md)");
+    }
+    found
+}
+
+/// Every peer the tier uses, or None (skipped).
+struct Peers {
+    go133: PathBuf,
+    grpcurl: PathBuf,
+    k6: PathBuf,
+    core: PathBuf,
+    go_server: PathBuf,
+    core_server: PathBuf,
+    nginx: PathBuf,
+}
+
+fn peers() -> Option<Peers> {
+    Some(Peers {
+        go133: peer("gogrpc-watch")?,
+        grpcurl: peer("grpcurl")?,
+        k6: peer("k6")?,
+        core: peer("pygrpc-watch")?,
+        go_server: peer("gogrpc-server")?,
+        core_server: peer("pygrpc-server")?,
+        nginx: peer("nginx-grpc")?,
+    })
+}
+
+fn free_addr() -> SocketAddr {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    ([127, 0, 0, 1], port).into()
+}
+
+/// A server or proxy process, killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(bin: &PathBuf, args: &[String], listens: SocketAddr) -> Proc {
+    let child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let p = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(listens).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{bin:?} did not listen on {listens}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p
+}
+
+/// One client's failed call: the status code (canonical name, empty when
+/// the client printed none) and the message.
+#[derive(Clone, Debug)]
+struct Said {
+    stack: Stack,
+    code: String,
+    message: String,
+}
+
+/// `DeadlineExceeded` or `Canceled` (grpc-go) as the canonical name.
+fn canonical(code: &str) -> String {
+    if code == "Canceled" {
+        return "CANCELLED".into();
+    }
+    let mut out = String::new();
+    for (i, c) in code.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 && !code.contains('_') {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+fn unescape(s: &str, quote: char) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(n) if n == quote || n == '\\' => out.push(n),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn go133(out: &str) -> Option<Said> {
+    let line = out.lines().find(|l| l.contains(" ERROR code="))?;
+    let rest = &line[line.find(" ERROR code=")? + 12..];
+    let (code, rest) = rest.split_once(" desc=\"")?;
+    let end = rest.rfind("\" (")?;
+    Some(Said {
+        stack: Stack::GrpcGo133,
+        code: canonical(code),
+        message: unescape(&rest[..end], '"'),
+    })
+}
+
+fn grpcurl(out: &str) -> Option<Said> {
+    let code = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Code: "))
+        .map(canonical)
+        .unwrap_or_default();
+    let message = match out.lines().find_map(|l| l.trim().strip_prefix("Message: ")) {
+        Some(m) => m.to_string(),
+        None => out.lines().find(|l| l.starts_with("Failed"))?.to_string(),
+    };
+    Some(Said {
+        stack: Stack::GrpcGo144,
+        code,
+        message,
+    })
+}
+
+fn k6_said(out: &str) -> Option<Said> {
+    let line = out.lines().find(|l| l.contains("RESULT "))?;
+    let rest = &line[line.find("RESULT ")? + 7..];
+    let mut parts = rest.split_whitespace();
+    let code = parts.next()?;
+    let msg = parts.next().unwrap_or("");
+    let code = code
+        .parse::<i32>()
+        .map(|c| grpcdoc::grpc::code_name(tonic::Code::from_i32(c)).to_string())
+        .unwrap_or_default();
+    Some(Said {
+        stack: Stack::GrpcGo173,
+        code,
+        message: pct_decode(msg.trim_end_matches('"')),
+    })
+}
+
+fn core(out: &str) -> Option<Said> {
+    let line = out.lines().find(|l| l.contains(" ERROR code="))?;
+    let rest = &line[line.find(" ERROR code=")? + 12..];
+    let (code, rest) = rest.split_once(" details=")?;
+    let quote = rest.chars().next()?;
+    let body = &rest[1..];
+    let end = body.find(&format!("{quote} debug_error_string="))?;
+    Some(Said {
+        stack: Stack::CCore185,
+        code: code.to_string(),
+        message: unescape(&body[..end], quote),
+    })
+}
+
+const K6_SCRIPT: &str = r#"
+import grpc from 'k6/net/grpc';
+const client = new grpc.Client();
+client.load([__ENV.PROTO_DIR], 'helloworld.proto');
+export const options = { vus: 1, iterations: 1 };
+export default function () {
+  try {
+    client.connect(__ENV.ADDR, { plaintext: true, timeout: '3s' });
+  } catch (e) {
+    const m = String(e.message || e).replace(/^GoError: /, '');
+    console.log(`RESULT none ${encodeURIComponent(m)}`);
+    return;
+  }
+  const md = {};
+  if (__ENV.DELAY !== '0') { md['x-delay-ms'] = __ENV.DELAY; }
+  const res = client.invoke('helloworld.Greeter/SayHello', { name: 'x' },
+    { metadata: md, timeout: __ENV.TIMEOUT });
+  const m = res.error ? res.error.message : '';
+  const c = res.error ? res.error.code : 0;
+  console.log(`RESULT ${c} ${encodeURIComponent(m)}`);
+  client.close();
+}
+"#;
+
+/// Starts the four clients, one call each to `addr` with the server delay
+/// `delay_ms` and the deadline `timeout_s`; `during` runs while they call.
+/// Returns what each printed.
+fn four_clients(
+    p: &Peers,
+    addr: &str,
+    delay_ms: u64,
+    timeout_s: u64,
+    during: impl FnOnce(),
+) -> Vec<Said> {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("call.js");
+    std::fs::write(&script, K6_SCRIPT).unwrap();
+    let run = |mut c: Command| {
+        std::thread::spawn(move || {
+            let out = c.stdin(Stdio::null()).output().expect("run client");
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    let d = delay_ms.to_string();
+    let mut go = Command::new(&p.go133);
+    go.args(["-addr", addr, "-interval", "100ms", "-n", "1"])
+        .args(["-duration", &format!("{}s", timeout_s + 3)])
+        .args(["-timeout", &format!("{timeout_s}s")])
+        .args(["-delay-ms", &d]);
+    let mut curl = Command::new(&p.grpcurl);
+    curl.args(["-plaintext", "-max-time", &timeout_s.to_string()])
+        .args(["-import-path", PROTO_DIR, "-proto", "helloworld.proto"])
+        .args(["-H", &format!("x-delay-ms: {d}")])
+        .args(["-d", r#"{"name":"x"}"#, addr, "helloworld.Greeter/SayHello"]);
+    let mut k6 = Command::new(&p.k6);
+    k6.args(["run", "-q", "--no-usage-report"])
+        .arg(&script)
+        .env("PROTO_DIR", PROTO_DIR)
+        .env("ADDR", addr)
+        .env("DELAY", &d)
+        .env("TIMEOUT", format!("{timeout_s}s"));
+    let mut py = Command::new(&p.core);
+    py.args(["--addr", addr, "--interval", "0.1", "-n", "1"])
+        .args(["--duration", &(timeout_s + 3).to_string()])
+        .args(["--timeout", &timeout_s.to_string()])
+        .args(["--delay-ms", &d]);
+    let threads = [run(go), run(curl), run(k6), run(py)];
+    during();
+    let outs: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let parsed = [
+        go133(&outs[0]),
+        grpcurl(&outs[1]),
+        k6_said(&outs[2]),
+        core(&outs[3]),
+    ];
+    parsed
+        .into_iter()
+        .zip(&outs)
+        .map(|(s, out)| s.unwrap_or_else(|| panic!("no failed call in:\n{out}")))
+        .collect()
+}
+
+/// Checks (a) and (b) for every client; prints the rows.
+fn check_clients(id: &str, said: &[Said]) {
+    let e = entry(id).unwrap_or_else(|| panic!("no entry {id}"));
+    for s in said {
+        let listed: Vec<_> = e.says.iter().filter(|x| x.stack == s.stack).collect();
+        let a = (!listed.is_empty()).then(|| {
+            listed.iter().any(|l| {
+                find(l.message, &s.message).is_some()
+                    && (s.code.is_empty() || l.code.is_empty() || l.code == s.code)
+            })
+        });
+        let found = candidates(&s.message);
+        let top = found.first().map(|c| c.score);
+        let b = found.iter().any(|c| c.id == id && Some(c.score) == top);
+        eprintln!(
+            "conformance | {id} | {} | {} | {:?} | a={} b={b}",
+            s.stack.name(),
+            s.code,
+            s.message,
+            match a {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "not listed",
+            }
+        );
+        if let Some(a) = a {
+            assert!(
+                a,
+                "{id}: {} said {} {:?}; the catalogue lists {:?}",
+                s.stack.name(),
+                s.code,
+                s.message,
+                listed
+            );
+            assert!(b, "{id}: explain on {:?} ranks {found:?}", s.message);
+        }
+    }
+}
+
+/// `grpcdoc load` (JSON report) with these extra arguments.
+fn load(addr: &str, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args(["load", addr, "--proto"])
+        .arg(format!("{PROTO_DIR}/helloworld.proto"))
+        .args(["--call", "helloworld.Greeter/SayHello", "-o", "json"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "load report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// (c): the load report's causes name the entry.
+fn load_names(id: &str, r: &serde_json::Value) {
+    let ids: Vec<&str> = r["causes"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["id"].as_str()).collect())
+        .unwrap_or_default();
+    eprintln!(
+        "conformance | {id} | grpcdoc load | causes {ids:?} | c={}",
+        ids.contains(&id)
+    );
+    assert!(ids.contains(&id), "{id}: grpcdoc load named {ids:?}: {r}");
+}
+
+/// (c): `grpcdoc watch` explains with the entry.
+fn watch_names(id: &str, addr: &str) {
+    let out = Command::new(BIN)
+        .args(["watch", addr, "--for", "1500ms", "-o", "json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ids: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["kind"] == "explanation")
+        .filter_map(|e| e["id"].as_str().map(String::from))
+        .collect();
+    eprintln!(
+        "conformance | {id} | grpcdoc watch | explanations {ids:?} | c={}",
+        ids.iter().any(|i| i == id)
+    );
+    assert!(
+        ids.iter().any(|i| i == id),
+        "{id}: grpcdoc watch named {ids:?}:\n{text}"
+    );
+}
+
+#[test]
+fn connection_refused() {
+    let Some(p) = peers() else { return };
+    let addr = free_addr().to_string();
+    let said = four_clients(&p, &addr, 0, 3, || {});
+    check_clients("connection-refused", &said);
+    watch_names("connection-refused", &addr);
+}
+
+#[test]
+fn server_crash() {
+    let Some(p) = peers() else { return };
+    let addr = free_addr();
+    let args = |a: SocketAddr| vec!["-addr".to_string(), a.to_string(), "-connlog=false".into()];
+    let mut server = spawn(&p.go_server, &args(addr), addr);
+    let said = four_clients(&p, &addr.to_string(), 4000, 8, || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = server.0.kill();
+    });
+    check_clients("server-crash", &said);
+    // grpcdoc load, its calls in flight when the server is killed.
+    let mut server = spawn(&p.go_server, &args(addr), addr);
+    let target = addr.to_string();
+    let load = std::thread::spawn(move || {
+        load(
+            &target,
+            &[
+                "-H",
+                "x-delay-ms: 4000",
+                "-n",
+                "4",
+                "-c",
+                "4",
+                "--timeout",
+                "8s",
+            ],
+        )
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = server.0.kill();
+    load_names("server-crash", &load.join().unwrap());
+}
+
+#[test]
+fn rst_stream_cancel() {
+    let Some(p) = peers() else { return };
+    let up = free_addr();
+    let _server = spawn(
+        &p.go_server,
+        &["-addr".into(), up.to_string(), "-connlog=false".into()],
+        up,
+    );
+    let listen = free_addr();
+    let _proxy = spawn(
+        &PathBuf::from(BIN),
+        &[
+            "proxy".into(),
+            "--listen".into(),
+            listen.to_string(),
+            "--upstream".into(),
+            up.to_string(),
+            "--fault".into(),
+            "inject-rst-stream:code=CANCEL".into(),
+            "--for".into(),
+            "60s".into(),
+        ],
+        listen,
+    );
+    let said = four_clients(&p, &listen.to_string(), 0, 5, || {});
+    check_clients("rst-stream", &said);
+    load_names("rst-stream", &load(&listen.to_string(), &["-n", "5"]));
+}
+
+#[test]
+fn http_error_page_from_nginx() {
+    let Some(p) = peers() else { return };
+    let up = free_addr();
+    let _server = spawn(
+        &p.go_server,
+        &["-addr".into(), up.to_string(), "-connlog=false".into()],
+        up,
+    );
+    let listen = free_addr();
+    let _nginx = spawn(
+        &p.nginx,
+        &[
+            listen.to_string(),
+            up.to_string(),
+            "grpc_read_timeout 1s;".into(),
+        ],
+        listen,
+    );
+    let said = four_clients(&p, &listen.to_string(), 3000, 8, || {});
+    check_clients("http-error-page", &said);
+    load_names(
+        "http-error-page",
+        &load(
+            &listen.to_string(),
+            &["-H", "x-delay-ms: 3000", "-n", "2", "-c", "2"],
+        ),
+    );
+}
+
+#[test]
+fn max_age_grace_on_c_core() {
+    let Some(p) = peers() else { return };
+    let addr = free_addr();
+    let _server = spawn(
+        &p.core_server,
+        &[
+            "--addr".into(),
+            addr.to_string(),
+            "--max-connection-age-ms".into(),
+            "1000".into(),
+            "--max-connection-age-grace-ms".into(),
+            "1000".into(),
+        ],
+        addr,
+    );
+    let said = four_clients(&p, &addr.to_string(), 4000, 8, || {});
+    check_clients("max-age-grace-c-core", &said);
+    load_names(
+        "max-age-grace-c-core",
+        &load(
+            &addr.to_string(),
+            &[
+                "-H",
+                "x-delay-ms: 4000",
+                "-n",
+                "2",
+                "-c",
+                "2",
+                "--timeout",
+                "8s",
+            ],
+        ),
+    );
+}
+
+#[test]
+fn drain_cut_by_grpc_go_max_age_grace() {
+    let Some(p) = peers() else { return };
+    let addr = free_addr();
+    let _server = spawn(
+        &p.go_server,
+        &[
+            "-addr".into(),
+            addr.to_string(),
+            "-connlog=false".into(),
+            "-max-conn-age".into(),
+            "1s".into(),
+            "-max-conn-age-grace".into(),
+            "1s".into(),
+        ],
+        addr,
+    );
+    let said = four_clients(&p, &addr.to_string(), 4000, 8, || {});
+    check_clients("drain-cut", &said);
+    load_names(
+        "drain-cut",
+        &load(
+            &addr.to_string(),
+            &[
+                "-H",
+                "x-delay-ms: 4000",
+                "-n",
+                "2",
+                "-c",
+                "2",
+                "--timeout",
+                "8s",
+            ],
+        ),
+    );
+}
+
+#[test]
+fn deadline_exceeded() {
+    let Some(p) = peers() else { return };
+    let addr = free_addr();
+    let _server = spawn(
+        &p.go_server,
+        &["-addr".into(), addr.to_string(), "-connlog=false".into()],
+        addr,
+    );
+    let said = four_clients(&p, &addr.to_string(), 3000, 1, || {});
+    check_clients("deadline", &said);
+    load_names(
+        "deadline",
+        &load(
+            &addr.to_string(),
+            &["-H", "x-delay-ms: 3000", "-n", "2", "--timeout", "1s"],
+        ),
+    );
+}
+
+#[test]
+fn plaintext_client_to_a_tls_server() {
+    let Some(p) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let addr = free_addr();
+    let _server = spawn(
+        &PathBuf::from(BIN),
+        &[
+            "serve".into(),
+            "--listen".into(),
+            addr.to_string(),
+            "--tls-cert".into(),
+            c.display().to_string(),
+            "--tls-key".into(),
+            k.display().to_string(),
+            "--for".into(),
+            "60s".into(),
+        ],
+        addr,
+    );
+    let said = four_clients(&p, &addr.to_string(), 0, 3, || {});
+    check_clients("tls-mismatch", &said);
+    watch_names("tls-mismatch", &addr.to_string());
+}
