@@ -79,6 +79,18 @@ pub fn aggregate(states: impl IntoIterator<Item = State>) -> State {
     }
 }
 
+/// Sticky TRANSIENT_FAILURE (gRFC A62), as grpc-go 1.73 and C-core 1.85
+/// show a watcher: a channel in TRANSIENT_FAILURE stays there while its
+/// subchannels try again (CONNECTING, IDLE) and leaves it only when one is
+/// READY (or the channel shuts down), instead of flapping
+/// TRANSIENT_FAILURE <-> CONNECTING.
+pub fn sticky(prev: State, next: State) -> State {
+    match (prev, next) {
+        (State::TransientFailure, State::Connecting | State::Idle) => State::TransientFailure,
+        _ => next,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::State::*;
@@ -102,5 +114,15 @@ mod tests {
         assert_eq!(aggregate([TransientFailure, Idle]), Idle);
         assert_eq!(aggregate([TransientFailure, Shutdown]), TransientFailure);
         assert_eq!(aggregate([]), TransientFailure);
+    }
+
+    #[test]
+    fn transient_failure_is_sticky_until_ready() {
+        assert_eq!(sticky(TransientFailure, Connecting), TransientFailure);
+        assert_eq!(sticky(TransientFailure, Idle), TransientFailure);
+        assert_eq!(sticky(TransientFailure, Ready), Ready);
+        assert_eq!(sticky(TransientFailure, Shutdown), Shutdown);
+        assert_eq!(sticky(Connecting, TransientFailure), TransientFailure);
+        assert_eq!(sticky(Ready, Idle), Idle);
     }
 }

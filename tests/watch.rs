@@ -928,3 +928,48 @@ async fn the_connection_watch_ends_is_closed_local() {
         "the server got watch's GOAWAY"
     );
 }
+
+/// Against a port where nothing listens, the channel goes TRANSIENT_FAILURE
+/// and stays there while its subchannel retries (sticky TRANSIENT_FAILURE,
+/// gRFC A62, as grpc-go 1.73 and C-core 1.85 show it), while the subchannel
+/// moves CONNECTING <-> TRANSIENT_FAILURE with every attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_channel_stays_in_transient_failure_while_it_retries() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let (code, lines) = watch_to_end(args(&[
+        &addr,
+        "-o",
+        "json",
+        "--for",
+        "3500ms",
+        "--reconnect",
+        "eager",
+    ]))
+    .await;
+    assert_eq!(code, 0);
+    let events = json(&lines);
+    let channel: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["kind"] == "state" && e["channel"] == true)
+        .map(|e| (e["from"].to_string(), e["to"].to_string()))
+        .collect();
+    assert!(
+        channel.contains(&("\"CONNECTING\"".into(), "\"TRANSIENT_FAILURE\"".into())),
+        "{channel:?}"
+    );
+    for (from, to) in &channel {
+        if from == "\"TRANSIENT_FAILURE\"" {
+            assert_eq!(to, "\"SHUTDOWN\"", "sticky: {channel:?}");
+        }
+    }
+    let sub_attempts = events
+        .iter()
+        .filter(|e| e["kind"] == "state" && e["channel"] == false && e["to"] == "CONNECTING")
+        .count();
+    assert!(sub_attempts >= 2, "the subchannel kept trying: {events:?}");
+}

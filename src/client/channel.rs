@@ -22,7 +22,7 @@ use super::conn::{set_origin, stream_status, Conn, ConnectCtx};
 use super::keepalive::KeepaliveConfig;
 use super::subchannel::{Reconnect, Subchannel, SubchannelConfig, Transition};
 use super::tls::{self, TlsConfigError, TlsOptions};
-use crate::connectivity::{aggregate, State};
+use crate::connectivity::{aggregate, sticky, State};
 use crate::event::{EventKind, EventSink};
 use crate::target::{Address, Target};
 
@@ -452,7 +452,7 @@ async fn aggregate_states(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Tra
         let to = if states.is_empty() && inner.resolve_error.lock().is_ok_and(|e| e.is_none()) {
             *inner.state.borrow()
         } else {
-            aggregate(states.values().copied())
+            sticky(*inner.state.borrow(), aggregate(states.values().copied()))
         };
         inner.set_channel_state(to, format!("subchannel {} is {}", t.subchannel, t.to));
         inner.bump();
