@@ -194,11 +194,11 @@ impl Explainer {
                 format!("the server closed a connection that had no call for its idle timeout (grpc-go MaxConnectionIdle, C-core grpc.max_connection_idle_ms){since_call}. Harmless, but a call racing it fails with UNAVAILABLE unless retried: keep the connection busy with client keepalive below that idle time (with permit-without-stream), or retry UNAVAILABLE."),
             ),
             ("NO_ERROR", "max_age") => note(
-                Some("drain-cut"),
+                Some("max-age-drain"),
                 "the server recycles connections after its MaxConnectionAge (so load spreads after scaling): calls in flight get MaxConnectionAgeGrace to finish and are cut when it runs out; new calls go to a new connection, and calls racing the GOAWAY are never processed (safe to retry).",
             ),
             ("NO_ERROR", _) if last_stream_id == crate::h2wire::frame::MAX_STREAM_ID => note(
-                Some("drain-cut"),
+                Some("graceful-stop"),
                 format!(
                     "the server is draining this connection{}: new calls go to a new connection; calls in flight finish unless the drain has a deadline (a graceful stop's timeout, MaxConnectionAgeGrace) that cuts them.",
                     if debug.is_empty() { String::new() } else { format!(" ({debug})") }

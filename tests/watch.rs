@@ -973,3 +973,105 @@ async fn the_channel_stays_in_transient_failure_while_it_retries() {
         .count();
     assert!(sub_attempts >= 2, "the subchannel kept trying: {events:?}");
 }
+
+/// A probe held across a max-age drain whose grace runs out: at the GOAWAY
+/// watch says the drain began, and when the grace cuts the probe it says
+/// that too, naming the catalogue entry (human and JSON).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_probe_cut_by_a_drain_grace_is_explained() {
+    let t = common::start(ServerConfig {
+        max_connection_age: Some(Duration::from_millis(800)),
+        max_connection_age_grace: Some(Duration::from_millis(400)),
+        delay: Duration::from_millis(1800),
+        ..Default::default()
+    })
+    .await;
+    let (code, lines) = watch_to_end(args(&[
+        &t.addr.to_string(),
+        "--probe",
+        "helloworld.Greeter/SayHello",
+        "--probe-interval",
+        "3s",
+        "--for",
+        "2500ms",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(code, 0);
+    let events = json(&lines);
+    let cut = events
+        .iter()
+        .find(|e| e["kind"] == "rpc" && e["code"] == "UNAVAILABLE")
+        .unwrap_or_else(|| panic!("the grace cut the probe: {events:?}"));
+    assert!(cut["message"].as_str().is_some(), "{cut}");
+    let ids: Vec<String> = kinds(&events, "explanation")
+        .iter()
+        .filter_map(|e| e["id"].as_str().map(String::from))
+        .collect();
+    let cut_note = kinds(&events, "explanation")
+        .into_iter()
+        .find(|e| {
+            e["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("was in flight"))
+        })
+        .unwrap_or_else(|| panic!("the cut is explained: {ids:?}"));
+    assert_eq!(cut_note["id"], "drain-cut");
+    assert!(cut_note["fix"]
+        .as_str()
+        .is_some_and(|f| f.contains("grace")));
+}
+
+/// grpc-go's graceful drain is two GOAWAY frames (2^31-1, then the last
+/// stream): watch explains it once and counts one drain, and the frames
+/// apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_drain_of_two_goaways_is_explained_and_counted_once() {
+    let t = common::start(ServerConfig {
+        max_connection_age: Some(Duration::from_millis(600)),
+        max_connection_age_grace: Some(Duration::from_secs(2)),
+        delay: Duration::from_millis(950),
+        ..Default::default()
+    })
+    .await;
+    let (code, lines) = watch_to_end(args(&[
+        &t.addr.to_string(),
+        "--probe",
+        "helloworld.Greeter/SayHello",
+        "--probe-interval",
+        "1s",
+        "--for",
+        "2500ms",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(code, 0);
+    let events = json(&lines);
+    let summary = events.last().expect("a summary");
+    assert_eq!(summary["kind"], "summary");
+    let key = "NO_ERROR \"max_age\"";
+    let drains = summary["drains"][key].as_u64().unwrap_or(0);
+    let frames = summary["goaways"][key].as_u64().unwrap_or(0);
+    assert!(drains >= 1, "{summary}");
+    // Per connection: its GOAWAY frames, one drain.
+    let mut per_conn = std::collections::BTreeMap::<u64, u64>::new();
+    for g in kinds(&events, "goaway")
+        .iter()
+        .filter(|g| g["dir"] == "received")
+    {
+        *per_conn.entry(g["conn"].as_u64().unwrap_or(0)).or_default() += 1;
+    }
+    assert_eq!(drains, per_conn.len() as u64, "{summary}");
+    assert_eq!(frames, per_conn.values().sum::<u64>(), "{summary}");
+    assert!(
+        per_conn.values().any(|n| *n == 2),
+        "a drain with a call in flight gets both frames: {per_conn:?}"
+    );
+    let explained = kinds(&events, "explanation")
+        .iter()
+        .filter(|e| e["id"] == "max-age-drain")
+        .count() as u64;
+    assert_eq!(explained, drains, "one explanation per drain: {events:?}");
+}

@@ -27,8 +27,13 @@ pub struct SubchannelStats {
 pub struct WatchSummary {
     pub duration_ms: f64,
     pub subchannels: BTreeMap<u64, SubchannelStats>,
-    /// "CODE debug" -> count, GOAWAYs received.
+    /// "CODE debug" -> count, GOAWAY frames received.
     pub goaways: BTreeMap<String, u32>,
+    /// "CODE debug" -> count, drains: a connection's GOAWAYs with the same
+    /// code and debug data are one drain (grpc-go sends two).
+    pub drains: BTreeMap<String, u32>,
+    #[serde(skip)]
+    drained: std::collections::HashSet<(u64, String)>,
     pub connections: u32,
     pub connect_errors: u32,
     /// Close reason -> count.
@@ -67,6 +72,11 @@ impl WatchSummary {
                 ..
             } => {
                 let key = crate::event::goaway_key(*code, debug);
+                if self.drained.len() < 100_000
+                    && self.drained.insert((e.conn.unwrap_or(0), key.clone()))
+                {
+                    crate::event::count_capped(&mut self.drains, key.clone(), 1, 32);
+                }
                 crate::event::count_capped(&mut self.goaways, key, 1, 32);
             }
             EventKind::Connect { result, .. } => match result {
@@ -156,8 +166,16 @@ impl WatchSummary {
         for (reason, n) in &self.closes {
             t.add_row(vec![format!("closed: {reason}"), n.to_string()]);
         }
-        for (g, n) in &self.goaways {
-            t.add_row(vec![format!("GOAWAY {g}"), n.to_string()]);
+        for (g, n) in &self.drains {
+            let frames = self.goaways.get(g).copied().unwrap_or(0);
+            t.add_row(vec![
+                format!("drains by GOAWAY {g}"),
+                if frames == *n {
+                    n.to_string()
+                } else {
+                    format!("{n} ({frames} GOAWAY frames)")
+                },
+            ]);
         }
         if let Some((min, med, max)) = self.rtt_stats() {
             t.add_row(vec![

@@ -158,15 +158,27 @@ pub fn check(e: &Expectation, r: &Recorded) -> CheckResult {
         return count("rpcs", f, n, true);
     }
     if let Some(f) = &e.goaways {
+        // Drains, not frames: a connection's GOAWAYs with the same code and
+        // debug data are one drain (grpc-go's graceful drain sends two).
         let n = r
             .events
             .iter()
             .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r))
-            .filter(|t| {
-                matches!(&t.event.kind, EventKind::Goaway { dir: Dir::Received, code, debug, .. }
-                if code_ok(&code.to_string(), &f.code) && f.debug.as_ref().is_none_or(|d| d == debug))
+            .filter_map(|t| match &t.event.kind {
+                EventKind::Goaway {
+                    dir: Dir::Received,
+                    code,
+                    debug,
+                    ..
+                } if code_ok(&code.to_string(), &f.code)
+                    && f.debug.as_ref().is_none_or(|d| d == debug) =>
+                {
+                    Some((t.who.as_str(), t.event.conn, *code, debug.as_str()))
+                }
+                _ => None,
             })
-            .count();
+            .collect::<std::collections::HashSet<_>>()
+            .len();
         return count("goaways", f, n, false);
     }
     if let Some(f) = &e.state_changes {
