@@ -90,7 +90,8 @@ pub static CATALOGUE: &[Entry] = &[
             says(GO144, "UNAVAILABLE", "error reading from server: EOF"),
             says(GO173, "UNAVAILABLE", "error reading from server: EOF"),
             says(CORE, "UNAVAILABLE", "Stream removed (Socket closed)"),
-            says(Stack::Grpcdoc, "UNAVAILABLE", "stream closed because of a broken pipe"),
+            says(Stack::Grpcdoc, "UNAVAILABLE", "the server closed the connection (EOF, no GOAWAY)"),
+            says(Stack::Grpcdoc, "UNAVAILABLE", "connection error: Connection reset by peer*"),
         ],
     },
     Entry {
@@ -126,6 +127,7 @@ pub static CATALOGUE: &[Entry] = &[
             says(GO144, "UNAVAILABLE", "closing transport due to: connection error: desc = \"error reading from server: EOF\", received prior goaway: code: NO_ERROR*"),
             says(GO173, "UNAVAILABLE", "closing transport due to: connection error: desc = \"error reading from server: EOF\", received prior goaway: code: NO_ERROR*"),
             says(CORE, "UNAVAILABLE", "Stream removed (Socket closed (GOAWAY received; Error code: 0; Debug Text: *))"),
+            says(Stack::Grpcdoc, "UNAVAILABLE", "the server closed the connection after its GOAWAY"),
         ],
     },
     Entry {

@@ -1,7 +1,7 @@
 //! Diagnosis: from the events seen (never from message text), what a
 //! notable event means and how to fix it (DESIGN §7).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::event::ConnectCause;
@@ -33,7 +33,8 @@ pub struct Explainer {
     said: HashSet<String>,
     /// Connections that reached READY: only their closes are explained (a
     /// failed handshake is explained by its connect event).
-    connected: HashSet<u64>,
+    /// (and when they did).
+    connected: HashMap<u64, f64>,
     /// Connections this client sent a PING on.
     pinged: HashSet<u64>,
     /// When the current drain's GOAWAY came (until a call it cut is told).
@@ -109,7 +110,11 @@ impl Explainer {
                 if *code == ErrorCode::NO_ERROR {
                     self.drain_ms.get_or_insert(e.t_ms);
                 }
-                let n = self.goaway(e.t_ms, *code, debug, *last_stream_id, pinged);
+                // How long nothing had run on the connection.
+                let quiet = e.conn.and_then(|c| self.connected.get(&c)).map(|ready| {
+                    e.t_ms - self.last_call_end_ms.map_or(*ready, |l| l.max(*ready))
+                });
+                let n = self.goaway(e.t_ms, *code, debug, *last_stream_id, pinged, quiet);
                 let conn = e.conn.unwrap_or(0);
                 self.once(format!("goaway {conn} {code} {debug}"), n)
             }
@@ -124,14 +129,17 @@ impl Explainer {
                 result: crate::event::ConnectResult::Ok,
                 ..
             } => {
-                self.connected.extend(e.conn);
+                if let Some(c) = e.conn {
+                    self.connected.insert(c, e.t_ms);
+                }
                 None
             }
+            // No GOAWAY came before (a close after one is `goaway`).
             EventKind::Closed {
-                reason: CloseReason::Reset | CloseReason::Error,
+                reason: CloseReason::Reset | CloseReason::Error | CloseReason::Eof,
                 streams,
                 ..
-            } if e.conn.is_some_and(|c| self.connected.contains(&c)) => Some(note(
+            } if e.conn.is_some_and(|c| self.connected.contains_key(&c)) => Some(note(
                 Some("server-crash"),
                 format!(
                     "the connection ended without GOAWAY: the server crashed or was killed, or something in between cut it{}. Calls in flight fail with UNAVAILABLE (grpc-go 1.33 \"transport is closing\", newer \"error reading from server: EOF\", C-core \"Socket closed\"); retry UNAVAILABLE and use wait-for-ready.",
@@ -169,6 +177,7 @@ impl Explainer {
         debug: &str,
         last_stream_id: u32,
         pinged: bool,
+        quiet_ms: Option<f64>,
     ) -> Note {
         let since_call = self
             .last_call_end_ms
@@ -197,6 +206,20 @@ impl Explainer {
                 Some("max-age-drain"),
                 "the server recycles connections after its MaxConnectionAge (so load spreads after scaling): calls in flight get MaxConnectionAgeGrace to finish and are cut when it runs out; new calls go to a new connection, and calls racing the GOAWAY are never processed (safe to retry).",
             ),
+            // grpc-go before 1.4x sends its idle GOAWAY without debug data:
+            // a drain of a connection nothing ran on for a second or more.
+            ("NO_ERROR", "")
+                if last_stream_id == crate::h2wire::frame::MAX_STREAM_ID
+                    && quiet_ms.is_some_and(|q| q >= 1000.0) =>
+            {
+                note(
+                    Some("idle-timeout"),
+                    format!(
+                        "the server began draining a connection nothing had run on for {}: most likely its idle timeout (grpc-go MaxConnectionIdle; grpc-go before 1.4x sends it without debug data), else a graceful stop. Harmless, but a call racing it fails with UNAVAILABLE unless retried: client keepalive below the idle time (with permit-without-stream), or retry UNAVAILABLE.",
+                        dur_ms(quiet_ms.unwrap_or_default())
+                    ),
+                )
+            }
             ("NO_ERROR", _) if last_stream_id == crate::h2wire::frame::MAX_STREAM_ID => note(
                 Some("graceful-stop"),
                 format!(

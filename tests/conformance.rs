@@ -634,3 +634,68 @@ fn plaintext_client_to_a_tls_server() {
     check_clients("tls-mismatch", &said);
     watch_names("tls-mismatch", &addr.to_string());
 }
+
+/// C-core's idle timeout (GOAWAY INTERNAL_ERROR "connection idle") and
+/// grpc-go's (NO_ERROR "max_idle"): no client prints an error for them
+/// unless a call races them, so (a) and (b) have nothing to check; (c)
+/// grpcdoc watch names the idle timeout for both, not "look at the
+/// server's logs".
+#[test]
+fn idle_timeouts_of_c_core_and_grpc_go() {
+    let Some(p) = peers() else { return };
+    let core = free_addr();
+    let _core = spawn(
+        &p.core_server,
+        &[
+            "--addr".into(),
+            core.to_string(),
+            "--max-connection-idle-ms".into(),
+            "1500".into(),
+        ],
+        core,
+    );
+    let go = free_addr();
+    let _go = spawn(
+        &p.go_server,
+        &[
+            "-addr".into(),
+            go.to_string(),
+            "-connlog=false".into(),
+            "-max-conn-idle".into(),
+            "1500ms".into(),
+        ],
+        go,
+    );
+    for addr in [core, go] {
+        let out = Command::new(BIN)
+            .args([
+                "watch",
+                &addr.to_string(),
+                "--probe",
+                "none",
+                "--for",
+                "2500ms",
+                "-o",
+                "json",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let goaway = text
+            .lines()
+            .find(|l| l.contains("\"kind\":\"goaway\",\"dir\":\"received\""))
+            .unwrap_or_else(|| panic!("an idle GOAWAY from {addr}:\n{text}"));
+        let ids: Vec<String> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["kind"] == "explanation")
+            .filter_map(|e| e["id"].as_str().map(String::from))
+            .collect();
+        eprintln!("conformance | idle-timeout | grpcdoc watch | {goaway} | ids {ids:?}");
+        assert!(
+            ids.iter().any(|i| i == "idle-timeout"),
+            "{addr}: {ids:?}\n{text}"
+        );
+    }
+}

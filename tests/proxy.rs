@@ -576,3 +576,40 @@ async fn watch_tells_each_connection_in_causal_order() {
     }
     assert!(drained >= 1, "{events:?}");
 }
+
+/// A too_many_pings GOAWAY on a connection where watch sent no PING is not
+/// about watch's pings: watch says so (a hop or another client sent it)
+/// instead of telling the user to ping less.
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_pings_without_a_ping_is_not_blamed_on_the_client() {
+    let t = start(ServerConfig::default()).await;
+    let (p, _log) = proxy(
+        t.addr,
+        &["inject-goaway:code=ENHANCE_YOUR_CALM,debug=too_many_pings,direction=downstream"],
+    )
+    .await;
+    let addr = p.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["watch", &addr, "-o", "json", "--for", "1s"])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "goaway" && e["debug"] == "too_many_pings"));
+    let ids: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "explanation")
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"middlebox-goaway"), "{ids:?}");
+    assert!(!ids.contains(&"too-many-pings"), "{ids:?}");
+}

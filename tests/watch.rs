@@ -1075,3 +1075,57 @@ async fn one_drain_of_two_goaways_is_explained_and_counted_once() {
         .count() as u64;
     assert_eq!(explained, drains, "one explanation per drain: {events:?}");
 }
+
+/// The server killed with a probe in flight (FIN, no GOAWAY): the probe
+/// fails saying the server closed the connection without GOAWAY, and watch
+/// explains it as a crash or hard stop.
+#[test]
+fn a_killed_server_with_a_call_in_flight_is_explained() {
+    let mut server = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--delay", "3s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    std::thread::spawn(move || for _ in out.lines() {});
+    let w = Watch::start(&[
+        &addr,
+        "-o",
+        "json",
+        "--probe",
+        "helloworld.Greeter/SayHello",
+        "--probe-interval",
+        "5s",
+        "--for",
+        "2500ms",
+    ]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let _ = server.kill();
+    let _ = server.wait();
+    let (code, lines) = w.finish(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let events = json(&lines);
+    let rpc = kinds(&events, "rpc");
+    assert_eq!(rpc.len(), 1, "{events:?}");
+    assert_eq!(rpc[0]["code"], "UNAVAILABLE");
+    let msg = rpc[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg == "the server closed the connection (EOF, no GOAWAY)"
+            || msg.starts_with("connection error: Connection reset by peer"),
+        "{msg}"
+    );
+    assert!(
+        kinds(&events, "explanation")
+            .iter()
+            .any(|e| e["id"] == "server-crash"),
+        "{events:?}"
+    );
+}

@@ -143,7 +143,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// Reading stopped: fail the streams, and end once the queue is out.
     fn close(&mut self, res: Result<Ending, WireError>) {
         let why = match &res {
-            Ok(_) => "the server closed the connection".to_string(),
+            Ok(Ending::PeerClosed) => {
+                "the server closed the connection (EOF, no GOAWAY)".to_string()
+            }
+            Ok(Ending::AfterGoaway) => {
+                "the server closed the connection after its GOAWAY".to_string()
+            }
+            Ok(Ending::Local) => "grpcdoc closed the connection".to_string(),
             Err(WireError::Io(e)) => format!("connection error: {e}"),
             Err(e) => e.to_string(),
         };
