@@ -613,3 +613,39 @@ async fn too_many_pings_without_a_ping_is_not_blamed_on_the_client() {
     assert!(ids.contains(&"middlebox-goaway"), "{ids:?}");
     assert!(!ids.contains(&"too-many-pings"), "{ids:?}");
 }
+
+/// grpcdoc's own reflection request, refused unprocessed (REFUSED_STREAM on
+/// the first stream of the connection), is sent again like any call the
+/// server never processed, and load goes on by reflection.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_reflection_request_is_retried() {
+    let t = start(ServerConfig::default()).await;
+    let (p, log) = proxy(t.addr, &["inject-rst-stream:code=REFUSED_STREAM,stream=1"]).await;
+    let addr = p.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args([
+                "load",
+                &addr,
+                "--call",
+                "helloworld.Greeter/SayHello",
+                "-n",
+                "5",
+                "-o",
+                "json",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["ok"], 5, "{r}");
+    assert!(
+        fault_events(&log, "inject-rst-stream") >= 1,
+        "the first stream was refused"
+    );
+}

@@ -61,6 +61,14 @@ pub fn set_origin<B>(
     }
 }
 
+/// How the status of a call the server never processed begins.
+pub const NEVER_PROCESSED: &str = "stream never processed by the server";
+
+/// The call failed before the server processed it: safe to retry anywhere.
+pub fn never_processed(s: &tonic::Status) -> bool {
+    s.code() == tonic::Code::Unavailable && s.message().starts_with(NEVER_PROCESSED)
+}
+
 /// A failed stream as a gRPC status. A stream the server never processed
 /// (refused by GOAWAY's last-stream-id or REFUSED_STREAM) says so.
 pub fn stream_status(e: &StreamError, goaway: Option<GoAway>) -> tonic::Status {
@@ -71,9 +79,7 @@ pub fn stream_status(e: &StreamError, goaway: Option<GoAway>) -> tonic::Status {
             (Some(g), _) => format!("GOAWAY {} \"{}\"", g.code, g.debug_text()),
             (None, _) => "GOAWAY".to_string(),
         };
-        return tonic::Status::unavailable(format!(
-            "stream never processed by the server ({why}): safe to retry"
-        ));
+        return tonic::Status::unavailable(format!("{NEVER_PROCESSED} ({why}): safe to retry"));
     }
     if let StreamError::Foreign(f) = e {
         let (code, message) =

@@ -138,6 +138,7 @@ macro_rules! reflection_client {
     };
 }
 
+#[derive(Clone)]
 enum RefRequest {
     List,
     Symbol(String),
@@ -147,11 +148,23 @@ enum RefRequest {
 reflection_client!(ask_v1, v1);
 reflection_client!(ask_v1alpha, v1alpha);
 
+/// One reflection request; a request the server never processed (a GOAWAY
+/// crossed it) is sent again, as gRPC clients retry such calls, a few times.
 async fn ask(channel: &Channel, v1: bool, req: RefRequest) -> Result<Answer, tonic::Status> {
-    if v1 {
-        ask_v1(channel, req).await
-    } else {
-        ask_v1alpha(channel, req).await
+    let mut attempt = 0u32;
+    loop {
+        let r = if v1 {
+            ask_v1(channel, req.clone()).await
+        } else {
+            ask_v1alpha(channel, req.clone()).await
+        };
+        match r {
+            Err(s) if crate::client::conn::never_processed(&s) && attempt < 5 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+            }
+            r => return r,
+        }
     }
 }
 
