@@ -257,6 +257,21 @@ pub static CATALOGUE: &[Entry] = &[
         ],
     },
     Entry {
+        id: "message-too-large",
+        title: "a message over the receiver's size limit",
+        wire: "the call ends RESOURCE_EXHAUSTED right after a large DATA frame; the connection lives on",
+        cause: "a request (or response) larger than the receiver's max receive message size (4 MiB by default in grpc-go and C-core); the message names both sizes, and `SERVER:` (C-core) says the server refused it",
+        fix: "raise the limit on the receiving side (grpc-go MaxRecvMsgSize, C-core grpc.max_receive_message_length), or send smaller messages (paging, streaming)",
+        scenario: None,
+        watch: "grpcdoc load TARGET --call pkg.Svc/Method -d @big.json",
+        says: &[
+            // Recorded with grpcurl against the grpc-go and C-core servers:
+            // the server's own limit, relayed to the client as is.
+            says(GO144, "RESOURCE_EXHAUSTED", "grpc: received message larger than max (* vs. *)"),
+            says(GO144, "RESOURCE_EXHAUSTED", "SERVER: Received message larger than max (* vs. *)"),
+        ],
+    },
+    Entry {
         id: "rst-stream",
         title: "the server or a proxy reset the stream",
         wire: "RST_STREAM from the peer on the call's stream; the connection lives on",
