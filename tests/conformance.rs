@@ -699,3 +699,127 @@ fn idle_timeouts_of_c_core_and_grpc_go() {
         );
     }
 }
+
+/// A grpc-go 1.33 client (the one stack here that pings every second: grpcurl
+/// raises keepalive to 10 s, k6 has no keepalive, C-core throttles pings on a
+/// call without data) with one call in flight.
+fn go133_call(bin: &PathBuf, addr: &str, extra: &[&str]) -> Said {
+    let out = Command::new(bin)
+        .args([
+            "-addr",
+            addr,
+            "-interval",
+            "100ms",
+            "-n",
+            "1",
+            "-duration",
+            "8s",
+        ])
+        .args(["-timeout", "7s", "-delay-ms", "6000"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    go133(&text).unwrap_or_else(|| panic!("no failed call:\n{text}"))
+}
+
+/// `grpcdoc watch` with these flags; the catalogue ids it explained with.
+fn watch_ids(addr: &str, flags: &[&str], during: impl FnOnce()) -> Vec<String> {
+    let child = Command::new(BIN)
+        .args(["watch", addr, "-o", "json"])
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    during();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["kind"] == "explanation")
+        .filter_map(|e| e["id"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn too_many_pings_from_grpc_go() {
+    let Some(p) = peers() else { return };
+    let addr = free_addr();
+    let _server = spawn(
+        &p.go_server,
+        &["-addr".into(), addr.to_string(), "-connlog=false".into()],
+        addr,
+    );
+    let said = go133_call(&p.go133, &addr.to_string(), &["-ka-time", "1s"]);
+    check_clients("too-many-pings", &[said]);
+    let ids = watch_ids(
+        &addr.to_string(),
+        &[
+            "--probe",
+            "none",
+            "--keepalive-time",
+            "1s",
+            "--keepalive-permit-without-stream",
+            "--for",
+            "5s",
+        ],
+        || {},
+    );
+    eprintln!("conformance | too-many-pings | grpcdoc watch | explanations {ids:?}");
+    assert!(ids.iter().any(|i| i == "too-many-pings"), "{ids:?}");
+}
+
+#[test]
+fn keepalive_timeout_against_a_stopped_grpc_go_server() {
+    let Some(p) = peers() else { return };
+    let addr = free_addr();
+    let args: Vec<String> = [
+        "-addr",
+        &addr.to_string(),
+        "-connlog=false",
+        "-ka-min-time",
+        "1ns",
+        "-ka-permit-without-stream",
+    ]
+    .map(String::from)
+    .to_vec();
+    let server = spawn(&p.go_server, &args, addr);
+    let pid = server.0.id().to_string();
+    let stop = |sig: &str| {
+        let _ = Command::new("kill").args([sig, &pid]).status();
+    };
+    let target = addr.to_string();
+    let go = {
+        let (bin, target) = (p.go133.clone(), target.clone());
+        std::thread::spawn(move || {
+            go133_call(&bin, &target, &["-ka-time", "1s", "-ka-timeout", "1s"])
+        })
+    };
+    let ids = watch_ids(
+        &target,
+        &[
+            "--probe",
+            "none",
+            "--keepalive-time",
+            "1s",
+            "--keepalive-timeout",
+            "1s",
+            "--keepalive-permit-without-stream",
+            "--for",
+            "5s",
+        ],
+        || {
+            std::thread::sleep(Duration::from_millis(1000));
+            stop("-STOP");
+        },
+    );
+    let said = go.join().unwrap();
+    stop("-CONT");
+    check_clients("keepalive-timeout", &[said]);
+    eprintln!("conformance | keepalive-timeout | grpcdoc watch | explanations {ids:?}");
+    assert!(ids.iter().any(|i| i == "keepalive-timeout"), "{ids:?}");
+}
