@@ -13,30 +13,18 @@
 //! Needs the peers (`PEERS_HOME`); without them each case says so and
 //! returns, unless `GRPCDOC_REQUIRE_PEERS=1` (set by `.ci/run`).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod common;
+
+use common::{free_addr, peer, wait_listening};
 use grpcdoc::catalogue::{candidates, entry, find, Stack};
 
 const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
 const PROTO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/peers/proto");
-
-fn peer(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PEERS_HOME")
-        .map(|h| PathBuf::from(h).join("bin").join(name))
-        .filter(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var("GRPCDOC_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "peer {name} missing: run ../shared/peers/setup.sh and export PEERS_HOME"
-        );
-        eprintln!("skipped: peer {name} not built (set PEERS_HOME, see ../shared/peers/README.md)");
-    }
-    found
-}
-
 /// Every peer the tier uses, or None (skipped).
 struct Peers {
     go133: PathBuf,
@@ -59,16 +47,6 @@ fn peers() -> Option<Peers> {
         nginx: peer("nginx-grpc")?,
     })
 }
-
-fn free_addr() -> SocketAddr {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    ([127, 0, 0, 1], port).into()
-}
-
 /// A server or proxy process, killed on drop.
 struct Proc(Child);
 
@@ -88,14 +66,7 @@ fn spawn(bin: &PathBuf, args: &[String], listens: SocketAddr) -> Proc {
         .spawn()
         .expect("spawn");
     let p = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(listens).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{bin:?} did not listen on {listens}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(listens, &format!("{bin:?}"));
     p
 }
 
@@ -509,96 +480,59 @@ fn http_error_page_from_nginx() {
     );
 }
 
+/// A server started with `flags` (its address flag first); the four clients
+/// call it with the server delay `delay_ms` and the deadline `timeout_s`,
+/// (a) and (b) for `id`; then (c): grpcdoc load, the same calls, names it.
+fn server_case(bin: &PathBuf, flags: &[&str], id: &str, delay_ms: u64, timeout_s: u64) {
+    let p = peers().expect("peers");
+    let addr = free_addr();
+    let mut args = vec![flags[0].to_string(), addr.to_string()];
+    args.extend(flags[1..].iter().map(|f| f.to_string()));
+    let _server = spawn(bin, &args, addr);
+    let said = four_clients(&p, &addr.to_string(), delay_ms, timeout_s, || {});
+    check_clients(id, &said);
+    let delay = format!("x-delay-ms: {delay_ms}");
+    let timeout = format!("{timeout_s}s");
+    let extra = ["-H", &delay, "-n", "2", "-c", "2", "--timeout", &timeout];
+    load_names(id, &load(&addr.to_string(), &extra));
+}
+
 #[test]
 fn max_age_grace_on_c_core() {
     let Some(p) = peers() else { return };
-    let addr = free_addr();
-    let _server = spawn(
-        &p.core_server,
-        &[
-            "--addr".into(),
-            addr.to_string(),
-            "--max-connection-age-ms".into(),
-            "1000".into(),
-            "--max-connection-age-grace-ms".into(),
-            "1000".into(),
-        ],
-        addr,
-    );
-    let said = four_clients(&p, &addr.to_string(), 4000, 8, || {});
-    check_clients("max-age-grace-c-core", &said);
-    load_names(
-        "max-age-grace-c-core",
-        &load(
-            &addr.to_string(),
-            &[
-                "-H",
-                "x-delay-ms: 4000",
-                "-n",
-                "2",
-                "-c",
-                "2",
-                "--timeout",
-                "8s",
-            ],
-        ),
-    );
+    let flags = [
+        "--addr",
+        "--max-connection-age-ms",
+        "1000",
+        "--max-connection-age-grace-ms",
+        "1000",
+    ];
+    server_case(&p.core_server, &flags, "max-age-grace-c-core", 4000, 8);
 }
 
 #[test]
 fn drain_cut_by_grpc_go_max_age_grace() {
     let Some(p) = peers() else { return };
-    let addr = free_addr();
-    let _server = spawn(
-        &p.go_server,
-        &[
-            "-addr".into(),
-            addr.to_string(),
-            "-connlog=false".into(),
-            "-max-conn-age".into(),
-            "1s".into(),
-            "-max-conn-age-grace".into(),
-            "1s".into(),
-        ],
-        addr,
-    );
-    let said = four_clients(&p, &addr.to_string(), 4000, 8, || {});
-    check_clients("drain-cut", &said);
-    load_names(
-        "drain-cut",
-        &load(
-            &addr.to_string(),
-            &[
-                "-H",
-                "x-delay-ms: 4000",
-                "-n",
-                "2",
-                "-c",
-                "2",
-                "--timeout",
-                "8s",
-            ],
-        ),
-    );
+    let flags = [
+        "-addr",
+        "-connlog=false",
+        "-max-conn-age",
+        "1s",
+        "-max-conn-age-grace",
+        "1s",
+    ];
+    server_case(&p.go_server, &flags, "drain-cut", 4000, 8);
 }
 
 #[test]
 fn deadline_exceeded() {
     let Some(p) = peers() else { return };
-    let addr = free_addr();
-    let _server = spawn(
+    server_case(
         &p.go_server,
-        &["-addr".into(), addr.to_string(), "-connlog=false".into()],
-        addr,
-    );
-    let said = four_clients(&p, &addr.to_string(), 3000, 1, || {});
-    check_clients("deadline", &said);
-    load_names(
+        &["-addr", "-connlog=false"],
         "deadline",
-        &load(
-            &addr.to_string(),
-            &["-H", "x-delay-ms: 3000", "-n", "2", "--timeout", "1s"],
-        ),
+        3000,
+        1,
     );
 }
 

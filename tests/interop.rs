@@ -17,21 +17,6 @@ use grpcdoc::event::EventKind;
 use grpcdoc::h2wire::frame::MAX_STREAM_ID;
 use grpcdoc::h2wire::{ControlFrame, Dir, ErrorCode};
 use grpcdoc::server::ServerConfig;
-
-fn peer(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PEERS_HOME")
-        .map(|h| PathBuf::from(h).join("bin").join(name))
-        .filter(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var("GRPCDOC_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "peer {name} missing: run ../shared/peers/setup.sh and export PEERS_HOME"
-        );
-        eprintln!("skipped: peer {name} not built (set PEERS_HOME, see ../shared/peers/README.md)");
-    }
-    found
-}
-
 /// Runs a peer program to completion in a blocking thread.
 async fn run_peer(bin: PathBuf, args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
@@ -74,14 +59,7 @@ impl PeerServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn peer server");
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "peer server did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(addr, "peer server");
         Self { child, addr }
     }
 }
@@ -840,16 +818,6 @@ expect:
     assert!(log.contains("go-restart: passed"), "{log}");
 }
 
-/// A free loopback port.
-fn free_addr() -> SocketAddr {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    ([127, 0, 0, 1], port).into()
-}
-
 /// Real nginx in front of a grpc-go server that holds the call longer than
 /// nginx's `grpc_read_timeout`: nginx answers HTTP 504 with an HTML body and
 /// no grpc-status. Every call ends UNAVAILABLE with that status in its
@@ -876,11 +844,7 @@ fn an_html_504_from_real_nginx_is_unavailable() {
         child: proxy,
         addr: listen,
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(listen).is_err() {
-        assert!(std::time::Instant::now() < deadline, "nginx did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(listen, "nginx");
     let proto = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/peers/proto/helloworld.proto"
@@ -1054,14 +1018,7 @@ fn injected_goaways_refuse_what_the_server_never_saw() {
         .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(up).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "grpc-go did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(up, "grpc-go");
     let listen = free_addr();
     let mut proxy = Command::new(env!("CARGO_BIN_EXE_grpcdoc"))
         .args([
@@ -1077,10 +1034,7 @@ fn injected_goaways_refuse_what_the_server_never_saw() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    while std::net::TcpStream::connect(listen).is_err() {
-        assert!(std::time::Instant::now() < deadline, "proxy did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(listen, "the proxy");
     let proto = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/peers/proto/helloworld.proto"

@@ -3,7 +3,8 @@
 //! through a recording FrameIo, so tests see every frame the server sends.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -241,4 +242,42 @@ pub fn assert_between(what: &str, d: Duration, lo: Duration, hi: Duration) {
         d >= lo && d <= hi,
         "{what}: {d:?} is not within [{lo:?}, {hi:?}]"
     );
+}
+
+/// A peer from `../shared/peers` (`PEERS_HOME`), or None (the test is
+/// skipped) - unless `GRPCDOC_REQUIRE_PEERS=1`, where a missing one fails.
+pub fn peer(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PEERS_HOME")
+        .map(|h| PathBuf::from(h).join("bin").join(name))
+        .filter(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("GRPCDOC_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "peer {name} missing: run ../shared/peers/setup.sh and export PEERS_HOME"
+        );
+        eprintln!("skipped: peer {name} not built (set PEERS_HOME, see ../shared/peers/README.md)");
+    }
+    found
+}
+
+/// A free loopback port.
+pub fn free_addr() -> SocketAddr {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    ([127, 0, 0, 1], port).into()
+}
+
+/// Waits (at most 15 s) until something accepts connections on `addr`.
+pub fn wait_listening(addr: SocketAddr, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
