@@ -110,6 +110,9 @@ pub enum CallCause {
     NoConnection,
     /// The deadline passed.
     Deadline,
+    /// The deadline passed while the call waited for a stream slot
+    /// (the server's MAX_CONCURRENT_STREAMS).
+    QueuedDeadline,
     /// The server answered with this status.
     Status {
         #[serde(serialize_with = "status_code")]
@@ -135,6 +138,7 @@ impl CallCause {
             CallCause::ConnectionLost => "connection_lost".into(),
             CallCause::NoConnection => "no_connection".into(),
             CallCause::Deadline => "deadline".into(),
+            CallCause::QueuedDeadline => "queued_deadline".into(),
             CallCause::Status { code } => format!("status:{}", code_name(*code)),
             CallCause::Reset { code } => format!("reset:{code}"),
             CallCause::Http { status } => format!("http:{status}"),
@@ -154,6 +158,7 @@ impl CallCause {
             CallCause::ConnectionLost => "connection_lost".into(),
             CallCause::NoConnection => "no_connection".into(),
             CallCause::Deadline => "deadline".into(),
+            CallCause::QueuedDeadline => "queued_deadline".into(),
             CallCause::Status { code } => format!("status {}", code_name(*code)),
             CallCause::Reset { code } => format!("reset {code}"),
             CallCause::Http { status } => format!("http {status}"),
@@ -170,6 +175,7 @@ impl CallCause {
             CallCause::Deadline => (4, "", 0),
             CallCause::Status { code } => (5, "", *code as i64),
             CallCause::DrainEnded { debug } => (8, debug, 0),
+            CallCause::QueuedDeadline => (9, "", 0),
             CallCause::Reset { code } => (6, "", i64::from(code.0)),
             CallCause::Http { status } => (7, "", i64::from(*status)),
         }

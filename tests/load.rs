@@ -776,3 +776,49 @@ async fn a_refused_port_counts_failed_dials_and_fast_failures() {
         "{text}"
     );
 }
+
+/// Calls whose deadline passes while they wait for a stream slot (the
+/// server allows one stream per connection) are told apart from calls the
+/// server was slow to answer: the queue behind MAX_CONCURRENT_STREAMS.
+#[tokio::test(flavor = "multi_thread")]
+async fn deadlines_spent_waiting_for_a_stream_slot_are_the_stream_limit() {
+    let t = common::start(ServerConfig {
+        max_concurrent_streams: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let out = load(args(&[
+        &t.addr.to_string(),
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "-H",
+        "x-delay-ms: 400",
+        "-c",
+        "4",
+        "--connections",
+        "1",
+        "-n",
+        "4",
+        "--timeout",
+        "300ms",
+        "-o",
+        "json",
+    ]))
+    .await;
+    let r = report(&out);
+    let causes = r["causes"].as_array().expect("causes");
+    let queued = causes
+        .iter()
+        .find(|c| c["cause"] == "queued_deadline")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(queued["id"], "stream-limit-queue", "{r}");
+    assert!(
+        queued["count"].as_u64() >= Some(2),
+        "three waited for the one slot: {r}"
+    );
+    let slow = causes.iter().find(|c| c["cause"] == "deadline");
+    assert!(
+        slow.is_none_or(|c| c["count"] == 1),
+        "only the call on the slot was slow: {r}"
+    );
+}

@@ -143,6 +143,9 @@ async fn run_call(
                 p
             }
         };
+        // The call spent more of its deadline waiting for a stream slot than
+        // it had left when it got one.
+        let mut mostly_queued = false;
         let (outcome, conn) = match picked {
             Err(s) => (Outcome::local(s.code(), s.message().to_string()), None),
             Ok(conn) => {
@@ -159,8 +162,11 @@ async fn run_call(
                             None => conn.wait_slot().await,
                         };
                         rec.slot_waits.fetch_add(1, Ordering::Relaxed);
+                        let waited = t0.elapsed();
                         rec.slot_wait_us
-                            .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+                            .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+                        mostly_queued = deadline
+                            .is_some_and(|d| waited > d.saturating_duration_since(Instant::now()));
                         p
                     }
                 };
@@ -170,7 +176,7 @@ async fn run_call(
                         "deadline exceeded waiting for a stream slot (MAX_CONCURRENT_STREAMS)"
                             .into(),
                     );
-                    return (o, Some(conn.shared.id), Some(Cause::Deadline));
+                    return (o, Some(conn.shared.id), Some(Cause::QueuedDeadline));
                 }
                 let o = match deadline {
                     Some(d) => {
@@ -209,7 +215,10 @@ async fn run_call(
                 }
             }
         }
-        let cause = cause_of(&outcome, conn.as_ref());
+        let cause = match cause_of(&outcome, conn.as_ref()) {
+            Some(Cause::Deadline) if mostly_queued => Some(Cause::QueuedDeadline),
+            c => c,
+        };
         return (outcome, conn.map(|c| c.shared.id), cause);
     }
 }
