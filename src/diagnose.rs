@@ -162,6 +162,22 @@ impl Explainer {
                 };
                 self.once(format!("{cause:?} {addr}"), note(id, text))
             }
+            EventKind::State {
+                channel: false,
+                to: crate::connectivity::State::TransientFailure,
+                reason,
+                subchannel,
+                ..
+            } if reason.starts_with("health check: ") => self.once(
+                format!("health {subchannel:?} {reason}"),
+                note(
+                    Some("health-not-serving"),
+                    format!(
+                        "the connection works, but the server's health service says {}: health-checking clients send it no calls until it says SERVING again. Look at why the server reports it (starting, draining, a dependency down).",
+                        reason.trim_start_matches("health check: ")
+                    ),
+                ),
+            ),
             EventKind::Resolve { error: Some(_), .. } => self.once(
                 "resolve".into(),
                 note(Some("name-resolution"), "the name does not resolve: check the host name and the DNS; the channel keeps retrying with backoff"),

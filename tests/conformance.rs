@@ -757,3 +757,28 @@ fn keepalive_timeout_against_a_stopped_grpc_go_server() {
     eprintln!("conformance | keepalive-timeout | grpcdoc watch | explanations {ids:?}");
     assert!(ids.iter().any(|i| i == "keepalive-timeout"), "{ids:?}");
 }
+
+/// A grpc-go server whose health service says NOT_SERVING (SIGUSR1): no
+/// client prints an error for it (health-checking clients just send no
+/// calls); (c) grpcdoc watch with health checking names it.
+#[test]
+fn health_not_serving_from_grpc_go() {
+    let Some(p) = peers() else { return };
+    let addr = free_addr();
+    let server = spawn(
+        &p.go_server,
+        &["-addr".into(), addr.to_string(), "-connlog=false".into()],
+        addr,
+    );
+    let pid = server.0.id().to_string();
+    let ids = watch_ids(
+        &addr.to_string(),
+        &["--health-service", "", "--for", "2s"],
+        || {
+            std::thread::sleep(Duration::from_millis(700));
+            let _ = Command::new("kill").args(["-USR1", &pid]).status();
+        },
+    );
+    eprintln!("conformance | health-not-serving | grpcdoc watch | explanations {ids:?}");
+    assert!(ids.iter().any(|i| i == "health-not-serving"), "{ids:?}");
+}
