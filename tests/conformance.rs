@@ -782,3 +782,128 @@ fn health_not_serving_from_grpc_go() {
     eprintln!("conformance | health-not-serving | grpcdoc watch | explanations {ids:?}");
     assert!(ids.iter().any(|i| i == "health-not-serving"), "{ids:?}");
 }
+
+/// A grpc-go server stopping gracefully (SIGTERM: GracefulStop) while watch
+/// probes it: GOAWAY 2^31-1 without debug data on a busy connection, then
+/// the last stream; (c) watch names a graceful stop. No client prints an
+/// error for it.
+#[test]
+fn graceful_stop_of_grpc_go() {
+    let Some(p) = peers() else { return };
+    let addr = free_addr();
+    let server = spawn(
+        &p.go_server,
+        &["-addr".into(), addr.to_string(), "-connlog=false".into()],
+        addr,
+    );
+    let pid = server.0.id().to_string();
+    let ids = watch_ids(
+        &addr.to_string(),
+        &["--probe-interval", "200ms", "--for", "2s"],
+        || {
+            std::thread::sleep(Duration::from_millis(800));
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        },
+    );
+    eprintln!("conformance | graceful-stop | grpcdoc watch | explanations {ids:?}");
+    assert!(ids.iter().any(|i| i == "graceful-stop"), "{ids:?}");
+}
+
+/// More calls than the grpc-go server's stream limit on one connection:
+/// the ones that spend their deadline queued for a slot are the stream
+/// limit (c); grpc-go's client says only "context deadline exceeded" (the
+/// deadline entry's message).
+#[test]
+fn stream_limit_queue_at_grpc_go() {
+    let Some(p) = peers() else { return };
+    let addr = free_addr();
+    let _server = spawn(
+        &p.go_server,
+        &[
+            "-addr".into(),
+            addr.to_string(),
+            "-connlog=false".into(),
+            "-max-concurrent-streams".into(),
+            "1".into(),
+        ],
+        addr,
+    );
+    let extra = [
+        "-H",
+        "x-delay-ms: 400",
+        "-c",
+        "4",
+        "--connections",
+        "1",
+        "-n",
+        "4",
+        "--timeout",
+        "300ms",
+    ];
+    load_names("stream-limit-queue", &load(&addr.to_string(), &extra));
+}
+
+/// Calls that cross a GOAWAY (the proxy announces the last stream it gave
+/// the grpc-go server and refuses the rest): never processed, safe to
+/// retry; gRPC clients retry them transparently, so none prints an error;
+/// (c) grpcdoc load without transparent retry names the race.
+#[test]
+fn goaway_race_through_a_proxy() {
+    let Some(p) = peers() else { return };
+    let up = free_addr();
+    let _server = spawn(
+        &p.go_server,
+        &["-addr".into(), up.to_string(), "-connlog=false".into()],
+        up,
+    );
+    let listen = free_addr();
+    let _proxy = spawn(
+        &PathBuf::from(BIN),
+        &[
+            "proxy".into(),
+            "--listen".into(),
+            listen.to_string(),
+            "--upstream".into(),
+            up.to_string(),
+            "--fault".into(),
+            "inject-goaway:every=300ms,direction=downstream".into(),
+            "--for".into(),
+            "60s".into(),
+        ],
+        listen,
+    );
+    let extra = ["--no-transparent-retry", "-c", "4", "-z", "1s"];
+    load_names("goaway-race", &load(&listen.to_string(), &extra));
+}
+
+/// A 5 MB request against the grpc-go and C-core servers' 4 MiB limit,
+/// sent with grpcurl (the gogrpc and pygrpc watchers send small requests):
+/// each server's own message, relayed, is the catalogue's.
+#[test]
+fn message_too_large_for_grpc_go_and_c_core_servers() {
+    let Some(p) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, format!("{{\"name\":\"{}\"}}", "x".repeat(5_000_000))).unwrap();
+    let go = free_addr();
+    let _go = spawn(
+        &p.go_server,
+        &["-addr".into(), go.to_string(), "-connlog=false".into()],
+        go,
+    );
+    let core = free_addr();
+    let _core = spawn(&p.core_server, &["--addr".into(), core.to_string()], core);
+    for addr in [go, core] {
+        let out = Command::new(&p.grpcurl)
+            .args(["-plaintext", "-max-time", "10"])
+            .args(["-import-path", PROTO_DIR, "-proto", "helloworld.proto"])
+            .args(["-d", "@", &addr.to_string(), "helloworld.Greeter/SayHello"])
+            .stdin(std::fs::File::open(&big).unwrap())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let said = grpcurl(&text).unwrap_or_else(|| panic!("grpcurl said:\n{text}"));
+        check_clients("message-too-large", &[said]);
+    }
+}
