@@ -649,3 +649,69 @@ async fn a_refused_reflection_request_is_retried() {
         "the first stream was refused"
     );
 }
+
+/// `grpcdoc proxy --fault blackhole:after=1500ms`: the standalone proxy's
+/// fault comes into force by itself 1.5 s after start - calls go through
+/// before, hang into their deadline after.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standalone_fault_starts_late() {
+    use std::io::{BufRead, BufReader};
+    let t = start(ServerConfig::default()).await;
+    let mut px = Command::new(BIN)
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &t.addr.to_string(),
+        ])
+        .args(["--fault", "blackhole:after=1500ms", "--for", "10s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(px.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    std::thread::spawn(move || for _ in out.lines() {});
+    let r = tokio::task::spawn_blocking(move || {
+        let out = Command::new(BIN)
+            .args([
+                "load",
+                &addr,
+                "--call",
+                "helloworld.Greeter/SayHello",
+                "-c",
+                "2",
+            ])
+            .args(["-z", "3s", "--timeout", "400ms", "-o", "json"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    })
+    .await
+    .unwrap();
+    let _ = px.kill();
+    let _ = px.wait();
+    let series = r["series"].as_array().expect("series");
+    assert_eq!(series[0]["errors"], 0, "first second through: {r}");
+    assert!(series[0]["completed"].as_u64() > Some(10), "{r}");
+    let late_errors: u64 = series[2..]
+        .iter()
+        .filter_map(|s| s["errors"].as_u64())
+        .sum();
+    let late_ok: u64 = series[2..]
+        .iter()
+        .map(|s| s["completed"].as_u64().unwrap_or(0) - s["errors"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        late_errors > 0 && late_ok == 0,
+        "blackholed after 1.5 s: {r}"
+    );
+}

@@ -42,6 +42,8 @@ pub struct Faults {
     list: Arc<RwLock<Arc<Vec<Arc<ActiveFault>>>>>,
     next_id: Arc<AtomicU64>,
     changed: Arc<watch::Sender<u64>>,
+    /// Faults added with `after=`, not yet in force.
+    pending: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
 }
 
 impl Default for Faults {
@@ -50,6 +52,7 @@ impl Default for Faults {
             list: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
             changed: Arc::new(watch::channel(0).0),
+            pending: Arc::default(),
         }
     }
 }
@@ -78,8 +81,38 @@ impl Faults {
     }
 
     /// Adds a fault; returns its id.
+    /// Adds a fault; with `after=` it comes into force later, with `for=`
+    /// it is removed once it has acted that long. Returns its id.
     pub fn add(&self, spec: FaultSpec) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let timed = spec.after.is_some() || spec.lasts.is_some();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if timed => {
+                if let Ok(mut p) = self.pending.lock() {
+                    p.insert(id);
+                }
+                let (this, after, lasts) = (self.clone(), spec.after, spec.lasts);
+                rt.spawn(async move {
+                    if let Some(a) = after {
+                        tokio::time::sleep(a).await;
+                    }
+                    let still = this.pending.lock().is_ok_and(|mut p| p.remove(&id));
+                    if !still {
+                        return; // removed before it came into force
+                    }
+                    this.activate(id, spec);
+                    if let Some(l) = lasts {
+                        tokio::time::sleep(l).await;
+                        this.remove(id);
+                    }
+                });
+            }
+            _ => self.activate(id, spec),
+        }
+        id
+    }
+
+    fn activate(&self, id: u64, spec: FaultSpec) {
         self.update(|v| {
             v.push(Arc::new(ActiveFault {
                 id,
@@ -88,21 +121,23 @@ impl Faults {
                 used: AtomicU64::new(0),
             }))
         });
-        id
     }
 
     /// Removes the fault with this id; false if there was none.
     pub fn remove(&self, id: u64) -> bool {
-        let mut found = false;
+        let mut found = self.pending.lock().is_ok_and(|mut p| p.remove(&id));
         self.update(|v| {
             let before = v.len();
             v.retain(|f| f.id != id);
-            found = v.len() != before;
+            found |= v.len() != before;
         });
         found
     }
 
     pub fn clear(&self) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.clear();
+        }
         self.update(|v| v.clear());
     }
 
@@ -116,5 +151,42 @@ impl Faults {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(f: &Faults) -> Vec<u64> {
+        f.snapshot().iter().map(|a| a.id).collect()
+    }
+
+    /// `after=` brings a fault into force later, `for=` ends it; removing a
+    /// fault that is not in force yet keeps it from coming.
+    #[tokio::test]
+    async fn faults_start_late_and_stop() {
+        let f = Faults::default();
+        let id = f.add("close:after=100ms,for=300ms".parse().unwrap());
+        let gone = f.add("reset:after=100ms".parse().unwrap());
+        assert!(f.remove(gone), "a pending fault can be removed");
+        assert!(ids(&f).is_empty(), "not in force yet");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        assert_eq!(
+            ids(&f),
+            [id],
+            "in force after 100 ms; the removed one never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert!(ids(&f).is_empty(), "gone 300 ms later");
+    }
+
+    #[test]
+    fn after_and_for_parse_on_every_fault() {
+        let s: FaultSpec = "blackhole:after=1500ms,for=2s".parse().unwrap();
+        assert_eq!(s.after, Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(s.lasts, Some(std::time::Duration::from_secs(2)));
+        let e = "blackhole:after=soon".parse::<FaultSpec>().unwrap_err();
+        assert!(e.to_string().contains("after=soon"), "{e}");
     }
 }

@@ -298,6 +298,10 @@ pub async fn inject_goaways(
     if shaken.wait_for(|(s, c)| *s && *c).await.is_err() {
         return;
     }
+    // `every=D`: the first GOAWAY after D too.
+    if let Some(d) = every {
+        tokio::time::sleep(d).await;
+    }
     loop {
         if !ctx.faults.snapshot().iter().any(|f| f.id == fault_id) {
             return;

@@ -82,6 +82,10 @@ pub struct FaultSpec {
     pub fault: Fault,
     pub direction: Direction,
     pub probability: f64,
+    /// Comes into force this long after it was added.
+    pub after: Option<std::time::Duration>,
+    /// Is removed this long after it came into force.
+    pub lasts: Option<std::time::Duration>,
 }
 
 impl fmt::Display for FaultSpec {
@@ -268,7 +272,12 @@ pub const CATALOGUE: &[(&str, &str, &[Param])] = &[
                 "last-stream-id",
             ),
             p("debug", "text", "chaos", "debug data"),
-            p("every", "duration", "once", "send again at this interval"),
+            p(
+                "every",
+                "duration",
+                "once",
+                "send one every D (the first after D), not one at once",
+            ),
         ],
     ),
     ("drop-goaway", "drop GOAWAY frames (h2c)", &[]),
@@ -318,6 +327,13 @@ const COMMON: &[Param] = &[
         "1",
         "chance the fault acts on a chunk, frame or connection",
     ),
+    p(
+        "after",
+        "duration",
+        "0s",
+        "come into force this long after it is added",
+    ),
+    p("for", "duration", "always", "then act this long, and stop"),
 ];
 
 /// The `--list-faults` text.
@@ -536,11 +552,17 @@ impl std::str::FromStr for FaultSpec {
                     ))
                 })?,
         };
+        let after = get("after")
+            .map(|v| duration(name, "after", v))
+            .transpose()?;
+        let lasts = get("for").map(|v| duration(name, "for", v)).transpose()?;
         Ok(FaultSpec {
             text: text.to_string(),
             fault,
             direction,
             probability,
+            after: after.filter(|d| !d.is_zero()),
+            lasts,
         })
     }
 }
