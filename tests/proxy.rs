@@ -715,3 +715,100 @@ async fn a_standalone_fault_starts_late() {
         "blackholed after 1.5 s: {r}"
     );
 }
+
+/// watch through the proxy: its JSON events.
+async fn watch_json(addr: String, extra: &[&str]) -> Vec<serde_json::Value> {
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["watch", &addr, "-o", "json"])
+            .args(&extra)
+            .stderr(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn probe_codes(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "rpc")
+        .map(|e| e["code"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// An L4 load balancer that forgets idle flows (`idle-expiry`): calls a
+/// second apart find their connection forgotten and hang into their
+/// deadline; client keepalive more often than the idle time (permitted by
+/// the server) keeps the flow alive and every call works.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_expiry_forgets_quiet_connections_unless_keepalive_pings() {
+    let t = start(ServerConfig {
+        keepalive_min_time: SECS(0.1),
+        keepalive_permit_without_stream: true,
+        ..Default::default()
+    })
+    .await;
+    let (p, log) = proxy(t.addr, &["idle-expiry:idle=600ms"]).await;
+    let probes = [
+        "--probe",
+        "helloworld.Greeter/SayHello",
+        "--probe-interval",
+        "1s",
+        "--for",
+        "3500ms",
+    ];
+    let broken = probe_codes(&watch_json(p.addr.to_string(), &probes).await);
+    assert_eq!(broken.first().map(String::as_str), Some("OK"), "{broken:?}");
+    assert!(
+        broken[1..].iter().all(|c| c == "DEADLINE_EXCEEDED") && broken.len() >= 3,
+        "calls after an idle second hang: {broken:?}"
+    );
+    assert!(fault_events(&log, "idle-expiry") >= 1);
+    let mut fixed_args = probes.to_vec();
+    fixed_args.extend([
+        "--keepalive-time",
+        "200ms",
+        "--keepalive-permit-without-stream",
+    ]);
+    let fixed = probe_codes(&watch_json(p.addr.to_string(), &fixed_args).await);
+    assert!(
+        fixed.len() >= 3 && fixed.iter().all(|c| c == "OK"),
+        "keepalive keeps the flow: {fixed:?}"
+    );
+}
+
+/// `then=reset`: the first packet on a forgotten connection gets a reset;
+/// the call on it fails, watch sees the reset and reconnects.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_expiry_can_reset_the_next_packet() {
+    let t = start(ServerConfig::default()).await;
+    let (p, _log) = proxy(t.addr, &["idle-expiry:idle=600ms,then=reset"]).await;
+    let events = watch_json(
+        p.addr.to_string(),
+        &[
+            "--probe",
+            "helloworld.Greeter/SayHello",
+            "--probe-interval",
+            "1s",
+            "--for",
+            "2500ms",
+        ],
+    )
+    .await;
+    let codes = probe_codes(&events);
+    assert_eq!(codes.first().map(String::as_str), Some("OK"), "{codes:?}");
+    assert!(codes.iter().any(|c| c == "UNAVAILABLE"), "{codes:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "closed" && e["reason"] == "reset"),
+        "{events:?}"
+    );
+}

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,11 +46,18 @@ fn linger_zero(fd: RawFd) {
     }
 }
 
+/// idle-expiry `then=blackhole`: nothing goes through any more.
+const FORGOTTEN_BLACKHOLE: u8 = 1;
+/// idle-expiry `then=reset`: the next packet either way gets a reset.
+const FORGOTTEN_RESET: u8 = 2;
+
 enum PumpEnd {
     /// The reading side ended; the writing side was shut down (FIN).
     Eof,
     /// limit-data was reached: the connection is to be closed.
     Limit,
+    /// A packet came on a connection idle-expiry forgot with `then=reset`.
+    Forgotten,
     Error(String),
 }
 
@@ -60,6 +67,11 @@ struct PumpFaults<'a> {
     dir: Direction,
     /// When this connection was accepted.
     opened: Instant,
+    /// When a byte last went either way (ms since `opened`).
+    active_ms: &'a AtomicU64,
+    /// idle-expiry forgot this connection: [`FORGOTTEN_BLACKHOLE`] or
+    /// [`FORGOTTEN_RESET`] (0 while it is remembered).
+    forgotten: &'a AtomicU8,
 }
 
 impl PumpFaults<'_> {
@@ -87,12 +99,14 @@ where
     let mut holed = false;
     loop {
         // Blackhole: read nothing, write nothing, keep both sockets open.
-        while pf
-            .active(|f| matches!(f, Fault::Blackhole { .. }))
-            .iter()
-            .any(|f| {
-                !matches!(f.spec.fault, Fault::Blackhole { existing: true }) || pf.opened < f.added
-            })
+        while pf.forgotten.load(Ordering::Acquire) == FORGOTTEN_BLACKHOLE
+            || pf
+                .active(|f| matches!(f, Fault::Blackhole { .. }))
+                .iter()
+                .any(|f| {
+                    !matches!(f.spec.fault, Fault::Blackhole { existing: true })
+                        || pf.opened < f.added
+                })
         {
             if !holed {
                 holed = true;
@@ -126,6 +140,14 @@ where
             Ok(n) => n,
             Err(e) => return PumpEnd::Error(e.to_string()),
         };
+        match pf.forgotten.load(Ordering::Acquire) {
+            // Read while the connection was being forgotten: lost.
+            FORGOTTEN_BLACKHOLE => continue,
+            FORGOTTEN_RESET => return PumpEnd::Forgotten,
+            _ => {}
+        }
+        pf.active_ms
+            .store(pf.opened.elapsed().as_millis() as u64, Ordering::Release);
         let mut chunk = &buf[..n];
         for f in pf.active(|f| matches!(f, Fault::Latency { .. })) {
             if let Fault::Latency { latency, jitter } = f.spec.fault {
@@ -317,11 +339,15 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
             ),
         );
     }
+    let active_ms = AtomicU64::new(0);
+    let forgotten = AtomicU8::new(0);
     let pf = |dir| PumpFaults {
         faults: &shared.faults,
         ctx: &ctx,
         dir,
         opened: start,
+        active_ms: &active_ms,
+        forgotten: &forgotten,
     };
     type Pump<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = PumpEnd> + Send + 'a>>;
     let (mut up, mut down): (Pump, Pump) = if tls {
@@ -407,9 +433,43 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         if let Some(end) = end {
             break end;
         }
+        // idle-expiry: when the connection will have been idle long enough.
+        let expiry = if forgotten.load(Ordering::Acquire) != 0 {
+            None
+        } else {
+            shared
+                .faults
+                .snapshot()
+                .iter()
+                .filter_map(|f| match f.spec.fault {
+                    Fault::IdleExpiry { idle, reset } => Some((idle, reset)),
+                    _ => None,
+                })
+                .min_by_key(|(idle, _)| *idle)
+        };
+        let expires_at = expiry.map(|(idle, _)| {
+            start + Duration::from_millis(active_ms.load(Ordering::Acquire)) + idle
+        });
         // An EOF half-closes (the other way goes on); a limit or an error
         // ends the connection.
         let ended = tokio::select! {
+            _ = crate::time::sleep_until_opt(expires_at.map(tokio::time::Instant::from_std)) => {
+                let Some((idle, reset)) = expiry else { continue };
+                // Still idle (no byte since the deadline was set)?
+                let last = start + Duration::from_millis(active_ms.load(Ordering::Acquire));
+                if last + idle > Instant::now() {
+                    continue;
+                }
+                let idle_text = humantime::format_duration(idle);
+                let (state, then) = if reset {
+                    (FORGOTTEN_RESET, "the next packet either way gets a reset")
+                } else {
+                    (FORGOTTEN_BLACKHOLE, "nothing goes through any more")
+                };
+                forgotten.store(state, Ordering::Release);
+                fault_event("idle-expiry", format!("idle for {idle_text}: forgotten; {then}"));
+                continue;
+            }
             end = &mut up, if !up_done => { up_done = true; end }
             end = &mut down, if !down_done => { down_done = true; end }
             changed = changes.changed() => {
@@ -421,6 +481,15 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         };
         match ended {
             PumpEnd::Limit => break (CloseReason::Local, Some("limit-data".into())),
+            PumpEnd::Forgotten => {
+                linger_zero(client_fd);
+                linger_zero(up_fd);
+                fault_event(
+                    "idle-expiry",
+                    "a packet on a forgotten connection: reset both sides".into(),
+                );
+                break (CloseReason::Reset, Some("idle-expiry".into()));
+            }
             PumpEnd::Error(e) => break (CloseReason::Error, Some(e)),
             PumpEnd::Eof if up_done && down_done => break (CloseReason::Eof, None),
             PumpEnd::Eof => {}

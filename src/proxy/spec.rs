@@ -34,6 +34,9 @@ pub enum Fault {
     /// `existing`, only on connections open when the fault was added (a
     /// NAT or peer that forgot them while new connections work).
     Blackhole { existing: bool },
+    /// An L4 load balancer's idle timeout: a connection idle (no byte
+    /// either way) for `idle` is forgotten - blackholed or reset.
+    IdleExpiry { idle: Duration, reset: bool },
     /// Reset open connections (RST: SO_LINGER 0).
     Reset,
     /// Close open connections (FIN).
@@ -121,6 +124,7 @@ impl Fault {
             Fault::Bandwidth { .. } => "bandwidth",
             Fault::Slicer { .. } => "slicer",
             Fault::Blackhole { .. } => "blackhole",
+            Fault::IdleExpiry { .. } => "idle-expiry",
             Fault::Reset => "reset",
             Fault::Close => "close",
             Fault::Down => "down",
@@ -186,6 +190,19 @@ pub const CATALOGUE: &[(&str, &str, &[Param])] = &[
         &[
             p("size", "bytes", "16", "bytes per slice"),
             p("delay", "duration", "1ms", "pause between slices"),
+        ],
+    ),
+    (
+        "idle-expiry",
+        "forget a connection idle this long, as L4 load balancers do (AWS NLB 350s, Azure LB 4m, GCP 10m)",
+        &[
+            p("idle", "duration", "(required)", "no byte either way this long"),
+            p(
+                "then",
+                "blackhole|reset",
+                "blackhole",
+                "drop its packets from then on, or reset it",
+            ),
         ],
     ),
     (
@@ -457,6 +474,18 @@ impl std::str::FromStr for FaultSpec {
                     .map(|v| duration(name, "delay", v))
                     .transpose()?
                     .unwrap_or(Duration::from_millis(1)),
+            },
+            "idle-expiry" => Fault::IdleExpiry {
+                idle: duration(name, "idle", need("idle")?)?,
+                reset: match get("then") {
+                    None | Some("blackhole") => false,
+                    Some("reset") => true,
+                    Some(v) => {
+                        return Err(SpecError(format!(
+                            "{name}: `then={v}` must be blackhole or reset"
+                        )))
+                    }
+                },
             },
             "blackhole" => Fault::Blackhole {
                 existing: match get("existing") {
