@@ -25,6 +25,16 @@ fn every_bad_input_is_exit_2_with_a_message_that_names_it() {
         "bad.yaml",
         "name: x\nduration: 2s\nserver:\n  builtin: { delay: slow }\n",
     );
+    let misspelt_sc = write(
+        dir.path(),
+        "sc.yaml",
+        "name: x\nduration: 2s\nserver:\n  builtin: {}\nclients:\n  - name: c\n    service_config:\n      methodConfig:\n        - name: [{}]\n          retryPolcy: { maxAttempts: 3 }\n    load: { call: helloworld.Greeter/SayHello }\n",
+    );
+    let bad_code_sc = write(
+        dir.path(),
+        "code.yaml",
+        "name: x\nduration: 2s\nserver:\n  builtin: {}\nclients:\n  - name: c\n    service_config: { methodConfig: [{ name: [{}], retryPolicy: { maxAttempts: 3, initialBackoff: 0.1s, maxBackoff: 1s, backoffMultiplier: 2, retryableStatusCodes: [UNAVALABLE] } }] }\n    load: { call: helloworld.Greeter/SayHello }\n",
+    );
     let proto = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/proto/helloworld/helloworld.proto"
@@ -69,12 +79,16 @@ fn every_bad_input_is_exit_2_with_a_message_that_names_it() {
         ("json type", with(&["-d", "{\"name\": 1}"]), "-d:1:10: invalid type: integer `1`, expected a string (the request type is helloworld.HelloRequest)"),
         ("json field", with(&["-d", "{\"name\": \"x\",\n \"extra\": 1}"]), "-d:2:8: unrecognized field name 'extra'"),
         ("service config", with(&["--service-config", "{\"methodConfig\": [}"]), "--service-config:1:19:"),
+        ("service config key", with(&["--service-config", "{\"methodConfig\": [{\"name\": [{}], \"retryPolcy\": {}}]}"]), "unknown field `retryPolcy`, expected one of"),
+        ("service config attempts", with(&["--service-config", "{\"methodConfig\": [{\"name\": [{\"service\": \"other.Svc\"}], \"retryPolicy\": {\"maxAttempts\": 1, \"initialBackoff\": \"0.1s\", \"maxBackoff\": \"1s\", \"backoffMultiplier\": 2, \"retryableStatusCodes\": [\"UNAVAILABLE\"]}}]}"]), "retryPolicy.maxAttempts must be at least 2"),
         // Protos.
         ("proto syntax", s(&["load", "127.0.0.1:1", "--proto", &bad_proto, "--call", "a.B/C"]), "cannot compile the .proto files: bad.proto"),
         ("proto missing", s(&["load", "127.0.0.1:1", "--proto", "/nonexistent/x.proto", "--call", "a.B/C"]), "cannot compile the .proto files"),
         ("protoset", s(&["load", "127.0.0.1:1", "--protoset", &not_protoset, "--call", "a.B/C"]), "cannot read the protoset"),
         // YAML.
         ("scenario yaml", s(&["scenario", &bad_yaml]), "bad.yaml:4:21: `slow` is not a duration"),
+        ("scenario service config key", s(&["scenario", "--check", &misspelt_sc]), "sc.yaml:10:11: client `c`: service_config: unknown field `retryPolcy`"),
+        ("scenario service config code", s(&["scenario", "--check", &bad_code_sc]), "unknown status code `UNAVALABLE` in retryableStatusCodes"),
         // Fault specs.
         ("fault name", s(&["proxy", "--upstream", "127.0.0.1:1", "--fault", "wobble"]), "unknown fault `wobble`; the faults are: latency"),
         ("fault value", s(&["proxy", "--upstream", "127.0.0.1:1", "--fault", "latency:latency=fast"]), "latency: `latency=fast` is not a duration"),

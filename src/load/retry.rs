@@ -6,16 +6,25 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+// Every field of gRPC's service config is known (a misspelt one, such as
+// `retryPolcy`, is an error, not silently ignored); the ones grpcdoc does
+// not act on are accepted as they are.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ServiceConfigJson {
     #[serde(default)]
     method_config: Vec<MethodConfigJson>,
     health_check_config: Option<HealthCheckConfigJson>,
+    #[allow(dead_code)]
+    load_balancing_policy: Option<serde_json::Value>,
+    #[allow(dead_code)]
+    load_balancing_config: Option<serde_json::Value>,
+    #[allow(dead_code)]
+    retry_throttling: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct HealthCheckConfigJson {
     service_name: Option<String>,
 }
@@ -37,16 +46,23 @@ pub fn health_check_service(json: &str) -> Result<Option<String>, ServiceConfigE
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MethodConfigJson {
     #[serde(default)]
     name: Vec<NameJson>,
     retry_policy: Option<RetryPolicyJson>,
     timeout: Option<String>,
     wait_for_ready: Option<bool>,
+    #[allow(dead_code)]
+    max_request_message_bytes: Option<serde_json::Value>,
+    #[allow(dead_code)]
+    max_response_message_bytes: Option<serde_json::Value>,
+    #[allow(dead_code)]
+    hedging_policy: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NameJson {
     #[serde(default)]
     service: String,
@@ -55,13 +71,15 @@ struct NameJson {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RetryPolicyJson {
     max_attempts: u32,
     initial_backoff: String,
     max_backoff: String,
     backoff_multiplier: f64,
     retryable_status_codes: Vec<serde_json::Value>,
+    #[allow(dead_code)]
+    per_attempt_recv_timeout: Option<serde_json::Value>,
 }
 
 /// A retry policy (gRFC A6).
@@ -170,45 +188,7 @@ pub fn method_policy(
     let Some((_, mc)) = best else {
         return Ok(MethodPolicy::default());
     };
-    let retry = match &mc.retry_policy {
-        None => None,
-        Some(r) => {
-            if r.max_attempts < 2 {
-                return Err(ServiceConfigError::Invalid(
-                    "retryPolicy.maxAttempts must be at least 2".into(),
-                ));
-            }
-            let initial = pb_duration("retryPolicy.initialBackoff", &r.initial_backoff)?;
-            let max = pb_duration("retryPolicy.maxBackoff", &r.max_backoff)?;
-            if initial.is_zero() || max.is_zero() {
-                return Err(ServiceConfigError::Invalid(
-                    "retryPolicy backoffs must be above 0".into(),
-                ));
-            }
-            if r.backoff_multiplier.is_nan() || r.backoff_multiplier <= 0.0 {
-                return Err(ServiceConfigError::Invalid(
-                    "retryPolicy.backoffMultiplier must be above 0".into(),
-                ));
-            }
-            if r.retryable_status_codes.is_empty() {
-                return Err(ServiceConfigError::Invalid(
-                    "retryPolicy.retryableStatusCodes must not be empty".into(),
-                ));
-            }
-            Some(RetryPolicy {
-                // gRFC A6: values above 5 are treated as 5.
-                max_attempts: r.max_attempts.min(5),
-                initial_backoff: initial,
-                max_backoff: max,
-                multiplier: r.backoff_multiplier,
-                codes: r
-                    .retryable_status_codes
-                    .iter()
-                    .map(code)
-                    .collect::<Result<_, _>>()?,
-            })
-        }
-    };
+    let retry = mc.retry_policy.as_ref().map(retry_policy).transpose()?;
     Ok(MethodPolicy {
         retry,
         timeout: mc
@@ -217,6 +197,57 @@ pub fn method_policy(
             .map(|t| pb_duration("timeout", t))
             .transpose()?,
         wait_for_ready: mc.wait_for_ready,
+    })
+}
+
+/// Checks the whole config as a client would on loading it: every method
+/// config's retry policy and timeout, not only the one a call uses.
+pub fn validate(json: &str) -> Result<(), ServiceConfigError> {
+    for mc in parse_config(json)?.method_config {
+        if let Some(r) = &mc.retry_policy {
+            retry_policy(r)?;
+        }
+        if let Some(t) = &mc.timeout {
+            pb_duration("timeout", t)?;
+        }
+    }
+    Ok(())
+}
+
+fn retry_policy(r: &RetryPolicyJson) -> Result<RetryPolicy, ServiceConfigError> {
+    if r.max_attempts < 2 {
+        return Err(ServiceConfigError::Invalid(
+            "retryPolicy.maxAttempts must be at least 2".into(),
+        ));
+    }
+    let initial = pb_duration("retryPolicy.initialBackoff", &r.initial_backoff)?;
+    let max = pb_duration("retryPolicy.maxBackoff", &r.max_backoff)?;
+    if initial.is_zero() || max.is_zero() {
+        return Err(ServiceConfigError::Invalid(
+            "retryPolicy backoffs must be above 0".into(),
+        ));
+    }
+    if r.backoff_multiplier.is_nan() || r.backoff_multiplier <= 0.0 {
+        return Err(ServiceConfigError::Invalid(
+            "retryPolicy.backoffMultiplier must be above 0".into(),
+        ));
+    }
+    if r.retryable_status_codes.is_empty() {
+        return Err(ServiceConfigError::Invalid(
+            "retryPolicy.retryableStatusCodes must not be empty".into(),
+        ));
+    }
+    Ok(RetryPolicy {
+        // gRFC A6: values above 5 are treated as 5.
+        max_attempts: r.max_attempts.min(5),
+        initial_backoff: initial,
+        max_backoff: max,
+        multiplier: r.backoff_multiplier,
+        codes: r
+            .retryable_status_codes
+            .iter()
+            .map(code)
+            .collect::<Result<_, _>>()?,
     })
 }
 

@@ -159,6 +159,22 @@ fn key_pos(text: &str, key: &str) -> (u32, u32) {
         .unwrap_or((1, 1))
 }
 
+/// The first `quoted` word of a message.
+fn backticked(msg: &str) -> Option<&str> {
+    let (_, rest) = msg.split_once('`')?;
+    rest.split_once('`')
+        .map(|(w, _)| w)
+        .filter(|w| !w.is_empty())
+}
+
+/// The 1-based line and column where `word` first stands in the file.
+fn text_pos(text: &str, word: &str) -> Option<(u32, u32)> {
+    text.lines().enumerate().find_map(|(i, l)| {
+        l.find(word)
+            .map(|c| (i as u32 + 1, l[..c].chars().count() as u32 + 1))
+    })
+}
+
 pub fn parse(path: &str, text: &str) -> Result<Checked, ScenarioError> {
     let cx = Ctx { path, text };
     let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| {
@@ -259,18 +275,28 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
             ));
         }
         if let Some(sc) = &c.service_config {
-            crate::load::retry::health_check_service(&sc.to_string()).map_err(|e| {
-                cx.err(
-                    key_pos(
-                        cx.text,
-                        if s.client.is_some() {
-                            "client"
-                        } else {
-                            "clients"
-                        },
-                    ),
-                    format!("client `{name}`: service_config: {e}"),
-                )
+            crate::load::retry::validate(&sc.to_string()).map_err(|e| {
+                let msg = e.to_string();
+                let reason = msg
+                    .split_once(": ")
+                    .map_or(msg.as_str(), |(_, r)| r)
+                    .trim_start_matches(|ch: char| ch.is_ascii_digit() || ch == ':')
+                    .trim_start();
+                // Where the file says what the message names (an unknown
+                // key, a bad value), else the clients.
+                let at = backticked(reason)
+                    .and_then(|word| text_pos(cx.text, word))
+                    .unwrap_or_else(|| {
+                        key_pos(
+                            cx.text,
+                            if s.client.is_some() {
+                                "client"
+                            } else {
+                                "clients"
+                            },
+                        )
+                    });
+                cx.err(at, format!("client `{name}`: service_config: {reason}"))
             })?;
         }
         if let Some(l) = &c.load {
