@@ -35,6 +35,16 @@ fn every_bad_input_is_exit_2_with_a_message_that_names_it() {
         "code.yaml",
         "name: x\nduration: 2s\nserver:\n  builtin: {}\nclients:\n  - name: c\n    service_config: { methodConfig: [{ name: [{}], retryPolicy: { maxAttempts: 3, initialBackoff: 0.1s, maxBackoff: 1s, backoffMultiplier: 2, retryableStatusCodes: [UNAVALABLE] } }] }\n    load: { call: helloworld.Greeter/SayHello }\n",
     );
+    let percent_rate = write(
+        dir.path(),
+        "rate.yaml",
+        "name: x\nduration: 2s\nserver:\n  builtin: {}\nclients:\n  - name: c\n    load: { call: helloworld.Greeter/SayHello }\nexpect:\n  - success_rate: { at_least: 99 }\n",
+    );
+    let bad_percentile = write(
+        dir.path(),
+        "pct.yaml",
+        "name: x\nduration: 2s\nserver:\n  builtin: {}\nclients:\n  - name: c\n    load: { call: helloworld.Greeter/SayHello }\nexpect:\n  - latency: { percentile: fast, at_most: 100ms }\n",
+    );
     let proto = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/proto/helloworld/helloworld.proto"
@@ -88,6 +98,8 @@ fn every_bad_input_is_exit_2_with_a_message_that_names_it() {
         // YAML.
         ("scenario yaml", s(&["scenario", &bad_yaml]), "bad.yaml:4:21: `slow` is not a duration"),
         ("scenario service config key", s(&["scenario", "--check", &misspelt_sc]), "sc.yaml:10:11: client `c`: service_config: unknown field `retryPolcy`"),
+        ("scenario success rate", s(&["scenario", "--check", &percent_rate]), "rate.yaml:9:5: success_rate is a fraction from 0 to 1: for 99% write 0.99"),
+        ("scenario percentile", s(&["scenario", "--check", &bad_percentile]), "pct.yaml:9:28: `fast` is not a percentile; write 99, 99.9 or p99"),
         ("scenario service config code", s(&["scenario", "--check", &bad_code_sc]), "unknown status code `UNAVALABLE` in retryableStatusCodes"),
         // Fault specs.
         ("fault name", s(&["proxy", "--upstream", "127.0.0.1:1", "--fault", "wobble"]), "unknown fault `wobble`; the faults are: latency"),

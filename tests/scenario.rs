@@ -323,3 +323,20 @@ expect:
         "{out}"
     );
 }
+
+/// Percentiles as users write them (`p99`, `"99.9%"`, `99`) are accepted;
+/// a load without `concurrency` gets grpcdoc load's default.
+#[test]
+fn percentiles_are_accepted_as_users_write_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.yaml");
+    std::fs::write(
+        &path,
+        "name: p\nduration: 2s\nserver:\n  builtin: {}\nclients:\n  - name: c\n    load: { call: helloworld.Greeter/SayHello }\nexpect:\n  - latency: { percentile: p99, at_most: 1s }\n  - latency: { percentile: '99.9%', at_most: 1s }\n  - latency: { percentile: 50, at_most: 1s }\n",
+    )
+    .unwrap();
+    let out = scenario(&["--check", path.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("ok (0 steps, 3 expectations)"), "{stdout}");
+}

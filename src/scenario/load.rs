@@ -489,6 +489,18 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                 if f.at_least.is_none() && f.at_most.is_none() && f.exactly.is_none() {
                     return Err(cx.err(at, "a count or rate needs at_least, at_most or exactly"));
                 }
+                let bounds = [f.at_least, f.at_most, f.exactly];
+                if v.success_rate.is_some()
+                    && bounds.iter().flatten().any(|b| !(0.0..=1.0).contains(b))
+                {
+                    return Err(cx.err(
+                        at,
+                        "success_rate is a fraction from 0 to 1: for 99% write 0.99",
+                    ));
+                }
+                if bounds.iter().flatten().any(|b| *b < 0.0 || b.is_nan()) {
+                    return Err(cx.err(at, "a count cannot be negative"));
+                }
                 if let Some(code) = &f.code {
                     let known = if v.goaways.is_some() {
                         crate::h2wire::ErrorCode::from_name(code).is_some()

@@ -135,6 +135,37 @@ fn one() -> u32 {
     1
 }
 
+/// `grpcdoc load`'s default concurrency (`-c 50`).
+fn load_concurrency() -> u32 {
+    50
+}
+
+/// A percentile as users write it: `99`, `99.9`, `"p99"`, `"p99.9"`, `"99%"`.
+fn percentile<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum P {
+        N(f64),
+        S(String),
+    }
+    match P::deserialize(d)? {
+        P::N(n) => Ok(n),
+        P::S(s) => {
+            let t = s.trim();
+            let t = t
+                .strip_prefix('p')
+                .or_else(|| t.strip_prefix('P'))
+                .unwrap_or(t);
+            let t = t.strip_suffix('%').unwrap_or(t);
+            t.parse().map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is not a percentile; write 99, 99.9 or p99"
+                ))
+            })
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
@@ -170,7 +201,7 @@ pub struct LoadSpec {
     pub data: Option<serde_json::Value>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-    #[serde(default = "one")]
+    #[serde(default = "load_concurrency")]
     pub concurrency: u32,
     /// Calls per second; without it, a closed loop.
     pub rps: Option<f64>,
@@ -465,7 +496,8 @@ pub struct LatencyCheck {
     pub client: Option<String>,
     pub after: Option<String>,
     pub before: Option<String>,
-    /// 50, 90, 99, 99.9 ...
+    /// 50, 90, 99, 99.9 ... (also `p99`, `99%`)
+    #[serde(deserialize_with = "percentile")]
     pub percentile: f64,
     pub at_most: Dur,
 }
