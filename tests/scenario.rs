@@ -340,3 +340,30 @@ fn percentiles_are_accepted_as_users_write_them() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("ok (0 steps, 3 expectations)"), "{stdout}");
 }
+
+/// A load whose rate cannot be held (one call at a time, each 50 ms, at
+/// 100/s) is warned about in the scenario report, human and JSON.
+#[test]
+fn a_rate_that_is_not_held_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rate.yaml");
+    std::fs::write(
+        &path,
+        "name: rate\nduration: 2s\nserver:\n  builtin: { delay: 50ms }\nclients:\n  - name: slow\n    load: { call: helloworld.Greeter/SayHello, concurrency: 1, rps: 100 }\nexpect:\n  - rpcs: { client: slow, at_least: 1 }\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = scenario(&[p]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("warning: slow: the rate of 100.0/s was not held"),
+        "{stdout}"
+    );
+    let out = scenario(&[p, "-o", "json"]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = r["scenarios"][0]["warnings"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(w.contains("raise its concurrency"), "{r}");
+}

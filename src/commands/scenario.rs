@@ -90,6 +90,7 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
             events: recorded.events.len(),
             dropped_events: recorded.dropped.clone(),
             unfinished: recorded.unfinished.clone(),
+            warnings: recorded.warnings.clone(),
         };
         if human {
             let _ = write!(out, "{}", render_result(&result, &style));

@@ -29,6 +29,9 @@ pub struct ScenarioResult {
     pub dropped_events: Vec<(String, u64)>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unfinished: Vec<String>,
+    /// What the run could not do as asked (a load's rate not held).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Prints what matters as a scenario plays.
@@ -126,6 +129,9 @@ pub fn render_result(r: &ScenarioResult, style: &Style) -> String {
     } else {
         style.paint(Tone::Bad, "failed")
     };
+    for w in &r.warnings {
+        let _ = writeln!(out, "{}", style.paint(Tone::Warn, &format!("warning: {w}")));
+    }
     for (who, n) in &r.dropped_events {
         let line = format!("warning: {n} events of {who} were dropped before they were recorded; the verdict may be wrong");
         let _ = writeln!(out, "{}", style.paint(Tone::Warn, &line));

@@ -57,6 +57,8 @@ pub struct Recorded {
     pub dropped: Vec<(String, u64)>,
     /// Producers still running when the recording ended.
     pub unfinished: Vec<String>,
+    /// What the run could not do as asked (a rate not held).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -412,7 +414,7 @@ async fn start_load(
     channel: &Channel,
     events: EventSink,
     run: &LoadRun,
-) -> Result<tokio::task::JoinHandle<()>, RunError> {
+) -> Result<tokio::task::JoinHandle<Option<String>>, RunError> {
     let fail = |reason: String| RunError::Client {
         client: nc.name.clone(),
         reason,
@@ -487,8 +489,22 @@ async fn start_load(
         naive_pool: (nc.spec.pool == Pool::Naive).then(|| Arc::new(Mutex::new(None))),
     };
     let (channel, stop) = (channel.clone(), run.stop.clone());
+    let (name, rps, planned) = (nc.name.clone(), l.rps, run.duration);
     Ok(tokio::spawn(async move {
-        engine::run(plan, channel, Arc::new(Recorder::new(4)), stop).await;
+        let rec = Arc::new(Recorder::new(4));
+        let info = engine::run(plan, channel, rec.clone(), stop).await;
+        // As grpcdoc load's report: the rate is held when at least 95% of
+        // the due calls started and at most 1% of them late.
+        let target = rps?;
+        let secs = info.elapsed.min(planned).as_secs_f64().max(1e-9);
+        let started = rec.started.load(std::sync::atomic::Ordering::Relaxed);
+        let late = rec.late.load(std::sync::atomic::Ordering::Relaxed);
+        let achieved = started as f64 / secs;
+        (achieved < target * 0.95 || late as f64 > started as f64 * 0.01).then(|| {
+            format!(
+                "{name}: the rate of {target:.1}/s was not held ({achieved:.1}/s started, {late} calls late); raise its concurrency"
+            )
+        })
     }))
 }
 
@@ -738,13 +754,16 @@ pub async fn play(
         }
         let duration_ms = start.elapsed().as_secs_f64() * 1e3;
         let _ = stop_tx.send(true);
+        let mut warnings = Vec::new();
         for l in loads {
-            let _ = tokio::time::timeout(Duration::from_secs(5), l).await;
+            if let Ok(Ok(Some(w))) = tokio::time::timeout(Duration::from_secs(5), l).await {
+                warnings.push(w);
+            }
         }
         for ch in &channels {
             ch.shutdown().await;
         }
-        Ok::<_, RunError>((marks, duration_ms, interrupted))
+        Ok::<_, RunError>((marks, duration_ms, interrupted, warnings))
     }
     .await;
     // Everything started is stopped, also on failure.
@@ -758,7 +777,7 @@ pub async fn play(
     drop(backends);
     // Every producer's last event is in before the verdict.
     let got = rec.finish().await;
-    let (marks, duration_ms, interrupted) = result?;
+    let (marks, duration_ms, interrupted, warnings) = result?;
     Ok(Recorded {
         events: got.events,
         marks,
@@ -766,5 +785,6 @@ pub async fn play(
         interrupted,
         dropped: got.dropped,
         unfinished: got.unfinished,
+        warnings,
     })
 }
