@@ -192,6 +192,14 @@ impl Channel {
         }
     }
 
+    /// Cuts every subchannel's reconnect backoff short: those in
+    /// TRANSIENT_FAILURE connect now (grpc-go's `ResetConnectBackoff`).
+    pub fn reset_connect_backoff(&self) {
+        for sc in self.0.subchannels() {
+            sc.reset_backoff();
+        }
+    }
+
     /// A resolver update from outside (a name service that now returns
     /// these addresses): subchannels for new addresses are made, those for
     /// addresses gone are shut down, as on a re-resolution.

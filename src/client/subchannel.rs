@@ -57,6 +57,8 @@ pub struct Subchannel {
     state: watch::Sender<State>,
     conn: Mutex<Option<Arc<Conn>>>,
     connect_req: Notify,
+    /// Cuts a backoff wait short (grpc-go's ResetConnectBackoff).
+    reset_backoff: Notify,
     shutdown: watch::Sender<bool>,
     last_error: Mutex<Option<String>>,
     events: EventSink,
@@ -79,6 +81,7 @@ impl Subchannel {
             state: watch::channel(State::Idle).0,
             conn: Mutex::new(None),
             connect_req: Notify::new(),
+            reset_backoff: Notify::new(),
             shutdown: watch::channel(false).0,
             last_error: Mutex::new(None),
             events,
@@ -104,6 +107,12 @@ impl Subchannel {
     }
 
     /// Leave IDLE (no effect in other states).
+    /// Ends a backoff wait now and starts over from the first delay; no
+    /// effect outside TRANSIENT_FAILURE.
+    pub fn reset_backoff(&self) {
+        self.reset_backoff.notify_waiters();
+    }
+
     pub fn request_connection(&self) {
         if self.state() == State::Idle {
             self.connect_req.notify_one();
@@ -245,11 +254,15 @@ impl Subchannel {
                             subchannel: self.id,
                         },
                     );
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
+                    let why = tokio::select! {
+                        _ = tokio::time::sleep(delay) => "backoff over",
+                        _ = self.reset_backoff.notified() => {
+                            backoff.reset();
+                            "backoff reset: connecting now"
+                        }
                         _ = shutdown.changed() => continue,
-                    }
-                    self.set_state(State::Connecting, "backoff over", None);
+                    };
+                    self.set_state(State::Connecting, why, None);
                 }
                 State::Ready | State::Shutdown => break,
             }

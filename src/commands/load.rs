@@ -177,7 +177,7 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         method: path.trim_start_matches('/').to_string(),
         events: None,
         sticky: true,
-        naive_pool: None,
+        redial_unready: false,
     };
 
     // One shard: load runs on one thread, and each shard's histogram is a

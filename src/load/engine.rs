@@ -47,9 +47,10 @@ pub struct LoadPlan {
     /// and ghz's workers own a connection), while any connection joining or
     /// leaving makes every worker pick again by the channel's policy.
     pub sticky: bool,
-    /// A naive pool: the first connection is handed out for every call
-    /// after, never checked (the go-micro pool bug).
-    pub naive_pool: Option<Arc<std::sync::Mutex<Option<Arc<Conn>>>>>,
+    /// The fixed go-micro pool: a channel that is not READY when a call
+    /// needs it is dialed anew at once (its reconnect backoff cut short),
+    /// instead of being handed out to fail fast until its backoff ends.
+    pub redial_unready: bool,
 }
 
 /// How the run went, beside what the recorder holds.
@@ -122,23 +123,16 @@ async fn run_call(
     let mut attempt = 1u32;
     let mut transparent = 0u32;
     loop {
-        let pooled = plan
-            .naive_pool
-            .as_ref()
-            .and_then(|p| p.lock().ok().and_then(|c| c.clone()))
-            .or_else(|| home_conn(home, channel));
-        let picked = match pooled {
+        if plan.redial_unready && channel.state() == crate::connectivity::State::TransientFailure {
+            channel.reset_connect_backoff();
+        }
+        let picked = match home_conn(home, channel) {
             Some(c) => Ok(c),
             None => {
                 let gen = channel.ready_generation();
                 let p = channel.pick(plan.wait_for_ready, deadline).await;
                 if let (Ok(c), true) = (&p, plan.sticky) {
                     *home = Some((gen, c.clone()));
-                }
-                if let (Ok(c), Some(pool)) = (&p, &plan.naive_pool) {
-                    if let Ok(mut slot) = pool.lock() {
-                        slot.get_or_insert_with(|| c.clone());
-                    }
                 }
                 p
             }

@@ -102,11 +102,15 @@ pub struct ProxySpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pool {
-    /// Hands out the connection it made first, never checking its state
-    /// (the go-micro pool bug): after a restart every call fails.
-    Naive,
-    /// Asks the channel for a READY connection each time.
+    /// No pool: calls go through the client's gRPC channel as it is.
     #[default]
+    Channel,
+    /// The go-micro pool bug: pooled channels are handed out without a look
+    /// at their state; one in TRANSIENT_FAILURE fails every call fast until
+    /// its reconnect backoff ends, seconds after the server is back.
+    Naive,
+    /// The fix: a channel that is not READY is closed and dialed anew, so
+    /// calls work again as soon as the server listens.
     StateChecked,
 }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -486,7 +486,7 @@ async fn start_load(
         // Every call picks by the client's policy, as the clients being
         // reproduced do.
         sticky: false,
-        naive_pool: (nc.spec.pool == Pool::Naive).then(|| Arc::new(Mutex::new(None))),
+        redial_unready: nc.spec.pool == Pool::StateChecked,
     };
     let (channel, stop) = (channel.clone(), run.stop.clone());
     let (name, rps, planned) = (nc.name.clone(), l.rps, run.duration);
