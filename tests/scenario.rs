@@ -164,7 +164,7 @@ fn invalid_files_are_exit_2_with_file_line_column() {
         ("probe through nobody", "name: x\nduration: 2s\nclient: { name: c }\nprobes:\n  - { client: d, call: helloworld.Greeter/SayHello, every: 1s }\n", ":5:5: probe `probe`: no client is named `d`"),
         ("probe every 0", "name: x\nduration: 2s\nclient: {}\nprobes:\n  - { call: helloworld.Greeter/SayHello, every: 0s }\n", ":5:5: probe.every must be above 0"),
         ("reserved name", "name: x\nduration: 2s\nclients:\n  - { name: server-side }\n", ":3:1: the client name `server-side` is taken"),
-        ("bad service config", "name: x\nduration: 2s\nclient:\n  service_config: { healthCheckConfig: { serviceName: 7 } }\n", ":3:1: client `client`: service_config:"),
+        ("bad service config", "name: x\nduration: 2s\nclient:\n  service_config: { healthCheckConfig: { serviceName: 7 } }\n", ":4:55: client `client`: service_config: invalid type: integer `7`, expected a string"),
         ("restart of an address", "name: x\nduration: 2s\nserver: { address: \"127.0.0.1:1\" }\ntimeline:\n  - at: 1s\n    server_restart: {}\n", ":5:5: a server given by `address` cannot be stopped"),
     ];
     for (what, yaml, says) in cases {

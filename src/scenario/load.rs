@@ -167,9 +167,27 @@ fn backticked(msg: &str) -> Option<&str> {
         .filter(|w| !w.is_empty())
 }
 
-/// The 1-based line and column where `word` first stands in the file.
-fn text_pos(text: &str, word: &str) -> Option<(u32, u32)> {
-    text.lines().enumerate().find_map(|(i, l)| {
+/// The 0-based line of client `name`'s `service_config:` (after its
+/// `name:` when it has one), or 0.
+fn service_config_line(text: &str, name: &str) -> usize {
+    let named = text.lines().position(|l| {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        t.strip_prefix("name:")
+            .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == name)
+            .unwrap_or(false)
+    });
+    let from = named.unwrap_or(0);
+    text.lines()
+        .enumerate()
+        .skip(from)
+        .find(|(_, l)| l.contains("service_config"))
+        .map_or(0, |(i, _)| i)
+}
+
+/// The 1-based line and column where `word` first stands in the file, at
+/// or after line `from` (0-based).
+fn text_pos(text: &str, from: usize, word: &str) -> Option<(u32, u32)> {
+    text.lines().enumerate().skip(from).find_map(|(i, l)| {
         l.find(word)
             .map(|c| (i as u32 + 1, l[..c].chars().count() as u32 + 1))
     })
@@ -285,7 +303,7 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                 // Where the file says what the message names (an unknown
                 // key, a bad value), else the clients.
                 let at = backticked(reason)
-                    .and_then(|word| text_pos(cx.text, word))
+                    .and_then(|word| text_pos(cx.text, service_config_line(cx.text, &name), word))
                     .unwrap_or_else(|| {
                         key_pos(
                             cx.text,
