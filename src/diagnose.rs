@@ -31,9 +31,8 @@ pub struct Explainer {
     pub keepalive_time: Option<Duration>,
     last_call_end_ms: Option<f64>,
     said: HashSet<String>,
-    /// Connections that reached READY: only their closes are explained (a
-    /// failed handshake is explained by its connect event).
-    /// (and when they did).
+    /// Connections that reached READY, and when: only their closes are
+    /// explained (a failed handshake is explained by its connect event).
     connected: HashMap<u64, f64>,
     /// Connections this client sent a PING on.
     pinged: HashSet<u64>,
@@ -79,7 +78,7 @@ impl Explainer {
                 // UNAVAILABLE (not refused unprocessed): the drain cut it.
                 let started = e.t_ms - latency_ms;
                 if *code == tonic::Code::Unavailable
-                    && !message.contains("never processed")
+                    && !message.starts_with(crate::client::conn::NEVER_PROCESSED)
                     && self.drain_ms.is_some_and(|g| g >= started)
                 {
                     self.drain_ms = None;

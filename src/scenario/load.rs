@@ -292,6 +292,16 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                 format!("the client name `{name}` is taken: names starting with server, proxy or timeline tag the scenario's own events"),
             ));
         }
+        if let Some(b) = &c.backoff {
+            let bad = b.multiplier.is_some_and(|m| !(m >= 1.0))
+                || b.jitter.is_some_and(|j| !(0.0..=1.0).contains(&j));
+            if bad {
+                return Err(cx.err(
+                    text_pos(cx.text, 0, "backoff").unwrap_or((1, 1)),
+                    format!("client `{name}`: backoff.multiplier must be 1 or more and backoff.jitter from 0 to 1"),
+                ));
+            }
+        }
         if let Some(sc) = &c.service_config {
             crate::load::retry::validate(&sc.to_string()).map_err(|e| {
                 let msg = e.to_string();

@@ -124,6 +124,16 @@ pub enum LbSpec {
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct BackoffSpec {
+    pub initial: Option<Dur>,
+    pub multiplier: Option<f64>,
+    /// 0..1: the +- fraction of each delay.
+    pub jitter: Option<f64>,
+    pub max: Option<Dur>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeepaliveSpec {
     pub time: Option<Dur>,
     pub timeout: Option<Dur>,
@@ -183,6 +193,9 @@ pub struct ClientSpec {
     pub lb: LbSpec,
     #[serde(default)]
     pub keepalive: Option<KeepaliveSpec>,
+    /// Reconnect backoff (default grpc's: 1s, x1.6, +-20%, at most 120s).
+    #[serde(default)]
+    pub backoff: Option<BackoffSpec>,
     /// The gRPC service config, as YAML or JSON (retryPolicy, timeout, ...).
     #[serde(default)]
     pub service_config: Option<serde_json::Value>,

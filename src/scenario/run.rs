@@ -380,7 +380,17 @@ fn channel_config(target: crate::target::Target, c: &ClientSpec) -> ChannelConfi
             LbSpec::PickFirst if c.connections <= 1 => Lb::PickFirst,
             _ => Lb::RoundRobin,
         },
-        backoff: BackoffConfig::default(),
+        backoff: {
+            let d = BackoffConfig::default();
+            let b = c.backoff.clone().unwrap_or_default();
+            BackoffConfig {
+                initial: b.initial.map_or(d.initial, |x| x.0),
+                multiplier: b.multiplier.unwrap_or(d.multiplier),
+                jitter: b.jitter.unwrap_or(d.jitter),
+                max: b.max.map_or(d.max, |x| x.0),
+                ..d
+            }
+        },
         keepalive: KeepaliveConfig {
             time: ka.time.map(|d| d.0),
             timeout: ka.timeout.map_or(Duration::from_secs(20), |d| d.0),
