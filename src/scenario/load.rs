@@ -293,7 +293,7 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
             ));
         }
         if let Some(b) = &c.backoff {
-            let bad = b.multiplier.is_some_and(|m| !(m >= 1.0))
+            let bad = b.multiplier.is_some_and(|m| m.is_nan() || m < 1.0)
                 || b.jitter.is_some_and(|j| !(0.0..=1.0).contains(&j));
             if bad {
                 return Err(cx.err(
