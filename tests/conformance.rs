@@ -758,12 +758,10 @@ fn keepalive_timeout_against_a_stopped_grpc_go_server() {
     assert!(ids.iter().any(|i| i == "keepalive-timeout"), "{ids:?}");
 }
 
-/// A grpc-go server whose health service says NOT_SERVING (SIGUSR1): no
-/// client prints an error for it (health-checking clients just send no
-/// calls); (c) grpcdoc watch with health checking names it.
-#[test]
-fn health_not_serving_from_grpc_go() {
-    let Some(p) = peers() else { return };
+/// (c) only: `grpcdoc watch` with `flags` against a grpc-go server that gets
+/// `signal` `after_ms` into the watch names `id`.
+fn signalled_grpc_go_names(id: &str, flags: &[&str], signal: &str, after_ms: u64) {
+    let p = peers().expect("peers");
     let addr = free_addr();
     let server = spawn(
         &p.go_server,
@@ -771,16 +769,24 @@ fn health_not_serving_from_grpc_go() {
         addr,
     );
     let pid = server.0.id().to_string();
-    let ids = watch_ids(
-        &addr.to_string(),
-        &["--health-service", "", "--for", "2s"],
-        || {
-            std::thread::sleep(Duration::from_millis(700));
-            let _ = Command::new("kill").args(["-USR1", &pid]).status();
-        },
-    );
-    eprintln!("conformance | health-not-serving | grpcdoc watch | explanations {ids:?}");
-    assert!(ids.iter().any(|i| i == "health-not-serving"), "{ids:?}");
+    let ids = watch_ids(&addr.to_string(), flags, || {
+        std::thread::sleep(Duration::from_millis(after_ms));
+        let _ = Command::new("kill").args([signal, &pid]).status();
+    });
+    eprintln!("conformance | {id} | grpcdoc watch | explanations {ids:?}");
+    assert!(ids.iter().any(|i| i == id), "{ids:?}");
+}
+
+/// A grpc-go server whose health service says NOT_SERVING (SIGUSR1): no
+/// client prints an error for it (health-checking clients just send no
+/// calls); (c) grpcdoc watch with health checking names it.
+#[test]
+fn health_not_serving_from_grpc_go() {
+    if peers().is_none() {
+        return;
+    }
+    let flags = ["--health-service", "", "--for", "2s"];
+    signalled_grpc_go_names("health-not-serving", &flags, "-USR1", 700);
 }
 
 /// A grpc-go server stopping gracefully (SIGTERM: GracefulStop) while watch
@@ -789,24 +795,11 @@ fn health_not_serving_from_grpc_go() {
 /// error for it.
 #[test]
 fn graceful_stop_of_grpc_go() {
-    let Some(p) = peers() else { return };
-    let addr = free_addr();
-    let server = spawn(
-        &p.go_server,
-        &["-addr".into(), addr.to_string(), "-connlog=false".into()],
-        addr,
-    );
-    let pid = server.0.id().to_string();
-    let ids = watch_ids(
-        &addr.to_string(),
-        &["--probe-interval", "200ms", "--for", "2s"],
-        || {
-            std::thread::sleep(Duration::from_millis(800));
-            let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        },
-    );
-    eprintln!("conformance | graceful-stop | grpcdoc watch | explanations {ids:?}");
-    assert!(ids.iter().any(|i| i == "graceful-stop"), "{ids:?}");
+    if peers().is_none() {
+        return;
+    }
+    let flags = ["--probe-interval", "200ms", "--for", "2s"];
+    signalled_grpc_go_names("graceful-stop", &flags, "-TERM", 800);
 }
 
 /// More calls than the grpc-go server's stream limit on one connection:
