@@ -70,6 +70,38 @@ fn spawn(bin: &PathBuf, args: &[String], listens: SocketAddr) -> Proc {
     p
 }
 
+/// The grpc-go peer server with these extra flags, on a free port.
+fn go_server(p: &Peers, extra: &[&str]) -> (Proc, SocketAddr) {
+    let addr = free_addr();
+    let mut args = vec![
+        "-addr".to_string(),
+        addr.to_string(),
+        "-connlog=false".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    (spawn(&p.go_server, &args, addr), addr)
+}
+
+/// The grpc-go peer server behind `grpcdoc proxy --fault FAULT`; the
+/// processes (kept alive while held) and the proxy's address.
+fn go_behind_proxy(p: &Peers, fault: &str) -> (Proc, Proc, SocketAddr) {
+    let (server, up) = go_server(p, &[]);
+    let listen = free_addr();
+    let args = [
+        "proxy",
+        "--listen",
+        &listen.to_string(),
+        "--upstream",
+        &up.to_string(),
+    ]
+    .into_iter()
+    .chain(["--fault", fault, "--for", "60s"])
+    .map(String::from)
+    .collect::<Vec<_>>();
+    let proxy = spawn(&PathBuf::from(BIN), &args, listen);
+    (server, proxy, listen)
+}
+
 /// One client's failed call: the status code (canonical name, empty when
 /// the client printed none) and the message.
 #[derive(Clone, Debug)]
@@ -423,28 +455,7 @@ fn server_crash() {
 #[test]
 fn rst_stream_cancel() {
     let Some(p) = peers() else { return };
-    let up = free_addr();
-    let _server = spawn(
-        &p.go_server,
-        &["-addr".into(), up.to_string(), "-connlog=false".into()],
-        up,
-    );
-    let listen = free_addr();
-    let _proxy = spawn(
-        &PathBuf::from(BIN),
-        &[
-            "proxy".into(),
-            "--listen".into(),
-            listen.to_string(),
-            "--upstream".into(),
-            up.to_string(),
-            "--fault".into(),
-            "inject-rst-stream:code=CANCEL".into(),
-            "--for".into(),
-            "60s".into(),
-        ],
-        listen,
-    );
+    let (_server, _proxy, listen) = go_behind_proxy(&p, "inject-rst-stream:code=CANCEL");
     let said = four_clients(&p, &listen.to_string(), 0, 5, || {});
     check_clients("rst-stream", &said);
     load_names("rst-stream", &load(&listen.to_string(), &["-n", "5"]));
@@ -453,12 +464,7 @@ fn rst_stream_cancel() {
 #[test]
 fn http_error_page_from_nginx() {
     let Some(p) = peers() else { return };
-    let up = free_addr();
-    let _server = spawn(
-        &p.go_server,
-        &["-addr".into(), up.to_string(), "-connlog=false".into()],
-        up,
-    );
+    let (_server, up) = go_server(&p, &[]);
     let listen = free_addr();
     let _nginx = spawn(
         &p.nginx,
@@ -682,12 +688,7 @@ fn watch_ids(addr: &str, flags: &[&str], during: impl FnOnce()) -> Vec<String> {
 #[test]
 fn too_many_pings_from_grpc_go() {
     let Some(p) = peers() else { return };
-    let addr = free_addr();
-    let _server = spawn(
-        &p.go_server,
-        &["-addr".into(), addr.to_string(), "-connlog=false".into()],
-        addr,
-    );
+    let (_server, addr) = go_server(&p, &[]);
     let said = go133_call(&p.go133, &addr.to_string(), &["-ka-time", "1s"]);
     check_clients("too-many-pings", &[said]);
     let ids = watch_ids(
@@ -762,12 +763,7 @@ fn keepalive_timeout_against_a_stopped_grpc_go_server() {
 /// `signal` `after_ms` into the watch names `id`.
 fn signalled_grpc_go_names(id: &str, flags: &[&str], signal: &str, after_ms: u64) {
     let p = peers().expect("peers");
-    let addr = free_addr();
-    let server = spawn(
-        &p.go_server,
-        &["-addr".into(), addr.to_string(), "-connlog=false".into()],
-        addr,
-    );
+    let (server, addr) = go_server(&p, &[]);
     let pid = server.0.id().to_string();
     let ids = watch_ids(&addr.to_string(), flags, || {
         std::thread::sleep(Duration::from_millis(after_ms));
@@ -836,35 +832,15 @@ fn stream_limit_queue_at_grpc_go() {
     load_names("stream-limit-queue", &load(&addr.to_string(), &extra));
 }
 
-/// Calls that cross a GOAWAY (the proxy announces the last stream it gave
-/// the grpc-go server and refuses the rest): never processed, safe to
+/// Calls that cross a GOAWAY (the proxy sends one as each connection
+/// starts, announcing the last stream it gave the grpc-go server, and
+/// refuses the rest): never processed, safe to
 /// retry; gRPC clients retry them transparently, so none prints an error;
 /// (c) grpcdoc load without transparent retry names the race.
 #[test]
 fn goaway_race_through_a_proxy() {
     let Some(p) = peers() else { return };
-    let up = free_addr();
-    let _server = spawn(
-        &p.go_server,
-        &["-addr".into(), up.to_string(), "-connlog=false".into()],
-        up,
-    );
-    let listen = free_addr();
-    let _proxy = spawn(
-        &PathBuf::from(BIN),
-        &[
-            "proxy".into(),
-            "--listen".into(),
-            listen.to_string(),
-            "--upstream".into(),
-            up.to_string(),
-            "--fault".into(),
-            "inject-goaway:every=300ms,direction=downstream".into(),
-            "--for".into(),
-            "60s".into(),
-        ],
-        listen,
-    );
+    let (_server, _proxy, listen) = go_behind_proxy(&p, "inject-goaway:direction=downstream");
     let extra = ["--no-transparent-retry", "-c", "4", "-z", "1s"];
     load_names("goaway-race", &load(&listen.to_string(), &extra));
 }
@@ -878,12 +854,7 @@ fn message_too_large_for_grpc_go_and_c_core_servers() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.json");
     std::fs::write(&big, format!("{{\"name\":\"{}\"}}", "x".repeat(5_000_000))).unwrap();
-    let go = free_addr();
-    let _go = spawn(
-        &p.go_server,
-        &["-addr".into(), go.to_string(), "-connlog=false".into()],
-        go,
-    );
+    let (_go, go) = go_server(&p, &[]);
     let core = free_addr();
     let _core = spawn(&p.core_server, &["--addr".into(), core.to_string()], core);
     for addr in [go, core] {
