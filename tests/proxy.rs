@@ -506,8 +506,8 @@ async fn slow_close_holds_the_close() {
     drop(c);
 }
 
-/// Through a proxy that sends GOAWAY the moment a connection starts (and
-/// every 2 s after), watch tells each connection's story in causal order:
+/// Through a proxy that sends every connection a GOAWAY every 2 s, watch
+/// tells each connection's story in causal order:
 /// its `connect ok`, then READY, then the GOAWAY and the close, never the
 /// GOAWAY first. And each close names who closed: `goaway` for the ones
 /// the GOAWAY drained, `local` for one watch itself ended.
@@ -515,30 +515,11 @@ async fn slow_close_holds_the_close() {
 async fn watch_tells_each_connection_in_causal_order() {
     let t = start(ServerConfig::default()).await;
     let (p, _log) = proxy(t.addr, &["inject-goaway:every=2s"]).await;
-    let addr = p.addr.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args([
-                "watch",
-                &addr,
-                "-o",
-                "json",
-                "--probe-interval",
-                "200ms",
-                "--for",
-                "3s",
-            ])
-            .stderr(Stdio::null())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = watch_json(
+        p.addr.to_string(),
+        &["--probe-interval", "200ms", "--for", "3s"],
+    )
+    .await;
     let conns: std::collections::BTreeSet<u64> =
         events.iter().filter_map(|e| e["conn"].as_u64()).collect();
     assert!(conns.len() >= 2, "GOAWAY made watch reconnect: {events:?}");
@@ -588,20 +569,7 @@ async fn too_many_pings_without_a_ping_is_not_blamed_on_the_client() {
         &["inject-goaway:code=ENHANCE_YOUR_CALM,debug=too_many_pings,direction=downstream"],
     )
     .await;
-    let addr = p.addr.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(["watch", &addr, "-o", "json", "--for", "1s"])
-            .stderr(Stdio::null())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = watch_json(p.addr.to_string(), &["--for", "1s"]).await;
     assert!(events
         .iter()
         .any(|e| e["kind"] == "goaway" && e["debug"] == "too_many_pings"));
@@ -655,30 +623,22 @@ async fn a_refused_reflection_request_is_retried() {
 /// before, hang into their deadline after.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standalone_fault_starts_late() {
-    use std::io::{BufRead, BufReader};
     let t = start(ServerConfig::default()).await;
-    let mut px = Command::new(BIN)
-        .args([
+    let upstream = t.addr.to_string();
+    let (mut px, addr) = spawn_listening(
+        BIN,
+        &[
             "proxy",
             "--listen",
             "127.0.0.1:0",
             "--upstream",
-            &t.addr.to_string(),
-        ])
-        .args(["--fault", "blackhole:after=1500ms", "--for", "10s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(px.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    std::thread::spawn(move || for _ in out.lines() {});
+            &upstream,
+            "--fault",
+            "blackhole:after=1500ms",
+            "--for",
+            "10s",
+        ],
+    );
     let r = tokio::task::spawn_blocking(move || {
         let out = Command::new(BIN)
             .args([
@@ -729,6 +689,7 @@ async fn watch_json(addr: String, extra: &[&str]) -> Vec<serde_json::Value> {
     })
     .await
     .unwrap();
+    assert_eq!(out.status.code(), Some(0), "watch ends by itself with 0");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

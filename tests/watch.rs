@@ -296,22 +296,7 @@ async fn too_many_pings_is_shown_and_explained() {
 #[test]
 fn keepalive_detects_a_stopped_server() {
     // The grpcdoc serve binary, so it can be stopped with SIGSTOP.
-    let mut server = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    // Keep reading: a server whose stdout is closed stops by design.
-    std::thread::spawn(move || for _ in out.lines() {});
+    let (mut server, addr) = common::spawn_listening(BIN, &["serve", "--listen", "127.0.0.1:0"]);
     let w = Watch::start(&[
         &addr,
         "-o",
@@ -974,15 +959,20 @@ async fn the_channel_stays_in_transient_failure_while_it_retries() {
     assert!(sub_attempts >= 2, "the subchannel kept trying: {events:?}");
 }
 
-/// A probe held across a max-age drain whose grace runs out: at the GOAWAY
-/// watch says the drain began, and when the grace cuts the probe it says
-/// that too, naming the catalogue entry (human and JSON).
-#[tokio::test(flavor = "multi_thread")]
-async fn a_probe_cut_by_a_drain_grace_is_explained() {
+/// watch (JSON) probing SayHello every `interval` for `run` against a
+/// built-in server that recycles connections (`age`, `grace`) and holds
+/// each call `delay`.
+async fn watch_age_drains(
+    age: Duration,
+    grace: Duration,
+    delay: Duration,
+    interval: &str,
+    run: &str,
+) -> Vec<Value> {
     let t = common::start(ServerConfig {
-        max_connection_age: Some(Duration::from_millis(800)),
-        max_connection_age_grace: Some(Duration::from_millis(400)),
-        delay: Duration::from_millis(1800),
+        max_connection_age: Some(age),
+        max_connection_age_grace: Some(grace),
+        delay,
         ..Default::default()
     })
     .await;
@@ -991,15 +981,30 @@ async fn a_probe_cut_by_a_drain_grace_is_explained() {
         "--probe",
         "helloworld.Greeter/SayHello",
         "--probe-interval",
-        "3s",
+        interval,
         "--for",
-        "2500ms",
+        run,
         "-o",
         "json",
     ]))
     .await;
     assert_eq!(code, 0);
-    let events = json(&lines);
+    json(&lines)
+}
+
+/// A probe held across a max-age drain whose grace runs out: at the GOAWAY
+/// watch says the drain began, and when the grace cuts the probe it says
+/// that too, naming the catalogue entry (human and JSON).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_probe_cut_by_a_drain_grace_is_explained() {
+    let events = watch_age_drains(
+        Duration::from_millis(800),
+        Duration::from_millis(400),
+        Duration::from_millis(1800),
+        "3s",
+        "2500ms",
+    )
+    .await;
     let cut = events
         .iter()
         .find(|e| e["kind"] == "rpc" && e["code"] == "UNAVAILABLE")
@@ -1028,27 +1033,14 @@ async fn a_probe_cut_by_a_drain_grace_is_explained() {
 /// apart.
 #[tokio::test(flavor = "multi_thread")]
 async fn one_drain_of_two_goaways_is_explained_and_counted_once() {
-    let t = common::start(ServerConfig {
-        max_connection_age: Some(Duration::from_millis(600)),
-        max_connection_age_grace: Some(Duration::from_secs(2)),
-        delay: Duration::from_millis(950),
-        ..Default::default()
-    })
-    .await;
-    let (code, lines) = watch_to_end(args(&[
-        &t.addr.to_string(),
-        "--probe",
-        "helloworld.Greeter/SayHello",
-        "--probe-interval",
+    let events = watch_age_drains(
+        Duration::from_millis(600),
+        Duration::from_secs(2),
+        Duration::from_millis(950),
         "1s",
-        "--for",
         "2500ms",
-        "-o",
-        "json",
-    ]))
+    )
     .await;
-    assert_eq!(code, 0);
-    let events = json(&lines);
     let summary = events.last().expect("a summary");
     assert_eq!(summary["kind"], "summary");
     let key = "NO_ERROR \"max_age\"";
@@ -1081,21 +1073,8 @@ async fn one_drain_of_two_goaways_is_explained_and_counted_once() {
 /// explains it as a crash or hard stop.
 #[test]
 fn a_killed_server_with_a_call_in_flight_is_explained() {
-    let mut server = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--delay", "3s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    std::thread::spawn(move || for _ in out.lines() {});
+    let (mut server, addr) =
+        common::spawn_listening(BIN, &["serve", "--listen", "127.0.0.1:0", "--delay", "3s"]);
     let w = Watch::start(&[
         &addr,
         "-o",

@@ -163,13 +163,8 @@ fn ended(grpc: Option<(tonic::Code, String)>, responses: u64) -> Outcome {
         )
     });
     Outcome {
-        code,
-        message,
         responses,
-        never_processed: false,
-        transport: false,
-        reset: None,
-        http_status: None,
+        ..Outcome::local(code, message)
     }
 }
 

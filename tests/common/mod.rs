@@ -281,3 +281,26 @@ pub fn wait_listening(addr: SocketAddr, what: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Starts the grpcdoc binary with `args` (a `serve` or `proxy`), reads its
+/// `listening on ADDR` line and keeps draining its stdout (a server whose
+/// stdout is closed stops by design). The child and the address.
+pub fn spawn_listening(bin: &str, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn grpcdoc");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("its first line");
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("not `listening on ADDR`: {first:?}"))
+        .to_string();
+    std::thread::spawn(move || for _ in out.lines() {});
+    (child, addr)
+}
