@@ -35,7 +35,39 @@ pub enum Endpoints {
     /// Like `Hosts`, and re-resolved periodically (`dns:///`).
     Dns(Vec<HostPort>),
     Unix(PathBuf),
+    /// A name service in the process (a scenario's): asked like DNS, on a
+    /// timer and whenever a connection is lost.
+    Named(NameService),
 }
+
+/// The addresses a name currently resolves to, shared by whoever changes
+/// them (a scenario scaling its backends) and the channels that ask.
+#[derive(Clone, Debug, Default)]
+pub struct NameService(std::sync::Arc<std::sync::RwLock<Vec<SocketAddr>>>);
+
+impl NameService {
+    pub fn new(addrs: Vec<SocketAddr>) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(addrs)))
+    }
+
+    pub fn set(&self, addrs: Vec<SocketAddr>) {
+        if let Ok(mut a) = self.0.write() {
+            *a = addrs;
+        }
+    }
+
+    pub fn get(&self) -> Vec<SocketAddr> {
+        self.0.read().map(|a| a.clone()).unwrap_or_default()
+    }
+}
+
+impl PartialEq for NameService {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for NameService {}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -167,23 +199,41 @@ impl Target {
         })
     }
 
+    /// A plaintext target that asks `names` for its addresses; requests
+    /// carry `authority`.
+    pub fn named(names: NameService, authority: &str) -> Self {
+        Target {
+            text: authority.to_string(),
+            tls: false,
+            authority: authority.to_string(),
+            endpoints: Endpoints::Named(names),
+        }
+    }
+
     /// The host to check a TLS certificate against.
     pub fn server_name(&self) -> &str {
         match &self.endpoints {
             Endpoints::Hosts(h) | Endpoints::Dns(h) => h[0].host.as_str(),
-            Endpoints::Unix(_) => "localhost",
+            Endpoints::Unix(_) | Endpoints::Named(_) => "localhost",
         }
     }
 
     /// Whether the address list should be resolved again on a timer.
     pub fn periodic_resolution(&self) -> bool {
-        matches!(self.endpoints, Endpoints::Dns(_))
+        matches!(self.endpoints, Endpoints::Dns(_) | Endpoints::Named(_))
     }
 
     /// Resolves every name to all its addresses (deduplicated, in order).
     pub async fn resolve(&self) -> Result<Vec<Address>, String> {
         let hosts = match &self.endpoints {
             Endpoints::Unix(p) => return Ok(vec![Address::Unix(p.clone())]),
+            Endpoints::Named(n) => {
+                let a = n.get();
+                if a.is_empty() {
+                    return Err("the name service has no address for this name".into());
+                }
+                return Ok(a.into_iter().map(Address::Tcp).collect());
+            }
             Endpoints::Hosts(h) | Endpoints::Dns(h) => h,
         };
         let mut out = Vec::new();

@@ -98,7 +98,7 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let connections = u64::from(args.connections);
     let addresses = match &args.target.endpoints {
         crate::target::Endpoints::Hosts(h) | crate::target::Endpoints::Dns(h) => h.len() as u64,
-        crate::target::Endpoints::Unix(_) => 1,
+        crate::target::Endpoints::Unix(_) | crate::target::Endpoints::Named(_) => 1,
     };
     raise_nofile(connections * addresses * 2 + 64, connections * addresses)?;
 

@@ -1,5 +1,6 @@
 //! `grpcdoc scenario FILE...`: checks every file first (exit 2 on any
-//! error, with file:line:column), then plays them one by one and reports.
+//! error, with file:line:column), then plays them one by one - a file's
+//! variants side by side - and reports.
 
 use std::io::Write;
 
@@ -8,9 +9,20 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::{ColorChoice, ScenarioArgs, ScenarioOutput};
 use crate::exit::Exit;
-use crate::report::scenario::{junit, render_result, Live, ScenarioResult};
+use crate::report::scenario::{junit, render_comparison, render_result, Live, ScenarioResult};
 use crate::report::style::{Style, Tone};
+use crate::scenario::plan::{Checked, Plan};
+use crate::scenario::run::Recorded;
 use crate::scenario::{expect, load, run};
+
+/// A scenario file names a program that is not installed.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: this scenario needs {what}, which is not installed here; install {install} (nothing was started)")]
+pub struct MissingProgram {
+    pub path: String,
+    pub what: String,
+    pub install: String,
+}
 
 pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     if args.schema {
@@ -27,14 +39,35 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
     }
     if args.check {
         for c in &checked {
+            let steps: usize = c.plans.iter().map(|p| p.steps.len()).max().unwrap_or(0);
+            let checks: usize = c.plans.iter().map(|p| p.checks.len()).sum();
+            let variants = c
+                .plans
+                .iter()
+                .filter_map(|p| p.variant.clone())
+                .collect::<Vec<_>>();
             println!(
-                "{}: ok ({} steps, {} expectations)",
+                "{}: ok ({steps} steps, {checks} expectations{})",
                 c.path,
-                c.steps.len(),
-                c.scenario.expect.len()
+                if variants.is_empty() {
+                    String::new()
+                } else {
+                    format!(", variants {}", variants.join(", "))
+                }
             );
         }
         return Ok(Exit::Success);
+    }
+    // Programs the files need, before anything starts.
+    for c in &checked {
+        if let Some((prog, install)) = c.missing_programs().into_iter().next() {
+            return Err(MissingProgram {
+                path: c.path.clone(),
+                what: prog,
+                install,
+            }
+            .into());
+        }
     }
     let style = Style::for_stdout(color.forced());
     let human = args.output != ScenarioOutput::Json;
@@ -45,58 +78,40 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
         let _ = int_tx.send(true);
     });
     let mut results = Vec::new();
+    let mut comparisons = Vec::new();
     let mut out = std::io::stdout();
     for c in &checked {
         if human {
             let _ = writeln!(
                 out,
                 "{}",
-                style.paint(
-                    Tone::Bold,
-                    &format!("scenario {} ({})", c.scenario.name, c.path)
-                )
+                style.paint(Tone::Bold, &format!("scenario {} ({})", c.name, c.path))
             );
-            if !c.scenario.about.is_empty() {
-                let _ = writeln!(out, "{}", style.paint(Tone::Dim, c.scenario.about.trim()));
+            if !c.about.is_empty() {
+                let _ = writeln!(out, "{}", style.paint(Tone::Dim, c.about.trim()));
             }
         }
-        let (live_tx, mut live_rx) = tokio::sync::mpsc::channel(4096);
-        let printer = tokio::spawn(async move {
-            let mut live = Live::new(style);
-            let mut out = std::io::stdout();
-            while let Some(t) = live_rx.recv().await {
-                if human {
-                    if let Some(line) = live.line(&t) {
-                        let _ = writeln!(out, "{line}");
-                    }
+        let played = play_all(c, human, style, &int_rx).await?;
+        let mut file_results = Vec::new();
+        for (plan, recorded) in c.plans.iter().zip(&played) {
+            let result = verdict(c, plan, recorded);
+            if human {
+                if let Some(v) = &plan.variant {
+                    let _ = writeln!(out, "{}", style.paint(Tone::Bold, &format!("variant {v}")));
                 }
+                let _ = write!(out, "{}", render_result(&result, &style));
             }
-        });
-        let recorded = run::play(c, live_tx, int_rx.clone()).await?;
-        let _ = printer.await;
-        let expectations: Vec<_> = c
-            .scenario
-            .expect
-            .iter()
-            .map(|e| expect::check(&e.value, &recorded))
-            .collect();
-        let result = ScenarioResult {
-            name: c.scenario.name.clone(),
-            file: c.path.clone(),
-            passed: !recorded.interrupted && expectations.iter().all(|e| e.passed),
-            duration_ms: recorded.duration_ms,
-            interrupted: recorded.interrupted,
-            expectations,
-            events: recorded.events.len(),
-            dropped_events: recorded.dropped.clone(),
-            unfinished: recorded.unfinished.clone(),
-            warnings: recorded.warnings.clone(),
-        };
-        if human {
-            let _ = write!(out, "{}", render_result(&result, &style));
+            file_results.push(result);
         }
-        let stop = result.interrupted;
-        results.push(result);
+        if c.plans.len() > 1 {
+            let cmp = expect::compare(c, &played);
+            if human {
+                let _ = write!(out, "{}", render_comparison(&cmp, &style));
+            }
+            comparisons.push(cmp);
+        }
+        let stop = file_results.iter().any(|r| r.interrupted);
+        results.extend(file_results);
         if stop {
             break;
         }
@@ -107,6 +122,7 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
             "kind": "scenario_report",
             "passed": results.iter().all(|r| r.passed),
             "scenarios": results,
+            "comparisons": comparisons,
         });
         let _ = writeln!(out, "{report}");
     }
@@ -121,4 +137,67 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
     } else {
         Exit::CheckFailed
     })
+}
+
+/// Plays a file's plans side by side; live lines name the variant.
+async fn play_all(
+    c: &Checked,
+    human: bool,
+    style: Style,
+    interrupt: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<Recorded>, run::RunError> {
+    let width = c
+        .plans
+        .iter()
+        .filter_map(|p| p.variant.as_ref().map(String::len))
+        .max();
+    let runs = c.plans.iter().map(|plan| {
+        let (live_tx, mut live_rx) = tokio::sync::mpsc::channel(4096);
+        let prefix = match (&plan.variant, width) {
+            (Some(v), Some(w)) => format!("{} ", style.paint(Tone::Bold, &format!("{v:<w$}"))),
+            _ => String::new(),
+        };
+        let printer = tokio::spawn(async move {
+            let mut live = Live::new(style);
+            let mut out = std::io::stdout();
+            while let Some(t) = live_rx.recv().await {
+                if human {
+                    if let Some(line) = live.line(&t) {
+                        let _ = writeln!(out, "{prefix}{line}");
+                    }
+                }
+            }
+        });
+        let interrupt = interrupt.clone();
+        async move {
+            let r = run::play(plan, live_tx, interrupt).await;
+            let _ = printer.await;
+            r
+        }
+    });
+    futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .collect()
+}
+
+fn verdict(c: &Checked, plan: &Plan, recorded: &Recorded) -> ScenarioResult {
+    let expectations: Vec<_> = plan
+        .checks
+        .iter()
+        .map(|e| expect::check(e, recorded))
+        .collect();
+    ScenarioResult {
+        name: c.name.clone(),
+        variant: plan.variant.clone(),
+        file: c.path.clone(),
+        passed: !recorded.interrupted && expectations.iter().all(|e| e.passed),
+        duration_ms: recorded.duration_ms,
+        interrupted: recorded.interrupted,
+        expectations,
+        events: recorded.events.len(),
+        dropped_events: recorded.dropped.clone(),
+        unfinished: recorded.unfinished.clone(),
+        warnings: recorded.warnings.clone(),
+    }
 }

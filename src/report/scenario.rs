@@ -1,6 +1,7 @@
 //! Scenario output: live lines while it plays (steps, notable events, calls
 //! failing and recovering), the results (human), one JSON report, and JUnit
-//! XML (one testcase per expectation) for CI.
+//! XML (a testsuite per scenario variant, a testcase per expectation) for
+//! CI, and the variants side by side.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,13 +10,16 @@ use super::human::HumanEvents;
 use super::style::{Style, Tone};
 use crate::event::{CloseReason, EventKind};
 use crate::h2wire::Dir;
-use crate::scenario::expect::CheckResult;
+use crate::scenario::expect::{CheckResult, Comparison};
 use crate::scenario::run::Tagged;
 
 /// One scenario's outcome.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ScenarioResult {
     pub name: String,
+    /// The variant, in a file that has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     pub file: String,
     pub passed: bool,
     pub duration_ms: f64,
@@ -32,6 +36,66 @@ pub struct ScenarioResult {
     /// What the run could not do as asked (a load's rate not held).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+impl ScenarioResult {
+    /// `restart`, or `restart [fixed]` for a variant.
+    pub fn title(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{} [{v}]", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// The variants side by side: a row per measure, a column per variant;
+/// PASS/FAIL where the measure is one of that variant's expectations.
+pub fn render_comparison(c: &Comparison, style: &Style) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    if let Some((w, _)) = terminal_width() {
+        t.set_width(w);
+        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    }
+    let mut head = vec!["expectation".to_string()];
+    head.extend(c.variants.iter().cloned());
+    t.set_header(head);
+    for row in &c.rows {
+        let mut cells = vec![row.measure.clone()];
+        for cell in &row.cells {
+            cells.push(match (&cell.value, cell.passed) {
+                (None, _) => "-".into(),
+                (Some(v), None) => v.clone(),
+                (Some(v), Some(true)) => format!("{} {v}", style.paint(Tone::Good, "PASS")),
+                (Some(v), Some(false)) => format!("{} {v}", style.paint(Tone::Bad, "FAIL")),
+            });
+        }
+        t.add_row(cells);
+    }
+    format!(
+        "{}\n{t}\n",
+        style.paint(
+            Tone::Bold,
+            &format!("{}: the variants side by side", c.scenario)
+        )
+    )
+}
+
+/// The terminal's size when stdout is one.
+fn terminal_width() -> Option<(u16, u16)> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills the winsize struct it is given.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
 }
 
 /// Prints what matters as a scenario plays.
@@ -147,7 +211,7 @@ pub fn render_result(r: &ScenarioResult, style: &Style) -> String {
     let _ = writeln!(
         out,
         "{}: {verdict} ({} of {} expectations met) in {:.1}s",
-        r.name,
+        r.title(),
         r.expectations.len() - failed,
         r.expectations.len(),
         r.duration_ms / 1e3
@@ -188,7 +252,7 @@ pub fn junit(results: &[ScenarioResult]) -> String {
         let _ = writeln!(
             o,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" time=\"{:.3}\" file=\"{}\">",
-            xml(&r.name),
+            xml(&r.title()),
             r.expectations.len(),
             r.duration_ms / 1e3,
             xml(&r.file)
@@ -197,7 +261,7 @@ pub fn junit(results: &[ScenarioResult]) -> String {
             let _ = write!(
                 o,
                 "    <testcase classname=\"{}\" name=\"{}\"",
-                xml(&r.name),
+                xml(&r.title()),
                 xml(&c.check)
             );
             if c.passed {

@@ -2,7 +2,8 @@
 //! result says what was checked, the value found, and for failures what the
 //! recorded failures point to.
 
-use super::model::{Expectation, Filter};
+use super::model::Filter;
+use super::plan::Check;
 use super::run::{Recorded, Tagged};
 use crate::event::{CallCause, CloseReason, EventKind};
 use crate::grpc::code_name;
@@ -12,6 +13,9 @@ use crate::h2wire::Dir;
 pub struct CheckResult {
     /// The check, as written.
     pub check: String,
+    /// What it measures (the check without its bounds): the same in every
+    /// variant, so results line up side by side.
+    pub measure: String,
     pub passed: bool,
     /// What was found.
     pub value: String,
@@ -52,23 +56,29 @@ fn bounds(f: &Filter, v: f64) -> bool {
         && f.exactly.is_none_or(|x| (v - x).abs() < 1e-9)
 }
 
-fn describe(kind: &str, f: &Filter) -> String {
-    let mut parts = vec![kind.to_string()];
-    let mut add = |k: &str, v: Option<String>| {
-        if let Some(v) = v {
-            parts.push(format!("{k}={v}"));
-        }
-    };
-    add("client", f.client.clone());
-    add("code", f.code.clone());
-    add("debug", f.debug.clone());
-    add("to", f.to.map(|s| s.to_string()));
-    add("after", f.after.clone());
-    add("before", f.before.clone());
-    add("at_least", f.at_least.map(|v| v.to_string()));
-    add("at_most", f.at_most.map(|v| v.to_string()));
-    add("exactly", f.exactly.map(|v| v.to_string()));
-    parts.join(" ")
+/// The check as written, and what it measures (without the bounds).
+fn describe(kind: &str, f: &Filter) -> (String, String) {
+    let field = |k: &str, v: Option<String>| v.map(|v| format!(" {k}={v}"));
+    let measure: String = std::iter::once(Some(kind.to_string()))
+        .chain([
+            field("client", f.client.clone()),
+            field("code", f.code.clone()),
+            field("debug", f.debug.clone()),
+            field("to", f.to.map(|s| s.to_string())),
+            field("after", f.after.clone()),
+            field("before", f.before.clone()),
+        ])
+        .flatten()
+        .collect();
+    let bounds: String = [
+        field("at_least", f.at_least.map(|v| v.to_string())),
+        field("at_most", f.at_most.map(|v| v.to_string())),
+        field("exactly", f.exactly.map(|v| v.to_string())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (format!("{measure}{bounds}"), measure)
 }
 
 /// The rpc events a filter selects: (t_ms, code, latency_ms, cause).
@@ -138,12 +148,14 @@ fn first_t(r: &Recorded, kind: &str, client: &Option<String>) -> Option<f64> {
     })
 }
 
-pub fn check(e: &Expectation, r: &Recorded) -> CheckResult {
+pub fn check(c: &Check, r: &Recorded) -> CheckResult {
     let count = |kind: &str, f: &Filter, n: usize, diagnose: bool| {
         let v = n as f64;
         let passed = bounds(f, v);
+        let (check, measure) = describe(kind, f);
         CheckResult {
-            check: describe(kind, f),
+            check,
+            measure,
             passed,
             value: n.to_string(),
             diagnosis: (!passed && diagnose)
@@ -151,125 +163,221 @@ pub fn check(e: &Expectation, r: &Recorded) -> CheckResult {
                 .flatten(),
         }
     };
-    if let Some(f) = &e.rpcs {
-        let n = rpcs(r, &f.client, &f.after, &f.before)
-            .filter(|(c, _, _)| code_ok(code_name(*c), &f.code))
-            .count();
-        return count("rpcs", f, n, true);
-    }
-    if let Some(f) = &e.goaways {
-        // Drains, not frames: a connection's GOAWAYs with the same code and
-        // debug data are one drain (grpc-go's graceful drain sends two).
-        let n = r
-            .events
-            .iter()
-            .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r))
-            .filter_map(|t| match &t.event.kind {
-                EventKind::Goaway {
-                    dir: Dir::Received,
-                    code,
-                    debug,
-                    ..
-                } if code_ok(&code.to_string(), &f.code)
-                    && f.debug.as_ref().is_none_or(|d| d == debug) =>
-                {
-                    Some((t.who.as_str(), t.event.conn, *code, debug.as_str()))
-                }
-                _ => None,
-            })
-            .collect::<std::collections::HashSet<_>>()
-            .len();
-        return count("goaways", f, n, false);
-    }
-    if let Some(f) = &e.state_changes {
-        let n = r
-            .events
-            .iter()
-            .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r))
-            .filter(|t| matches!(&t.event.kind, EventKind::State { channel: false, to, .. } if f.to.is_none_or(|w| w == *to)))
-            .count();
-        return count("state_changes", f, n, false);
-    }
-    if let Some(f) = &e.connection_losses {
-        let n = r
-            .events
-            .iter()
-            .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r) && t.event.t_ms < r.duration_ms)
-            .filter(|t| matches!(&t.event.kind, EventKind::Closed { reason, .. } if *reason != CloseReason::Local))
-            .count();
-        return count("connection_losses", f, n, false);
-    }
-    if let Some(f) = &e.success_rate {
-        let (mut ok, mut all) = (0u64, 0u64);
-        for (code, _, _) in rpcs(r, &f.client, &f.after, &f.before) {
-            all += 1;
-            ok += u64::from(code == tonic::Code::Ok);
+    match c {
+        Check::Rpcs(f) => {
+            let n = rpcs(r, &f.client, &f.after, &f.before)
+                .filter(|(c, _, _)| code_ok(code_name(*c), &f.code))
+                .count();
+            count("rpcs", f, n, true)
         }
-        let rate = if all == 0 {
-            0.0
-        } else {
-            ok as f64 / all as f64
-        };
-        let passed = all > 0 && bounds(f, rate);
-        return CheckResult {
-            check: describe("success_rate", f),
-            passed,
-            value: format!("{rate:.4} ({ok} of {all})"),
-            diagnosis: if passed {
-                None
-            } else if all == 0 {
-                Some("no call was made in this window".into())
+        Check::Goaways(f) => {
+            // Drains, not frames: a connection's GOAWAYs with the same code
+            // and debug data are one drain (grpc-go's graceful drain sends
+            // two).
+            let n = r
+                .events
+                .iter()
+                .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r))
+                .filter_map(|t| match &t.event.kind {
+                    EventKind::Goaway {
+                        dir: Dir::Received,
+                        code,
+                        debug,
+                        ..
+                    } if code_ok(&code.to_string(), &f.code)
+                        && f.debug.as_ref().is_none_or(|d| d == debug) =>
+                    {
+                        Some((t.who.as_str(), t.event.conn, *code, debug.as_str()))
+                    }
+                    _ => None,
+                })
+                .collect::<std::collections::HashSet<_>>()
+                .len();
+            count("goaways", f, n, false)
+        }
+        Check::StateChanges(f) => {
+            let n = r
+                .events
+                .iter()
+                .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r))
+                .filter(|t| matches!(&t.event.kind, EventKind::State { channel: false, to, .. } if f.to.is_none_or(|w| w == *to)))
+                .count();
+            count("state_changes", f, n, false)
+        }
+        Check::ConnectionLosses(f) => {
+            let n = r
+                .events
+                .iter()
+                .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r) && t.event.t_ms < r.duration_ms)
+                .filter(|t| matches!(&t.event.kind, EventKind::Closed { reason, .. } if *reason != CloseReason::Local))
+                .count();
+            count("connection_losses", f, n, false)
+        }
+        Check::SuccessRate(f) => {
+            let (mut ok, mut all) = (0u64, 0u64);
+            for (code, _, _) in rpcs(r, &f.client, &f.after, &f.before) {
+                all += 1;
+                ok += u64::from(code == tonic::Code::Ok);
+            }
+            let rate = if all == 0 {
+                0.0
             } else {
-                failure_diagnosis(r, f)
-            },
-        };
-    }
-    if let Some(l) = &e.latency {
-        let mut v: Vec<f64> = rpcs(r, &l.client, &l.after, &l.before)
-            .map(|(_, ms, _)| ms)
-            .collect();
-        v.sort_by(f64::total_cmp);
-        let value = if v.is_empty() {
-            None
-        } else {
-            let i = ((l.percentile / 100.0) * v.len() as f64).ceil() as usize;
-            Some(v[i.clamp(1, v.len()) - 1])
-        };
-        let limit = l.at_most.0.as_secs_f64() * 1e3;
-        let passed = value.is_some_and(|x| x <= limit);
-        return CheckResult {
-            check: format!(
-                "latency p{} at_most {}{}",
-                l.percentile,
-                humantime::format_duration(l.at_most.0),
-                l.client
+                ok as f64 / all as f64
+            };
+            let passed = all > 0 && bounds(f, rate);
+            let (check, measure) = describe("success_rate", f);
+            CheckResult {
+                check,
+                measure,
+                passed,
+                value: format!("{rate:.4} ({ok} of {all})"),
+                diagnosis: if passed {
+                    None
+                } else if all == 0 {
+                    Some("no call was made in this window".into())
+                } else {
+                    failure_diagnosis(r, f)
+                },
+            }
+        }
+        Check::Latency(l) => {
+            let mut v: Vec<f64> = rpcs(r, &l.client, &l.after, &l.before)
+                .map(|(_, ms, _)| ms)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            let value = if v.is_empty() {
+                None
+            } else {
+                let i = ((l.percentile / 100.0) * v.len() as f64).ceil() as usize;
+                Some(v[i.clamp(1, v.len()) - 1])
+            };
+            let limit = l.at_most.0.as_secs_f64() * 1e3;
+            let passed = value.is_some_and(|x| x <= limit);
+            let window = [
+                ("client", &l.client),
+                ("after", &l.after),
+                ("before", &l.before),
+            ]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!(" {k}={v}")))
+            .collect::<String>();
+            let measure = format!("latency p{}{window}", l.percentile);
+            CheckResult {
+                check: format!(
+                    "{measure} at_most {}",
+                    humantime::format_duration(l.at_most.0)
+                ),
+                measure,
+                passed,
+                value: value.map_or("no calls".into(), |x| format!("{x:.2}ms")),
+                diagnosis: None,
+            }
+        }
+        Check::Order(o) => {
+            let (a, b) = (
+                first_t(r, &o.first, &o.client),
+                first_t(r, &o.then, &o.client),
+            );
+            let passed = matches!((a, b), (Some(a), Some(b)) if a <= b);
+            let at = |x: Option<f64>| x.map_or("never".to_string(), |t| format!("{:.0}ms", t));
+            let check = format!(
+                "order {} before {}{}",
+                o.first,
+                o.then,
+                o.client
                     .as_ref()
                     .map(|c| format!(" client={c}"))
                     .unwrap_or_default()
-            ),
-            passed,
-            value: value.map_or("no calls".into(), |x| format!("{x:.2}ms")),
-            diagnosis: None,
-        };
+            );
+            CheckResult {
+                measure: check.clone(),
+                check,
+                passed,
+                value: format!("{} at {}, {} at {}", o.first, at(a), o.then, at(b)),
+                diagnosis: None,
+            }
+        }
     }
-    if let Some(o) = &e.order {
-        let (a, b) = (
-            first_t(r, &o.first, &o.client),
-            first_t(r, &o.then, &o.client),
-        );
-        let passed = matches!((a, b), (Some(a), Some(b)) if a <= b);
-        let at = |x: Option<f64>| x.map_or("never".to_string(), |t| format!("{:.0}ms", t));
-        return CheckResult {
-            check: format!("order {} before {}", o.first, o.then),
-            passed,
-            value: format!("{} at {}, {} at {}", o.first, at(a), o.then, at(b)),
-            diagnosis: None,
-        };
+}
+
+/// A file's variants side by side: every check any variant makes, measured
+/// on each variant's run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Comparison {
+    pub scenario: String,
+    pub variants: Vec<String>,
+    pub rows: Vec<ComparisonRow>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ComparisonRow {
+    /// What is measured (the check without its bounds).
+    pub measure: String,
+    /// One per variant, in order.
+    pub cells: Vec<Cell>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Cell {
+    /// The value found; none where the variant has no such client or mark.
+    pub value: Option<String>,
+    /// Where the check is one of this variant's expectations: whether it
+    /// was met.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passed: Option<bool>,
+}
+
+/// Measures every variant's checks on every variant's run.
+pub fn compare(c: &super::plan::Checked, runs: &[Recorded]) -> Comparison {
+    let mut rows: Vec<(String, &Check)> = Vec::new();
+    for plan in &c.plans {
+        for ch in &plan.checks {
+            let measure = check(ch, &runs[0]).measure;
+            if !rows.iter().any(|(m, _)| *m == measure) {
+                rows.push((measure, ch));
+            }
+        }
     }
-    CheckResult {
-        check: "(empty)".into(),
-        passed: false,
-        value: String::new(),
-        diagnosis: None,
+    let rows = rows
+        .into_iter()
+        .map(|(measure, ch)| ComparisonRow {
+            cells: c
+                .plans
+                .iter()
+                .zip(runs)
+                .map(|(plan, run)| {
+                    // This variant's own expectation on the same measure, if any.
+                    let own = plan
+                        .checks
+                        .iter()
+                        .map(|x| check(x, run))
+                        .find(|r| r.measure == measure);
+                    match own {
+                        Some(r) => Cell {
+                            value: Some(r.value),
+                            passed: Some(r.passed),
+                        },
+                        None if plan.can_measure(ch) => Cell {
+                            value: Some(check(ch, run).value),
+                            passed: None,
+                        },
+                        None => Cell {
+                            value: None,
+                            passed: None,
+                        },
+                    }
+                })
+                .collect(),
+            measure,
+        })
+        .collect();
+    Comparison {
+        scenario: c.name.clone(),
+        variants: c
+            .plans
+            .iter()
+            .map(|p| p.variant.clone().unwrap_or_default())
+            .collect(),
+        rows,
     }
 }

@@ -5,10 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
 use super::model::*;
+use super::plan::*;
 use crate::proxy::FaultSpec;
 
 #[derive(Debug)]
@@ -66,23 +68,8 @@ fn snippet(text: &str, line: u32, column: u32) -> String {
     format!("  {line:>4} | {l}\n       | {caret}^")
 }
 
-/// A named client, ready to run.
-#[derive(Clone, Debug)]
-pub struct NamedClient {
-    pub name: String,
-    pub spec: ClientSpec,
-}
-
 /// Tags of the scenario's own events; no client or probe name starts so.
 const RESERVED: [&str; 3] = ["server", "proxy", "timeline"];
-
-/// A probe, ready to run: a load through client `client` (an index).
-#[derive(Clone, Debug)]
-pub struct NamedProbe {
-    pub name: String,
-    pub client: usize,
-    pub load: LoadSpec,
-}
 
 /// Checks a method name (and, on the built-in server, that the method
 /// exists and the data fits its request message).
@@ -113,20 +100,6 @@ fn check_call(
         })?;
     }
     Ok(())
-}
-
-/// A checked scenario.
-#[derive(Debug)]
-pub struct Checked {
-    pub path: String,
-    pub scenario: Scenario,
-    pub clients: Vec<NamedClient>,
-    pub probes: Vec<NamedProbe>,
-    /// Servers at the start.
-    pub backends: u32,
-    pub initial_faults: Vec<FaultSpec>,
-    /// Steps in time order, with their parsed faults (fault_add).
-    pub steps: Vec<(Step, Option<FaultSpec>)>,
 }
 
 struct Ctx<'a> {
@@ -212,10 +185,178 @@ pub fn parse(path: &str, text: &str) -> Result<Checked, ScenarioError> {
         let message = message.to_string();
         cx.err((line, column), message)
     })?;
-    check(&cx, scenario)
+    lower(&cx, scenario)
 }
 
-fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
+/// One plan per variant (or one for a scenario without variants).
+fn lower(cx: &Ctx, mut s: Scenario) -> Result<Checked, ScenarioError> {
+    let name = s.name.clone();
+    let about = s.about.clone();
+    let Some(variants) = s.variants.take() else {
+        let plan = check(cx, s, None, &[])?;
+        return Ok(Checked {
+            path: cx.path.to_string(),
+            name,
+            about,
+            plans: vec![plan],
+        });
+    };
+    if variants.value.0.is_empty() {
+        return Err(cx.err(
+            pos(&variants),
+            "variants is empty; give each one a name and the sections it changes, e.g. broken: {} and fixed: { server: ... }",
+        ));
+    }
+    let vpos = pos(&variants);
+    let mut plans = Vec::new();
+    for (vname, v) in variants.value.0 {
+        if vname.trim().is_empty() || vname.contains(char::is_whitespace) {
+            return Err(cx.err(
+                vpos,
+                format!("the variant name `{vname}` needs to be one word"),
+            ));
+        }
+        let mut flat = s.clone();
+        flat.about = v.about.clone().unwrap_or_else(|| s.about.clone());
+        if let Some(x) = v.server {
+            flat.server = x;
+        }
+        if let Some(x) = v.backends {
+            flat.backends = Some(x);
+        }
+        if let Some(x) = v.proxy {
+            flat.proxy = Some(x);
+        }
+        if let Some(x) = v.middlebox {
+            flat.middlebox = Some(x);
+        }
+        // A variant's client or clients replace the scenario's, whichever
+        // form either uses.
+        if v.client.is_some() || v.clients.is_some() {
+            flat.client = v.client;
+            flat.clients = v.clients.unwrap_or_default();
+        }
+        if let Some(x) = v.probes {
+            flat.probes = x;
+        }
+        if let Some(x) = v.timeline {
+            flat.timeline = x;
+        }
+        let plan = check(cx, flat, Some(vname.clone()), &v.expect).map_err(|mut e| {
+            e.message = format!("variant `{vname}`: {}", e.message);
+            e
+        })?;
+        plans.push(plan);
+    }
+    Ok(Checked {
+        path: cx.path.to_string(),
+        name,
+        about,
+        plans,
+    })
+}
+
+/// The one action of a step.
+fn lower_step(v: &Step, fault: Option<FaultSpec>) -> Result<Action, String> {
+    let mut found: Vec<Action> = Vec::new();
+    if let Some(r) = &v.server_restart {
+        found.push(Action::ServerRestart {
+            backend: r.backend,
+            mode: r.mode,
+            downtime: r.downtime.0,
+        });
+    }
+    if let Some(x) = &v.server_stop {
+        found.push(Action::ServerStop {
+            backend: x.backend,
+            mode: x.mode,
+        });
+    }
+    if let Some(x) = &v.server_start {
+        found.push(Action::ServerStart { backend: x.backend });
+    }
+    if let Some(x) = &v.server_set {
+        found.push(Action::ServerSet {
+            backend: x.backend,
+            change: x.clone(),
+        });
+    }
+    if let Some(h) = &v.health {
+        found.push(Action::Health {
+            backend: h.backend,
+            service: h.service.clone(),
+            status: h.status,
+        });
+    }
+    if let (Some(fa), Some(fault)) = (&v.fault_add, fault) {
+        found.push(Action::FaultAdd {
+            id: fa.id.clone(),
+            fault,
+        });
+    }
+    if let Some(fr) = &v.fault_remove {
+        found.push(Action::FaultRemove { id: fr.id.clone() });
+    }
+    if v.backend_add.is_some() {
+        found.push(Action::BackendAdd);
+    }
+    if let Some(r) = &v.backend_remove {
+        found.push(Action::BackendRemove {
+            backend: r.backend,
+            mode: r.mode,
+        });
+    }
+    if v.resolve.is_some() {
+        found.push(Action::Resolve);
+    }
+    if let Some(m) = &v.mark {
+        found.push(Action::Mark(m.clone()));
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        n => Err(format!(
+            "a step has exactly one action ({ACTIONS}); this one has {}",
+            if n == 0 {
+                "none".to_string()
+            } else {
+                found
+                    .iter()
+                    .map(Action::name)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            }
+        )),
+    }
+}
+
+/// The one check of an expectation.
+fn lower_expectation(v: &Expectation) -> Result<Check, String> {
+    let mut found: Vec<Check> = [
+        v.rpcs.clone().map(Check::Rpcs),
+        v.goaways.clone().map(Check::Goaways),
+        v.state_changes.clone().map(Check::StateChanges),
+        v.connection_losses.clone().map(Check::ConnectionLosses),
+        v.success_rate.clone().map(Check::SuccessRate),
+        v.latency.clone().map(Check::Latency),
+        v.order.clone().map(Check::Order),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        n => Err(format!(
+            "an expectation has exactly one check (rpcs, goaways, state_changes, connection_losses, success_rate, latency, order); this one has {n}"
+        )),
+    }
+}
+
+fn check(
+    cx: &Ctx,
+    s: Scenario,
+    variant: Option<String>,
+    extra: &[Spanned<Expectation>],
+) -> Result<Plan, ScenarioError> {
     let duration = s.duration.value.0;
     if duration.is_zero() {
         return Err(cx.err(pos(&s.duration), "duration must be above 0"));
@@ -389,6 +530,36 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
             );
         }
     }
+    // The middlebox.
+    let middlebox = match &s.middlebox {
+        None => None,
+        Some(m) => {
+            let at = key_pos(cx.text, "middlebox");
+            let kinds: Vec<MiddleboxKind> = [
+                m.nginx.clone().map(MiddleboxKind::Nginx),
+                m.haproxy.clone().map(MiddleboxKind::Haproxy),
+                m.command.clone().map(MiddleboxKind::Command),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let [kind] = <[MiddleboxKind; 1]>::try_from(kinds)
+                .map_err(|_| cx.err(at, "middlebox: give one of nginx, haproxy or command"))?;
+            if let MiddleboxKind::Command(argv) = &kind {
+                if argv.is_empty() || !argv.iter().any(|a| a.contains("{listen")) {
+                    return Err(cx.err(at, "middlebox.command is [program, arg, ...] with {listen} (or {listen_port}) and {upstream} where they go"));
+                }
+            }
+            if !restartable && s.proxy.is_none() && m.position == MiddleboxPosition::AfterProxy {
+                return Err(cx.err(at, "middlebox.position after-proxy needs a proxy"));
+            }
+            Some(Middlebox {
+                kind,
+                position: m.position,
+                ready: m.ready_timeout.map_or(Duration::from_secs(10), |d| d.0),
+            })
+        }
+    };
     // Steps.
     let mut marks = BTreeSet::new();
     let mut fault_ids = BTreeSet::new();
@@ -400,20 +571,11 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
     for st in timeline {
         let at = pos(st);
         let v = &st.value;
-        let actions = v.actions();
-        if actions.len() != 1 {
-            return Err(cx.err(
-                at,
-                format!(
-                    "a step has exactly one action ({ACTIONS}); this one has {}",
-                    if actions.is_empty() {
-                        "none".to_string()
-                    } else {
-                        actions.join(" and ")
-                    }
-                ),
-            ));
-        }
+        let fault = match &v.fault_add {
+            Some(fa) => Some(fa.fault.parse::<FaultSpec>().map_err(|e| cx.err(at, e.0))?),
+            None => None,
+        };
+        let action = lower_step(v, fault).map_err(|e| cx.err(at, e))?;
         if v.at.0 > duration {
             return Err(cx.err(
                 at,
@@ -424,21 +586,46 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                 ),
             ));
         }
-        if (v.server_restart.is_some() || v.server_stop.is_some() || v.server_start.is_some())
-            && !restartable
-        {
-            return Err(cx.err(at, "a server given by `address` cannot be stopped or restarted; use builtin or command"));
+        match &action {
+            Action::ServerRestart { .. }
+            | Action::ServerStop { .. }
+            | Action::ServerStart { .. }
+                if !restartable =>
+            {
+                return Err(cx.err(at, "a server given by `address` cannot be stopped or restarted; use builtin or command"));
+            }
+            Action::Health { .. } | Action::ServerSet { .. } if !builtin => {
+                return Err(cx.err(
+                    at,
+                    format!("{} steps need the builtin server", action.name()),
+                ));
+            }
+            Action::BackendAdd | Action::BackendRemove { .. } if !restartable => {
+                return Err(cx.err(at, "backends can be added and removed only for servers grpcdoc starts (builtin or command)"));
+            }
+            Action::BackendAdd => backends_now += 1,
+            Action::FaultAdd { id, .. } => {
+                if s.proxy.is_none() {
+                    return Err(cx.err(at, "fault_add needs a proxy: add `proxy: {}`"));
+                }
+                if let Some(id) = id {
+                    if !fault_ids.insert(id.clone()) {
+                        return Err(cx.err(at, format!("fault id `{id}` is used twice")));
+                    }
+                }
+            }
+            Action::FaultRemove { id } if !fault_ids.contains(id) => {
+                return Err(cx.err(
+                    at,
+                    format!("fault_remove: no earlier fault_add has id `{id}`"),
+                ));
+            }
+            Action::Mark(m) if !marks.insert(m.clone()) => {
+                return Err(cx.err(at, format!("mark `{m}` is set twice")));
+            }
+            _ => {}
         }
-        if (v.health.is_some() || v.server_set.is_some()) && !builtin {
-            return Err(cx.err(at, format!("{} steps need the builtin server", actions[0])));
-        }
-        if (v.backend_add.is_some() || v.backend_remove.is_some()) && !restartable {
-            return Err(cx.err(at, "backends can be added and removed only for servers grpcdoc starts (builtin or command)"));
-        }
-        if v.backend_add.is_some() {
-            backends_now += 1;
-        }
-        if let Some(b) = v.backend() {
+        if let Some(b) = action.backend() {
             if b == 0 || b > backends_now {
                 return Err(cx.err(
                     at,
@@ -448,79 +635,30 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
             if removed.contains(&b) {
                 return Err(cx.err(at, format!("backend {b} was removed by an earlier step")));
             }
-            if v.backend_remove.is_some() {
+            if matches!(action, Action::BackendRemove { .. }) {
                 removed.insert(b);
             }
         }
-        let mut fault = None;
-        if let Some(fa) = &v.fault_add {
-            if s.proxy.is_none() {
-                return Err(cx.err(at, "fault_add needs a proxy: add `proxy: {}`"));
-            }
-            fault = Some(fa.fault.parse::<FaultSpec>().map_err(|e| cx.err(at, e.0))?);
-            if let Some(id) = &fa.id {
-                if !fault_ids.insert(id.clone()) {
-                    return Err(cx.err(at, format!("fault id `{id}` is used twice")));
-                }
-            }
-        }
-        if let Some(fr) = &v.fault_remove {
-            if !fault_ids.contains(&fr.id) {
-                return Err(cx.err(
-                    at,
-                    format!("fault_remove: no earlier fault_add has id `{}`", fr.id),
-                ));
-            }
-        }
-        if let Some(m) = &v.mark {
-            if !marks.insert(m.clone()) {
-                return Err(cx.err(at, format!("mark `{m}` is set twice")));
-            }
-        }
-        steps.push((v.clone(), fault));
+        steps.push(Timed { at: v.at.0, action });
     }
-    // Expectations.
-    for e in &s.expect {
+    // Expectations: the scenario's, then the variant's.
+    let mut checks = Vec::new();
+    for e in s.expect.iter().chain(extra) {
         let at = pos(e);
-        let v = &e.value;
-        let checks = [
-            v.rpcs.is_some(),
-            v.goaways.is_some(),
-            v.state_changes.is_some(),
-            v.connection_losses.is_some(),
-            v.success_rate.is_some(),
-            v.latency.is_some(),
-            v.order.is_some(),
-        ]
-        .iter()
-        .filter(|c| **c)
-        .count();
-        if checks != 1 {
-            return Err(cx.err(at, format!(
-                "an expectation has exactly one check (rpcs, goaways, state_changes, connection_losses, success_rate, latency, order); this one has {checks}"
-            )));
-        }
-        let (client, after, before) = match (
-            &v.rpcs,
-            &v.goaways,
-            &v.state_changes,
-            &v.connection_losses,
-            &v.success_rate,
-            &v.latency,
-            &v.order,
-        ) {
-            (Some(f), ..)
-            | (_, Some(f), ..)
-            | (_, _, Some(f), ..)
-            | (_, _, _, Some(f), ..)
-            | (_, _, _, _, Some(f), ..) => {
+        let check = lower_expectation(&e.value).map_err(|m| cx.err(at, m))?;
+        let (client, after, before) = match &check {
+            Check::Rpcs(f)
+            | Check::Goaways(f)
+            | Check::StateChanges(f)
+            | Check::ConnectionLosses(f)
+            | Check::SuccessRate(f) => {
                 if f.at_least.is_none() && f.at_most.is_none() && f.exactly.is_none() {
                     return Err(cx.err(at, "a count or rate needs at_least, at_most or exactly"));
                 }
                 let bounds = [f.at_least, f.at_most, f.exactly];
-                if v.success_rate.is_some()
-                    && bounds.iter().flatten().any(|b| !(0.0..=1.0).contains(b))
-                {
+                let rate = matches!(check, Check::SuccessRate(_));
+                let goaways = matches!(check, Check::Goaways(_));
+                if rate && bounds.iter().flatten().any(|b| !(0.0..=1.0).contains(b)) {
                     return Err(cx.err(
                         at,
                         "success_rate is a fraction from 0 to 1: for 99% write 0.99",
@@ -530,13 +668,13 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                     return Err(cx.err(at, "a count cannot be negative"));
                 }
                 if let Some(code) = &f.code {
-                    let known = if v.goaways.is_some() {
+                    let known = if goaways {
                         crate::h2wire::ErrorCode::from_name(code).is_some()
                     } else {
                         code == "error" || crate::grpc::code_by_name(code).is_some()
                     };
                     if !known {
-                        let what = if v.goaways.is_some() {
+                        let what = if goaways {
                             "an HTTP/2 error code (NO_ERROR, ENHANCE_YOUR_CALM, ...)"
                         } else {
                             "a status code name (OK, UNAVAILABLE, ... or error)"
@@ -546,7 +684,7 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                 }
                 (&f.client, &f.after, &f.before)
             }
-            (.., Some(l), _) => {
+            Check::Latency(l) => {
                 if !(0.0..=100.0).contains(&l.percentile) || l.percentile == 0.0 {
                     return Err(cx.err(
                         at,
@@ -555,7 +693,7 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                 }
                 (&l.client, &l.after, &l.before)
             }
-            (.., Some(o)) => {
+            Check::Order(o) => {
                 for k in [&o.first, &o.then] {
                     if !["goaway", "rpc_error", "transient_failure", "closed"].contains(&k.as_str())
                     {
@@ -564,7 +702,6 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                 }
                 (&o.client, &None, &None)
             }
-            _ => unreachable!("one check is present"),
         };
         for m in [after, before].into_iter().flatten() {
             if !marks.contains(m) {
@@ -576,15 +713,19 @@ fn check(cx: &Ctx, s: Scenario) -> Result<Checked, ScenarioError> {
                 return Err(cx.err(at, format!("no client or probe is named `{c}`")));
             }
         }
+        checks.push(check);
     }
-    Ok(Checked {
-        path: cx.path.to_string(),
+    Ok(Plan {
+        variant,
+        about: s.about.clone(),
         scenario: s,
         clients,
         probes,
         backends,
         initial_faults,
+        middlebox,
         steps,
+        checks,
     })
 }
 

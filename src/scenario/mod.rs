@@ -1,12 +1,17 @@
 //! `grpcdoc scenario`: a failure replayed from a YAML file on loopback (a
-//! server, optionally a chaos proxy, clients with load, a timeline of steps)
-//! and expectations checked over what happened.
+//! server, optionally a chaos proxy and a middlebox, clients with load, a
+//! timeline of steps) and expectations checked over what happened; with
+//! variants, the failure and its fix side by side.
 
 /// The JSON Schema of the file format (`grpcdoc scenario --schema`).
 pub const SCHEMA: &str = include_str!("schema.json");
 
+pub mod clients;
 pub mod expect;
 pub mod load;
 pub mod model;
+pub mod plan;
 pub mod record;
 pub mod run;
+pub mod servers;
+pub mod timeline;

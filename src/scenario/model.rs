@@ -24,7 +24,7 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -42,6 +42,10 @@ pub struct Scenario {
     /// A proxy in front of each server.
     #[serde(default)]
     pub proxy: Option<ProxySpec>,
+    /// A real reverse proxy or load balancer in the path (nginx, HAProxy or
+    /// a program of the user's), before or after the chaos proxy.
+    #[serde(default)]
+    pub middlebox: Option<MiddleboxSpec>,
     /// One client, or several (`clients`), each with its own connections.
     #[serde(default)]
     pub client: Option<ClientSpec>,
@@ -54,10 +58,66 @@ pub struct Scenario {
     pub timeline: Vec<Spanned<Step>>,
     #[serde(default)]
     pub expect: Vec<Spanned<Expectation>>,
+    /// The same failure under other settings (`broken`, `fixed`), run side
+    /// by side, each on its own servers and ports.
+    #[serde(default)]
+    pub variants: Option<Spanned<Variants>>,
+}
+
+/// A variant: the sections it gives replace the scenario's (share the rest
+/// with YAML anchors and merge keys); its expectations add to the
+/// scenario's.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    #[serde(default)]
+    pub about: Option<String>,
+    pub server: Option<ServerSpec>,
+    pub backends: Option<Spanned<u32>>,
+    pub proxy: Option<ProxySpec>,
+    pub middlebox: Option<MiddleboxSpec>,
+    pub client: Option<ClientSpec>,
+    pub clients: Option<Vec<ClientSpec>>,
+    pub probes: Option<Vec<Spanned<ProbeSpec>>>,
+    pub timeline: Option<Vec<Spanned<Step>>>,
+    #[serde(default)]
+    pub expect: Vec<Spanned<Expectation>>,
+}
+
+/// Variants in the order the file gives them.
+#[derive(Clone, Debug, Default)]
+pub struct Variants(pub Vec<(String, Variant)>);
+
+impl<'de> Deserialize<'de> for Variants {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Variants;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of variant names to their settings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Variants, A::Error> {
+                let mut out: Vec<(String, Variant)> = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, Variant>()? {
+                    if out.iter().any(|(n, _)| *n == k) {
+                        return Err(serde::de::Error::custom(format!(
+                            "variant `{k}` is given twice"
+                        )));
+                    }
+                    out.push((k, v));
+                }
+                Ok(Variants(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// Exactly one of `builtin`, `command`, `address`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     pub builtin: Option<BuiltinServer>,
@@ -91,12 +151,43 @@ pub struct BuiltinServer {
     pub delay: Option<Dur>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxySpec {
     /// Faults in force from the start (`grpcdoc proxy --fault` syntax).
     #[serde(default)]
     pub faults: Vec<Spanned<String>>,
+}
+
+/// Exactly one of `nginx`, `haproxy`, `command`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiddleboxSpec {
+    /// nginx as a gRPC reverse proxy (`grpc_pass`, h2c both sides); each
+    /// directive goes into `location /`, except `http2_*`, `keepalive_*`
+    /// and `client_*` ones, which go into `server`.
+    pub nginx: Option<Vec<String>>,
+    /// HAProxy as a gRPC reverse proxy (`proto h2` both sides); each line
+    /// goes into `defaults` (`timeout client 5s`, ...).
+    pub haproxy: Option<Vec<String>>,
+    /// Any program: argv with `{listen}` (`127.0.0.1:PORT`), `{listen_port}`
+    /// and `{upstream}` (`127.0.0.1:PORT`) replaced.
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub position: MiddleboxPosition,
+    /// How long it may take to listen (default 10s).
+    pub ready_timeout: Option<Dur>,
+}
+
+/// Where the middlebox stands, seen from the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MiddleboxPosition {
+    /// client -> middlebox -> chaos proxy -> server
+    #[default]
+    BeforeProxy,
+    /// client -> chaos proxy -> middlebox -> server
+    AfterProxy,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -196,6 +287,12 @@ pub struct ClientSpec {
     /// Reconnect backoff (default grpc's: 1s, x1.6, +-20%, at most 120s).
     #[serde(default)]
     pub backoff: Option<BackoffSpec>,
+    /// How often the client asks the scenario's name service for the
+    /// backends when nothing else makes it (default 30m, grpc-go's DNS
+    /// resolver); it also asks whenever a connection is lost or drained
+    /// by a GOAWAY, as grpc-go does.
+    #[serde(default)]
+    pub resolve_interval: Option<Dur>,
     /// The gRPC service config, as YAML or JSON (retryPolicy, timeout, ...).
     #[serde(default)]
     pub service_config: Option<serde_json::Value>,
@@ -277,40 +374,6 @@ pub struct Step {
     /// Give every client the current server addresses (a re-resolution).
     pub resolve: Option<Empty>,
     pub mark: Option<String>,
-}
-
-impl Step {
-    /// The names of the actions the step has (exactly one when valid).
-    pub fn actions(&self) -> Vec<&'static str> {
-        [
-            ("server_restart", self.server_restart.is_some()),
-            ("server_stop", self.server_stop.is_some()),
-            ("server_start", self.server_start.is_some()),
-            ("server_set", self.server_set.is_some()),
-            ("health", self.health.is_some()),
-            ("fault_add", self.fault_add.is_some()),
-            ("fault_remove", self.fault_remove.is_some()),
-            ("backend_add", self.backend_add.is_some()),
-            ("backend_remove", self.backend_remove.is_some()),
-            ("resolve", self.resolve.is_some()),
-            ("mark", self.mark.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(n, on)| on.then_some(n))
-        .collect()
-    }
-
-    /// The backend a server step names (1-based), if it names one.
-    pub fn backend(&self) -> Option<u32> {
-        self.server_restart
-            .as_ref()
-            .and_then(|r| r.backend)
-            .or(self.server_stop.as_ref().and_then(|s| s.backend))
-            .or(self.server_start.as_ref().and_then(|s| s.backend))
-            .or(self.server_set.as_ref().and_then(|s| s.backend))
-            .or(self.health.as_ref().and_then(|h| h.backend))
-            .or(self.backend_remove.as_ref().map(|b| b.backend))
-    }
 }
 
 /// The names of every step action, for messages.
