@@ -65,6 +65,7 @@ fn describe(kind: &str, f: &Filter) -> (String, String) {
             field("code", f.code.clone()),
             field("debug", f.debug.clone()),
             field("to", f.to.map(|s| s.to_string())),
+            field("backend", f.backend.map(|b| b.to_string())),
             field("after", f.after.clone()),
             field("before", f.before.clone()),
         ])
@@ -81,20 +82,53 @@ fn describe(kind: &str, f: &Filter) -> (String, String) {
     (format!("{measure}{bounds}"), measure)
 }
 
-/// The rpc events a filter selects: (t_ms, code, latency_ms, cause).
+/// The connections (who, conn) that clients made to backend `b`
+/// (1-based): those whose connect reached its address.
+fn backend_conns(r: &Recorded, b: u32) -> std::collections::HashSet<(&str, u64)> {
+    let Some(front) = r.fronts.get(b as usize - 1).map(|a| a.to_string()) else {
+        return Default::default();
+    };
+    r.events
+        .iter()
+        .filter(|t| t.is_client())
+        .filter_map(|t| match (&t.event.kind, t.event.conn, &t.event.addr) {
+            (
+                EventKind::Connect {
+                    result: crate::event::ConnectResult::Ok,
+                    ..
+                },
+                Some(c),
+                Some(a),
+            ) if **a == *front => Some((t.who.as_str(), c)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The rpc events a filter selects: (code, latency_ms, cause); with a
+/// backend, only calls made on a connection to it.
 fn rpcs<'a>(
     r: &'a Recorded,
     client: &'a Option<String>,
     after: &'a Option<String>,
     before: &'a Option<String>,
+    backend: Option<u32>,
 ) -> impl Iterator<Item = (tonic::Code, f64, Option<&'a CallCause>)> + 'a {
+    let conns = backend.map(|b| backend_conns(r, b));
     r.events.iter().filter_map(move |t| match &t.event.kind {
         EventKind::Rpc {
             code,
             latency_ms,
             cause,
             ..
-        } if who_ok(t, client) && in_window(t.event.t_ms, after, before, r) => {
+        } if who_ok(t, client)
+            && in_window(t.event.t_ms, after, before, r)
+            && conns.as_ref().is_none_or(|set| {
+                t.event
+                    .conn
+                    .is_some_and(|c| set.contains(&(t.via_client(), c)))
+            }) =>
+        {
             Some((*code, *latency_ms, cause.as_ref()))
         }
         _ => None,
@@ -104,7 +138,7 @@ fn rpcs<'a>(
 /// What the failed calls in a window point to: the most frequent cause.
 fn failure_diagnosis(r: &Recorded, f: &Filter) -> Option<String> {
     let mut counts = std::collections::BTreeMap::<Option<&CallCause>, u64>::new();
-    for (code, _, cause) in rpcs(r, &f.client, &f.after, &f.before) {
+    for (code, _, cause) in rpcs(r, &f.client, &f.after, &f.before, f.backend) {
         if code != tonic::Code::Ok {
             *counts.entry(cause).or_default() += 1;
         }
@@ -165,7 +199,7 @@ pub fn check(c: &Check, r: &Recorded) -> CheckResult {
     };
     match c {
         Check::Rpcs(f) => {
-            let n = rpcs(r, &f.client, &f.after, &f.before)
+            let n = rpcs(r, &f.client, &f.after, &f.before, f.backend)
                 .filter(|(c, _, _)| code_ok(code_name(*c), &f.code))
                 .count();
             count("rpcs", f, n, true)
@@ -215,7 +249,7 @@ pub fn check(c: &Check, r: &Recorded) -> CheckResult {
         }
         Check::SuccessRate(f) => {
             let (mut ok, mut all) = (0u64, 0u64);
-            for (code, _, _) in rpcs(r, &f.client, &f.after, &f.before) {
+            for (code, _, _) in rpcs(r, &f.client, &f.after, &f.before, f.backend) {
                 all += 1;
                 ok += u64::from(code == tonic::Code::Ok);
             }
@@ -241,7 +275,7 @@ pub fn check(c: &Check, r: &Recorded) -> CheckResult {
             }
         }
         Check::Latency(l) => {
-            let mut v: Vec<f64> = rpcs(r, &l.client, &l.after, &l.before)
+            let mut v: Vec<f64> = rpcs(r, &l.client, &l.after, &l.before, None)
                 .map(|(_, ms, _)| ms)
                 .collect();
             v.sort_by(f64::total_cmp);

@@ -667,6 +667,14 @@ fn check(
                 if bounds.iter().flatten().any(|b| *b < 0.0 || b.is_nan()) {
                     return Err(cx.err(at, "a count cannot be negative"));
                 }
+                if let Some(b) = f.backend {
+                    if !matches!(check, Check::Rpcs(_) | Check::SuccessRate(_)) {
+                        return Err(cx.err(at, "`backend` selects calls: it goes with rpcs and success_rate"));
+                    }
+                    if b == 0 || b > backends_now {
+                        return Err(cx.err(at, format!("there is no backend {b}: backends are numbered from 1 to {backends_now}")));
+                    }
+                }
                 if let Some(code) = &f.code {
                     let known = if goaways {
                         crate::h2wire::ErrorCode::from_name(code).is_some()

@@ -561,6 +561,9 @@ pub struct Filter {
     pub debug: Option<String>,
     /// state_changes: the state moved to.
     pub to: Option<crate::connectivity::State>,
+    /// rpcs, success_rate: only calls made on connections to this backend
+    /// (1-based).
+    pub backend: Option<u32>,
     /// Only after (at or after) this mark.
     pub after: Option<String>,
     /// Only before this mark.

@@ -28,6 +28,11 @@ pub struct Tagged {
 }
 
 impl Tagged {
+    /// The client whose connection carried it (a probe's client).
+    pub fn via_client(&self) -> &str {
+        self.via.as_deref().unwrap_or(&self.who)
+    }
+
     /// Emitted by a client or a probe (not a server, a proxy or the timeline;
     /// with several backends those are `server2`, `proxy2`, ...).
     pub fn is_client(&self) -> bool {
@@ -50,6 +55,8 @@ pub struct Recorded {
     pub unfinished: Vec<String>,
     /// What the run could not do as asked (a rate not held).
     pub warnings: Vec<String>,
+    /// The address clients dialled for each backend (1-based in checks).
+    pub fronts: Vec<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +149,7 @@ pub async fn play(
     }
     .await;
     // Everything started is stopped, also on failure.
+    let fronts = stage.backends.iter().map(|b| b.front()).collect();
     stage.teardown().await;
     let marks = std::mem::take(&mut stage.marks);
     drop(stage);
@@ -156,6 +164,7 @@ pub async fn play(
         dropped: got.dropped,
         unfinished: got.unfinished,
         warnings,
+        fronts,
     })
 }
 
