@@ -266,7 +266,24 @@ mod tests {
         match &t.endpoints {
             Endpoints::Hosts(h) | Endpoints::Dns(h) => h.iter().map(|h| h.to_string()).collect(),
             Endpoints::Unix(p) => vec![p.display().to_string()],
+            Endpoints::Named(n) => n.get().iter().map(|a| a.to_string()).collect(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_name_service_answers_with_what_it_holds_now() {
+        let names = NameService::new(vec!["127.0.0.1:1".parse().unwrap()]);
+        let t = Target::named(names.clone(), "127.0.0.1:1");
+        assert!(t.periodic_resolution());
+        assert_eq!(hosts(&t), ["127.0.0.1:1"]);
+        names.set(vec![
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        ]);
+        let got = t.resolve().await.unwrap();
+        assert_eq!(got.len(), 2);
+        names.set(vec![]);
+        assert!(t.resolve().await.is_err());
     }
 
     #[test]

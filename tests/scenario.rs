@@ -47,13 +47,21 @@ fn shipped_scenarios_pass_and_the_junit_report_parses() {
     let out = scenario(&args);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // Every shipped scenario shows the failure and its fix, side by side.
     for f in &files {
         let name = Path::new(f).file_stem().unwrap().to_str().unwrap();
+        for variant in ["broken", "fixed"] {
+            assert!(
+                stdout.contains(&format!("{name} [{variant}]: passed")),
+                "{name} [{variant}]: {stdout}"
+            );
+        }
         assert!(
-            stdout.contains(&format!("{name}: passed")),
+            stdout.contains(&format!("{name}: the variants side by side")),
             "{name}: {stdout}"
         );
     }
+    let variants = stdout.matches("]: passed").count();
     // The JUnit XML is well-formed and has one testcase per expectation.
     let xml = std::fs::read_to_string(&report).unwrap();
     let doc = roxmltree::Document::parse(&xml).expect("valid XML");
@@ -64,7 +72,11 @@ fn shipped_scenarios_pass_and_the_junit_report_parses() {
         .children()
         .filter(|n| n.has_tag_name("testsuite"))
         .collect();
-    assert_eq!(suites.len(), files.len());
+    // A testsuite per variant.
+    assert_eq!(suites.len(), variants);
+    assert!(suites
+        .iter()
+        .any(|s| s.attribute("name") == Some("restart [fixed]")));
     let cases = doc
         .descendants()
         .filter(|n| n.has_tag_name("testcase"))
@@ -165,6 +177,12 @@ fn invalid_files_are_exit_2_with_file_line_column() {
         ("probe every 0", "name: x\nduration: 2s\nclient: {}\nprobes:\n  - { call: helloworld.Greeter/SayHello, every: 0s }\n", ":5:5: probe.every must be above 0"),
         ("reserved name", "name: x\nduration: 2s\nclients:\n  - { name: server-side }\n", ":3:1: the client name `server-side` is taken"),
         ("bad service config", "name: x\nduration: 2s\nclient:\n  service_config: { healthCheckConfig: { serviceName: 7 } }\n", ":4:55: client `client`: service_config: invalid type: integer `7`, expected a string"),
+        ("no variants", "name: x\nduration: 2s\nvariants: {}\n", ":3:11: variants is empty"),
+        ("unknown variant key", "name: x\nduration: 2s\nvariants:\n  fixed:\n    severs: {}\n", ":5:5: unknown field `severs`"),
+        ("client of another variant", "name: x\nduration: 2s\nclient: { name: a }\nvariants:\n  broken: {}\n  fixed:\n    client: { name: b }\n    expect:\n      - rpcs: { client: a, at_least: 1 }\n", ":9:9: variant `fixed`: no client or probe is named `a`"),
+        ("two middleboxes", "name: x\nduration: 2s\nmiddlebox: { nginx: [], haproxy: [] }\n", ":3:1: middlebox: give one of nginx, haproxy or command"),
+        ("middlebox without listen", "name: x\nduration: 2s\nmiddlebox: { command: [socat] }\n", ":3:1: middlebox.command is [program, arg, ...] with {listen}"),
+        ("backend of a count", "name: x\nduration: 2s\nexpect:\n  - goaways: { backend: 1, at_least: 1 }\n", ":4:5: `backend` selects calls"),
         ("restart of an address", "name: x\nduration: 2s\nserver: { address: \"127.0.0.1:1\" }\ntimeline:\n  - at: 1s\n    server_restart: {}\n", ":5:5: a server given by `address` cannot be stopped"),
     ];
     for (what, yaml, says) in cases {
@@ -216,7 +234,14 @@ fn the_schema_is_json_and_knows_every_key_of_the_shipped_files() {
     let text = serde_json::to_string(&schema).unwrap();
     for f in shipped() {
         let yaml = std::fs::read_to_string(&f).unwrap();
+        let mut in_variants = false;
         for line in yaml.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            // Variant names (keys right under `variants:`) are the file's own.
+            if !line.starts_with(' ') {
+                in_variants = line.starts_with("variants:");
+            } else if in_variants && !line.starts_with("   ") {
+                continue;
+            }
             let t = line.trim_start().trim_start_matches("- ");
             if let Some((key, _)) = t.split_once(':') {
                 let key = key.trim();
@@ -266,6 +291,99 @@ fn ctrl_c_stops_the_scenario_reports_and_exits_130() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report is printed");
     assert_eq!(v["scenarios"][0]["interrupted"], true);
     assert_eq!(v["passed"], false);
+}
+
+/// Variants run side by side on their own servers: a failing expectation
+/// in one is exit 1, the comparison measures every check on every variant,
+/// JSON and JUnit name the variant.
+#[test]
+fn variants_run_side_by_side_and_are_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.yaml");
+    std::fs::write(
+        &path,
+        r#"name: v
+duration: 2s
+server:
+  builtin: {}
+client: &c
+  name: c
+  load: { call: grpcdoc.echo.v1.Echo/Unary, data: { status_code: 14 }, rps: 20 }
+expect:
+  - rpcs: { code: UNAVAILABLE, at_least: 1 }
+variants:
+  broken: {}
+  fixed:
+    client: { <<: *c, load: { call: grpcdoc.echo.v1.Echo/Unary, rps: 20 } }
+    expect:
+      - rpcs: { code: error, exactly: 0 }
+"#,
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let report = dir.path().join("junit.xml");
+    let out = scenario(&[p, "-o", "junit", "--report", report.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    // `fixed` fails the shared expectation: its calls succeed.
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("v [broken]: passed"), "{stdout}");
+    assert!(stdout.contains("v [fixed]: failed (1 of 2"), "{stdout}");
+    // Both ran at once: their live lines interleave under their names.
+    assert!(stdout.contains("broken"), "{stdout}");
+    assert!(stdout.contains("v: the variants side by side"), "{stdout}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("│ rpcs code=error"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let cells: Vec<&str> = row.split('┆').map(str::trim).collect();
+    // Measured on broken too (not one of its expectations: no verdict).
+    let broken: u32 = cells[1].parse().unwrap_or_else(|_| panic!("{row}"));
+    assert!(broken >= 20, "{row}");
+    assert_eq!(cells[2].trim_end_matches('│').trim(), "PASS 0", "{row}");
+    let xml = std::fs::read_to_string(&report).unwrap();
+    assert!(xml.contains("testsuite name=\"v [broken]\""), "{xml}");
+    assert!(
+        xml.contains("testsuite name=\"v [fixed]\" tests=\"2\" failures=\"1\""),
+        "{xml}"
+    );
+
+    let out = scenario(&[p, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let names: Vec<&str> = v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["broken", "fixed"]);
+    let cmp = &v["comparisons"][0];
+    assert_eq!(cmp["variants"], serde_json::json!(["broken", "fixed"]));
+    let first = &cmp["rows"][0];
+    assert_eq!(first["measure"], "rpcs code=UNAVAILABLE");
+    assert_eq!(first["cells"][0]["passed"], true);
+    assert_eq!(first["cells"][1]["passed"], false);
+    assert_eq!(first["cells"][1]["value"], "0");
+}
+
+/// A middlebox program that is not installed stops the run before
+/// anything starts: exit 2, what to install.
+#[test]
+fn a_missing_middlebox_program_is_exit_2_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mb.yaml");
+    std::fs::write(
+        &path,
+        "name: mb\nduration: 2s\nmiddlebox: { command: [no-such-balancer, \"{listen}\", \"{upstream}\"] }\nclient: {}\n",
+    )
+    .unwrap();
+    let out = scenario(&[path.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("needs no-such-balancer, which is not installed here; install no-such-balancer (nothing was started)"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
 }
 
 #[test]

@@ -669,7 +669,10 @@ fn check(
                 }
                 if let Some(b) = f.backend {
                     if !matches!(check, Check::Rpcs(_) | Check::SuccessRate(_)) {
-                        return Err(cx.err(at, "`backend` selects calls: it goes with rpcs and success_rate"));
+                        return Err(cx.err(
+                            at,
+                            "`backend` selects calls: it goes with rpcs and success_rate",
+                        ));
                     }
                     if b == 0 || b > backends_now {
                         return Err(cx.err(at, format!("there is no backend {b}: backends are numbered from 1 to {backends_now}")));
