@@ -15,7 +15,6 @@ use tonic_health::pb::HealthCheckRequest;
 
 use super::body::StreamBody;
 use super::conn::Conn;
-use super::wire::StreamError;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Health {
@@ -24,8 +23,9 @@ pub enum Health {
     NotServing(String),
     /// The server has no health service: taken as serving.
     Unimplemented,
-    /// The Watch stream ended with this status.
-    Ended(String),
+    /// The Watch call failed or ended (it is started again after a
+    /// backoff): the subchannel is not READY meanwhile.
+    Failed(String),
 }
 
 /// Sends every request on one connection (scheme and authority filled in).
@@ -38,53 +38,110 @@ pub struct ConnService {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl tower_service::Service<http::Request<tonic::body::Body>> for ConnService {
-    type Response = http::Response<StreamBody>;
-    type Error = StreamError;
-    type Future = BoxFuture<Result<Self::Response, StreamError>>;
+/// A response body whose failures are gRPC statuses.
+pub type StatusBody =
+    http_body_util::combinators::MapErr<StreamBody, fn(super::wire::StreamError) -> tonic::Status>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
+fn body_status(e: super::wire::StreamError) -> tonic::Status {
+    super::conn::stream_status(&e, None)
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for ConnService {
+    type Response = http::Response<StatusBody>;
+    /// A failed stream as the status grpc gives it (a reset's code, a
+    /// GOAWAY, an HTTP error page), as for every other call.
+    type Error = tonic::Status;
+    type Future = BoxFuture<Result<Self::Response, tonic::Status>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), tonic::Status>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut req: http::Request<tonic::body::Body>) -> Self::Future {
         super::conn::set_origin(&mut req, &self.scheme, &self.authority);
-        Box::pin(self.conn.send(req))
+        let conn = self.conn.clone();
+        Box::pin(async move {
+            let resp = conn
+                .send(req)
+                .await
+                .map_err(|e| super::conn::stream_status(&e, conn.shared.goaway()))?;
+            Ok(resp.map(|b| http_body_util::BodyExt::map_err(b, body_status as fn(_) -> _)))
+        })
     }
 }
 
-/// Watches `service` on `conn` and reports each status change.
-pub fn watch(svc: ConnService, service: String) -> mpsc::Receiver<Health> {
+/// Watches `service` on `conn` and reports each status change. A Watch
+/// that fails (other than UNIMPLEMENTED) or ends reports `Failed` and is
+/// started again after a backoff that a received message resets, as
+/// grpc-go's health client does.
+pub fn watch(
+    svc: ConnService,
+    service: String,
+    backoff: super::backoff::BackoffConfig,
+) -> mpsc::Receiver<Health> {
     let (tx, rx) = mpsc::channel(8);
     tokio::spawn(async move {
         let mut client = HealthClient::new(svc);
-        let mut stream = match client.watch(HealthCheckRequest { service }).await {
-            Ok(s) => s.into_inner(),
-            Err(s) if s.code() == tonic::Code::Unimplemented => {
-                let _ = tx.send(Health::Unimplemented).await;
-                return;
-            }
-            Err(s) => {
-                let _ = tx
-                    .send(Health::Ended(format!("{:?}: {}", s.code(), s.message())))
-                    .await;
-                return;
-            }
+        let mut backoff = super::backoff::Backoff::new(backoff);
+        let mut retry = false;
+        let failed = |what: String| {
+            Health::Failed(format!(
+                "connection active but received health check RPC error: {what}"
+            ))
         };
         loop {
-            let h = match stream.message().await {
-                Ok(Some(r)) => match r.status() {
-                    ServingStatus::Serving => Health::Serving,
-                    other => Health::NotServing(other.as_str_name().to_string()),
-                },
-                Ok(None) => Health::Ended("stream ended".into()),
-                Err(s) => Health::Ended(format!("{:?}: {}", s.code(), s.message())),
+            if retry {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = tx.closed() => return,
+                }
+            }
+            retry = true;
+            let req = HealthCheckRequest {
+                service: service.clone(),
             };
-            let end = matches!(h, Health::Ended(_));
-            if tx.send(h).await.is_err() || end {
-                return;
+            let mut stream = match client.watch(req).await {
+                Ok(s) => s.into_inner(),
+                Err(s) if s.code() == tonic::Code::Unimplemented => {
+                    let _ = tx.send(Health::Unimplemented).await;
+                    return;
+                }
+                Err(s) => {
+                    if tx.send(failed(status_text(&s))).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            loop {
+                let h = match stream.message().await {
+                    Ok(Some(r)) => {
+                        backoff.reset();
+                        match r.status() {
+                            ServingStatus::Serving => Health::Serving,
+                            other => Health::NotServing(other.as_str_name().to_string()),
+                        }
+                    }
+                    Ok(None) => failed("the Watch stream ended".into()),
+                    Err(s) if s.code() == tonic::Code::Unimplemented => {
+                        let _ = tx.send(Health::Unimplemented).await;
+                        return;
+                    }
+                    Err(s) => failed(status_text(&s)),
+                };
+                let end = matches!(h, Health::Failed(_));
+                if tx.send(h).await.is_err() {
+                    return;
+                }
+                if end {
+                    break;
+                }
             }
         }
     });
     rx
+}
+
+fn status_text(s: &tonic::Status) -> String {
+    format!("rpc error: code = {:?} desc = {}", s.code(), s.message())
 }

@@ -293,6 +293,7 @@ impl Subchannel {
                     authority: cfg.authority.clone(),
                 },
                 service,
+                cfg.backoff.clone(),
             )
         });
         if health.is_none() {
@@ -329,7 +330,10 @@ impl Subchannel {
                     Some(Health::NotServing(s)) => {
                         self.set_state(State::TransientFailure, format!("health check: {s}"), id);
                     }
-                    Some(Health::Ended(_)) | None => health = None,
+                    Some(Health::Failed(why)) => {
+                        self.set_state(State::TransientFailure, why, id);
+                    }
+                    None => health = None,
                 },
                 _ = wait_draining(&c) => {
                     let g = c.shared.goaway();
