@@ -34,6 +34,7 @@ struct Peers {
     go_server: PathBuf,
     core_server: PathBuf,
     nginx: PathBuf,
+    haproxy: PathBuf,
 }
 
 fn peers() -> Option<Peers> {
@@ -45,6 +46,7 @@ fn peers() -> Option<Peers> {
         go_server: peer("gogrpc-server")?,
         core_server: peer("pygrpc-server")?,
         nginx: peer("nginx-grpc")?,
+        haproxy: peer("haproxy-grpc")?,
     })
 }
 /// A server or proxy process, killed on drop.
@@ -86,6 +88,13 @@ fn go_server(p: &Peers, extra: &[&str]) -> (Proc, SocketAddr) {
 /// processes (kept alive while held) and the proxy's address.
 fn go_behind_proxy(p: &Peers, fault: &str) -> (Proc, Proc, SocketAddr) {
     let (server, up) = go_server(p, &[]);
+    let (proxy, listen) = proxy_to(up, fault);
+    (server, proxy, listen)
+}
+
+/// `grpcdoc proxy --fault FAULT` in front of `up`; the process and its
+/// address.
+fn proxy_to(up: SocketAddr, fault: &str) -> (Proc, SocketAddr) {
     let listen = free_addr();
     let args = [
         "proxy",
@@ -98,8 +107,7 @@ fn go_behind_proxy(p: &Peers, fault: &str) -> (Proc, Proc, SocketAddr) {
     .chain(["--fault", fault, "--for", "60s"])
     .map(String::from)
     .collect::<Vec<_>>();
-    let proxy = spawn(&PathBuf::from(BIN), &args, listen);
-    (server, proxy, listen)
+    (spawn(&PathBuf::from(BIN), &args, listen), listen)
 }
 
 /// One client's failed call: the status code (canonical name, empty when
@@ -870,4 +878,128 @@ fn message_too_large_for_grpc_go_and_c_core_servers() {
         let said = grpcurl(&text).unwrap_or_else(|| panic!("grpcurl said:\n{text}"));
         check_clients("message-too-large", &[said]);
     }
+}
+
+// The middlebox scenarios (`scenarios/*.yaml` with `middlebox:` or a
+// middlebox fault), each setup run with the four real clients: every one
+// fails its call with the code the scenario's broken variant shows for
+// grpcdoc's own client. Rows: `middlebox | scenario | stack | code | message`.
+
+fn middlebox_rows(scenario: &str, said: &[Said], want: &str) {
+    for s in said {
+        eprintln!(
+            "middlebox | {scenario} | {} | {} | {:?}",
+            s.stack.name(),
+            s.code,
+            s.message
+        );
+    }
+    for s in said {
+        assert_eq!(s.code, want, "{scenario}: {} said {s:?}", s.stack.name());
+    }
+}
+
+/// nginx-upstream-down.yaml: nginx whose upstream is gone answers 502.
+#[test]
+fn nginx_with_its_upstream_down() {
+    let Some(p) = peers() else { return };
+    let (listen, dead) = (free_addr(), free_addr());
+    let _nginx = spawn(&p.nginx, &[listen.to_string(), dead.to_string()], listen);
+    let said = four_clients(&p, &listen.to_string(), 0, 5, || {});
+    middlebox_rows("nginx-upstream-down", &said, "UNAVAILABLE");
+}
+
+/// proxy-answers-pings.yaml: nginx in front of a blackholed path; each
+/// call hangs until its deadline.
+#[test]
+fn nginx_in_front_of_a_blackholed_server() {
+    let Some(p) = peers() else { return };
+    let (_server, up) = go_server(&p, &[]);
+    let (_proxy, hole) = proxy_to(up, "blackhole");
+    let listen = free_addr();
+    let _nginx = spawn(&p.nginx, &[listen.to_string(), hole.to_string()], listen);
+    let said = four_clients(&p, &listen.to_string(), 0, 2, || {});
+    middlebox_rows("proxy-answers-pings", &said, "DEADLINE_EXCEEDED");
+}
+
+/// goaway-swallowed.yaml: the server drains (max age 1 s, grace 1 s) but
+/// the proxy drops its GOAWAYs; calls of 3 s die at the hard close.
+#[test]
+fn a_proxy_that_swallows_goaway() {
+    let Some(p) = peers() else { return };
+    let (_server, up) = go_server(&p, &["-max-conn-age", "1s", "-max-conn-age-grace", "1s"]);
+    let (_proxy, listen) = proxy_to(up, "drop-goaway");
+    let said = four_clients(&p, &listen.to_string(), 3000, 8, || {});
+    middlebox_rows("goaway-swallowed", &said, "UNAVAILABLE");
+}
+
+/// haproxy-timeouts.yaml: `timeout server 1s` ends a 2 s call with 504.
+#[test]
+fn haproxy_timeout_server() {
+    let Some(p) = peers() else { return };
+    let (_server, up) = go_server(&p, &[]);
+    let listen = free_addr();
+    let args = [
+        listen.to_string(),
+        up.to_string(),
+        "timeout server 1s".into(),
+    ];
+    let _haproxy = spawn(&p.haproxy, &args, listen);
+    let said = four_clients(&p, &listen.to_string(), 2000, 5, || {});
+    middlebox_rows("haproxy-timeouts", &said, "UNAVAILABLE");
+}
+
+const K6_TWO_CALLS: &str = r#"
+import grpc from 'k6/net/grpc';
+import { sleep } from 'k6';
+const client = new grpc.Client();
+client.load([__ENV.PROTO_DIR], 'helloworld.proto');
+export const options = { vus: 1, iterations: 1 };
+export default function () {
+  client.connect(__ENV.ADDR, { plaintext: true, timeout: '3s' });
+  for (let i = 0; i < 2; i++) {
+    const res = client.invoke('helloworld.Greeter/SayHello', { name: 'x' }, { timeout: '1s' });
+    const m = res.error ? res.error.message : '';
+    const c = res.error ? res.error.code : 0;
+    if (c !== 0) { console.log(`RESULT ${c} ${encodeURIComponent(m)}`); }
+    sleep(2.5);
+  }
+  client.close();
+}
+"#;
+
+/// l4-idle-drop.yaml: a flow idle for 1 s is blackholed; the second call,
+/// 2.5 s after the first on the same connection, hangs to its deadline.
+/// grpcurl makes one call per connection and cannot show it.
+#[test]
+fn an_l4_balancer_that_forgets_idle_flows() {
+    let Some(p) = peers() else { return };
+    let (_server, up) = go_server(&p, &[]);
+    let (_proxy, listen) = proxy_to(up, "idle-expiry:idle=1s,then=blackhole");
+    let addr = listen.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("two.js");
+    std::fs::write(&script, K6_TWO_CALLS).unwrap();
+    let out = |c: &mut Command| {
+        let o = c.stdin(Stdio::null()).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    let go = out(Command::new(&p.go133)
+        .args(["-addr", &addr, "-interval", "2500ms", "-n", "2"])
+        .args(["-timeout", "1s", "-duration", "7s"]));
+    let k6 = out(Command::new(&p.k6)
+        .args(["run", "-q", "--no-usage-report"])
+        .arg(&script)
+        .env("PROTO_DIR", PROTO_DIR)
+        .env("ADDR", &addr));
+    let py = out(Command::new(&p.core)
+        .args(["--addr", &addr, "--interval", "2.5", "-n", "2"])
+        .args(["--timeout", "1", "--duration", "7"]));
+    let said: Vec<Said> = [
+        go133(&go).unwrap_or_else(|| panic!("grpc-go 1.33:\n{go}")),
+        k6_said(&k6).unwrap_or_else(|| panic!("k6:\n{k6}")),
+        core(&py).unwrap_or_else(|| panic!("C-core:\n{py}")),
+    ]
+    .into();
+    middlebox_rows("l4-idle-drop", &said, "DEADLINE_EXCEEDED");
 }
