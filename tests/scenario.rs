@@ -426,6 +426,74 @@ fn a_missing_middlebox_program_is_exit_2_before_anything_starts() {
     assert!(stdout.is_empty(), "{stdout}");
 }
 
+/// A program of the user's as the middlebox (here grpcdoc's own proxy),
+/// after the chaos proxy: client -> chaos proxy -> program -> server; it
+/// is stopped with the run.
+#[test]
+fn a_command_middlebox_stands_where_the_file_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cmd.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name: cmd
+duration: 2s
+server:
+  builtin: {{}}
+proxy:
+  faults: ["latency:latency=20ms"]
+middlebox:
+  command: ["{BIN}", proxy, --listen, "{{listen}}", --upstream, "{{upstream}}"]
+  position: after-proxy
+client:
+  name: c
+  load: {{ call: helloworld.Greeter/SayHello, rps: 20 }}
+expect:
+  - rpcs: {{ code: OK, at_least: 20 }}
+  - rpcs: {{ code: error, exactly: 0 }}
+"#
+        ),
+    )
+    .unwrap();
+    let out = scenario(&[path.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // The middlebox forwards to the server; the client dials the proxy.
+    let after = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.split_once(prefix).map(|(_, r)| r.to_string()))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {stdout}"))
+    };
+    let mb = after("step middlebox: ");
+    let (_, upstream) = mb.rsplit_once(" -> ").unwrap();
+    let server = after("step server_start: listening on ");
+    assert_eq!(upstream.trim(), server.trim(), "{stdout}");
+    let listen = mb
+        .split(" listening on ")
+        .nth(1)
+        .unwrap()
+        .split(" -> ")
+        .next()
+        .unwrap();
+    let dialled = after("CONNECTING -> READY: connected to ");
+    assert_ne!(
+        dialled.trim(),
+        listen.trim(),
+        "the chaos proxy is in front: {stdout}"
+    );
+    // Nothing of it is left running.
+    let ps = Command::new("pgrep")
+        .args(["-f", &format!("--upstream {}", server.trim())])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "still running: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}
+
 #[test]
 fn backends_grow_settings_change_and_probes_call_through_a_client() {
     let dir = tempfile::tempdir().unwrap();
