@@ -236,7 +236,7 @@ pub static CATALOGUE: &[Entry] = &[
         wire: "a response head with :status 502/503/504 (or another non-200) and content-type text/html, no grpc-status",
         cause: "a proxy, load balancer or ingress in front of the server answered itself: 504 when its read timeout (nginx grpc_read_timeout, 60 s by default) is below the call's duration, 502/503 when its upstream is down or not ready",
         fix: "raise the proxy's gRPC timeouts above the longest call (nginx grpc_read_timeout / grpc_send_timeout, HAProxy timeout server), or fix its upstream",
-        scenario: None,
+        scenario: Some("scenarios/nginx-read-timeout.yaml"),
         watch: "grpcdoc load TARGET --call pkg.Svc/Method",
         says: &[
             says(GO133, "UNAVAILABLE", "* HTTP status code 50*; transport: received the unexpected content-type \"text/html*\""),
@@ -350,7 +350,7 @@ pub static CATALOGUE: &[Entry] = &[
         wire: "GOAWAY whose debug data or timing does not match the server's own policy (no max_age/max_idle it was configured with)",
         cause: "an HTTP/2 proxy or load balancer in the path ended the connection (its own idle or age limit, a reload)",
         fix: "find the hop's idle and connection-age limits (nginx http2_idle_timeout / keepalive_timeout, HAProxy timeout client) and keep them above the client's keepalive or the server's own limits",
-        scenario: None,
+        scenario: Some("scenarios/haproxy-timeouts.yaml"),
         watch: "grpcdoc watch TARGET",
         says: &[],
     },
