@@ -87,9 +87,8 @@ pub async fn play(
     let builtin = s.server.command.is_none() && s.server.address.is_none();
     let result = async {
         // The servers, each behind its own proxy and middlebox.
-        for i in 0..plan.backends as usize {
+        for _ in 0..plan.backends {
             let addr = stage.add_backend(&mut rec).await?;
-            let _ = i;
             stage.step("server_start", format!("listening on {addr}"));
         }
         let fronts = stage.fronts();

@@ -272,12 +272,11 @@ pub fn which(backend: Option<u32>) -> String {
     backend.map_or(String::new(), |b| format!("backend {b}: "))
 }
 
-/// Starts server `i` (0-based) as the plan describes it, and the proxy and
-/// middlebox in front of it.
+/// Starts a server as the plan describes it, and the proxy and middlebox in
+/// front of it; their events are tagged `server{n}`, `proxy{n}`.
 pub async fn start_backend(
     plan: &Plan,
-    i: usize,
-    tag: &dyn Fn(&str, usize) -> String,
+    n: &str,
     builtin: &ServerConfig,
     rec: &mut Recording,
 ) -> Result<Backend, RunError> {
@@ -313,7 +312,7 @@ pub async fn start_backend(
             cfg: builtin.clone(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             running: None,
-            events: rec.sink(&tag("server", i), None),
+            events: rec.sink(&format!("server{n}"), None),
         }
     };
     ctl.start().await?;
@@ -339,7 +338,7 @@ pub async fn start_backend(
                 SocketAddr::from(([127, 0, 0, 1], 0)),
                 upstream,
                 plan.initial_faults.clone(),
-                rec.sink(&tag("proxy", i), None),
+                rec.sink(&format!("proxy{n}"), None),
             )
             .await
             .map_err(|e| RunError::Proxy(e.to_string()))?,

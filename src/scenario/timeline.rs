@@ -61,15 +61,6 @@ impl<'a> Stage<'a> {
         }
     }
 
-    /// `server`, or `server2` when there are several.
-    pub fn tag(&self, what: &str, i: usize) -> String {
-        if self.multi {
-            format!("{what}{}", i + 1)
-        } else {
-            what.to_string()
-        }
-    }
-
     pub fn step(&self, action: &str, detail: String) {
         self.timeline.emit(
             None,
@@ -93,15 +84,13 @@ impl<'a> Stage<'a> {
     /// Starts backend `i` and tells the name service.
     pub async fn add_backend(&mut self, rec: &mut Recording) -> Result<SocketAddr, RunError> {
         let i = self.backends.len();
-        let multi = self.multi;
-        let tag = move |what: &str, i: usize| {
-            if multi {
-                format!("{what}{}", i + 1)
-            } else {
-                what.to_string()
-            }
+        // `server`, or `server2` when there are several.
+        let tag = if self.multi {
+            format!("{}", i + 1)
+        } else {
+            String::new()
         };
-        let b = start_backend(self.plan, i, &tag, &self.template, rec).await?;
+        let b = start_backend(self.plan, &tag, &self.template, rec).await?;
         let addr = b.ctl.addr();
         if let Some(m) = &b.middlebox {
             self.step(
