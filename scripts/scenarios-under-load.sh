@@ -45,7 +45,7 @@ for f in "${files[@]}"; do
     total_ms=$((total_ms + ms))
     if [ "$code" -ne 0 ]; then
       echo "  $name run $i: exit $code" >&2
-      jq -r '.scenarios[].expectations[]? | select(.passed == false) | "    \(.check): \(.value) \(.diagnosis // "")"' \
+      jq -r '.scenarios[] | (.variant // "") as $v | .expectations[]? | select(.passed == false) | "    \($v) \(.check): \(.value) \(.diagnosis // "")"' \
         "$out/run.json" >&2 2>/dev/null || tail -n 5 "$out/run.err" >&2
     fi
   done

@@ -159,9 +159,24 @@ pub struct ProxyArgs {
     #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION")]
     pub run_for: Option<Duration>,
 
+    /// Calls that pass (cleartext HTTP/2 only): one line each with the
+    /// connection, method, status (or reset) and latency; `failed` shows
+    /// only those that did not end OK.
+    #[arg(long, value_enum, default_value_t = CallsShown::Failed)]
+    pub calls: CallsShown,
+
     /// Output format of the proxy's events on stdout.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+}
+
+/// Which calls the proxy shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CallsShown {
+    /// None: calls are not read (the proxy does not decode headers).
+    None,
+    Failed,
+    All,
 }
 
 fn parse_fault(s: &str) -> Result<crate::proxy::FaultSpec, String> {

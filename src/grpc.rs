@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 /// Parses a `grpc-timeout` value: 1-8 digits and a unit (H, M, S, m, u, n).
+/// How the status of a call the server never processed begins.
+pub const NEVER_PROCESSED: &str = "stream never processed by the server";
+
 pub fn parse_timeout(v: &str) -> Option<Duration> {
     if v.len() < 2 || v.len() > 9 {
         return None;

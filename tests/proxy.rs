@@ -773,3 +773,106 @@ async fn idle_expiry_can_reset_the_next_packet() {
         "{events:?}"
     );
 }
+
+/// The proxy as a gRPC-aware tap: every call that passes is one `rpc`
+/// event with its method, status (from the trailers, a deadline's
+/// RST_STREAM CANCEL) and latency; `--calls failed` (the default) leaves
+/// out those that ended OK.
+#[tokio::test]
+async fn the_tap_reads_each_call_as_the_client_saw_it() {
+    let t = start(ServerConfig::default()).await;
+    let upstream = t.addr.to_string();
+    let run = move |calls: &'static str| {
+        let listen = free_addr();
+        let proxy = Command::new(BIN)
+            .args([
+                "proxy",
+                "--listen",
+                &listen.to_string(),
+                "--upstream",
+                &upstream,
+            ])
+            .args(["--calls", calls, "--for", "6s", "-o", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_listening(listen, "grpcdoc proxy");
+        let load = |extra: &[&str]| {
+            let out = Command::new(BIN)
+                .args(["load", &listen.to_string()])
+                .args(extra)
+                .args(["-c", "1", "-o", "json"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(
+                !out.stdout.is_empty(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        load(&["--call", "helloworld.Greeter/SayHello", "-n", "5"]);
+        load(&[
+            "--call",
+            "grpcdoc.echo.v1.Echo/Unary",
+            "-d",
+            r#"{"status_code": 14, "status_message": "down for maintenance"}"#,
+            "-n",
+            "3",
+        ]);
+        load(&[
+            "--call",
+            "helloworld.Greeter/SayHello",
+            "-H",
+            "x-delay-ms: 1000",
+            "--timeout",
+            "200ms",
+            "-n",
+            "2",
+        ]);
+        let out = proxy.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["kind"] == "rpc")
+            .collect::<Vec<_>>()
+    };
+    let all = tokio::task::spawn_blocking(move || (run("all"), run("failed")))
+        .await
+        .unwrap();
+    let count = |evs: &[serde_json::Value], method: &str, code: &str| {
+        evs.iter()
+            .filter(|e| {
+                e["method"].as_str().is_some_and(|m| m.ends_with(method)) && e["code"] == code
+            })
+            .count()
+    };
+    let (every, failed) = all;
+    // Reflection's own calls pass too; the load's are these.
+    assert_eq!(count(&every, "Greeter/SayHello", "OK"), 5, "{every:#?}");
+    assert_eq!(count(&every, "Echo/Unary", "UNAVAILABLE"), 3, "{every:#?}");
+    assert_eq!(
+        count(&every, "Greeter/SayHello", "DEADLINE_EXCEEDED"),
+        2,
+        "{every:#?}"
+    );
+    let unavailable = every.iter().find(|e| e["code"] == "UNAVAILABLE").unwrap();
+    assert_eq!(unavailable["message"], "down for maintenance");
+    let late = every
+        .iter()
+        .find(|e| e["code"] == "DEADLINE_EXCEEDED")
+        .unwrap();
+    let ms = late["latency_ms"].as_f64().unwrap();
+    assert!(
+        (150.0..900.0).contains(&ms),
+        "ended at the 200 ms deadline: {late}"
+    );
+    // Only failures by default.
+    assert_eq!(count(&failed, "Greeter/SayHello", "OK"), 0, "{failed:#?}");
+    assert_eq!(
+        count(&failed, "Echo/Unary", "UNAVAILABLE"),
+        3,
+        "{failed:#?}"
+    );
+}

@@ -61,8 +61,7 @@ pub fn set_origin<B>(
     }
 }
 
-/// How the status of a call the server never processed begins.
-pub const NEVER_PROCESSED: &str = "stream never processed by the server";
+pub use crate::grpc::NEVER_PROCESSED;
 
 /// The call failed before the server processed it: safe to retry anywhere.
 pub fn never_processed(s: &tonic::Status) -> bool {

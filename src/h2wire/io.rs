@@ -52,7 +52,8 @@ pub enum Verdict {
 /// must be quick and must not block.
 pub trait FrameHook: Send + Unpin + 'static {
     /// Every frame that went over the wire, in order per direction. `payload`
-    /// is the (possibly truncated) payload of control frames, empty otherwise.
+    /// is the (possibly truncated) payload of control frames (and of header
+    /// blocks when [`FrameHook::header_blocks`]), empty otherwise.
     fn observe(&mut self, dir: Dir, header: &FrameHeader, payload: &[u8]);
 
     /// Whether to hold a frame the endpoint is writing until
@@ -65,6 +66,12 @@ pub trait FrameHook: Send + Unpin + 'static {
     /// Decides on an intercepted frame; what is sent is then observed.
     fn rewrite(&mut self, _header: &FrameHeader, _payload: &[u8]) -> Verdict {
         Verdict::Forward
+    }
+
+    /// Whether `observe` gets the payloads of HEADERS and CONTINUATION
+    /// frames (header blocks, up to 64 KiB each) too; asked once.
+    fn header_blocks(&self) -> bool {
+        false
     }
 
     /// The first raw bytes read, [`FIRST_BYTES`] at most: what a peer that
@@ -167,11 +174,12 @@ impl<T, H: FrameHook> FrameIo<T, H> {
 
     pub fn with_injector(inner: T, role: Role, hook: H, injector: &Injector) -> Self {
         let shared = injector.0.clone();
+        let blocks = hook.header_blocks();
         Self {
             inner,
             hook,
-            rx: Scanner::new(role == Role::Server),
-            tx: Scanner::new(role == Role::Client),
+            rx: Scanner::new(role == Role::Server).with_header_blocks(blocks),
+            tx: Scanner::new(role == Role::Client).with_header_blocks(blocks),
             held: [0; FRAME_HEADER_LEN],
             held_len: 0,
             rx_first: 0,

@@ -33,6 +33,8 @@ pub struct Scanner {
     have: usize,
     payload: Vec<u8>,
     preface_ok: bool,
+    /// Also collect HEADERS and CONTINUATION payloads (header blocks).
+    header_blocks: bool,
 }
 
 impl Scanner {
@@ -48,7 +50,15 @@ impl Scanner {
             have: 0,
             payload: Vec::new(),
             preface_ok: true,
+            header_blocks: false,
         }
+    }
+
+    /// Collects header block payloads (HEADERS, CONTINUATION) too, for a
+    /// hook that decodes them.
+    pub fn with_header_blocks(mut self, on: bool) -> Self {
+        self.header_blocks = on;
+        self
     }
 
     /// True between two frames (and not inside the preface).
@@ -105,7 +115,13 @@ impl Scanner {
                     if self.have == FRAME_HEADER_LEN {
                         self.have = 0;
                         let header = FrameHeader::parse(&self.head);
-                        let collect = header.kind.is_control();
+                        let collect = header.kind.is_control()
+                            || (self.header_blocks
+                                && matches!(
+                                    header.kind,
+                                    super::frame::FrameType::Headers
+                                        | super::frame::FrameType::Continuation
+                                ));
                         if !collect {
                             on_frame(&header, &[]);
                         }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::calls::CallTap;
 use super::faults::Faults;
 use super::frames::{self, ConnFaultCtx, ProxyTap};
 use super::spec::{Direction, Fault};
@@ -25,6 +26,10 @@ pub struct ProxyShared {
     pub upstream: SocketAddr,
     pub faults: Faults,
     pub events: EventSink,
+    /// Read calls on cleartext HTTP/2 connections (the tap).
+    pub calls: bool,
+    /// A TLS connection was told to carry calls that cannot be read.
+    pub tls_told: std::sync::atomic::AtomicBool,
 }
 
 /// Makes the next close of this socket a reset (RST), as toxiproxy's
@@ -322,6 +327,8 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         refuse_above: AtomicU32::new(u32::MAX),
         reset_streams: Mutex::new(HashSet::new()),
         handshaken: tokio::sync::watch::channel((false, false)).0,
+        calls: (shared.calls && !tls)
+            .then(|| Mutex::new(CallTap::new(id, addr.clone(), events.clone()))),
     });
     let frame_faults: Vec<String> = shared
         .faults
@@ -330,6 +337,12 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         .filter(|f| f.spec.is_frame_level())
         .map(|f| f.spec.text.clone())
         .collect();
+    if tls && shared.calls && !shared.tls_told.swap(true, Ordering::AcqRel) {
+        fault_event(
+            "tap",
+            "this connection is TLS: the calls on it (and on every TLS connection after) cannot be read; only cleartext HTTP/2 (h2c) shows calls".into(),
+        );
+    }
     if tls && !frame_faults.is_empty() {
         fault_event(
             "refused",
@@ -386,6 +399,9 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         )
     };
     let (mut up_done, mut down_done) = (false, false);
+    // Which side closed first: the client (its pump upstream ended) or
+    // the server.
+    let mut first_close: Option<Direction> = None;
     let mut changes = shared.faults.subscribe();
     let mut applied: HashSet<u64> = HashSet::new();
     let mut goaways = Vec::new();
@@ -470,8 +486,16 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
                 fault_event("idle-expiry", format!("idle for {idle_text}: forgotten; {then}"));
                 continue;
             }
-            end = &mut up, if !up_done => { up_done = true; end }
-            end = &mut down, if !down_done => { down_done = true; end }
+            end = &mut up, if !up_done => {
+                up_done = true;
+                first_close.get_or_insert(Direction::Upstream);
+                end
+            }
+            end = &mut down, if !down_done => {
+                down_done = true;
+                first_close.get_or_insert(Direction::Downstream);
+                end
+            }
             changed = changes.changed() => {
                 if changed.is_err() {
                     break (CloseReason::Local, None);
@@ -498,5 +522,24 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
     for g in goaways {
         g.abort();
     }
-    close_event(events, id, &addr, outcome.0, outcome.1, start);
+    if let Some(tap) = &ctx.calls {
+        if let Ok(mut tap) = tap.lock() {
+            let by_client = first_close == Some(Direction::Upstream);
+            let why = match (&outcome.0, &outcome.1) {
+                (_, Some(d)) => d.clone(),
+                (CloseReason::Eof, None) if by_client => "the client closed it".to_string(),
+                (CloseReason::Eof, None) => "the server closed it".to_string(),
+                (r, None) => format!("{r:?}").to_lowercase(),
+            };
+            tap.finish(&why, by_client && outcome.0 == CloseReason::Eof);
+        }
+    }
+    // Who closed first, when both sides ended by themselves.
+    let detail = outcome.1.or_else(|| {
+        (outcome.0 == CloseReason::Eof).then(|| match first_close {
+            Some(Direction::Upstream) => "the client closed first".to_string(),
+            _ => "the server closed first".to_string(),
+        })
+    });
+    close_event(events, id, &addr, outcome.0, detail, start);
 }

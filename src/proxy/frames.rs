@@ -39,6 +39,8 @@ pub struct ConnFaultCtx {
     /// Both sides' SETTINGS have passed: frames may be injected (a peer's
     /// first frame must be its SETTINGS).
     pub handshaken: tokio::sync::watch::Sender<(bool, bool)>,
+    /// The calls read on the client's side (the tap), when asked for.
+    pub calls: Option<Mutex<super::calls::CallTap>>,
 }
 
 impl ConnFaultCtx {
@@ -91,7 +93,26 @@ impl ProxyTap {
 }
 
 impl FrameHook for ProxyTap {
-    fn observe(&mut self, dir: Dir, header: &FrameHeader, _payload: &[u8]) {
+    fn header_blocks(&self) -> bool {
+        self.writes == Direction::Downstream && self.ctx.calls.is_some()
+    }
+
+    fn observe(&mut self, dir: Dir, header: &FrameHeader, payload: &[u8]) {
+        // The client's side, as the client sees it: the calls.
+        if self.writes == Direction::Downstream
+            && matches!(
+                header.kind,
+                FrameType::Headers
+                    | FrameType::Continuation
+                    | FrameType::RstStream
+                    | FrameType::GoAway
+                    | FrameType::Ping
+            )
+        {
+            if let Some(Ok(mut tap)) = self.ctx.calls.as_ref().map(|c| c.lock()) {
+                tap.frame(dir, header, payload);
+            }
+        }
         if header.kind == FrameType::Settings && dir == Dir::Sent {
             let up = self.writes == Direction::Upstream;
             self.ctx.handshaken.send_if_modified(|(s, c)| {

@@ -5,6 +5,7 @@
 //! streams, rewrite MAX_CONCURRENT_STREAMS, drop control frames), changed at
 //! run time through [`RunningProxy`].
 
+mod calls;
 mod conn;
 pub mod faults;
 mod frames;
@@ -23,6 +24,14 @@ pub use spec::{Direction, Fault, FaultSpec};
 
 use crate::event::{EventKind, EventSink};
 
+/// How a proxy runs besides its faults.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProxyOptions {
+    /// Read the calls on cleartext HTTP/2 connections: an `rpc` event per
+    /// stream and the client's GOAWAY, PING and RST_STREAM frames.
+    pub calls: bool,
+}
+
 /// Serves on `listener`, forwarding to `upstream`, until `stop` turns true;
 /// open connections are then closed.
 pub async fn serve(
@@ -30,12 +39,15 @@ pub async fn serve(
     upstream: SocketAddr,
     faults: Faults,
     events: EventSink,
+    options: ProxyOptions,
     mut stop: watch::Receiver<bool>,
 ) {
     let shared = Arc::new(conn::ProxyShared {
         upstream,
         faults,
         events: events.clone(),
+        calls: options.calls,
+        tls_told: false.into(),
     });
     let mut conns = JoinSet::new();
     let mut next_id = 0u64;
@@ -73,12 +85,30 @@ impl RunningProxy {
         faults: Vec<FaultSpec>,
         events: EventSink,
     ) -> std::io::Result<Self> {
+        Self::start_with(listen, upstream, faults, events, ProxyOptions::default()).await
+    }
+
+    /// As [`RunningProxy::start`], with options (the call tap).
+    pub async fn start_with(
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        faults: Vec<FaultSpec>,
+        events: EventSink,
+        options: ProxyOptions,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let faults = Faults::new(faults);
         let (stop, rx) = watch::channel(false);
         events.emit(None, None, EventKind::Listening { listen: addr });
-        let task = tokio::spawn(serve(listener, upstream, faults.clone(), events, rx));
+        let task = tokio::spawn(serve(
+            listener,
+            upstream,
+            faults.clone(),
+            events,
+            options,
+            rx,
+        ));
         Ok(Self {
             addr,
             faults,

@@ -1,0 +1,390 @@
+//! The proxy as a gRPC-aware tap: the frames of one cleartext HTTP/2
+//! connection, on the client's side, read as calls. Each stream becomes
+//! one `rpc` event - method, status and message from the trailers (or the
+//! HTTP status mapped as grpc does), a reset either way, a stream the
+//! server never processed, the connection lost under it - with its latency
+//! from the client's HEADERS to its end; and the control frames the client
+//! got or sent (GOAWAY, PING, RST_STREAM) become events as the client saw
+//! them (`received` is what reached the client).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::event::{CallCause, EventKind, EventSink};
+use crate::h2wire::frame::flags;
+use crate::h2wire::{ControlFrame, Dir, ErrorCode, FrameHeader, FrameType};
+
+/// A header block being collected (HEADERS then CONTINUATION frames).
+struct Block {
+    stream: u32,
+    end_stream: bool,
+    bytes: Vec<u8>,
+}
+
+/// One call, from its request HEADERS on.
+struct Call {
+    method: String,
+    start: Instant,
+    /// The request's grpc-timeout.
+    timeout: Option<Duration>,
+    status: Option<u16>,
+    grpc_type: bool,
+    content_type: Option<String>,
+    grpc_status: Option<i32>,
+    grpc_message: Option<String>,
+}
+
+pub struct CallTap {
+    conn: u64,
+    addr: Arc<str>,
+    events: EventSink,
+    /// Header blocks from the client, and to it: one HPACK context each.
+    from_client: loona_hpack::Decoder<'static>,
+    to_client: loona_hpack::Decoder<'static>,
+    block_in: Option<Block>,
+    block_out: Option<Block>,
+    calls: HashMap<u32, Call>,
+    /// The last GOAWAY the client got: its debug data.
+    drained: Option<String>,
+    /// A header block did not decode: the HPACK context is lost, calls on
+    /// this connection can no longer be read.
+    lost: bool,
+}
+
+/// The header block fragment of a HEADERS frame (padding and priority
+/// taken off).
+fn fragment<'a>(h: &FrameHeader, payload: &'a [u8]) -> Option<&'a [u8]> {
+    let mut p = payload;
+    let mut pad = 0usize;
+    if h.has_flag(flags::PADDED) {
+        pad = *p.first()? as usize;
+        p = &p[1..];
+    }
+    if h.has_flag(flags::PRIORITY) {
+        p = p.get(5..)?;
+    }
+    p.get(..p.len().checked_sub(pad)?)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl CallTap {
+    pub fn new(conn: u64, addr: Arc<str>, events: EventSink) -> Self {
+        Self {
+            conn,
+            addr,
+            events,
+            from_client: loona_hpack::Decoder::new(),
+            to_client: loona_hpack::Decoder::new(),
+            block_in: None,
+            block_out: None,
+            calls: HashMap::new(),
+            drained: None,
+            lost: false,
+        }
+    }
+
+    fn emit(&self, kind: EventKind) {
+        self.events
+            .emit(Some(self.conn), Some(self.addr.clone()), kind);
+    }
+
+    /// A frame read from the client (`Dir::Received`) or written to it
+    /// (`Dir::Sent`), with its payload.
+    pub fn frame(&mut self, dir: Dir, h: &FrameHeader, payload: &[u8]) {
+        let from_client = dir == Dir::Received;
+        match h.kind {
+            FrameType::Headers => {
+                let Some(frag) = fragment(h, payload) else {
+                    return;
+                };
+                let block = Block {
+                    stream: h.stream_id,
+                    end_stream: h.has_flag(flags::END_STREAM),
+                    bytes: frag.to_vec(),
+                };
+                if h.has_flag(flags::END_HEADERS) {
+                    self.block(from_client, block);
+                } else if from_client {
+                    self.block_in = Some(block);
+                } else {
+                    self.block_out = Some(block);
+                }
+            }
+            FrameType::Continuation => {
+                let slot = if from_client {
+                    &mut self.block_in
+                } else {
+                    &mut self.block_out
+                };
+                if let Some(b) = slot.as_mut() {
+                    b.bytes.extend_from_slice(payload);
+                }
+                if h.has_flag(flags::END_HEADERS) {
+                    if let Some(b) = slot.take() {
+                        self.block(from_client, b);
+                    }
+                }
+            }
+            FrameType::Data if from_client => {}
+            FrameType::RstStream | FrameType::GoAway | FrameType::Ping => {
+                let Ok(frame) = ControlFrame::parse(h, payload) else {
+                    return;
+                };
+                // As the client saw it: what the proxy sent it, it received.
+                let seen = if from_client {
+                    Dir::Sent
+                } else {
+                    Dir::Received
+                };
+                if let Some(kind) = EventKind::from_frame(seen, &frame) {
+                    self.emit(kind);
+                }
+                match frame {
+                    ControlFrame::RstStream { stream_id, code } => {
+                        self.reset(stream_id, code, from_client)
+                    }
+                    ControlFrame::GoAway {
+                        last_stream_id,
+                        debug,
+                        ..
+                    } if !from_client => {
+                        let debug = String::from_utf8_lossy(&debug).into_owned();
+                        self.goaway(last_stream_id, debug);
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn block(&mut self, from_client: bool, b: Block) {
+        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let dec = if from_client {
+            &mut self.from_client
+        } else {
+            &mut self.to_client
+        };
+        if self.lost {
+            return;
+        }
+        if dec
+            .decode_with_cb(&b.bytes, |n, v| fields.push((n.to_vec(), v.to_vec())))
+            .is_err()
+        {
+            self.lost = true;
+            self.emit(EventKind::Fault {
+                name: "tap".into(),
+                detail: "a header block did not decode (over 64 KiB, or broken): the calls on this connection cannot be read from here on".into(),
+            });
+            return;
+        }
+        let get = |name: &[u8]| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        if from_client {
+            if self.calls.contains_key(&b.stream) {
+                return; // the client's trailers (client streaming): nothing to read
+            }
+            let method = get(b":path")
+                .map(|p| p.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            let timeout = get(b"grpc-timeout").and_then(|t| crate::grpc::parse_timeout(&t));
+            self.calls.insert(
+                b.stream,
+                Call {
+                    method,
+                    start: Instant::now(),
+                    timeout,
+                    status: None,
+                    grpc_type: false,
+                    content_type: None,
+                    grpc_status: None,
+                    grpc_message: None,
+                },
+            );
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&b.stream) else {
+            return;
+        };
+        if call.status.is_none() {
+            let status = get(b":status").and_then(|s| s.parse().ok());
+            if matches!(status, Some(100..=199)) && !b.end_stream {
+                return;
+            }
+            call.status = status;
+            let ct = get(b"content-type");
+            call.grpc_type = ct
+                .as_deref()
+                .is_some_and(|c| c.starts_with("application/grpc"));
+            call.content_type = ct;
+        }
+        if let Some(s) = get(b"grpc-status").and_then(|s| s.parse().ok()) {
+            call.grpc_status = Some(s);
+            call.grpc_message = get(b"grpc-message").map(|m| percent_decode(&m));
+        }
+        if b.end_stream {
+            self.end(b.stream);
+        }
+    }
+
+    /// The call's trailers reached the client: its status.
+    fn end(&mut self, id: u32) {
+        let Some(c) = self.calls.remove(&id) else {
+            return;
+        };
+        let foreign =
+            c.status.is_some_and(|s| s != 200) || (!c.grpc_type && c.grpc_status.is_none());
+        let (code, message, cause) = match (c.grpc_status, foreign) {
+            (Some(s), _) if !foreign || c.status == Some(200) => {
+                let code = tonic::Code::from_i32(s);
+                let cause = (code != tonic::Code::Ok).then_some(CallCause::Status { code });
+                (code, c.grpc_message.clone().unwrap_or_default(), cause)
+            }
+            _ => {
+                let status = c.status.unwrap_or(0);
+                let (code, message) =
+                    crate::grpc::foreign_status(status, c.content_type.as_deref(), &[]);
+                (code, message, Some(CallCause::Http { status }))
+            }
+        };
+        self.rpc(&c, code, message, cause);
+    }
+
+    fn rpc(&self, c: &Call, code: tonic::Code, message: String, cause: Option<CallCause>) {
+        self.emit(EventKind::Rpc {
+            method: c.method.clone(),
+            code,
+            message,
+            latency_ms: c.start.elapsed().as_secs_f64() * 1e3,
+            cause,
+        });
+    }
+
+    /// RST_STREAM from the client (it cancelled: its deadline, or its app)
+    /// or to it (the server or a hop reset the stream).
+    fn reset(&mut self, id: u32, code: ErrorCode, from_client: bool) {
+        let Some(c) = self.calls.remove(&id) else {
+            return;
+        };
+        let (code, message, cause) = if from_client {
+            // A cancel at or after the call's deadline is the deadline.
+            let late = c
+                .timeout
+                .is_some_and(|t| c.start.elapsed() + Duration::from_millis(5) >= t);
+            if code == ErrorCode::CANCEL && late {
+                (
+                    tonic::Code::DeadlineExceeded,
+                    "the client's deadline passed: it reset the stream (CANCEL)".to_string(),
+                    Some(CallCause::Deadline),
+                )
+            } else {
+                (
+                    tonic::Code::Cancelled,
+                    format!("the client reset the stream with {code}"),
+                    Some(CallCause::Reset { code }),
+                )
+            }
+        } else if code == ErrorCode::REFUSED_STREAM {
+            (
+                tonic::Code::Unavailable,
+                format!("{} (REFUSED_STREAM)", crate::grpc::NEVER_PROCESSED),
+                Some(CallCause::NeverProcessed),
+            )
+        } else {
+            let (status, message) = crate::grpc::reset_status(code);
+            (status, message, Some(CallCause::Reset { code }))
+        };
+        self.rpc(&c, code, message, cause);
+    }
+
+    /// A GOAWAY reached the client: streams above its last stream id were
+    /// never processed (a client retries them, on a new stream).
+    fn goaway(&mut self, last: u32, debug: String) {
+        let refused: Vec<u32> = self.calls.keys().copied().filter(|id| *id > last).collect();
+        for id in refused {
+            if let Some(c) = self.calls.remove(&id) {
+                self.rpc(
+                    &c,
+                    tonic::Code::Unavailable,
+                    format!(
+                        "{} (GOAWAY \"{debug}\" last stream {last})",
+                        crate::grpc::NEVER_PROCESSED
+                    ),
+                    Some(CallCause::NeverProcessed),
+                );
+            }
+        }
+        self.drained = Some(debug);
+    }
+
+    /// The connection ended: calls still open were cut, as clients report
+    /// them (UNAVAILABLE); those whose deadline had passed ended at it, and
+    /// those the client gave up on by closing the connection itself were
+    /// cancelled.
+    pub fn finish(&mut self, why: &str, by_client: bool) {
+        let open: Vec<(u32, Call)> = self.calls.drain().collect();
+        for (_, c) in open {
+            if c.timeout
+                .is_some_and(|t| c.start.elapsed() + Duration::from_millis(5) >= t)
+            {
+                self.rpc(
+                    &c,
+                    tonic::Code::DeadlineExceeded,
+                    format!("the deadline passed; then the connection closed ({why})"),
+                    Some(CallCause::Deadline),
+                );
+                continue;
+            }
+            if by_client {
+                self.rpc(
+                    &c,
+                    tonic::Code::Cancelled,
+                    format!("the client closed the connection with the call open ({why})"),
+                    None,
+                );
+                continue;
+            }
+            let (message, cause) = match &self.drained {
+                Some(debug) => (
+                    format!("the connection closed after a GOAWAY ({debug:?}): {why}"),
+                    CallCause::Draining {
+                        debug: debug.clone(),
+                    },
+                ),
+                None => (
+                    format!("the connection closed under the call: {why}"),
+                    CallCause::ConnectionLost,
+                ),
+            };
+            self.rpc(&c, tonic::Code::Unavailable, message, Some(cause));
+        }
+    }
+}
