@@ -45,6 +45,7 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let (events, rx) = EventSink::channel(16 * 1024);
     let options = ProxyOptions {
         calls: args.calls != CallsShown::None,
+        as_client: false,
     };
     let proxy = RunningProxy::start_with(
         args.listen,

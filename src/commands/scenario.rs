@@ -199,5 +199,18 @@ fn verdict(c: &Checked, plan: &Plan, recorded: &Recorded) -> ScenarioResult {
         dropped_events: recorded.dropped.clone(),
         unfinished: recorded.unfinished.clone(),
         warnings: recorded.warnings.clone(),
+        notes: recorded.notes.clone(),
+        programs: recorded
+            .programs
+            .iter()
+            .map(|(name, p)| crate::report::scenario::ProgramResult {
+                client: name.clone(),
+                ended: p.ended.clone(),
+                output_tail: {
+                    let lines: Vec<&str> = p.output.lines().rev().take(10).collect();
+                    lines.into_iter().rev().map(crate::redact::text).collect()
+                },
+            })
+            .collect(),
     }
 }

@@ -28,6 +28,8 @@ pub struct ProxyShared {
     pub events: EventSink,
     /// Read calls on cleartext HTTP/2 connections (the tap).
     pub calls: bool,
+    /// Closes as the client saw them (the client closing first is `local`).
+    pub as_client: bool,
     /// A TLS connection was told to carry calls that cannot be read.
     pub tls_told: std::sync::atomic::AtomicBool,
 }
@@ -489,12 +491,12 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
             end = &mut up, if !up_done => {
                 up_done = true;
                 first_close.get_or_insert(Direction::Upstream);
-                end
+                (Direction::Upstream, end)
             }
             end = &mut down, if !down_done => {
                 down_done = true;
                 first_close.get_or_insert(Direction::Downstream);
-                end
+                (Direction::Downstream, end)
             }
             changed = changes.changed() => {
                 if changed.is_err() {
@@ -503,6 +505,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
                 continue;
             }
         };
+        let (side, ended) = ended;
         match ended {
             PumpEnd::Limit => break (CloseReason::Local, Some("limit-data".into())),
             PumpEnd::Forgotten => {
@@ -514,7 +517,15 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
                 );
                 break (CloseReason::Reset, Some("idle-expiry".into()));
             }
-            PumpEnd::Error(e) => break (CloseReason::Error, Some(e)),
+            PumpEnd::Error(e) => {
+                // A reset on one side is passed on to the other (a server
+                // killed with calls open resets its connections).
+                linger_zero(match side {
+                    Direction::Downstream => client_fd,
+                    _ => up_fd,
+                });
+                break (CloseReason::Error, Some(e));
+            }
             PumpEnd::Eof if up_done && down_done => break (CloseReason::Eof, None),
             PumpEnd::Eof => {}
         }
@@ -541,5 +552,13 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
             _ => "the server closed first".to_string(),
         })
     });
-    close_event(events, id, &addr, outcome.0, detail, start);
+    let reason = if shared.as_client
+        && outcome.0 == CloseReason::Eof
+        && first_close == Some(Direction::Upstream)
+    {
+        CloseReason::Local
+    } else {
+        outcome.0
+    };
+    close_event(events, id, &addr, reason, detail, start);
 }

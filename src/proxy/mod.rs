@@ -30,6 +30,9 @@ pub struct ProxyOptions {
     /// Read the calls on cleartext HTTP/2 connections: an `rpc` event per
     /// stream and the client's GOAWAY, PING and RST_STREAM frames.
     pub calls: bool,
+    /// Tell closes as the client saw them: `local` when it closed first
+    /// (a scenario's tap in front of a client program).
+    pub as_client: bool,
 }
 
 /// Serves on `listener`, forwarding to `upstream`, until `stop` turns true;
@@ -40,20 +43,64 @@ pub async fn serve(
     faults: Faults,
     events: EventSink,
     options: ProxyOptions,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
+    let (_open, open) = watch::channel(true);
+    serve_pausable(listener, upstream, faults, events, options, stop, open).await
+}
+
+/// As [`serve`]; while `open` is false the listener is closed (new
+/// connections are refused, as by a server that is down), and bound again
+/// on the same address when it turns true.
+async fn serve_pausable(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    faults: Faults,
+    events: EventSink,
+    options: ProxyOptions,
+    mut stop: watch::Receiver<bool>,
+    mut open: watch::Receiver<bool>,
+) {
+    let addr = listener.local_addr().ok();
+    let mut listener = Some(listener);
     let shared = Arc::new(conn::ProxyShared {
         upstream,
         faults,
         events: events.clone(),
         calls: options.calls,
+        as_client: options.as_client,
         tls_told: false.into(),
     });
     let mut conns = JoinSet::new();
     let mut next_id = 0u64;
     loop {
+        let accept = async {
+            match &listener {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            accepted = listener.accept() => {
+            changed = open.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let want = *open.borrow_and_update();
+                if !want {
+                    listener = None;
+                } else if listener.is_none() {
+                    if let Some(a) = addr {
+                        for _ in 0..40 {
+                            if let Ok(l) = TcpListener::bind(a).await {
+                                listener = Some(l);
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(25)).await;
+                        }
+                    }
+                }
+            }
+            accepted = accept => {
                 let Ok((tcp, peer)) = accepted else {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -74,6 +121,7 @@ pub struct RunningProxy {
     pub addr: SocketAddr,
     pub faults: Faults,
     stop: watch::Sender<bool>,
+    open: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -100,21 +148,30 @@ impl RunningProxy {
         let addr = listener.local_addr()?;
         let faults = Faults::new(faults);
         let (stop, rx) = watch::channel(false);
+        let (open, open_rx) = watch::channel(true);
         events.emit(None, None, EventKind::Listening { listen: addr });
-        let task = tokio::spawn(serve(
+        let task = tokio::spawn(serve_pausable(
             listener,
             upstream,
             faults.clone(),
             events,
             options,
             rx,
+            open_rx,
         ));
         Ok(Self {
             addr,
             faults,
             stop,
+            open,
             task: Some(task),
         })
+    }
+
+    /// Stops listening (new connections are refused) or listens again on
+    /// the same address: a tap that stands for a server that is down.
+    pub fn set_listening(&self, on: bool) {
+        let _ = self.open.send(on);
     }
 
     /// Adds a fault to every connection, open and new; returns its id.

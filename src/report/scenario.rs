@@ -36,6 +36,20 @@ pub struct ScenarioResult {
     /// What the run could not do as asked (a load's rate not held).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// How things were seen (a client program's calls, read on the wire).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Each client program's end and the size of its output.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<ProgramResult>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProgramResult {
+    pub client: String,
+    pub ended: crate::scenario::process::Ended,
+    /// Its output's last lines.
+    pub output_tail: Vec<String>,
 }
 
 impl ScenarioResult {
@@ -193,6 +207,19 @@ pub fn render_result(r: &ScenarioResult, style: &Style) -> String {
     } else {
         style.paint(Tone::Bad, "failed")
     };
+    for n in &r.notes {
+        let _ = writeln!(out, "{}", style.paint(Tone::Dim, &format!("note: {n}")));
+    }
+    for p in &r.programs {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.paint(
+                Tone::Dim,
+                &format!("client `{}` (program): {}", p.client, p.ended.describe())
+            )
+        );
+    }
     for w in &r.warnings {
         let _ = writeln!(out, "{}", style.paint(Tone::Warn, &format!("warning: {w}")));
     }

@@ -165,3 +165,72 @@ pub async fn start_load(
         })
     }))
 }
+
+/// A client program of the user's, running behind its own tap.
+pub struct RunningProgram {
+    pub name: String,
+    pub program: super::process::Program,
+    /// The proxy it dials: reads its calls, forwards to the scenario's path.
+    pub tap: crate::proxy::RunningProxy,
+    pub signal: i32,
+    pub grace: Duration,
+}
+
+/// Starts client `nc`'s program with `{target}` pointing at a tap in
+/// front of `front`; the tap's events (the program's calls and
+/// connections) go to `events`.
+pub async fn start_program(
+    nc: &NamedClient,
+    front: std::net::SocketAddr,
+    dir: &str,
+    events: EventSink,
+) -> Result<RunningProgram, RunError> {
+    let fail = |reason: String| RunError::Client {
+        client: nc.name.clone(),
+        reason,
+    };
+    let argv = nc.spec.command.clone().unwrap_or_default();
+    let tap = crate::proxy::RunningProxy::start_with(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        front,
+        Vec::new(),
+        events,
+        crate::proxy::ProxyOptions {
+            calls: true,
+            as_client: true,
+        },
+    )
+    .await
+    .map_err(|e| fail(format!("cannot start its tap: {e}")))?;
+    let (target, port) = (tap.addr.to_string(), tap.addr.port().to_string());
+    let fill = |a: &str| {
+        a.replace("{target}", &target)
+            .replace("{host}", "127.0.0.1")
+            .replace("{port}", &port)
+            .replace("{dir}", dir)
+    };
+    let args: Vec<String> = argv.iter().map(|a| fill(a)).collect();
+    let env: Vec<(String, String)> = nc
+        .spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), fill(v)))
+        .collect();
+    let first = args.first().cloned().unwrap_or_default();
+    let path = super::plan::find_program(&first)
+        .ok_or_else(|| fail(format!("`{first}` is not installed")))?;
+    let program = super::process::Program::spawn(&path, &args[1..], &env)
+        .map_err(|e| fail(format!("cannot start {}: {e}", args.join(" "))))?;
+    Ok(RunningProgram {
+        name: nc.name.clone(),
+        program,
+        tap,
+        signal: nc
+            .spec
+            .stop_signal
+            .as_deref()
+            .and_then(super::process::signal_number)
+            .unwrap_or(libc::SIGTERM),
+        grace: nc.spec.stop_timeout.map_or(Duration::from_secs(5), |d| d.0),
+    })
+}

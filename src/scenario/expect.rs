@@ -116,6 +116,12 @@ fn rpcs<'a>(
 ) -> impl Iterator<Item = (tonic::Code, f64, Option<&'a CallCause>)> + 'a {
     let conns = backend.map(|b| backend_conns(r, b));
     r.events.iter().filter_map(move |t| match &t.event.kind {
+        // A program's calls cut by its stop at the end are not its failures.
+        EventKind::Rpc { .. }
+            if t.event.t_ms >= r.duration_ms && r.programs.contains_key(&t.who) =>
+        {
+            None
+        }
         EventKind::Rpc {
             code,
             latency_ms,
@@ -305,6 +311,60 @@ pub fn check(c: &Check, r: &Recorded) -> CheckResult {
                 passed,
                 value: value.map_or("no calls".into(), |x| format!("{x:.2}ms")),
                 diagnosis: None,
+            }
+        }
+        Check::ExitCode(e) => {
+            let ended = r.programs.get(&e.client).map(|p| &p.ended);
+            let passed = ended.is_some_and(|x| x.code == Some(e.equals));
+            let value = match ended {
+                Some(x) if x.stopped && x.code.is_none() => {
+                    format!("{} (stopped at the end of the run)", x.describe())
+                }
+                Some(x) => x.describe(),
+                None => "never started".into(),
+            };
+            let check = format!("exit_code client={} equals {}", e.client, e.equals);
+            CheckResult {
+                measure: format!("exit_code client={}", e.client),
+                check,
+                passed,
+                value,
+                diagnosis: None,
+            }
+        }
+        Check::Output(o, pattern) => {
+            let out = r
+                .programs
+                .get(&o.client)
+                .map(|p| p.output.as_str())
+                .unwrap_or("");
+            let n = out.lines().filter(|l| pattern.hits(l)).count();
+            let f = Filter {
+                at_least: o.at_least,
+                at_most: o.at_most,
+                exactly: o.exactly,
+                ..Filter::default()
+            };
+            let passed = bounds(&f, n as f64);
+            let what = match (&o.contains, &o.matches) {
+                (Some(t), _) => format!("contains={t:?}"),
+                (_, Some(m)) => format!("matches={m:?}"),
+                _ => String::new(),
+            };
+            let measure = format!("output client={} {what}", o.client);
+            let (full, _) = describe("", &f);
+            CheckResult {
+                check: format!("{measure}{full}"),
+                measure,
+                passed,
+                value: format!("{n} lines"),
+                diagnosis: (!passed && n == 0 && !out.is_empty()).then(|| {
+                    let last: Vec<&str> = out.lines().rev().take(3).collect();
+                    format!(
+                        "its last lines: {}",
+                        last.into_iter().rev().collect::<Vec<_>>().join(" / ")
+                    )
+                }),
             }
         }
         Check::Order(o) => {

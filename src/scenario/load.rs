@@ -339,14 +339,29 @@ fn lower_expectation(v: &Expectation) -> Result<Check, String> {
         v.success_rate.clone().map(Check::SuccessRate),
         v.latency.clone().map(Check::Latency),
         v.order.clone().map(Check::Order),
+        v.exit_code.clone().map(Check::ExitCode),
     ]
     .into_iter()
     .flatten()
     .collect();
+    if let Some(o) = &v.output {
+        let pattern = match (&o.contains, &o.matches) {
+            (Some(t), None) => OutputPattern::Contains(t.clone()),
+            (None, Some(r)) => OutputPattern::Matches(
+                regex::Regex::new(r)
+                    .map_err(|e| format!("output.matches is not a regular expression: {e}"))?,
+            ),
+            _ => return Err("output: give one of contains or matches".into()),
+        };
+        if o.at_least.is_none() && o.at_most.is_none() && o.exactly.is_none() {
+            return Err("output counts lines: give at_least, at_most or exactly".into());
+        }
+        found.push(Check::Output(o.clone(), pattern));
+    }
     match found.len() {
         1 => Ok(found.remove(0)),
         n => Err(format!(
-            "an expectation has exactly one check (rpcs, goaways, state_changes, connection_losses, success_rate, latency, order); this one has {n}"
+            "an expectation has exactly one check (rpcs, goaways, state_changes, connection_losses, success_rate, latency, order, exit_code, output); this one has {n}"
         )),
     }
 }
@@ -468,6 +483,52 @@ fn check(
                 cx.err(at, format!("client `{name}`: service_config: {reason}"))
             })?;
         }
+        if let Some(argv) = &c.command {
+            let at = text_pos(cx.text, 0, "command").unwrap_or((1, 1));
+            if argv.is_empty() {
+                return Err(cx.err(at, format!("client `{name}`: command is empty; expected [program, arg, ...] with {{target}} where the address goes")));
+            }
+            let told = argv
+                .iter()
+                .chain(c.env.values())
+                .any(|a| a.contains("{target}") || a.contains("{port}"));
+            if !told {
+                return Err(cx.err(at, format!("client `{name}`: the program is not told where to connect: put {{target}} (or {{host}} and {{port}}) in its command or env")));
+            }
+            let ours = [
+                ("pool", c.pool != Pool::Channel),
+                ("connections", c.connections != 1),
+                ("lb", c.lb != LbSpec::PickFirst),
+                ("keepalive", c.keepalive.is_some()),
+                ("backoff", c.backoff.is_some()),
+                ("resolve_interval", c.resolve_interval.is_some()),
+                ("service_config", c.service_config.is_some()),
+                ("wait_for_ready", c.wait_for_ready),
+                ("transparent_retry", !c.transparent_retry),
+                ("health_service", c.health_service.is_some()),
+                ("load", c.load.is_some()),
+            ];
+            if let Some((k, _)) = ours.iter().find(|(_, on)| *on) {
+                return Err(cx.err(at, format!("client `{name}` runs a program of yours: `{k}` is a setting of grpcdoc's own client; give it to your program instead")));
+            }
+            if let Some(sig) = &c.stop_signal {
+                if super::process::signal_number(sig).is_none() {
+                    return Err(cx.err(at, format!("client `{name}`: stop_signal `{sig}` is not a signal (TERM, INT, HUP, KILL, ...)")));
+                }
+            }
+        } else if !c.env.is_empty() || c.stop_signal.is_some() || c.stop_timeout.is_some() {
+            return Err(cx.err(
+                key_pos(
+                    cx.text,
+                    if s.client.is_some() {
+                        "client"
+                    } else {
+                        "clients"
+                    },
+                ),
+                format!("client `{name}`: env, stop_signal and stop_timeout go with a command"),
+            ));
+        }
         if let Some(l) = &c.load {
             check_call(cx, builtin, &l.call, l.data.as_ref(), "load")?;
             if l.rps.is_some_and(|r| r <= 0.0) {
@@ -509,6 +570,12 @@ fn check(
             }
             None => 0,
         };
+        if clients[client].is_program() {
+            return Err(cx.err(
+                at,
+                format!("probe `{name}`: client `{}` is a program of yours; probes call through grpcdoc's own clients", clients[client].name),
+            ));
+        }
         if v.every.0.is_zero() {
             return Err(cx.err(at, "probe.every must be above 0"));
         }
@@ -704,6 +771,16 @@ fn check(
                 }
                 (&l.client, &l.after, &l.before)
             }
+            Check::ExitCode(_) | Check::Output(..) => {
+                let c = check.client().unwrap_or_default();
+                if !clients.iter().any(|n| n.name == c && n.is_program()) {
+                    return Err(cx.err(
+                        at,
+                        format!("no client named `{c}` runs a program (`command:`): exit_code and output look at a program"),
+                    ));
+                }
+                (&None, &None, &None)
+            }
             Check::Order(o) => {
                 for k in [&o.first, &o.then] {
                     if !["goaway", "rpc_error", "transient_failure", "closed"].contains(&k.as_str())
@@ -724,6 +801,16 @@ fn check(
                 return Err(cx.err(at, format!("no client or probe is named `{c}`")));
             }
         }
+        // A program's client is seen on the wire only: no connectivity
+        // states.
+        let program = check
+            .client()
+            .is_some_and(|c| clients.iter().any(|n| n.name == c && n.is_program()));
+        let states = matches!(check, Check::StateChanges(_))
+            || matches!(&check, Check::Order(o) if o.first == "transient_failure" || o.then == "transient_failure");
+        if program && states {
+            return Err(cx.err(at, "this client is a program of yours: its connectivity states are not visible on the wire (its calls, GOAWAYs, PINGs and closes are); count what it logs with `output:`"));
+        }
         checks.push(check);
     }
     Ok(Plan {
@@ -737,6 +824,14 @@ fn check(
         middlebox,
         steps,
         checks,
+        // Absolute: a program may resolve paths from its own directory.
+        dir: std::path::Path::new(cx.path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| std::path::PathBuf::from("."), |d| d.to_path_buf())
+            .canonicalize()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|_| ".".into()),
     })
 }
 

@@ -11,6 +11,7 @@ pub mod expect;
 pub mod load;
 pub mod model;
 pub mod plan;
+pub mod process;
 pub mod record;
 pub mod run;
 pub mod servers;

@@ -276,6 +276,20 @@ fn percentile<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 pub struct ClientSpec {
     /// Name used in expectations (`client: naive`).
     pub name: Option<String>,
+    /// A client program of the user's instead of grpcdoc's: argv with
+    /// `{target}` (`127.0.0.1:PORT`, the scenario's path through a tap that
+    /// reads its calls), `{host}` and `{port}` replaced.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Environment for the command (values take `{target}` too).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Signal that stops the command at the end (default TERM).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// How long it may take to stop before it is killed (default 5s).
+    #[serde(default)]
+    pub stop_timeout: Option<Dur>,
     #[serde(default)]
     pub pool: Pool,
     #[serde(default = "one")]
@@ -594,6 +608,27 @@ pub struct OrderCheck {
     pub then: String,
 }
 
+/// How a client program ended.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExitCodeCheck {
+    pub client: String,
+    pub equals: i32,
+}
+
+/// Lines of a client program's output (stdout and stderr) that contain a
+/// text or match a regular expression, counted.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputCheck {
+    pub client: String,
+    pub contains: Option<String>,
+    pub matches: Option<String>,
+    pub at_least: Option<f64>,
+    pub at_most: Option<f64>,
+    pub exactly: Option<f64>,
+}
+
 /// Exactly one check.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -610,4 +645,6 @@ pub struct Expectation {
     pub success_rate: Option<Filter>,
     pub latency: Option<LatencyCheck>,
     pub order: Option<OrderCheck>,
+    pub exit_code: Option<ExitCodeCheck>,
+    pub output: Option<OutputCheck>,
 }

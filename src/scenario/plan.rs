@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::model::{
-    ClientSpec, Filter, HealthStatus, LatencyCheck, LoadSpec, MiddleboxPosition, OrderCheck,
-    Scenario, ServerSet, StopMode,
+    ClientSpec, ExitCodeCheck, Filter, HealthStatus, LatencyCheck, LoadSpec, MiddleboxPosition,
+    OrderCheck, OutputCheck, Scenario, ServerSet, StopMode,
 };
 use crate::proxy::FaultSpec;
 
@@ -15,6 +15,13 @@ use crate::proxy::FaultSpec;
 pub struct NamedClient {
     pub name: String,
     pub spec: ClientSpec,
+}
+
+impl NamedClient {
+    /// A program of the user's (`command`), not grpcdoc's client.
+    pub fn is_program(&self) -> bool {
+        self.spec.command.is_some()
+    }
 }
 
 /// A probe, ready to run: a load through client `client` (an index).
@@ -123,6 +130,26 @@ pub enum Check {
     SuccessRate(Filter),
     Latency(LatencyCheck),
     Order(OrderCheck),
+    /// How a client program ended.
+    ExitCode(ExitCodeCheck),
+    /// Lines of a client program's output, counted (the pattern compiled).
+    Output(OutputCheck, OutputPattern),
+}
+
+/// What an `output` check looks for in each line.
+#[derive(Clone, Debug)]
+pub enum OutputPattern {
+    Contains(String),
+    Matches(regex::Regex),
+}
+
+impl OutputPattern {
+    pub fn hits(&self, line: &str) -> bool {
+        match self {
+            OutputPattern::Contains(t) => line.contains(t.as_str()),
+            OutputPattern::Matches(r) => r.is_match(line),
+        }
+    }
 }
 
 impl Check {
@@ -136,6 +163,8 @@ impl Check {
             | Check::SuccessRate(f) => f.client.as_deref(),
             Check::Latency(l) => l.client.as_deref(),
             Check::Order(o) => o.client.as_deref(),
+            Check::ExitCode(e) => Some(&e.client),
+            Check::Output(o, _) => Some(&o.client),
         }
     }
 
@@ -148,7 +177,7 @@ impl Check {
             | Check::ConnectionLosses(f)
             | Check::SuccessRate(f) => (&f.after, &f.before),
             Check::Latency(l) => (&l.after, &l.before),
-            Check::Order(_) => return vec![],
+            Check::Order(_) | Check::ExitCode(_) | Check::Output(..) => return vec![],
         };
         [a, b].into_iter().flatten().map(String::as_str).collect()
     }
@@ -211,6 +240,8 @@ pub struct Plan {
     pub steps: Vec<Timed>,
     /// The scenario's expectations, then the variant's.
     pub checks: Vec<Check>,
+    /// The directory of the scenario file (`{dir}` in commands).
+    pub dir: String,
 }
 
 impl Plan {
@@ -254,10 +285,23 @@ impl Checked {
     /// install).
     pub fn missing_programs(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
-        for m in self.plans.iter().filter_map(|p| p.middlebox.as_ref()) {
-            let (prog, pkg) = m.program();
+        let mut need = |prog: &str, pkg: &str| {
             if !on_path(prog) && !out.iter().any(|(p, _)| p == prog) {
                 out.push((prog.to_string(), pkg.to_string()));
+            }
+        };
+        for p in &self.plans {
+            if let Some(m) = &p.middlebox {
+                let (prog, pkg) = m.program();
+                need(prog, pkg);
+            }
+            for c in &p.clients {
+                if let Some(prog) = c.spec.command.as_ref().and_then(|c| c.first()) {
+                    // A program named by `{...}` is filled in at run time.
+                    if !prog.contains('{') {
+                        need(prog, prog);
+                    }
+                }
             }
         }
         out

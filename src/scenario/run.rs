@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::clients::{channel_config, start_load, LoadRun};
+use super::clients::{channel_config, start_load, start_program, LoadRun};
 use super::plan::Plan;
 use super::record::Recording;
 use super::servers::builtin_config;
@@ -57,6 +57,17 @@ pub struct Recorded {
     pub warnings: Vec<String>,
     /// The address clients dialled for each backend (1-based in checks).
     pub fronts: Vec<std::net::SocketAddr>,
+    /// The client programs: how each ended and what it printed.
+    pub programs: BTreeMap<String, ProgramRun>,
+    /// What the report should say about how things were seen.
+    pub notes: Vec<String>,
+}
+
+/// A client program's run.
+#[derive(Clone, Debug)]
+pub struct ProgramRun {
+    pub ended: super::process::Ended,
+    pub output: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +96,8 @@ pub async fn play(
     let template = builtin_config(&s.server.builtin.clone().unwrap_or_default());
     let mut stage = Stage::new(plan, template, start, rec.sink("timeline", None));
     let builtin = s.server.command.is_none() && s.server.address.is_none();
+    let mut programs = BTreeMap::new();
+    let mut notes = Vec::new();
     let result = async {
         // The servers, each behind its own proxy and middlebox.
         for _ in 0..plan.backends {
@@ -105,6 +118,17 @@ pub async fn play(
         };
         for nc in &plan.clients {
             let sink = rec.sink(&nc.name, None);
+            if nc.is_program() {
+                let p = start_program(nc, fronts[0], &plan.dir, sink).await?;
+                notes.push(format!(
+                    "client `{}` is a program ({}): its calls were read on the wire through a tap at {}; calls it failed without touching the wire (failing fast while its channel was in TRANSIENT_FAILURE) are not seen there: count them from its output with `output:`",
+                    nc.name,
+                    nc.spec.command.as_ref().and_then(|c| c.first()).map_or("", String::as_str),
+                    p.tap.addr
+                ));
+                stage.programs.push(p);
+                continue;
+            }
             let ch = Channel::new(channel_config(target.clone(), &nc.spec), sink.clone()).map_err(
                 |e| RunError::Client {
                     client: nc.name.clone(),
@@ -135,6 +159,18 @@ pub async fn play(
         }
         let duration_ms = start.elapsed().as_secs_f64() * 1e3;
         let _ = stop_tx.send(true);
+        // The programs are stopped (their signal, a grace, then KILL).
+        for mut p in std::mem::take(&mut stage.programs) {
+            let ended = p.program.stop(p.signal, p.grace).await;
+            programs.insert(
+                p.name.clone(),
+                ProgramRun {
+                    ended,
+                    output: p.program.output(),
+                },
+            );
+            p.tap.shutdown().await;
+        }
         let mut warnings = Vec::new();
         for l in loads {
             if let Ok(Ok(Some(w))) = tokio::time::timeout(Duration::from_secs(5), l).await {
@@ -164,6 +200,8 @@ pub async fn play(
         unfinished: got.unfinished,
         warnings,
         fronts,
+        programs,
+        notes,
     })
 }
 

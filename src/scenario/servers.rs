@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::model::*;
 use super::plan::{Middlebox, MiddleboxKind, Plan};
+use super::process::Program;
 use super::record::Recording;
 use super::run::RunError;
 use crate::event::EventSink;
@@ -355,8 +356,8 @@ pub async fn start_backend(
 pub struct MiddleboxProc {
     pub addr: SocketAddr,
     pub upstream: SocketAddr,
-    child: Option<tokio::process::Child>,
-    /// Its configuration and output.
+    program: Program,
+    /// Its configuration.
     dir: PathBuf,
 }
 
@@ -458,29 +459,19 @@ impl MiddleboxProc {
                 })
                 .collect(),
         };
-        let program = super::plan::find_program(&argv[0])
+        let path = super::plan::find_program(&argv[0])
             .ok_or_else(|| fail(format!("`{}` is not installed", argv[0])))?;
-        let log = std::fs::File::create(dir.join("output.log")).map_err(|e| fail(e.to_string()))?;
-        let log2 = log.try_clone().map_err(|e| fail(e.to_string()))?;
-        let child = tokio::process::Command::new(program)
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| fail(e.to_string()))?;
+        let program = Program::spawn(&path, &argv[1..], &[]).map_err(|e| fail(e.to_string()))?;
         let mut me = MiddleboxProc {
             addr,
             upstream,
-            child: Some(child),
+            program,
             dir,
         };
         if !wait_listening(addr, m.ready).await {
-            let out = std::fs::read_to_string(me.dir.join("output.log")).unwrap_or_default();
-            let tail: Vec<&str> = out.lines().rev().take(5).collect();
             me.stop().await;
+            let out = me.program.output();
+            let tail: Vec<&str> = out.lines().rev().take(5).collect();
             return Err(fail(format!(
                 "nothing listened on {addr} within {}{}",
                 humantime::format_duration(m.ready),
@@ -499,37 +490,15 @@ impl MiddleboxProc {
 
     /// SIGTERM to its process group, a grace, then SIGKILL; its files go.
     pub async fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            if let Some(pid) = c.id() {
-                signal_group(pid, libc::SIGTERM);
-                if tokio::time::timeout(Duration::from_secs(3), c.wait())
-                    .await
-                    .is_err()
-                {
-                    signal_group(pid, libc::SIGKILL);
-                }
-            }
-            let _ = tokio::time::timeout(Duration::from_secs(2), c.wait()).await;
-        }
+        self.program
+            .stop(libc::SIGTERM, Duration::from_secs(3))
+            .await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 impl Drop for MiddleboxProc {
     fn drop(&mut self) {
-        if let Some(pid) = self.child.as_ref().and_then(|c| c.id()) {
-            signal_group(pid, libc::SIGKILL);
-        }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn signal_group(pid: u32, sig: i32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill(2) on a process group this process started; no
-        // memory is touched.
-        unsafe {
-            libc::kill(-pid, sig);
-        }
     }
 }

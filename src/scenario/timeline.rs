@@ -32,6 +32,8 @@ pub struct Stage<'a> {
     /// `server1`, `proxy2`, ...
     pub multi: bool,
     pub marks: BTreeMap<String, f64>,
+    /// Client programs still running.
+    pub programs: Vec<super::clients::RunningProgram>,
     fault_ids: BTreeMap<String, Vec<(usize, u64)>>,
 }
 
@@ -57,6 +59,7 @@ impl<'a> Stage<'a> {
             timeline,
             multi,
             marks: BTreeMap::new(),
+            programs: Vec::new(),
             fault_ids: BTreeMap::new(),
         }
     }
@@ -112,6 +115,18 @@ impl<'a> Stage<'a> {
         Ok(addr)
     }
 
+    /// Client programs' taps stand in front of backend 1 with nothing
+    /// between: while its server is down they refuse connections too, as
+    /// the server would (a middlebox or proxy in the path keeps listening).
+    fn taps_listen(&self, picked: &[usize], on: bool) {
+        let direct = self.plan.middlebox.is_none() && self.plan.scenario.proxy.is_none();
+        if direct && picked.contains(&0) {
+            for p in &self.programs {
+                p.tap.set_listening(on);
+            }
+        }
+    }
+
     /// Does one action.
     pub async fn perform(&mut self, action: &Action, rec: &mut Recording) -> Result<(), RunError> {
         let picked = chosen(&self.backends, action.backend());
@@ -129,18 +144,21 @@ impl<'a> Stage<'a> {
                 for &i in &picked {
                     self.backends[i].ctl.stop(*mode).await;
                 }
+                self.taps_listen(&picked, false);
                 tokio::time::sleep(*downtime).await;
                 for &i in &picked {
                     self.backends[i].ctl.start().await?;
                     let addr = self.backends[i].ctl.addr();
                     self.step("server_start", format!("listening on {addr} again"));
                 }
+                self.taps_listen(&picked, true);
             }
             Action::ServerStop { mode, .. } => {
                 self.step(action.name(), format!("{which}{mode:?}").to_lowercase());
                 for &i in &picked {
                     self.backends[i].ctl.stop(*mode).await;
                 }
+                self.taps_listen(&picked, false);
             }
             Action::ServerStart { .. } => {
                 for &i in &picked {
@@ -148,6 +166,7 @@ impl<'a> Stage<'a> {
                     let addr = self.backends[i].ctl.addr();
                     self.step(action.name(), format!("listening on {addr}"));
                 }
+                self.taps_listen(&picked, true);
             }
             Action::ServerSet { backend, change } => {
                 for &i in &picked {
@@ -261,6 +280,10 @@ impl<'a> Stage<'a> {
 
     /// Stops everything started.
     pub async fn teardown(&mut self) {
+        for mut p in std::mem::take(&mut self.programs) {
+            p.program.stop(p.signal, p.grace).await;
+            p.tap.shutdown().await;
+        }
         for b in &mut self.backends {
             b.shutdown(StopMode::Hard).await;
         }
