@@ -200,15 +200,20 @@ fn verdict(c: &Checked, plan: &Plan, recorded: &Recorded) -> ScenarioResult {
         unfinished: recorded.unfinished.clone(),
         warnings: recorded.warnings.clone(),
         notes: recorded.notes.clone(),
+        calls: expect::calls_by_client(recorded),
         programs: recorded
             .programs
             .iter()
             .map(|(name, p)| crate::report::scenario::ProgramResult {
                 client: name.clone(),
                 ended: p.ended.clone(),
-                output_tail: {
-                    let lines: Vec<&str> = p.output.lines().rev().take(10).collect();
-                    lines.into_iter().rev().map(crate::redact::text).collect()
+                output: {
+                    let o = p.output.as_str();
+                    let mut cut = o.len().saturating_sub(64 * 1024);
+                    while !o.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    crate::redact::text(&o[cut..])
                 },
             })
             .collect(),

@@ -305,6 +305,24 @@ impl CallTap {
                     "the client's deadline passed: it reset the stream (CANCEL)".to_string(),
                     Some(CallCause::Deadline),
                 )
+            } else if code == ErrorCode::NO_ERROR {
+                // Not a cancel: C-core resets its open streams with NO_ERROR
+                // as its transport closes under them, and reports them
+                // UNAVAILABLE.
+                let (why, cause) = match &self.drained {
+                    Some(debug) => (
+                        format!("after a GOAWAY ({debug:?})"),
+                        CallCause::Draining {
+                            debug: debug.clone(),
+                        },
+                    ),
+                    None => ("".to_string(), CallCause::ConnectionLost),
+                };
+                (
+                    tonic::Code::Unavailable,
+                    format!("the connection closed under the call {why}: the client reset the stream with NO_ERROR").replace("  ", " ").replace(" :", ":"),
+                    Some(cause),
+                )
             } else {
                 (
                     tonic::Code::Cancelled,
@@ -347,8 +365,8 @@ impl CallTap {
 
     /// The connection ended: calls still open were cut, as clients report
     /// them (UNAVAILABLE); those whose deadline had passed ended at it, and
-    /// those the client gave up on by closing the connection itself were
-    /// cancelled.
+    /// those the client gave up on by closing a connection that was not
+    /// draining were cancelled.
     pub fn finish(&mut self, why: &str, by_client: bool) {
         let open: Vec<(u32, Call)> = self.calls.drain().collect();
         for (_, c) in open {
@@ -363,7 +381,11 @@ impl CallTap {
                 );
                 continue;
             }
-            if by_client {
+            // The client closed a connection that was not draining, with
+            // the call open: it went away (its process ended, it gave up).
+            // One that was draining it closes as the drain ends, and
+            // reports the call UNAVAILABLE like any drain cut.
+            if by_client && self.drained.is_none() {
                 self.rpc(
                     &c,
                     tonic::Code::Cancelled,

@@ -42,14 +42,16 @@ pub struct ScenarioResult {
     /// Each client program's end and the size of its output.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<ProgramResult>,
+    /// Calls by client (and probe) and status code.
+    pub calls: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ProgramResult {
     pub client: String,
     pub ended: crate::scenario::process::Ended,
-    /// Its output's last lines.
-    pub output_tail: Vec<String>,
+    /// Its output (stdout and stderr; the last 64 KiB), secrets redacted.
+    pub output: String,
 }
 
 impl ScenarioResult {

@@ -394,6 +394,26 @@ pub fn check(c: &Check, r: &Recorded) -> CheckResult {
     }
 }
 
+/// Calls by client (and probe) and status code, as the checks count them.
+pub fn calls_by_client(
+    r: &Recorded,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> {
+    let mut out: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> =
+        Default::default();
+    for t in &r.events {
+        if let EventKind::Rpc { code, .. } = &t.event.kind {
+            if t.event.t_ms >= r.duration_ms && r.programs.contains_key(&t.who) {
+                continue;
+            }
+            *out.entry(t.who.clone())
+                .or_default()
+                .entry(code_name(*code).to_string())
+                .or_default() += 1;
+        }
+    }
+    out
+}
+
 /// A file's variants side by side: every check any variant makes, measured
 /// on each variant's run.
 #[derive(Clone, Debug, serde::Serialize)]

@@ -132,9 +132,8 @@ impl Program {
         // for its stdin (held by grpcdoc) to close, and kills the group.
         let (watchdog_proc, watchdog) = match pid {
             Some(pgid) => {
-                let script = format!(
-                    "trap '' INT TERM HUP; cat >/dev/null; kill -KILL -- -{pgid} 2>/dev/null"
-                );
+                let script =
+                    format!("trap '' INT TERM HUP; cat >/dev/null; kill -9 -{pgid} 2>/dev/null");
                 match std::process::Command::new("sh")
                     .args(["-c", &script])
                     .stdin(Stdio::piped())
