@@ -141,10 +141,17 @@ pub struct ProxyArgs {
     /// Where connections go: HOST:PORT.
     #[arg(
         long,
-        required_unless_present = "list_faults",
+        required_unless_present_any = ["list_faults", "api"],
         value_name = "HOST:PORT"
     )]
     pub upstream: Option<String>,
+
+    /// Serve toxiproxy's HTTP API here (e.g. 127.0.0.1:8474; loopback
+    /// unless an address says otherwise), so toxiproxy client libraries
+    /// create proxies and add toxics - grpcdoc's HTTP/2 faults among them.
+    /// With --upstream, that proxy is in the API as `grpcdoc`.
+    #[arg(long, value_parser = parse_listen, value_name = "ADDR")]
+    pub api: Option<SocketAddr>,
 
     /// A fault, NAME:KEY=VALUE,... (repeatable), e.g.
     /// drop-ping:direction=upstream,acks=true,count=1

@@ -8,6 +8,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::{CallsShown, ColorChoice, ProxyArgs};
 use crate::event::{Event, EventKind, EventSink};
 use crate::exit::Exit;
+use crate::proxy::api::Api;
 use crate::proxy::{ProxyOptions, RunningProxy};
 use crate::report::printer::Printer;
 use crate::report::EventWriter;
@@ -33,41 +34,74 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         print!("{}", crate::proxy::spec::list());
         return Ok(Exit::Success);
     }
-    let upstream_text = args.upstream.clone().unwrap_or_default();
-    let upstream = match tokio::net::lookup_host(upstream_text.as_str()).await {
-        Ok(mut addrs) => match addrs.next() {
-            Some(a) => a,
-            None => bail!("--upstream {upstream_text}: the name has no address"),
-        },
-        Err(e) => bail!("--upstream {upstream_text}: {e}; expected HOST:PORT"),
-    };
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let (events, rx) = EventSink::channel(16 * 1024);
     let options = ProxyOptions {
         calls: args.calls != CallsShown::None,
         as_client: false,
     };
-    let proxy = RunningProxy::start_with(
-        args.listen,
-        upstream,
-        args.faults.clone(),
-        events.clone(),
-        options,
-    )
-    .await
-    .with_context(|| format!("cannot listen on {}", args.listen))?;
+    // The command line's proxy, when --upstream names one.
+    let mut proxy = None;
+    if let Some(upstream_text) = &args.upstream {
+        let upstream = match tokio::net::lookup_host(upstream_text.as_str()).await {
+            Ok(mut addrs) => match addrs.next() {
+                Some(a) => a,
+                None => bail!("--upstream {upstream_text}: the name has no address"),
+            },
+            Err(e) => bail!("--upstream {upstream_text}: {e}; expected HOST:PORT"),
+        };
+        proxy = Some(
+            RunningProxy::start_with(
+                args.listen,
+                upstream,
+                args.faults.clone(),
+                events.clone(),
+                options,
+            )
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?,
+        );
+    }
     let mut writer = super::event_writer(args.output, color, None);
     if args.calls == CallsShown::Failed {
         writer = Box::new(FailedCallsOnly(writer));
     }
     let mut printer = Printer::spawn(rx, writer, &events);
+    // toxiproxy's API: the proxies it makes, and the command line's.
+    let (api_stop, api_stop_rx) = tokio::sync::watch::channel(false);
+    let mut api_task = None;
+    if let Some(at) = args.api {
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .with_context(|| format!("--api {at}: cannot listen"))?;
+        let addr = listener.local_addr()?;
+        let api = Api::new(events.clone(), options);
+        if let (Some(p), Some(up)) = (proxy.take(), &args.upstream) {
+            api.adopt("grpcdoc", up, p).await;
+        }
+        events.emit(
+            None,
+            None,
+            EventKind::Fault {
+                name: "api".into(),
+                detail: format!("toxiproxy API (v2) on http://{addr}"),
+            },
+        );
+        api_task = Some(tokio::spawn(api.serve(listener, api_stop_rx)));
+    }
     let run_for = crate::time::sleep_opt(args.run_for);
     tokio::select! {
         _ = super::signalled(&mut term) => {}
         _ = run_for => {}
         _ = &mut printer.pipe_closed => {}
     }
-    proxy.shutdown().await;
+    if let Some(p) = proxy {
+        p.shutdown().await;
+    }
+    let _ = api_stop.send(true);
+    if let Some(t) = api_task {
+        let _ = t.await;
+    }
     drop(events);
     printer.finish().await;
     Ok(Exit::Success)

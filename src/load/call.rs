@@ -68,28 +68,6 @@ impl Outcome {
     }
 }
 
-/// grpc-message is percent-encoded (gRPC over HTTP/2).
-fn percent_decode(s: &str) -> String {
-    fn hex(c: u8) -> Option<u8> {
-        (c as char).to_digit(16).map(|d| d as u8)
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Runs one call on `conn`; `seq` picks the payload. Everything happens in
 /// the caller's task: no task and no copy per call.
 /// The request's frames are queued with the stream, and the response is
@@ -138,7 +116,10 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
         return o;
     }
     let grpc = done.grpc_status.map(|code| {
-        let message = done.grpc_message.as_deref().map(percent_decode);
+        let message = done
+            .grpc_message
+            .as_deref()
+            .map(crate::grpc::percent_decode);
         (tonic::Code::from_i32(code), message.unwrap_or_default())
     });
     match done.foreign {
@@ -262,9 +243,9 @@ mod tests {
 
     #[test]
     fn grpc_message_is_percent_decoded() {
-        assert_eq!(percent_decode("a%20b%25"), "a b%");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("x%zz"), "x%zz");
+        assert_eq!(crate::grpc::percent_decode("a%20b%25"), "a b%");
+        assert_eq!(crate::grpc::percent_decode("100%"), "100%");
+        assert_eq!(crate::grpc::percent_decode("x%zz"), "x%zz");
     }
 
     #[test]

@@ -67,29 +67,6 @@ fn fragment<'a>(h: &FrameHeader, payload: &'a [u8]) -> Option<&'a [u8]> {
     p.get(..p.len().checked_sub(pad)?)
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = (b[i] == b'%' && i + 2 < b.len())
-            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
-            .flatten()
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(v) => {
-                out.push(v);
-                i += 3;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl CallTap {
     pub fn new(conn: u64, addr: Arc<str>, events: EventSink) -> Self {
         Self {
@@ -248,7 +225,7 @@ impl CallTap {
         }
         if let Some(s) = get(b"grpc-status").and_then(|s| s.parse().ok()) {
             call.grpc_status = Some(s);
-            call.grpc_message = get(b"grpc-message").map(|m| percent_decode(&m));
+            call.grpc_message = get(b"grpc-message").map(|m| crate::grpc::percent_decode(&m));
         }
         if b.end_stream {
             self.end(b.stream);

@@ -5,6 +5,7 @@
 //! streams, rewrite MAX_CONCURRENT_STREAMS, drop control frames), changed at
 //! run time through [`RunningProxy`].
 
+pub mod api;
 mod calls;
 mod conn;
 pub mod faults;
