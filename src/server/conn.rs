@@ -107,18 +107,22 @@ fn classify(
     }
 }
 
-/// The immediate idle close: one GOAWAY(NO_ERROR, last stream opened,
-/// `max_idle`), then the socket is shut once it is written. A stream the
-/// client opened after that id was never processed.
+/// The immediate idle close: one GOAWAY(NO_ERROR, the last stream
+/// processed, `max_idle`), then the socket is shut once it is written. A
+/// stream the client opened after that id was never processed. Not done
+/// (false) when a stream was opened since the connection became idle.
 fn close_now(
     state: &ConnState,
     injector: &Injector,
     events: &EventSink,
     conn: u64,
     peer: &Arc<str>,
-) {
+) -> bool {
+    let Some(last) = state.idle_last_stream() else {
+        return false;
+    };
     if !state.claim_close("max_idle") {
-        return;
+        return false;
     }
     events.emit(
         Some(conn),
@@ -129,13 +133,14 @@ fn close_now(
     );
     injector.inject(
         ControlFrame::GoAway {
-            last_stream_id: state.max_stream_id(),
+            last_stream_id: last,
             code: crate::h2wire::ErrorCode::NO_ERROR,
             debug: bytes::Bytes::from_static(b"max_idle"),
         }
         .encode(),
     );
     injector.close_after_flush();
+    true
 }
 
 pub async fn serve<IO>(io: IO, conn: u64, peer: SocketAddr, mut ctx: ConnCtx)
@@ -194,9 +199,17 @@ where
         }};
     }
 
+    let mut opened_while_idle: Option<Instant> = None;
+    let mut idle_not_before: Option<Instant> = None;
     let outcome = loop {
+        if state.active_streams() > 0 {
+            opened_while_idle = None;
+            idle_not_before = None;
+        }
         let idle_at = match (drain, cfg.max_connection_idle) {
-            (None, Some(max)) => state.idle_since().map(|s| Instant::from_std(s) + max),
+            (None, Some(max)) => state.idle_since().map(|s| {
+                (Instant::from_std(s) + max).max(idle_not_before.unwrap_or(Instant::now()))
+            }),
             _ => None,
         };
         tokio::select! {
@@ -211,8 +224,18 @@ where
                         match cfg.idle_drain {
                             IdleDrain::Graceful => start_drain!("max_idle"),
                             IdleDrain::Immediate => {
-                                close_now(&state, &injector, &ctx.events, conn, &peer);
-                                drain = Some("max_idle");
+                                if close_now(&state, &injector, &ctx.events, conn, &peer) {
+                                    drain = Some("max_idle");
+                                } else {
+                                    // A stream read but not started yet: it
+                                    // starts within moments (or was reset).
+                                    let since = *opened_while_idle.get_or_insert_with(Instant::now);
+                                    if since.elapsed() > Duration::from_millis(100) {
+                                        state.settle_idle();
+                                        opened_while_idle = None;
+                                    }
+                                    idle_not_before = Some(Instant::now() + Duration::from_millis(5));
+                                }
                             }
                         }
                     }

@@ -38,6 +38,9 @@ pub struct ConnState {
     drain_debug: Mutex<Option<Bytes>>,
     /// The highest stream id the client opened.
     max_stream_id: AtomicU32,
+    /// The highest stream id opened when the connection last became idle:
+    /// every stream up to it was processed.
+    idle_last_id: AtomicU32,
     /// Set by the tap when it closes the connection itself.
     pub closed_by_tap: Mutex<Option<&'static str>>,
 }
@@ -53,6 +56,7 @@ impl ConnState {
             idle: Notify::new(),
             drain_debug: Mutex::new(None),
             max_stream_id: AtomicU32::new(0),
+            idle_last_id: AtomicU32::new(0),
             closed_by_tap: Mutex::new(None),
         }
     }
@@ -77,8 +81,31 @@ impl ConnState {
     pub fn stream_ended(&self) {
         self.idle_since_ns.store(self.now_ns(), Ordering::Release);
         if self.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle_last_id.store(
+                self.max_stream_id.load(Ordering::Acquire),
+                Ordering::Release,
+            );
             self.idle.notify_one();
         }
+    }
+
+    /// A stream opened while idle that never started (reset before it was
+    /// dispatched) no longer keeps the connection from being idle.
+    pub fn settle_idle(&self) {
+        if self.active_streams() == 0 {
+            self.idle_last_id.store(
+                self.max_stream_id.load(Ordering::Acquire),
+                Ordering::Release,
+            );
+        }
+    }
+
+    /// The last stream processed, if the connection is still idle: no
+    /// stream was opened since it became idle (one whose HEADERS were read
+    /// but that is not dispatched yet counts as opened).
+    pub fn idle_last_stream(&self) -> Option<u32> {
+        let last = self.idle_last_id.load(Ordering::Acquire);
+        (self.active_streams() == 0 && self.max_stream_id() == last).then_some(last)
     }
 
     pub fn active_streams(&self) -> usize {
