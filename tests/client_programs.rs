@@ -191,3 +191,65 @@ client:
     let left: Vec<&String> = pids.iter().filter(|p| alive(p)).collect();
     assert!(left.is_empty(), "still running 2 s after SIGKILL: {left:?}");
 }
+
+/// grpcurl (grpc-go 1.44) calling through `grpcdoc proxy`: each call is one
+/// line with its method and status (its deadline too).
+#[test]
+fn grpcurl_through_the_proxy_is_one_line_per_call() {
+    let Some(grpcurl) = peer("grpcurl") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(common::start(grpcdoc::server::ServerConfig::default()));
+    let listen = common::free_addr();
+    let proxy = Command::new(BIN)
+        .args(["proxy", "--listen", &listen.to_string()])
+        .args([
+            "--upstream",
+            &server.addr.to_string(),
+            "--calls",
+            "all",
+            "--for",
+            "5s",
+        ])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_listening(listen, "grpcdoc proxy");
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+    let call = |extra: &[&str]| {
+        Command::new(&grpcurl)
+            .args(["-plaintext", "-import-path", proto.to_str().unwrap()])
+            .args(["-proto", "helloworld/helloworld.proto"])
+            .args(extra)
+            .args([
+                "-d",
+                r#"{"name":"x"}"#,
+                &listen.to_string(),
+                "helloworld.Greeter/SayHello",
+            ])
+            .output()
+            .unwrap()
+    };
+    assert!(call(&[]).status.success());
+    let _ = call(&["-max-time", "1", "-H", "x-delay-ms: 2000"]);
+    let out = proxy.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let calls: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("helloworld.Greeter/SayHello"))
+        .collect();
+    eprintln!("{}", calls.join("\n"));
+    assert_eq!(calls.len(), 2, "{text}");
+    assert!(
+        calls[0].contains("helloworld.Greeter/SayHello OK in "),
+        "{text}"
+    );
+    assert!(
+        calls[1].contains("helloworld.Greeter/SayHello DEADLINE_EXCEEDED in "),
+        "{text}"
+    );
+    drop(server);
+}
