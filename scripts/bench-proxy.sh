@@ -26,7 +26,7 @@ wait_port() {
   echo "bench-proxy: nothing listening on 127.0.0.1:$1" >&2; return 1
 }
 "$B/gogrpc-server" -addr "127.0.0.1:$GO_PORT" -connlog=false >/dev/null 2>&1 & PIDS+=($!)
-"$GRPCDOC_BIN" proxy --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$GO_PORT" -o json >/dev/null 2>&1 & PIDS+=($!)
+"$GRPCDOC_BIN" proxy --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$GO_PORT" ${PROXY_ARGS:-} -o json >/dev/null 2>&1 & PIDS+=($!)
 wait_port "$GO_PORT"; wait_port "$PROXY_PORT"
 "$B/verify-grpc" "127.0.0.1:$PROXY_PORT" >/dev/null || { echo "bench-proxy: a call through the proxy failed" >&2; exit 1; }
 rps() { "$B/h2load-grpc" "127.0.0.1:$1" "$STREAMS" "$CONNS" "$N" 2>&1 | awk '/^finished in/ {gsub(",","",$0); for(i=1;i<=NF;i++) if($i=="req/s") print $(i-1)}'; }

@@ -6,28 +6,11 @@ use anyhow::{bail, Context as _};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::{CallsShown, ColorChoice, ProxyArgs};
-use crate::event::{Event, EventKind, EventSink};
+use crate::event::{EventKind, EventSink};
 use crate::exit::Exit;
 use crate::proxy::api::Api;
 use crate::proxy::{ProxyOptions, RunningProxy};
 use crate::report::printer::Printer;
-use crate::report::EventWriter;
-
-/// Leaves out the calls that ended OK (`--calls failed`).
-struct FailedCallsOnly(Box<dyn EventWriter>);
-
-impl EventWriter for FailedCallsOnly {
-    fn write(&mut self, out: &mut dyn std::io::Write, e: &Event) -> std::io::Result<()> {
-        match &e.kind {
-            EventKind::Rpc { code, .. } if *code == tonic::Code::Ok => Ok(()),
-            _ => self.0.write(out, e),
-        }
-    }
-
-    fn finish(&mut self, out: &mut dyn std::io::Write, end_ms: f64) -> std::io::Result<()> {
-        self.0.finish(out, end_ms)
-    }
-}
 
 pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     if args.list_faults {
@@ -38,6 +21,7 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let (events, rx) = EventSink::channel(16 * 1024);
     let options = ProxyOptions {
         calls: args.calls != CallsShown::None,
+        ok_calls: args.calls == CallsShown::All,
         as_client: false,
     };
     // The command line's proxy, when --upstream names one.
@@ -62,10 +46,8 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
             .with_context(|| format!("cannot listen on {}", args.listen))?,
         );
     }
-    let mut writer = super::event_writer(args.output, color, None);
-    if args.calls == CallsShown::Failed {
-        writer = Box::new(FailedCallsOnly(writer));
-    }
+    // With --calls failed the tap tells no call that ended OK.
+    let writer = super::event_writer(args.output, color, None);
     let mut printer = Printer::spawn(rx, writer, &events);
     // toxiproxy's API: the proxies it makes, and the command line's.
     let (api_stop, api_stop_rx) = tokio::sync::watch::channel(false);

@@ -22,6 +22,17 @@ struct Block {
     bytes: Vec<u8>,
 }
 
+/// The fields of a header block a call needs.
+#[derive(Default)]
+struct Fields {
+    path: Option<String>,
+    timeout: Option<Duration>,
+    status: Option<u16>,
+    content_type: Option<String>,
+    grpc_status: Option<i32>,
+    grpc_message: Option<String>,
+}
+
 /// One call, from its request HEADERS on.
 struct Call {
     method: String,
@@ -50,6 +61,8 @@ pub struct CallTap {
     /// A header block did not decode: the HPACK context is lost, calls on
     /// this connection can no longer be read.
     lost: bool,
+    /// Tell calls that ended OK too (else only the others).
+    ok_calls: bool,
 }
 
 /// The header block fragment of a HEADERS frame (padding and priority
@@ -68,7 +81,7 @@ fn fragment<'a>(h: &FrameHeader, payload: &'a [u8]) -> Option<&'a [u8]> {
 }
 
 impl CallTap {
-    pub fn new(conn: u64, addr: Arc<str>, events: EventSink) -> Self {
+    pub fn new(conn: u64, addr: Arc<str>, events: EventSink, ok_calls: bool) -> Self {
         Self {
             conn,
             addr,
@@ -80,6 +93,7 @@ impl CallTap {
             calls: HashMap::new(),
             drained: None,
             lost: false,
+            ok_calls,
         }
     }
 
@@ -97,17 +111,21 @@ impl CallTap {
                 let Some(frag) = fragment(h, payload) else {
                     return;
                 };
-                let block = Block {
-                    stream: h.stream_id,
-                    end_stream: h.has_flag(flags::END_STREAM),
-                    bytes: frag.to_vec(),
-                };
+                let (stream, end_stream) = (h.stream_id, h.has_flag(flags::END_STREAM));
                 if h.has_flag(flags::END_HEADERS) {
-                    self.block(from_client, block);
-                } else if from_client {
-                    self.block_in = Some(block);
+                    // The usual case: one frame, decoded where it lies.
+                    self.block(from_client, stream, end_stream, frag);
                 } else {
-                    self.block_out = Some(block);
+                    let block = Some(Block {
+                        stream,
+                        end_stream,
+                        bytes: frag.to_vec(),
+                    });
+                    if from_client {
+                        self.block_in = block;
+                    } else {
+                        self.block_out = block;
+                    }
                 }
             }
             FrameType::Continuation => {
@@ -121,7 +139,7 @@ impl CallTap {
                 }
                 if h.has_flag(flags::END_HEADERS) {
                     if let Some(b) = slot.take() {
-                        self.block(from_client, b);
+                        self.block(from_client, b.stream, b.end_stream, &b.bytes);
                     }
                 }
             }
@@ -158,20 +176,31 @@ impl CallTap {
         }
     }
 
-    fn block(&mut self, from_client: bool, b: Block) {
-        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    /// A whole header block: always decoded (the HPACK table must stay in
+    /// step), keeping only the fields a call needs.
+    fn block(&mut self, from_client: bool, stream: u32, end_stream: bool, bytes: &[u8]) {
+        if self.lost {
+            return;
+        }
         let dec = if from_client {
             &mut self.from_client
         } else {
             &mut self.to_client
         };
-        if self.lost {
-            return;
-        }
-        if dec
-            .decode_with_cb(&b.bytes, |n, v| fields.push((n.to_vec(), v.to_vec())))
-            .is_err()
-        {
+        let mut f = Fields::default();
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        let decoded = dec.decode_with_cb(bytes, |n, v| match &n[..] {
+            b":path" if from_client => f.path = Some(text(&v)),
+            b"grpc-timeout" if from_client => f.timeout = crate::grpc::parse_timeout(&text(&v)),
+            b":status" => f.status = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()),
+            b"content-type" => f.content_type = Some(text(&v)),
+            b"grpc-status" => {
+                f.grpc_status = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok())
+            }
+            b"grpc-message" => f.grpc_message = Some(text(&v)),
+            _ => {}
+        });
+        if decoded.is_err() {
             self.lost = true;
             self.emit(EventKind::Fault {
                 name: "tap".into(),
@@ -179,26 +208,20 @@ impl CallTap {
             });
             return;
         }
-        let get = |name: &[u8]| {
-            fields
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        };
         if from_client {
-            if self.calls.contains_key(&b.stream) {
+            if self.calls.contains_key(&stream) {
                 return; // the client's trailers (client streaming): nothing to read
             }
-            let method = get(b":path")
+            let method = f
+                .path
                 .map(|p| p.trim_start_matches('/').to_string())
                 .unwrap_or_default();
-            let timeout = get(b"grpc-timeout").and_then(|t| crate::grpc::parse_timeout(&t));
             self.calls.insert(
-                b.stream,
+                stream,
                 Call {
                     method,
                     start: Instant::now(),
-                    timeout,
+                    timeout: f.timeout,
                     status: None,
                     grpc_type: false,
                     content_type: None,
@@ -208,27 +231,26 @@ impl CallTap {
             );
             return;
         }
-        let Some(call) = self.calls.get_mut(&b.stream) else {
+        let Some(call) = self.calls.get_mut(&stream) else {
             return;
         };
         if call.status.is_none() {
-            let status = get(b":status").and_then(|s| s.parse().ok());
-            if matches!(status, Some(100..=199)) && !b.end_stream {
+            if matches!(f.status, Some(100..=199)) && !end_stream {
                 return;
             }
-            call.status = status;
-            let ct = get(b"content-type");
-            call.grpc_type = ct
+            call.status = f.status;
+            call.grpc_type = f
+                .content_type
                 .as_deref()
                 .is_some_and(|c| c.starts_with("application/grpc"));
-            call.content_type = ct;
+            call.content_type = f.content_type;
         }
-        if let Some(s) = get(b"grpc-status").and_then(|s| s.parse().ok()) {
+        if let Some(s) = f.grpc_status {
             call.grpc_status = Some(s);
-            call.grpc_message = get(b"grpc-message").map(|m| crate::grpc::percent_decode(&m));
+            call.grpc_message = f.grpc_message.map(|m| crate::grpc::percent_decode(&m));
         }
-        if b.end_stream {
-            self.end(b.stream);
+        if end_stream {
+            self.end(stream);
         }
     }
 
@@ -256,6 +278,9 @@ impl CallTap {
     }
 
     fn rpc(&self, c: &Call, code: tonic::Code, message: String, cause: Option<CallCause>) {
+        if code == tonic::Code::Ok && !self.ok_calls {
+            return;
+        }
         self.emit(EventKind::Rpc {
             method: c.method.clone(),
             code,

@@ -28,6 +28,8 @@ pub struct ProxyShared {
     pub events: EventSink,
     /// Read calls on cleartext HTTP/2 connections (the tap).
     pub calls: bool,
+    /// Tell the calls that ended OK too.
+    pub ok_calls: bool,
     /// Closes as the client saw them (the client closing first is `local`).
     pub as_client: bool,
     /// A TLS connection was told to carry calls that cannot be read.
@@ -329,8 +331,14 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         refuse_above: AtomicU32::new(u32::MAX),
         reset_streams: Mutex::new(HashSet::new()),
         handshaken: tokio::sync::watch::channel((false, false)).0,
-        calls: (shared.calls && !tls)
-            .then(|| Mutex::new(CallTap::new(id, addr.clone(), events.clone()))),
+        calls: (shared.calls && !tls).then(|| {
+            Mutex::new(CallTap::new(
+                id,
+                addr.clone(),
+                events.clone(),
+                shared.ok_calls,
+            ))
+        }),
     });
     let frame_faults: Vec<String> = shared
         .faults

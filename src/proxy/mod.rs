@@ -31,6 +31,8 @@ pub struct ProxyOptions {
     /// Read the calls on cleartext HTTP/2 connections: an `rpc` event per
     /// stream and the client's GOAWAY, PING and RST_STREAM frames.
     pub calls: bool,
+    /// With `calls`: tell the calls that ended OK too (else only failures).
+    pub ok_calls: bool,
     /// Tell closes as the client saw them: `local` when it closed first
     /// (a scenario's tap in front of a client program).
     pub as_client: bool,
@@ -69,6 +71,7 @@ async fn serve_pausable(
         faults,
         events: events.clone(),
         calls: options.calls,
+        ok_calls: options.ok_calls,
         as_client: options.as_client,
         tls_told: false.into(),
     });

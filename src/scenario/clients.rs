@@ -197,6 +197,7 @@ pub async fn start_program(
         events,
         crate::proxy::ProxyOptions {
             calls: true,
+            ok_calls: true,
             as_client: true,
         },
     )
