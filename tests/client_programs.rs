@@ -45,12 +45,16 @@ fn final_ok(output: &str) -> Option<u64> {
         .ok()
 }
 
+/// The examples run one at a time: three real clients each, on 2 cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs an example scenario; per program: (its wire calls by code, its
 /// output).
 fn run_example(
     name: &str,
     path_env: &str,
 ) -> Vec<(String, serde_json::Map<String, serde_json::Value>, String)> {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(BIN)
         .args(["scenario", &example(name), "-o", "json"])
         .env("PATH", path_env)
