@@ -80,6 +80,19 @@ struct Proxy {
 }
 
 impl Proxy {
+    /// A running proxy, enabled, without toxics.
+    fn new(name: &str, upstream: &str, running: RunningProxy) -> Self {
+        Proxy {
+            name: name.to_string(),
+            listen: running.addr,
+            upstream: upstream.to_string(),
+            enabled: true,
+            running,
+            toxics: Vec::new(),
+            down: None,
+        }
+    }
+
     fn json(&self) -> Value {
         json!({
             "name": self.name,
@@ -232,30 +245,14 @@ impl Api {
             RunningProxy::start_with(at, up, Vec::new(), self.events.clone(), self.options)
                 .await
                 .map_err(|e| ApiError::new(format!("listen {listen}: {e}"), 500))?;
-        let mut p = Proxy {
-            name: name.to_string(),
-            listen: running.addr,
-            upstream: upstream.to_string(),
-            enabled: true,
-            running,
-            toxics: Vec::new(),
-            down: None,
-        };
+        let mut p = Proxy::new(name, upstream, running);
         p.set_enabled(enabled);
         Ok(p)
     }
 
     /// Registers a proxy started elsewhere (the command line's).
     pub async fn adopt(&self, name: &str, upstream: &str, running: RunningProxy) {
-        let p = Proxy {
-            name: name.to_string(),
-            listen: running.addr,
-            upstream: upstream.to_string(),
-            enabled: true,
-            running,
-            toxics: Vec::new(),
-            down: None,
-        };
+        let p = Proxy::new(name, upstream, running);
         self.proxies.lock().await.insert(name.to_string(), p);
     }
 
