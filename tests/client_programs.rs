@@ -64,11 +64,18 @@ fn run_example(
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{name}: {e}\n{}", String::from_utf8_lossy(&out.stderr)));
     let s = &report["scenarios"][0];
+    let failed: Vec<String> = s["expectations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["passed"] == false)
+        .map(|e| format!("{} (found {})", e["check"], e["value"]))
+        .collect();
     assert_eq!(
         out.status.code(),
         Some(0),
-        "{name}: {:#}",
-        s["expectations"]
+        "{name}: failed {failed:#?}; calls {:#}",
+        s["calls"]
     );
     s["programs"]
         .as_array()

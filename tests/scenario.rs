@@ -270,9 +270,16 @@ fn the_schema_is_json_and_knows_every_key_of_the_shipped_files() {
     ] {
         assert!(top.contains_key(k), "{k}");
     }
-    // Every key used in a shipped scenario is known to the schema.
+    // Every key used in a shipped scenario (and the examples) is known to
+    // the schema.
     let text = serde_json::to_string(&schema).unwrap();
-    for f in shipped() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/examples");
+    let examples = std::fs::read_dir(examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.display().to_string());
+    for f in shipped().into_iter().chain(examples) {
         let yaml = std::fs::read_to_string(&f).unwrap();
         let mut in_variants = false;
         for line in yaml.lines().filter(|l| !l.trim_start().starts_with('#')) {

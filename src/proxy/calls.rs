@@ -65,6 +65,14 @@ pub struct CallTap {
     ok_calls: bool,
 }
 
+/// Whether a call that began (here) at `start` has reached its
+/// grpc-timeout `t`: the client's clock started before ours and its timer
+/// may be read a little early here, so with a margin (a tenth, at least
+/// 50 ms).
+fn at_deadline(start: Instant, t: Duration) -> bool {
+    start.elapsed() + (t / 10).max(Duration::from_millis(50)) >= t
+}
+
 /// The header block fragment of a HEADERS frame (padding and priority
 /// taken off).
 fn fragment<'a>(h: &FrameHeader, payload: &'a [u8]) -> Option<&'a [u8]> {
@@ -298,9 +306,7 @@ impl CallTap {
         };
         let (code, message, cause) = if from_client {
             // A cancel at or after the call's deadline is the deadline.
-            let late = c
-                .timeout
-                .is_some_and(|t| c.start.elapsed() + Duration::from_millis(5) >= t);
+            let late = c.timeout.is_some_and(|t| at_deadline(c.start, t));
             if code == ErrorCode::CANCEL && late {
                 (
                     tonic::Code::DeadlineExceeded,
@@ -372,9 +378,7 @@ impl CallTap {
     pub fn finish(&mut self, why: &str, by_client: bool) {
         let open: Vec<(u32, Call)> = self.calls.drain().collect();
         for (_, c) in open {
-            if c.timeout
-                .is_some_and(|t| c.start.elapsed() + Duration::from_millis(5) >= t)
-            {
+            if c.timeout.is_some_and(|t| at_deadline(c.start, t)) {
                 self.rpc(
                     &c,
                     tonic::Code::DeadlineExceeded,
