@@ -93,6 +93,13 @@ impl Proxy {
         }
     }
 
+    fn toxic_index(&self, name: &str) -> Result<usize, ApiError> {
+        self.toxics
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(ApiError::not_found_toxic)
+    }
+
     fn json(&self) -> Value {
         json!({
             "name": self.name,
@@ -370,11 +377,7 @@ impl Api {
     async fn update_toxic(&self, name: &str, tname: &str, body: &Value) -> Result<Value, ApiError> {
         let mut all = self.proxies.lock().await;
         let p = all.get_mut(name).ok_or_else(ApiError::not_found_proxy)?;
-        let i = p
-            .toxics
-            .iter()
-            .position(|t| t.name == tname)
-            .ok_or_else(ApiError::not_found_toxic)?;
+        let i = p.toxic_index(tname)?;
         let t = &p.toxics[i];
         let mut attributes = t.attributes.clone();
         if let Some(a) = body["attributes"].as_object() {
@@ -398,12 +401,7 @@ impl Api {
     async fn remove_toxic(&self, name: &str, tname: &str) -> Result<(), ApiError> {
         let mut all = self.proxies.lock().await;
         let p = all.get_mut(name).ok_or_else(ApiError::not_found_proxy)?;
-        let i = p
-            .toxics
-            .iter()
-            .position(|t| t.name == tname)
-            .ok_or_else(ApiError::not_found_toxic)?;
-        let t = p.toxics.remove(i);
+        let t = p.toxics.remove(p.toxic_index(tname)?);
         for id in t.faults {
             p.running.remove(id);
         }

@@ -331,6 +331,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         refuse_above: AtomicU32::new(u32::MAX),
         reset_streams: Mutex::new(HashSet::new()),
         handshaken: tokio::sync::watch::channel((false, false)).0,
+        goaway_lock: Mutex::new(()),
         calls: (shared.calls && !tls).then(|| {
             Mutex::new(CallTap::new(
                 id,

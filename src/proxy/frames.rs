@@ -39,6 +39,9 @@ pub struct ConnFaultCtx {
     /// Both sides' SETTINGS have passed: frames may be injected (a peer's
     /// first frame must be its SETTINGS).
     pub handshaken: tokio::sync::watch::Sender<(bool, bool)>,
+    /// Taken while a stream's HEADERS is let through to the server and
+    /// while an injected GOAWAY picks its last stream id.
+    pub goaway_lock: Mutex<()>,
     /// The calls read on the client's side (the tap), when asked for.
     pub calls: Option<Mutex<super::calls::CallTap>>,
 }
@@ -194,6 +197,23 @@ impl FrameHook for ProxyTap {
     }
 
     fn intercept(&mut self, header: &FrameHeader) -> bool {
+        // A new stream's HEADERS toward the server: refused, or counted as
+        // given to the server, in one step against an injected GOAWAY
+        // choosing its last stream id (else a stream could slip through
+        // between the two and be announced as never processed).
+        if self.writes == Direction::Upstream
+            && header.kind == FrameType::Headers
+            && header.stream_id != 0
+        {
+            let _one = self.ctx.goaway_lock.lock();
+            if self.refused(header) {
+                return true;
+            }
+            self.ctx
+                .forwarded
+                .fetch_max(header.stream_id, Ordering::AcqRel);
+            return false;
+        }
         // A refused stream's frames stay here (one atomic load per frame).
         if self.refused(header) {
             return true;
@@ -329,14 +349,18 @@ pub async fn inject_goaways(
         }
         // The last stream the server was given (never more than announced
         // before); later ones are refused from now on.
-        let last = last_stream_id.unwrap_or_else(|| {
-            ctx.forwarded
-                .load(Ordering::Acquire)
-                .min(ctx.refuse_above.load(Ordering::Acquire))
-        });
-        if direction.covers(Direction::Downstream) {
-            ctx.refuse_above.fetch_min(last, Ordering::AcqRel);
-        }
+        let last = {
+            let _one = ctx.goaway_lock.lock();
+            let last = last_stream_id.unwrap_or_else(|| {
+                ctx.forwarded
+                    .load(Ordering::Acquire)
+                    .min(ctx.refuse_above.load(Ordering::Acquire))
+            });
+            if direction.covers(Direction::Downstream) {
+                ctx.refuse_above.fetch_min(last, Ordering::AcqRel);
+            }
+            last
+        };
         let frame = ControlFrame::GoAway {
             last_stream_id: last,
             code,
