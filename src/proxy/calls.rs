@@ -319,7 +319,7 @@ impl CallTap {
                 // UNAVAILABLE.
                 let (why, cause) = match &self.drained {
                     Some(debug) => (
-                        format!("after a GOAWAY ({debug:?})"),
+                        format!(" after a GOAWAY ({debug:?})"),
                         CallCause::Draining {
                             debug: debug.clone(),
                         },
@@ -328,7 +328,7 @@ impl CallTap {
                 };
                 (
                     tonic::Code::Unavailable,
-                    format!("the connection closed under the call {why}: the client reset the stream with NO_ERROR").replace("  ", " ").replace(" :", ":"),
+                    format!("the connection closed under the call{why}: the client reset the stream with NO_ERROR"),
                     Some(cause),
                 )
             } else {
@@ -414,5 +414,53 @@ impl CallTap {
             };
             self.rpc(&c, tonic::Code::Unavailable, message, Some(cause));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(flags: u8, len: usize) -> FrameHeader {
+        FrameHeader {
+            length: len as u32,
+            kind: FrameType::Headers,
+            flags,
+            stream_id: 1,
+        }
+    }
+
+    #[test]
+    fn a_header_block_fragment_loses_its_padding_and_priority() {
+        let plain = [1u8, 2, 3];
+        assert_eq!(fragment(&header(0, 3), &plain), Some(&plain[..]));
+        // PADDED: pad length 2, block, 2 bytes of padding.
+        let padded = [2u8, 7, 8, 0, 0];
+        assert_eq!(
+            fragment(&header(flags::PADDED, 5), &padded),
+            Some(&[7u8, 8][..])
+        );
+        // PRIORITY: 4 bytes of dependency, 1 of weight, then the block.
+        let prio = [0u8, 0, 0, 0, 16, 9];
+        assert_eq!(
+            fragment(&header(flags::PRIORITY, 6), &prio),
+            Some(&[9u8][..])
+        );
+        // More padding than payload: nothing to read.
+        assert_eq!(fragment(&header(flags::PADDED, 2), &[5u8, 1]), None);
+    }
+
+    #[test]
+    fn a_cancel_near_the_grpc_timeout_is_the_deadline() {
+        let t = Duration::from_secs(1);
+        let now = Instant::now();
+        assert!(!at_deadline(now, t));
+        assert!(at_deadline(now - Duration::from_millis(950), t));
+        assert!(!at_deadline(now - Duration::from_millis(500), t));
+        // Short deadlines get 50 ms of slack.
+        assert!(at_deadline(
+            now - Duration::from_millis(60),
+            Duration::from_millis(100)
+        ));
     }
 }
