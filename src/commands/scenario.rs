@@ -104,7 +104,11 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
             file_results.push(result);
         }
         if c.plans.len() > 1 {
-            let cmp = expect::compare(c, &played);
+            let own: Vec<&[expect::CheckResult]> = file_results
+                .iter()
+                .map(|r| r.expectations.as_slice())
+                .collect();
+            let cmp = expect::compare(c, &played, &own);
             if human {
                 let _ = write!(out, "{}", render_comparison(&cmp, &style));
             }

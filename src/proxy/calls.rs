@@ -40,7 +40,6 @@ struct Call {
     /// The request's grpc-timeout.
     timeout: Option<Duration>,
     status: Option<u16>,
-    grpc_type: bool,
     content_type: Option<String>,
     grpc_status: Option<i32>,
     grpc_message: Option<String>,
@@ -231,7 +230,6 @@ impl CallTap {
                     start: Instant::now(),
                     timeout: f.timeout,
                     status: None,
-                    grpc_type: false,
                     content_type: None,
                     grpc_status: None,
                     grpc_message: None,
@@ -247,10 +245,6 @@ impl CallTap {
                 return;
             }
             call.status = f.status;
-            call.grpc_type = f
-                .content_type
-                .as_deref()
-                .is_some_and(|c| c.starts_with("application/grpc"));
             call.content_type = f.content_type;
         }
         if let Some(s) = f.grpc_status {
@@ -267,8 +261,11 @@ impl CallTap {
         let Some(c) = self.calls.remove(&id) else {
             return;
         };
-        let foreign =
-            c.status.is_some_and(|s| s != 200) || (!c.grpc_type && c.grpc_status.is_none());
+        let grpc_type = c
+            .content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("application/grpc"));
+        let foreign = c.status.is_some_and(|s| s != 200) || (!grpc_type && c.grpc_status.is_none());
         let (code, message, cause) = match (c.grpc_status, foreign) {
             (Some(s), _) if !foreign || c.status == Some(200) => {
                 let code = tonic::Code::from_i32(s);

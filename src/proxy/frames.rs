@@ -175,6 +175,8 @@ impl FrameHook for ProxyTap {
                 }
             }
             // Its HEADERS reached the server: now the server may be told.
+            // (`forwarded` was counted when it was let through; a frame
+            // over 64 KiB is never asked about, so it is counted here too.)
             (Direction::Upstream, Dir::Sent) => {
                 ctx.forwarded.fetch_max(header.stream_id, Ordering::AcqRel);
                 let chosen = ctx

@@ -441,14 +441,19 @@ pub struct Cell {
     pub passed: Option<bool>,
 }
 
-/// Measures every variant's checks on every variant's run.
-pub fn compare(c: &super::plan::Checked, runs: &[Recorded]) -> Comparison {
-    let mut rows: Vec<(String, &Check)> = Vec::new();
-    for plan in &c.plans {
-        for ch in &plan.checks {
-            let measure = check(ch, &runs[0]).measure;
-            if !rows.iter().any(|(m, _)| *m == measure) {
-                rows.push((measure, ch));
+/// Every variant's checks side by side: each variant's own results
+/// (`results`, in plan order), and the checks of the others measured on its
+/// run where it has their client and marks.
+pub fn compare(
+    c: &super::plan::Checked,
+    runs: &[Recorded],
+    results: &[&[CheckResult]],
+) -> Comparison {
+    let mut rows: Vec<(&str, &Check)> = Vec::new();
+    for (plan, own) in c.plans.iter().zip(results) {
+        for (ch, r) in plan.checks.iter().zip(own.iter()) {
+            if !rows.iter().any(|(m, _)| *m == r.measure) {
+                rows.push((&r.measure, ch));
             }
         }
     }
@@ -459,16 +464,11 @@ pub fn compare(c: &super::plan::Checked, runs: &[Recorded]) -> Comparison {
                 .plans
                 .iter()
                 .zip(runs)
-                .map(|(plan, run)| {
-                    // This variant's own expectation on the same measure, if any.
-                    let own = plan
-                        .checks
-                        .iter()
-                        .map(|x| check(x, run))
-                        .find(|r| r.measure == measure);
-                    match own {
+                .zip(results)
+                .map(
+                    |((plan, run), own)| match own.iter().find(|r| r.measure == measure) {
                         Some(r) => Cell {
-                            value: Some(r.value),
+                            value: Some(r.value.clone()),
                             passed: Some(r.passed),
                         },
                         None if plan.can_measure(ch) => Cell {
@@ -479,10 +479,10 @@ pub fn compare(c: &super::plan::Checked, runs: &[Recorded]) -> Comparison {
                             value: None,
                             passed: None,
                         },
-                    }
-                })
+                    },
+                )
                 .collect(),
-            measure,
+            measure: measure.to_string(),
         })
         .collect();
     Comparison {

@@ -43,7 +43,7 @@ pub struct Program {
     readers: Vec<tokio::task::JoinHandle<()>>,
     /// Holding it open keeps the watchdog waiting; closed (by drop, or by
     /// grpcdoc's death) the watchdog kills the group.
-    _watchdog: Option<std::process::ChildStdin>,
+    watchdog_stdin: Option<std::process::ChildStdin>,
     watchdog_proc: Option<std::process::Child>,
     ended: Option<Ended>,
 }
@@ -155,7 +155,7 @@ impl Program {
             pid,
             output,
             readers,
-            _watchdog: watchdog,
+            watchdog_stdin: watchdog,
             watchdog_proc,
             ended: None,
         })
@@ -242,7 +242,7 @@ impl Drop for Program {
         }
         // Closing its stdin lets the watchdog end (it kills a group that is
         // gone already); reap it.
-        self._watchdog.take();
+        self.watchdog_stdin.take();
         if let Some(mut w) = self.watchdog_proc.take() {
             std::thread::spawn(move || {
                 let _ = w.wait();
