@@ -23,6 +23,13 @@ Exit codes:
   1    nothing matched
   2    bad input: unreadable file, empty input";
 
+pub const DOCTOR_EXIT_CODES: &str = "\
+Exit codes:
+  0    measured; no conflict with the client settings given
+  1    a client setting conflicts with the measured policy
+  2    bad input, or the target cannot be reached
+  130  interrupted (after printing what was measured)";
+
 /// `0.1.0 (commit 1a2b3c4d5e6f)`.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GRPCDOC_COMMIT"), ")");
 
@@ -68,6 +75,13 @@ pub enum Command {
     /// when all hold, 1 when one fails. For CI.
     #[command(after_help = EXIT_CODES)]
     Scenario(ScenarioArgs),
+    /// Measure the connection policy of a live server and the path to it
+    /// (TLS, SETTINGS, a proxy in front, idle timeout or silent drop, max
+    /// age and grace, keepalive enforcement, max message size) within a
+    /// budget, and say which client settings will break: exit 1 on a
+    /// conflict.
+    #[command(after_help = DOCTOR_EXIT_CODES)]
+    Doctor(DoctorArgs),
     /// Explain an error message from a gRPC client's log (grpc-go, C-core,
     /// grpcdoc): the known failures that print it, each with its cause, what
     /// to look for on the wire, the fix and the scenario that reproduces it.
@@ -83,7 +97,7 @@ pub enum Command {
     /// Print the manual page (roff), e.g. `grpcdoc man > grpcdoc.1`, or a
     /// command's: `grpcdoc man load > grpcdoc-load.1`.
     Man {
-        /// serve, watch, load, proxy or scenario.
+        /// serve, watch, load, proxy, scenario, doctor or explain.
         command: Option<String>,
     },
 }
@@ -387,6 +401,92 @@ pub struct ConnArgs {
     /// Do not verify the server's certificate (https:// targets; testing only).
     #[arg(long)]
     pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The server: HOST:PORT, http://HOST:PORT, https://HOST[:PORT],
+    /// dns:///HOST:PORT or unix:/PATH (the first address is measured).
+    #[arg(value_parser = parse_target, value_name = "TARGET")]
+    pub target: crate::target::Target,
+
+    /// Time for everything; a measurement not finished in it says so.
+    /// Idle and age limits longer than this are reported as "none seen".
+    #[arg(long, value_parser = parse_duration, default_value = "2m", value_name = "DURATION")]
+    pub budget: Duration,
+
+    /// Do not provoke the server: skip the keepalive enforcement probe
+    /// (PINGs until a too_many_pings GOAWAY, on connections of its own).
+    #[arg(long)]
+    pub no_provoke: bool,
+
+    /// A method the server keeps open while its request has not arrived
+    /// (any unary or streaming method): held open to keep connections
+    /// busy and to measure the max-age grace. Default: health Check, else
+    /// reflection.
+    #[arg(long, value_parser = parse_method, value_name = "METHOD")]
+    pub hold_method: Option<String>,
+
+    /// A method that echoes its request (like grpc.examples.echo.Echo/UnaryEcho):
+    /// the max message size is found by bisection, up to 16 MiB.
+    #[arg(long, value_parser = parse_method, value_name = "METHOD")]
+    pub echo_method: Option<String>,
+
+    /// Request metadata, `key: value` (repeatable); never printed.
+    #[arg(short = 'H', long = "metadata", value_parser = parse_metadata, value_name = "KEY: VALUE")]
+    pub metadata: Vec<(String, String)>,
+
+    /// The client's keepalive time, to judge (grpc-go ClientParameters.Time,
+    /// C-core grpc.keepalive_time_ms).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub client_keepalive_time: Option<Duration>,
+
+    /// The client's keepalive timeout, to judge.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub client_keepalive_timeout: Option<Duration>,
+
+    /// The client pings without calls (PermitWithoutStream,
+    /// grpc.keepalive_permit_without_calls).
+    #[arg(long)]
+    pub client_permit_without_stream: bool,
+
+    /// The client's idle timeout (grpc-go WithIdleTimeout, C-core
+    /// grpc.client_idle_timeout_ms), to judge.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub client_idle_timeout: Option<Duration>,
+
+    /// The client's gRPC service config (JSON, or @FILE): its retryPolicy
+    /// says whether drains are retried.
+    #[arg(long, value_name = "JSON")]
+    pub service_config: Option<String>,
+
+    /// Least time a connection attempt gets.
+    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    pub connect_timeout: Duration,
+
+    /// Trust this CA certificate (PEM) instead of the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS (needs --key).
+    #[arg(long, requires = "key", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// Client private key (PEM) for --cert.
+    #[arg(long, requires = "cert", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Verify the server's certificate for this name (also sent as SNI).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+
+    /// Do not verify the server's certificate (https:// targets; testing only).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Output: the report, or one JSON object.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

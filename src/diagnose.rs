@@ -152,13 +152,7 @@ impl Explainer {
             } => {
                 let addr = e.addr.as_deref().unwrap_or("the server").to_string();
                 let text = connect_note(*cause, &addr);
-                let id = match cause {
-                    ConnectCause::Refused => Some("connection-refused"),
-                    ConnectCause::PlaintextServer | ConnectCause::TlsServer | ConnectCause::Closed => {
-                        Some("tls-mismatch")
-                    }
-                    _ => None,
-                };
+                let id = connect_entry(*cause);
                 self.once(format!("{cause:?} {addr}"), note(id, text))
             }
             EventKind::State {
@@ -257,7 +251,19 @@ impl Explainer {
     }
 }
 
-fn connect_note(cause: ConnectCause, addr: &str) -> String {
+/// The catalogue entry of a failed connection attempt, by cause.
+pub fn connect_entry(cause: ConnectCause) -> Option<&'static str> {
+    match cause {
+        ConnectCause::Refused => Some("connection-refused"),
+        ConnectCause::PlaintextServer | ConnectCause::TlsServer | ConnectCause::Closed => {
+            Some("tls-mismatch")
+        }
+        _ => None,
+    }
+}
+
+/// What a failed connection attempt means, in a sentence.
+pub fn connect_note(cause: ConnectCause, addr: &str) -> String {
     match cause {
         ConnectCause::Refused => format!("nothing listens on {addr}: the server is down or restarting. The channel backs off (1s, 1.6s, 2.56s, ... up to 2m) and tries again."),
         ConnectCause::Timeout => format!("no answer from {addr} in time: a firewall drops packets, the host is down, or the server is overloaded."),

@@ -9,6 +9,7 @@ pub mod client;
 pub mod commands;
 pub mod connectivity;
 pub mod diagnose;
+pub mod doctor;
 pub mod event;
 pub mod exit;
 pub mod fuzzing;

@@ -41,6 +41,7 @@ pub struct Conn {
     wire: Wire,
     closed: watch::Receiver<Option<CloseInfo>>,
     events: HeldSink,
+    injector: Injector,
 }
 
 /// Sets a request's scheme and authority (the HTTP/2 client needs
@@ -104,6 +105,27 @@ pub async fn connect(
     let name = addr.to_string();
     let attempt = async {
         let io = dial(addr, &ctx.tls).await?;
+        establish(io, name.clone(), ctx, events).await
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(r) => r,
+        // The attempt's handle is gone: its connection closes as grpcdoc's.
+        Err(_) => Err(ConnectError::Timeout {
+            addr: name,
+            timeout,
+        }),
+    }
+}
+
+/// Starts HTTP/2 over a dialed byte stream (`name`: its address) and waits
+/// for the server's SETTINGS; the caller bounds the wait.
+pub async fn establish(
+    io: Box<dyn super::dial::Io>,
+    name: String,
+    ctx: &ConnectCtx,
+    events: HeldSink,
+) -> Result<Arc<Conn>, ConnectError> {
+    {
         let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(ConnShared::new(id, name.clone().into()));
         let injector = Injector::new();
@@ -114,7 +136,7 @@ pub async fn connect(
         tokio::spawn(drive(
             conn,
             shared.clone(),
-            injector,
+            injector.clone(),
             ctx.keepalive,
             events.clone(),
             closed_tx,
@@ -147,15 +169,8 @@ pub async fn connect(
             wire,
             closed,
             events: events.clone(),
+            injector,
         }))
-    };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(r) => r,
-        // The attempt's handle is gone: its connection closes as grpcdoc's.
-        Err(_) => Err(ConnectError::Timeout {
-            addr: name,
-            timeout,
-        }),
     }
 }
 
@@ -168,6 +183,31 @@ impl Conn {
     /// Lets the connection's own events out, after its `connect` and READY.
     pub fn release_events(&self) {
         self.events.release();
+    }
+
+    /// Sends a PING with this payload (not grpcdoc's keepalive payload) and
+    /// waits up to `wait` for its ACK: the round trip, or `None`.
+    pub async fn ping(&self, data: [u8; 8], wait: Duration) -> Option<Duration> {
+        use crate::h2wire::ControlFrame;
+        let sent = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + wait;
+        self.injector
+            .inject(ControlFrame::Ping { ack: false, data }.encode());
+        loop {
+            let notified = self.shared.acked.notified();
+            if let Some(at) = self.shared.ack_of(&data).filter(|t| *t >= sent) {
+                return Some(at.duration_since(sent));
+            }
+            if self.closed.borrow().is_some() {
+                return None;
+            }
+            let mut closed = self.closed.clone();
+            tokio::select! {
+                _ = notified => {}
+                _ = closed.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => return None,
+            }
+        }
     }
 
     /// Closes the connection now (our GOAWAY, then the socket).

@@ -55,6 +55,11 @@ pub struct ConnShared {
     pub changed: Notify,
     /// Round-trip times of our keepalive pings, most recent last (bounded).
     pub rtts: Mutex<Vec<Duration>>,
+    /// PING ACKs received (payload and when), most recent last (bounded),
+    /// for pings sent by hand ([`super::conn::Conn::ping`]).
+    acks: Mutex<std::collections::VecDeque<([u8; 8], Instant)>>,
+    /// Woken on every PING ACK received.
+    pub acked: Notify,
 }
 
 impl ConnShared {
@@ -73,7 +78,15 @@ impl ConnShared {
             max_concurrent_streams: AtomicU32::new(u32::MAX),
             changed: Notify::new(),
             rtts: Mutex::new(Vec::new()),
+            acks: Mutex::new(std::collections::VecDeque::new()),
+            acked: Notify::new(),
         }
+    }
+
+    /// When the ACK of a PING with this payload arrived, if it has.
+    pub fn ack_of(&self, data: &[u8; 8]) -> Option<Instant> {
+        let acks = self.acks.lock().ok()?;
+        acks.iter().rev().find(|(d, _)| d == data).map(|(_, t)| *t)
     }
 
     pub fn last_read(&self) -> Instant {
@@ -208,6 +221,15 @@ impl FrameHook for ClientTap {
             }
             (ControlFrame::Ping { ack: false, data }, Dir::Sent) if *data == KEEPALIVE_PING => {
                 self.ping_sent = Some(Instant::now());
+            }
+            (ControlFrame::Ping { ack: true, data }, Dir::Received) if *data != KEEPALIVE_PING => {
+                if let Ok(mut a) = s.acks.lock() {
+                    if a.len() >= 64 {
+                        a.pop_front();
+                    }
+                    a.push_back((*data, Instant::now()));
+                }
+                s.acked.notify_waiters();
             }
             (ControlFrame::Ping { ack: true, data }, Dir::Received) if *data == KEEPALIVE_PING => {
                 rtt = self.ping_sent.take().map(|t| t.elapsed());

@@ -58,7 +58,7 @@ fn raise_nofile(needed: u64, connections: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_text(what: &str, arg: &str) -> anyhow::Result<String> {
+pub(super) fn read_text(what: &str, arg: &str) -> anyhow::Result<String> {
     match arg.strip_prefix('@') {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {path}"))

@@ -1,6 +1,7 @@
 //! One module per command: each turns its arguments into a validated config,
 //! wires producers to reporters and returns an [`Exit`].
 
+mod doctor;
 mod explain;
 mod load;
 mod lower;
@@ -66,7 +67,7 @@ fn generated(cli: &Cli) -> Option<ExitCode> {
                         .name(format!("grpcdoc-{name}"))
                         .version(crate::cli::VERSION),
                     None => {
-                        eprintln!("grpcdoc: no command `{name}`; expected serve, watch, load, proxy or scenario");
+                        eprintln!("grpcdoc: no command `{name}`; expected serve, watch, load, proxy, scenario, doctor or explain");
                         return Some(Exit::Input.into());
                     }
                 },
@@ -112,6 +113,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Load(args) => load::run(*args, cli.color).await,
             Command::Proxy(args) => proxy::run(args, cli.color).await,
             Command::Scenario(args) => scenario::run(args, cli.color).await,
+            Command::Doctor(args) => doctor::run(args, cli.color).await,
             Command::Explain(args) => explain::run(args, cli.color),
             Command::Completions { .. } | Command::Man { .. } => Ok(Exit::Success),
         }

@@ -200,6 +200,20 @@ pub fn method_policy(
     })
 }
 
+/// Whether some method config's retry policy retries `code` (the whole
+/// config is checked first).
+pub fn retries_anywhere(json: &str, code: tonic::Code) -> Result<bool, ServiceConfigError> {
+    validate(json)?;
+    for mc in parse_config(json)?.method_config {
+        if let Some(r) = &mc.retry_policy {
+            if retry_policy(r)?.retries(code) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// Checks the whole config as a client would on loading it: every method
 /// config's retry policy and timeout, not only the one a call uses.
 pub fn validate(json: &str) -> Result<(), ServiceConfigError> {

@@ -1,6 +1,7 @@
 //! Rendering: events to human lines or JSON lines. Producers never see this
 //! module; it only reads [`crate::event::Event`]s.
 
+pub mod doctor;
 pub mod explain;
 pub mod human;
 mod json;

@@ -98,7 +98,7 @@ pub fn render_comparison(c: &Comparison, style: &Style) -> String {
 }
 
 /// The terminal's size when stdout is one.
-fn terminal_width() -> Option<(u16, u16)> {
+pub(crate) fn terminal_width() -> Option<(u16, u16)> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
         return None;

@@ -1,0 +1,575 @@
+//! The connections `doctor` measures with: dialed by hand (TCP connect and
+//! TLS handshake timed, the certificate read), each with a log of its own
+//! events on the run's clock, and the few things done on them - a raw gRPC
+//! call, a PING, a call held open without a request.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde::Serialize;
+use tokio_rustls::rustls;
+
+use crate::client::conn::{establish, set_origin, Conn, ConnectCtx};
+use crate::client::dial::{ConnectError, Io, TlsDial};
+use crate::client::keepalive::KeepaliveConfig;
+use crate::client::wire::{hpack, Block, StreamError, WireStream};
+use crate::event::{Event, EventKind, EventSink, HeldSink};
+use crate::h2wire::Dir;
+use crate::target::Address;
+
+/// What every connection of a run is dialed with.
+#[derive(Clone)]
+pub struct Dialer {
+    pub addr: Address,
+    pub tls: TlsDial,
+    /// `:authority` of requests.
+    pub authority: http::uri::Authority,
+    /// Request metadata sent with every call (`-H`).
+    pub metadata: http::HeaderMap,
+    pub connect_timeout: Duration,
+    /// The run's clock: every event time counts from here.
+    pub start: Instant,
+    /// Log every frame (HEADERS, DATA, WINDOW_UPDATE too).
+    pub frames: bool,
+}
+
+/// How the TCP connection and TLS session of a dial went.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DialTiming {
+    /// TCP connect (SYN to established), ms; `None` on a Unix socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_connect_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInfo>,
+    /// From the first byte to the server's SETTINGS, ms.
+    pub http2_ready_ms: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TlsInfo {
+    pub handshake_ms: f64,
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// RFC 3339, and the days left (negative: expired).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
+}
+
+/// The events of one connection, with times on the run's clock.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<Event>>>);
+
+impl Log {
+    fn spawn(mut rx: tokio::sync::mpsc::Receiver<Event>) -> Self {
+        let log = Log::default();
+        let l = log.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if let Ok(mut v) = l.0.lock() {
+                    if v.len() < 4096 {
+                        v.push(e);
+                    }
+                }
+            }
+        });
+        log
+    }
+
+    /// The first event `pick` accepts, with its time.
+    pub fn find<T>(&self, pick: impl Fn(&EventKind) -> Option<T>) -> Option<(f64, T)> {
+        let v = self.0.lock().ok()?;
+        v.iter().find_map(|e| pick(&e.kind).map(|t| (e.t_ms, t)))
+    }
+
+    /// How many events `pred` accepts.
+    pub fn count(&self, pred: impl Fn(&EventKind) -> bool) -> usize {
+        self.0
+            .lock()
+            .map(|v| v.iter().filter(|e| pred(&e.kind)).count())
+            .unwrap_or(0)
+    }
+
+    /// Frames received after which a server forgets ping strikes: HEADERS
+    /// and DATA (grpc-go, C-core), WINDOW_UPDATE (C-core). Needs a
+    /// connection that logs every frame.
+    pub fn strike_resets(&self) -> usize {
+        self.count(|k| {
+            matches!(k, EventKind::Frame { dir: Dir::Received, frame_type, .. }
+                if matches!(frame_type.as_str(), "HEADERS" | "DATA" | "WINDOW_UPDATE"))
+        })
+    }
+
+    /// PINGs the server sent on its own (not ACKs) between two times, ms.
+    pub fn server_pings(&self, from_ms: f64, to_ms: f64) -> usize {
+        self.0
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .filter(|e| {
+                        e.t_ms >= from_ms
+                            && e.t_ms < to_ms
+                            && matches!(
+                                e.kind,
+                                EventKind::Ping {
+                                    dir: Dir::Received,
+                                    ack: false,
+                                    ..
+                                }
+                            )
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// The first GOAWAY the server sent: time, code, last stream id, debug.
+#[derive(Clone, Debug, Serialize)]
+pub struct GoawaySeen {
+    pub at_ms: f64,
+    pub code: String,
+    pub last_stream_id: u32,
+    pub debug: String,
+}
+
+/// A call held open ([`Link::hold`]): reset when dropped.
+pub type HeldCall = WireStream;
+
+/// One connection of the run.
+pub struct Link {
+    pub conn: Arc<Conn>,
+    pub log: Log,
+    /// When it was READY, on the run's clock (ms).
+    pub ready_ms: f64,
+    pub timing: DialTiming,
+    dialer: Dialer,
+    /// When the last PING went out.
+    last_ping: Mutex<Option<Instant>>,
+}
+
+/// The outcome of one raw gRPC call.
+#[derive(Clone, Debug, Default)]
+pub struct CallOutcome {
+    /// Time to the response's end (or failure).
+    pub rtt: Duration,
+    /// HTTP status of the response, when one came.
+    pub http_status: Option<u16>,
+    pub content_type: Option<String>,
+    /// The response's `server` header.
+    pub server: Option<String>,
+    pub grpc_status: Option<tonic::Code>,
+    pub grpc_message: String,
+    /// Bytes of response DATA.
+    pub response_len: usize,
+    /// The stream or connection failed (no status).
+    pub error: Option<String>,
+    /// No answer within the wait.
+    pub timed_out: bool,
+}
+
+impl CallOutcome {
+    /// A gRPC answer of any status came back.
+    pub fn answered(&self) -> bool {
+        self.grpc_status.is_some() || self.http_status.is_some()
+    }
+
+    /// The answer, short: `UNIMPLEMENTED`, `HTTP 404 text/html`, an error.
+    pub fn describe(&self) -> String {
+        match (self.grpc_status, self.http_status, &self.error) {
+            (Some(c), _, _) => crate::grpc::code_name(c).to_string(),
+            (None, Some(s), _) => format!(
+                "HTTP {s}{} (not gRPC)",
+                self.content_type
+                    .as_deref()
+                    .map(|c| format!(" {c}"))
+                    .unwrap_or_default()
+            ),
+            (None, None, Some(e)) => e.clone(),
+            (None, None, None) if self.timed_out => "no answer".into(),
+            (None, None, None) => "no status".into(),
+        }
+    }
+}
+
+static NEXT_PING: AtomicU64 = AtomicU64::new(1);
+
+impl Dialer {
+    fn ctx(&self, events: EventSink) -> ConnectCtx {
+        ConnectCtx {
+            events,
+            tls: self.tls.clone(),
+            keepalive: KeepaliveConfig::default(),
+            frames: self.frames,
+        }
+    }
+
+    /// Dials, timing TCP and TLS apart, and waits for the server's SETTINGS.
+    pub async fn open(&self) -> Result<Link, ConnectError> {
+        match tokio::time::timeout(self.connect_timeout, self.open_inner()).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectError::Timeout {
+                addr: self.addr.to_string(),
+                timeout: self.connect_timeout,
+            }),
+        }
+    }
+
+    async fn open_inner(&self) -> Result<Link, ConnectError> {
+        let name = self.addr.to_string();
+        let tcp_err = |source| ConnectError::Tcp {
+            addr: name.clone(),
+            source,
+        };
+        let begin = Instant::now();
+        let mut timing = DialTiming::default();
+        let io: Box<dyn Io> = match &self.addr {
+            Address::Tcp(a) => {
+                let s = tokio::net::TcpStream::connect(a).await.map_err(tcp_err)?;
+                let _ = s.set_nodelay(true);
+                timing.tcp_connect_ms = Some(ms(begin.elapsed()));
+                match &self.tls {
+                    None => Box::new(s),
+                    Some((cfg, server_name)) => {
+                        let t = Instant::now();
+                        let tls = tokio_rustls::TlsConnector::from(cfg.clone())
+                            .connect(server_name.clone(), s)
+                            .await
+                            .map_err(|source| ConnectError::Tls {
+                                addr: name.clone(),
+                                source,
+                            })?;
+                        timing.tls = Some(tls_info(tls.get_ref().1, t.elapsed()));
+                        Box::new(tls)
+                    }
+                }
+            }
+            Address::Unix(p) => {
+                Box::new(tokio::net::UnixStream::connect(p).await.map_err(tcp_err)?)
+            }
+        };
+        let h2 = Instant::now();
+        let (sink, rx) = EventSink::channel_at(1024, self.start);
+        let log = Log::spawn(rx);
+        let held = HeldSink::new(sink.clone());
+        let conn = establish(io, name, &self.ctx(sink), held).await?;
+        conn.release_events();
+        timing.http2_ready_ms = ms(h2.elapsed());
+        Ok(Link {
+            conn,
+            log,
+            ready_ms: ms(self.start.elapsed()),
+            timing,
+            dialer: self.clone(),
+            last_ping: Mutex::new(None),
+        })
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// What the TLS session says: version, ALPN, and the leaf certificate.
+fn tls_info(c: &rustls::ClientConnection, took: Duration) -> TlsInfo {
+    let mut info = TlsInfo {
+        handshake_ms: ms(took),
+        version: c
+            .protocol_version()
+            .map(|v| match v {
+                rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".to_string(),
+                rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".to_string(),
+                other => format!("{other:?}"),
+            })
+            .unwrap_or_default(),
+        alpn: c
+            .alpn_protocol()
+            .map(|a| String::from_utf8_lossy(a).into_owned()),
+        ..TlsInfo::default()
+    };
+    if let Some(leaf) = c.peer_certificates().and_then(|p| p.first()) {
+        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) {
+            info.subject = Some(cert.subject().to_string());
+            info.issuer = Some(cert.issuer().to_string());
+            let not_after = cert.validity().not_after;
+            info.not_after = not_after.to_rfc2822().ok();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            info.days_left = Some((not_after.timestamp() - now).div_euclid(86_400));
+        }
+    }
+    info
+}
+
+impl Link {
+    pub fn tls(&self) -> bool {
+        self.dialer.tls.is_some()
+    }
+
+    pub fn authority(&self) -> &http::uri::Authority {
+        &self.dialer.authority
+    }
+
+    pub fn metadata(&self) -> &http::HeaderMap {
+        &self.dialer.metadata
+    }
+
+    fn request(&self, path: &str, body: tonic::body::Body) -> http::Request<tonic::body::Body> {
+        let mut req = http::Request::new(body);
+        *req.method_mut() = http::Method::POST;
+        if let Ok(p) = http::uri::PathAndQuery::try_from(path) {
+            *req.uri_mut() = http::Uri::from(p);
+        }
+        let scheme = if self.dialer.tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        };
+        set_origin(&mut req, &scheme, &self.dialer.authority);
+        let h = req.headers_mut();
+        h.insert(
+            "content-type",
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        h.insert("te", http::HeaderValue::from_static("trailers"));
+        for (k, v) in &self.dialer.metadata {
+            h.append(k.clone(), v.clone());
+        }
+        req
+    }
+
+    /// One unary call with `message` (serialized protobuf), waiting at
+    /// most `wait` for its end.
+    pub async fn call(&self, path: &str, message: &[u8], wait: Duration) -> CallOutcome {
+        let framed = crate::rpc::payload::frame(message);
+        let req = self.request(
+            path,
+            tonic::body::Body::new(http_body_util::Full::new(framed)),
+        );
+        let started = Instant::now();
+        let mut out = CallOutcome::default();
+        let run = async {
+            match self.conn.send(req).await {
+                Ok(resp) => {
+                    out.http_status = Some(resp.status().as_u16());
+                    read_head(&mut out, resp.headers());
+                    match resp.into_body().collect().await {
+                        Ok(c) => {
+                            if let Some(t) = c.trailers() {
+                                read_head(&mut out, t);
+                            }
+                            out.response_len = c.to_bytes().len();
+                        }
+                        Err(e) => out.error = Some(e.to_string()),
+                    }
+                }
+                Err(StreamError::Foreign(f)) => {
+                    out.http_status = Some(f.status);
+                    out.content_type = f.content_type.clone();
+                }
+                Err(e) => out.error = Some(e.to_string()),
+            }
+        };
+        if tokio::time::timeout(wait, run).await.is_err() {
+            out.timed_out = true;
+        }
+        out.rtt = started.elapsed();
+        out
+    }
+
+    /// Opens a call to `path` and sends nothing more: no message, no
+    /// END_STREAM. The server waits for the request; the stream stays open
+    /// (and the connection busy) until it is dropped.
+    pub fn hold(&self, path: &str) -> Result<WireStream, StreamError> {
+        let req = self.request(path, tonic::body::Body::empty());
+        let block = hpack::request_block(
+            self.dialer.tls.is_some(),
+            self.dialer.authority.as_str().as_bytes(),
+            path.as_bytes(),
+            req.headers(),
+        );
+        self.conn.wire().open(Block::Raw(block), true, None, false)
+    }
+
+    /// A PING with a payload of its own; its round trip, or `None` when no
+    /// ACK came within `wait`.
+    pub async fn ping(&self, wait: Duration) -> Option<Duration> {
+        let n = NEXT_PING.fetch_add(1, Ordering::Relaxed);
+        let mut data = *b"gdoc\0\0\0\0";
+        data[4..].copy_from_slice(&(n as u32).to_be_bytes());
+        if let Ok(mut l) = self.last_ping.lock() {
+            *l = Some(Instant::now());
+        }
+        self.conn.ping(data, wait).await
+    }
+
+    /// When the last PING went out.
+    pub fn last_ping(&self) -> Option<Instant> {
+        self.last_ping.lock().ok().and_then(|l| *l)
+    }
+
+    /// The server's first GOAWAY on this connection (from the log; from
+    /// the connection's state while the log catches up).
+    pub fn goaway(&self) -> Option<GoawaySeen> {
+        let logged = self
+            .log
+            .find(|k| match k {
+                EventKind::Goaway {
+                    dir: Dir::Received,
+                    code,
+                    last_stream_id,
+                    debug,
+                } => Some(GoawaySeen {
+                    at_ms: 0.0,
+                    code: code.to_string(),
+                    last_stream_id: *last_stream_id,
+                    debug: debug.clone(),
+                }),
+                _ => None,
+            })
+            .map(|(t, g)| GoawaySeen { at_ms: t, ..g });
+        logged.or_else(|| {
+            self.conn.shared.goaway().map(|g| GoawaySeen {
+                at_ms: ms(self.dialer.start.elapsed()),
+                code: g.code.to_string(),
+                last_stream_id: g.last_stream_id,
+                debug: g.debug_text(),
+            })
+        })
+    }
+
+    /// When and how the connection ended, if it has: (time, reason).
+    pub fn closed(&self) -> Option<(f64, String)> {
+        self.log.find(|k| match k {
+            EventKind::Closed { reason, .. } => Some(reason.as_str().to_string()),
+            _ => None,
+        })
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed().is_some()
+    }
+
+    /// The SETTINGS the server sent first.
+    pub fn settings(&self) -> std::collections::BTreeMap<String, u32> {
+        self.log
+            .find(|k| match k {
+                EventKind::Settings {
+                    dir: Dir::Received,
+                    ack: false,
+                    settings,
+                } => Some(settings.clone()),
+                _ => None,
+            })
+            .map(|(_, s)| s)
+            .unwrap_or_default()
+    }
+
+    /// Waits until the connection has ended or `until` passes; true when
+    /// it ended.
+    pub async fn wait_closed(&self, budget: &super::Budget) -> bool {
+        budget.run(self.conn.closed()).await.is_some()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.conn.close();
+    }
+}
+
+fn read_head(out: &mut CallOutcome, h: &http::HeaderMap) {
+    let text = |n: &str| {
+        h.get(n)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    if let Some(s) = text("server") {
+        out.server = Some(s);
+    }
+    if let Some(c) = text("content-type") {
+        out.content_type = Some(c);
+    }
+    if let Some(code) = text("grpc-status").and_then(|s| s.trim().parse::<i32>().ok()) {
+        out.grpc_status = Some(tonic::Code::from_i32(code));
+        out.grpc_message = text("grpc-message")
+            .map(|m| crate::grpc::percent_decode(&m))
+            .unwrap_or_default();
+    }
+}
+
+/// A message of `size` serialized bytes (or one less, where the length's
+/// varint grows by a byte): one length-delimited field `field`.
+pub fn message_of_size(field: u32, size: usize) -> Option<Bytes> {
+    let key = u64::from(field) << 3 | 2;
+    let tag = varint_len(key);
+    let mut n = size.checked_sub(tag + 1)?;
+    while tag + varint_len(n as u64) + n > size {
+        n = n.checked_sub(1)?;
+    }
+    let mut out = Vec::with_capacity(size);
+    put_varint(&mut out, key);
+    put_varint(&mut out, n as u64);
+    let len = out.len() + n;
+    out.resize(len, b'x');
+    Some(Bytes::from(out))
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_have_the_size_asked_for() {
+        for size in [
+            3,
+            10,
+            127,
+            128,
+            129,
+            130,
+            16_384,
+            16_386,
+            4 << 20,
+            (4 << 20) + 1,
+        ] {
+            let m = message_of_size(1, size).expect("a message");
+            assert!(
+                m.len() == size || m.len() + 1 == size,
+                "{size}: {}",
+                m.len()
+            );
+            let m = message_of_size(536_870_911, size + 10).expect("a message");
+            assert!(m.len() + 1 >= size + 10);
+        }
+        assert!(message_of_size(1, 1).is_none());
+    }
+}

@@ -1,0 +1,714 @@
+//! `grpcdoc doctor`: measures the connection policy of a live server and
+//! the path to it - setup, a proxy in front, idle timeout or silent drop,
+//! max age and grace, keepalive enforcement, max message size - within a
+//! time budget and with at most four connections at once, then judges a
+//! client configuration against it.
+//!
+//! The measurements run side by side, each on connections of its own:
+//! the first connection ([`setup`], then [`size`], then the gaps of
+//! [`idle::ladder`]), a quiet one ([`idle::quiet`]), a busy one ([`age`])
+//! and the ones that provoke ([`enforce`]). Each returns what it saw; the
+//! findings are made from all of them here, the verdicts in [`verdict`],
+//! and reporters (`report::doctor`) render the [`model::Report`].
+
+pub mod age;
+pub mod budget;
+pub mod enforce;
+pub mod fingerprint;
+pub mod idle;
+pub mod link;
+pub mod model;
+pub mod setup;
+pub mod size;
+pub mod verdict;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+pub use budget::Budget;
+use link::{ms, Dialer};
+use model::secs;
+use model::{Confidence, Failure, Finding, Intermediary, Outcome, Party, Report, Setup};
+
+/// The client configuration the verdicts judge.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClientConfig {
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_ms")]
+    pub keepalive_time: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_ms")]
+    pub keepalive_timeout: Option<Duration>,
+    pub permit_without_stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_ms")]
+    pub idle_timeout: Option<Duration>,
+    /// The grpc-go service config (JSON), when given.
+    #[serde(skip)]
+    pub service_config: Option<String>,
+    /// A retry policy covers UNAVAILABLE.
+    pub retries_unavailable: bool,
+}
+
+fn opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(ms(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+pub struct DoctorConfig {
+    pub target: crate::target::Target,
+    pub tls: crate::client::dial::TlsDial,
+    pub metadata: http::HeaderMap,
+    pub budget: Duration,
+    pub connect_timeout: Duration,
+    pub provoke: bool,
+    /// Request paths (`/pkg.Service/Method`).
+    pub hold_method: Option<String>,
+    pub echo_method: Option<String>,
+    pub client: ClientConfig,
+}
+
+/// What a run is doing, for a progress line.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub part: &'static str,
+    pub text: String,
+}
+
+pub type ProgressTx = mpsc::UnboundedSender<Progress>;
+
+fn say(p: &ProgressTx, part: &'static str, text: impl Into<String>) {
+    let _ = p.send(Progress {
+        part,
+        text: text.into(),
+    });
+}
+
+fn failure(e: &crate::client::dial::ConnectError, addr: &str) -> Failure {
+    let cause = e.cause();
+    Failure {
+        error: e.to_string(),
+        cause: serde_json::to_value(cause)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        entry: crate::diagnose::connect_entry(cause),
+        explanation: Some(crate::diagnose::connect_note(cause, addr)),
+    }
+}
+
+/// Runs every measurement within the budget (or until `stop`).
+pub async fn run(
+    cfg: DoctorConfig,
+    stop: tokio::sync::watch::Receiver<bool>,
+    progress: ProgressTx,
+) -> Report {
+    let budget = Budget::new(cfg.budget, stop);
+    let mut report = Report {
+        target: cfg.target.text.clone(),
+        budget_ms: ms(cfg.budget),
+        elapsed_ms: 0.0,
+        interrupted: false,
+        failure: None,
+        setup: Setup::default(),
+        intermediary: Intermediary::default(),
+        findings: Vec::new(),
+        verdicts: Vec::new(),
+        conflict: false,
+        client: cfg.client.clone(),
+    };
+    say(&progress, "setup", "resolving");
+    let addrs = match cfg.target.resolve().await {
+        Ok(a) if !a.is_empty() => a,
+        Ok(_) | Err(_) => {
+            report.failure = Some(Failure {
+                error: format!("{} resolves to no address", cfg.target.text),
+                cause: "name_resolution".into(),
+                entry: Some("name-resolution"),
+                explanation: crate::catalogue::entry("name-resolution")
+                    .map(|e| format!("{}. Fix: {}", e.cause, e.fix)),
+            });
+            report.elapsed_ms = budget.now_ms();
+            return report;
+        }
+    };
+    let authority = cfg
+        .target
+        .authority
+        .parse()
+        .unwrap_or_else(|_| http::uri::Authority::from_static("localhost"));
+    let dialer = Dialer {
+        addr: addrs[0].clone(),
+        tls: cfg.tls.clone(),
+        authority,
+        metadata: cfg.metadata.clone(),
+        connect_timeout: cfg.connect_timeout.min(cfg.budget),
+        start: budget.start,
+        frames: false,
+    };
+    report.setup.address = addrs[0].to_string();
+    report.setup.addresses = addrs.len();
+
+    say(&progress, "setup", "connecting");
+    let first = match dialer.open().await {
+        Ok(l) => l,
+        Err(e) => {
+            report.failure = Some(failure(&e, &report.setup.address));
+            report.elapsed_ms = budget.now_ms();
+            return report;
+        }
+    };
+    say(
+        &progress,
+        "setup",
+        "SETTINGS, reflection, health, round trips",
+    );
+    let mut setup = setup::inspect(&first, cfg.hold_method.as_deref(), &budget).await;
+    setup.address = report.setup.address.clone();
+    setup.addresses = report.setup.addresses;
+    report.intermediary = fingerprint::assess(&setup);
+    let hold = setup.held_method.clone();
+
+    say(&progress, "idle", "a connection left quiet");
+    let quiet = {
+        let (d, b) = (dialer.clone(), budget.clone());
+        tokio::spawn(async move { idle::quiet(&d, &b).await })
+    };
+    say(&progress, "age", "a busy connection");
+    let age = {
+        let (d, b, h) = (dialer.clone(), budget.clone(), hold.clone());
+        tokio::spawn(async move { age::measure(&d, h, &b).await })
+    };
+    let enforce = match (&hold, cfg.provoke) {
+        (Some(h), true) => {
+            say(&progress, "keepalive", "PINGs at growing intervals");
+            let (mut d, b, h) = (dialer.clone(), budget.clone(), h.clone());
+            // Every frame is logged: WINDOW_UPDATEs reset strikes too.
+            d.frames = true;
+            Some(tokio::spawn(
+                async move { enforce::measure(&d, &h, &b).await },
+            ))
+        }
+        _ => None,
+    };
+    let size = match &cfg.echo_method {
+        Some(m) => {
+            say(&progress, "size", "bisecting the message size");
+            Some(size::measure(&first, m, &budget).await)
+        }
+        None => None,
+    };
+    say(&progress, "idle", "calls after growing quiet gaps");
+    let ladder = idle::ladder(&first, &budget).await;
+    drop(first);
+
+    let quiet = quiet.await.unwrap_or_else(|e| Err(e.to_string()));
+    let age = age.await.unwrap_or_else(|e| Err(e.to_string()));
+    let enforce = match enforce {
+        Some(t) => Some(t.await.map_err(|e| e.to_string())),
+        None => None,
+    };
+
+    let proxy = report.intermediary.proxy;
+    let mut age_finding = age_findings(&age, proxy);
+    let age_ms = age_finding.0.value_ms;
+    let idle = idle_finding(&quiet, age_ms, proxy);
+    if let (Some(a), Outcome::NotMeasured, Some(other)) = (age_ms, idle.outcome, idle.lower_ms) {
+        // The quiet connection's drain was the max age too: a second sample.
+        let f = &mut age_finding.0;
+        f.lower_ms = Some(a.min(other));
+        f.upper_ms = Some(a.max(other));
+        f.result
+            .push_str(&format!(" (the quiet connection: after {})", secs(other)));
+    }
+    report.findings.push(idle);
+    report.findings.push(drop_finding(&ladder, &quiet));
+    report.findings.push(age_finding.0);
+    report.findings.push(age_finding.1);
+    report
+        .findings
+        .extend(enforce_findings(enforce, &hold, cfg.provoke, proxy));
+    report.findings.push(size.unwrap_or_else(|| {
+        Finding::new(
+            "max_message_size",
+            "max request message size",
+            Outcome::Skipped,
+        )
+        .result("name a method that echoes with --echo-method")
+    }));
+    if let Ok(q) = &quiet {
+        report.findings.push(server_pings(q));
+    }
+    report.setup = setup;
+    report.verdicts = verdict::judge(&report, &cfg.client);
+    report.conflict = report.verdicts.iter().any(|v| v.conflict);
+    report.interrupted = budget.stopped();
+    report.elapsed_ms = budget.now_ms();
+    report
+}
+
+fn is_idle_debug(d: &str) -> bool {
+    d.contains("max_idle") || d.contains("idle")
+}
+
+fn goaway_text(g: &link::GoawaySeen) -> String {
+    if g.debug.is_empty() {
+        format!("GOAWAY {} (no debug data)", g.code)
+    } else {
+        format!("GOAWAY {} \"{}\"", g.code, g.debug)
+    }
+}
+
+fn idle_finding(q: &Result<idle::Quiet, String>, age_ms: Option<f64>, proxy: bool) -> Finding {
+    let f = Finding::new("idle_timeout", "idle timeout", Outcome::Measured);
+    let q = match q {
+        Ok(q) => q,
+        Err(e) => {
+            return Finding {
+                outcome: Outcome::NotMeasured,
+                ..f
+            }
+            .result(format!("no quiet connection: {e}"))
+        }
+    };
+    let how = "a connection left quiet after one call (no calls, no PINGs) until it was ended";
+    let party = |debug: &str| {
+        if is_idle_debug(debug) || debug.contains("max_age") {
+            Party::Server
+        } else if proxy {
+            Party::Proxy
+        } else {
+            Party::Server
+        }
+    };
+    if let Some(g) = &q.goaway {
+        let after = g.at_ms - q.ready_ms;
+        let is_age = g.debug.contains("max_age")
+            || (!is_idle_debug(&g.debug) && age_ms.is_some_and(|a| (after - a).abs() <= 0.15 * a));
+        if is_age {
+            return Finding {
+                outcome: Outcome::NotMeasured,
+                lower_ms: Some(after),
+                ..f
+            }
+            .result(format!(
+                "the max age ({}) ended the quiet connection first: an idle timeout, if any, is longer",
+                secs(after)
+            ))
+            .how(how);
+        }
+        return Finding {
+            value_ms: Some(after),
+            by: Some(party(&g.debug)),
+            goaway: Some(g.clone()),
+            ..f
+        }
+        .result(format!(
+            "{} after {} without calls",
+            goaway_text(g),
+            secs(after)
+        ))
+        .how(how);
+    }
+    if let Some((at, reason)) = &q.closed {
+        let after = at - q.ready_ms;
+        return Finding {
+            value_ms: Some(after),
+            by: Some(if proxy { Party::Proxy } else { Party::Network }),
+            ..f
+        }
+        .result(format!(
+            "closed without GOAWAY ({reason}) after {} without calls",
+            secs(after)
+        ))
+        .how(how)
+        .confidence(Confidence::Medium);
+    }
+    match q.final_ping {
+        Some(false) => Finding {
+            outcome: Outcome::Measured,
+            upper_ms: Some(q.quiet_ms),
+            by: Some(Party::Network),
+            ..f
+        }
+        .result(format!(
+            "silently dropped: a PING after {} quiet got no answer (no GOAWAY, no close)",
+            secs(q.quiet_ms)
+        ))
+        .how(how)
+        .confidence(Confidence::Medium),
+        Some(true) => Finding {
+            outcome: Outcome::NoneSeen,
+            lower_ms: Some(q.quiet_ms),
+            ..f
+        }
+        .result(format!(
+            "none within {}: still open, a PING answered",
+            secs(q.quiet_ms)
+        ))
+        .how(how),
+        None => Finding {
+            outcome: Outcome::OutOfBudget,
+            lower_ms: Some(q.quiet_ms),
+            ..f
+        }
+        .result(format!("none within {}", secs(q.quiet_ms)))
+        .how(how),
+    }
+}
+
+fn drop_finding(l: &idle::Ladder, q: &Result<idle::Quiet, String>) -> Finding {
+    let f = Finding::new("silent_idle_drop", "silent idle drop", Outcome::Measured);
+    let how =
+        "calls after quiet gaps of 1, 2, 4, 8, ... s on one connection; a PING on the quiet one";
+    if let Some(bad) = l.unanswered_s {
+        let lo = l.last_ok_s.unwrap_or(0.0);
+        return Finding {
+            lower_ms: Some(lo * 1e3),
+            upper_ms: Some(bad * 1e3),
+            by: Some(Party::Network),
+            ..f
+        }
+        .result(format!(
+            "a call after {} quiet got no answer (one after {} did): something in the path forgets a connection idle for {}-{}",
+            secs(bad * 1e3),
+            secs(lo * 1e3),
+            secs(lo * 1e3),
+            secs(bad * 1e3)
+        ))
+        .how(how)
+        .confidence(Confidence::Medium);
+    }
+    if let Ok(q) = q {
+        if q.final_ping == Some(false) {
+            return Finding {
+                lower_ms: l.last_ok_s.map(|s| s * 1e3),
+                upper_ms: Some(q.quiet_ms),
+                by: Some(Party::Network),
+                ..f
+            }
+            .result(format!(
+                "a PING after {} quiet got no answer: something in the path forgets idle connections",
+                secs(q.quiet_ms)
+            ))
+            .how(how)
+            .confidence(Confidence::Medium);
+        }
+    }
+    let longest = l.last_ok_s.map(|s| s * 1e3).unwrap_or(0.0).max(match q {
+        Ok(q) if q.final_ping == Some(true) => q.quiet_ms,
+        _ => 0.0,
+    });
+    let ended = l
+        .ended_in_s
+        .map(|g| {
+            format!(
+                "; the gaps' connection was ended during a {} gap",
+                secs(g * 1e3)
+            )
+        })
+        .unwrap_or_default();
+    Finding {
+        outcome: Outcome::NoneSeen,
+        lower_ms: Some(longest),
+        ..f
+    }
+    .result(format!(
+        "a call after {} quiet was answered{ended}",
+        secs(longest)
+    ))
+    .how(how)
+}
+
+fn age_findings(a: &Result<age::AgeRun, String>, proxy: bool) -> (Finding, Finding) {
+    let f = Finding::new("max_age", "max connection age", Outcome::Measured);
+    let g = Finding::new(
+        "max_age_grace",
+        "max connection age grace",
+        Outcome::Measured,
+    );
+    let how = "a connection with a call every second (and one held open), until a GOAWAY";
+    let a = match a {
+        Ok(a) => a,
+        Err(e) => {
+            let r = format!("no busy connection: {e}");
+            return (
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    ..f
+                }
+                .result(r.clone()),
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    ..g
+                }
+                .result(r),
+            );
+        }
+    };
+    let Some(goaway) = &a.goaway else {
+        let watched = a
+            .closed
+            .as_ref()
+            .map(|(t, _)| t - a.ready_ms)
+            .unwrap_or(0.0);
+        let (age, grace) = match &a.closed {
+            Some((_, reason)) => (
+                Finding {
+                    outcome: Outcome::Measured,
+                    value_ms: Some(watched),
+                    by: Some(if proxy { Party::Proxy } else { Party::Network }),
+                    ..f
+                }
+                .result(format!(
+                    "closed without GOAWAY ({reason}) after {} while busy",
+                    secs(watched)
+                ))
+                .how(how)
+                .confidence(Confidence::Medium),
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    ..g
+                }
+                .result("no GOAWAY: no drain"),
+            ),
+            None => (
+                Finding {
+                    outcome: Outcome::NoneSeen,
+                    ..f
+                }
+                .result("no GOAWAY within the budget")
+                .how(how),
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    ..g
+                }
+                .result("no max-age GOAWAY to measure it from"),
+            ),
+        };
+        return (age, grace);
+    };
+    let after = goaway.at_ms - a.ready_ms;
+    let party = if goaway.debug.contains("max_age") || !proxy {
+        Party::Server
+    } else {
+        Party::Proxy
+    };
+    let is_idle = is_idle_debug(&goaway.debug);
+    let age = if is_idle {
+        Finding {
+            outcome: Outcome::NotMeasured,
+            ..f
+        }
+        .result(format!(
+            "the busy connection got an idle GOAWAY ({}) after {}",
+            goaway_text(goaway),
+            secs(after)
+        ))
+        .how(how)
+    } else {
+        Finding {
+            value_ms: Some(after),
+            goaway: Some(goaway.clone()),
+            by: Some(party),
+            ..f
+        }
+        .result(format!("{} after {}", goaway_text(goaway), secs(after)))
+        .how(how)
+        .confidence(if goaway.debug.contains("max_age") {
+            Confidence::High
+        } else {
+            Confidence::Medium
+        })
+    };
+    let grace = match (&a.closed, a.held_across) {
+        (Some((closed, _)), true) => Finding {
+            value_ms: Some(closed - goaway.at_ms),
+            by: Some(party),
+            ..g
+        }
+        .result(format!(
+            "{}: a call held open across the drain was cut when the connection closed",
+            secs(closed - goaway.at_ms)
+        ))
+        .how(format!(
+            "the GOAWAY to the close, with {} held open",
+            a.held_method.as_deref().unwrap_or("a call").trim_start_matches('/')
+        )),
+        (None, true) => Finding {
+            outcome: Outcome::OutOfBudget,
+            ..g
+        }
+        .result("the connection was still draining when the budget ran out"),
+        (_, false) => Finding {
+            outcome: Outcome::NotMeasured,
+            ..g
+        }
+        .result("no call was held open across the drain (name a streaming or slow method with --hold-method)"),
+    };
+    (age, grace)
+}
+
+fn enforce_findings(
+    e: Option<Result<enforce::Enforcement, String>>,
+    hold: &Option<String>,
+    provoke: bool,
+    proxy: bool,
+) -> Vec<Finding> {
+    let f = Finding::new(
+        "ping_min_interval",
+        "keepalive: minimum PING interval",
+        Outcome::Measured,
+    );
+    let p = Finding::new(
+        "pings_without_calls",
+        "keepalive: PINGs without calls",
+        Outcome::Measured,
+    );
+    let not = |why: String| {
+        vec![
+            Finding {
+                outcome: if provoke {
+                    Outcome::NotMeasured
+                } else {
+                    Outcome::Skipped
+                },
+                ..f.clone()
+            }
+            .result(why.clone()),
+            Finding {
+                outcome: if provoke {
+                    Outcome::NotMeasured
+                } else {
+                    Outcome::Skipped
+                },
+                ..p.clone()
+            }
+            .result(why),
+        ]
+    };
+    if !provoke {
+        return not("--no-provoke".into());
+    }
+    let e = match (e, hold) {
+        (Some(Ok(e)), _) => e,
+        (Some(Err(err)), _) => return not(format!("failed: {err}")),
+        (None, None) => return not("no method to hold a call open on (pass --hold-method)".into()),
+        (None, Some(_)) => return not("the probe did not run".into()),
+    };
+    let how = format!(
+        "PINGs on connections of their own with a call held open: 2 strikes, then one PING after the interval; {} probes on {} connections",
+        e.probes, e.connections
+    );
+    let who = if proxy { Party::Proxy } else { Party::Server };
+    let min = match (e.struck_max, e.accepted_min) {
+        (_, _) if e.error.is_some() => Finding {
+            outcome: Outcome::NotMeasured,
+            lower_ms: e.struck_max.map(ms),
+            ..f
+        }
+        .result(e.error.clone().unwrap_or_default())
+        .how(how.clone()),
+        (None, Some(a)) => Finding {
+            outcome: Outcome::NoneSeen,
+            upper_ms: Some(ms(a)),
+            by: Some(who),
+            ..f
+        }
+        .result(format!(
+            "no too_many_pings: PINGs {} apart are accepted{}",
+            secs(ms(a)),
+            if proxy {
+                " (by the proxy, which answers PINGs itself)"
+            } else {
+                ""
+            }
+        ))
+        .how(how.clone()),
+        (Some(s), Some(a)) => Finding {
+            value_ms: Some(ms(a)),
+            lower_ms: Some(ms(s)),
+            upper_ms: Some(ms(a)),
+            by: Some(who),
+            ..f
+        }
+        .result(format!(
+            "about {}: PINGs {} apart get GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\", {} apart are accepted",
+            secs(ms(a)),
+            secs(ms(s)),
+            secs(ms(a))
+        ))
+        .how(how.clone()),
+        (Some(s), None) => Finding {
+            outcome: Outcome::OutOfBudget,
+            lower_ms: Some(ms(s)),
+            by: Some(who),
+            ..f
+        }
+        .result(format!(
+            "above {}: PINGs {} apart still get too_many_pings (grpc-go's default is 5m)",
+            secs(ms(s)),
+            secs(ms(s))
+        ))
+        .how(how.clone()),
+        (None, None) => Finding {
+            outcome: Outcome::OutOfBudget,
+            ..f
+        }
+        .result("the budget ran out before the first probe")
+        .how(how.clone()),
+    };
+    let without = match e.without_calls {
+        Ok(permitted) => Finding {
+            permitted: Some(permitted),
+            by: Some(who),
+            ..p
+        }
+        .result(if permitted {
+            "permitted".to_string()
+        } else {
+            "not permitted: a PING on a connection without calls after more than the minimum interval got too_many_pings".to_string()
+        })
+        .how("2 strikes on a connection without calls, then a PING 1.25x the minimum interval later"),
+        Err(why) => Finding {
+            outcome: if e.out_of_budget {
+                Outcome::OutOfBudget
+            } else {
+                Outcome::NotMeasured
+            },
+            ..p
+        }
+        .result(why),
+    };
+    vec![min, without]
+}
+
+fn server_pings(q: &idle::Quiet) -> Finding {
+    let f = Finding::new(
+        "server_pings",
+        "server keepalive PINGs",
+        if q.server_pings > 1 {
+            Outcome::Measured
+        } else {
+            Outcome::NoneSeen
+        },
+    )
+    .how("PINGs the server sent on the quiet connection");
+    if q.server_pings > 1 {
+        let every = q.watched_ms / q.server_pings as f64;
+        Finding {
+            value_ms: Some(every),
+            ..f
+        }
+        .result(format!(
+            "{} PINGs in {} (about one every {})",
+            q.server_pings,
+            secs(q.watched_ms),
+            secs(every)
+        ))
+        .confidence(Confidence::Medium)
+    } else {
+        f.result(format!("{} in {}", q.server_pings, secs(q.watched_ms)))
+    }
+}

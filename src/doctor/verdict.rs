@@ -1,0 +1,261 @@
+//! Verdicts: the client configuration judged against the measured policy.
+//! A conflict is a setting that will break (exit 1); a note is a policy
+//! the client lives with, and what covers it.
+
+use std::time::Duration;
+
+use super::link::ms;
+use super::model::secs;
+use super::model::{Finding, Outcome, Party, Report, Verdict};
+use super::ClientConfig;
+
+fn conflict(entry: &'static str, text: String, fix: String) -> Verdict {
+    Verdict {
+        conflict: true,
+        entry: Some(entry),
+        text,
+        fix: Some(fix),
+        scenario: crate::catalogue::entry(entry).and_then(|e| e.scenario),
+    }
+}
+
+fn note(entry: &'static str, text: String, scenario: Option<&'static str>) -> Verdict {
+    Verdict {
+        conflict: false,
+        entry: Some(entry),
+        text,
+        fix: None,
+        scenario: scenario.or_else(|| crate::catalogue::entry(entry).and_then(|e| e.scenario)),
+    }
+}
+
+fn d(x: Duration) -> String {
+    secs(ms(x))
+}
+
+/// grpc-go clients raise a keepalive time below 10 s to 10 s.
+const GRPC_GO_MIN_KEEPALIVE: Duration = Duration::from_secs(10);
+
+pub fn judge(r: &Report, c: &ClientConfig) -> Vec<Verdict> {
+    let mut v = Vec::new();
+    let get = |k: &str| r.finding(k);
+    keepalive(
+        &mut v,
+        get("ping_min_interval"),
+        get("pings_without_calls"),
+        c,
+    );
+    if let (Some(t), Some(rtt)) = (c.keepalive_timeout, r.setup.ping_rtt_ms) {
+        if c.keepalive_time.is_some() && ms(t) < 10.0 * rtt {
+            v.push(conflict(
+                "keepalive-timeout",
+                format!(
+                    "client keepalive timeout {} is close to the PING round trip ({rtt:.1} ms): one slow ACK closes the connection",
+                    d(t)
+                ),
+                "a keepalive timeout of many round trips (grpc-go's default is 20s)".into(),
+            ));
+        }
+    }
+    silent_drop(&mut v, get("silent_idle_drop"), get("idle_timeout"), c);
+    drains(
+        &mut v,
+        get("idle_timeout"),
+        get("max_age"),
+        get("max_age_grace"),
+        c,
+    );
+    if let Some(f) = get("max_message_size").filter(|f| f.measured()) {
+        if let Some(b) = f.bytes {
+            v.push(note(
+                "message-too-large",
+                format!(
+                    "requests above {} are refused with RESOURCE_EXHAUSTED",
+                    super::size::bytes_text(b as usize)
+                ),
+                None,
+            ));
+        }
+    }
+    v
+}
+
+fn keepalive(
+    v: &mut Vec<Verdict>,
+    min: Option<&Finding>,
+    without: Option<&Finding>,
+    c: &ClientConfig,
+) {
+    let Some(time) = c.keepalive_time else {
+        return;
+    };
+    let go_note = if time < GRPC_GO_MIN_KEEPALIVE {
+        " (grpc-go clients raise a keepalive time below 10s to 10s; C-core and grpcdoc use it as given)"
+    } else {
+        ""
+    };
+    if let Some(f) = min {
+        let t = ms(time);
+        let breaks = match f.outcome {
+            Outcome::Measured => f.value_ms.filter(|m| t < *m),
+            Outcome::OutOfBudget => f.lower_ms.filter(|m| t <= *m),
+            _ => None,
+        };
+        if let Some(m) = breaks {
+            let (above, at_least) = if f.outcome == Outcome::OutOfBudget {
+                ("above ", "above ")
+            } else {
+                ("", "")
+            };
+            v.push(conflict(
+                "too-many-pings",
+                format!(
+                    "client keepalive {} < server minimum {above}{}: the server will answer with GOAWAY too_many_pings (entry too-many-pings){go_note}",
+                    d(time),
+                    secs(m)
+                ),
+                format!(
+                    "set the client's keepalive Time {}{}, or ask for a lower EnforcementPolicy.MinTime on the server",
+                    if at_least.is_empty() { ">= " } else { "well " },
+                    format_args!("{at_least}{}", secs(m))
+                ),
+            ));
+        }
+    }
+    if c.permit_without_stream {
+        if let Some(f) = without.filter(|f| f.permitted == Some(false)) {
+            let _ = f;
+            v.push(conflict(
+                "too-many-pings",
+                "the client pings without calls (permit-without-stream) and the server does not permit it: an idle connection gets GOAWAY too_many_pings after its third PING (entry too-many-pings)".into(),
+                "drop PermitWithoutStream on the client, or ask for PermitWithoutStream (grpc.keepalive_permit_without_calls) on the server".into(),
+            ));
+        }
+    }
+}
+
+fn silent_drop(
+    v: &mut Vec<Verdict>,
+    drop: Option<&Finding>,
+    idle: Option<&Finding>,
+    c: &ClientConfig,
+) {
+    let found = drop.filter(|f| f.measured()).or_else(|| {
+        idle.filter(|f| {
+            f.measured()
+                && f.by == Some(Party::Network)
+                && f.goaway.is_none()
+                && f.upper_ms.is_some()
+        })
+    });
+    let Some(f) = found else { return };
+    let lo = f.lower_ms.unwrap_or(0.0);
+    let hi = f.upper_ms.unwrap_or(lo);
+    let window = if lo > 0.0 {
+        format!("between {} and {}", secs(lo), secs(hi))
+    } else {
+        format!("within {}", secs(hi))
+    };
+    if c.idle_timeout.is_some_and(|t| ms(t) < lo) {
+        v.push(note(
+            "half-open",
+            format!(
+                "the path forgets idle connections ({window}); the client's idle timeout closes them first"
+            ),
+            Some("scenarios/l4-idle-drop.yaml"),
+        ));
+        return;
+    }
+    let kept_alive =
+        c.permit_without_stream && c.keepalive_time.is_some_and(|t| lo > 0.0 && ms(t) < lo);
+    if kept_alive {
+        v.push(note(
+            "half-open",
+            format!("the path forgets connections idle {window}; the client's keepalive with permit-without-stream keeps them alive"),
+            Some("scenarios/l4-idle-drop.yaml"),
+        ));
+        return;
+    }
+    v.push(Verdict {
+        scenario: Some("scenarios/l4-idle-drop.yaml"),
+        ..conflict(
+            "half-open",
+            format!(
+                "the path silently forgets connections idle {window}: the next call on such a connection hangs until its deadline (entry half-open)"
+            ),
+            format!(
+                "client keepalive below {} with permit-without-stream (and a server that permits it), or a client idle timeout below it",
+                secs(if lo > 0.0 { lo } else { hi })
+            ),
+        )
+    });
+}
+
+fn drains(
+    v: &mut Vec<Verdict>,
+    idle: Option<&Finding>,
+    age: Option<&Finding>,
+    grace: Option<&Finding>,
+    c: &ClientConfig,
+) {
+    let covered = if c.retries_unavailable {
+        "covered by the retryPolicy of your service config (UNAVAILABLE)"
+    } else {
+        "harmless with retries (retry UNAVAILABLE)"
+    };
+    if let Some(f) = idle.filter(|f| f.measured() && f.goaway.is_some()) {
+        let t = f.value_ms.unwrap_or(0.0);
+        let proxy = f.by == Some(Party::Proxy);
+        if c.idle_timeout.is_some_and(|i| ms(i) < t) {
+            v.push(note(
+                "idle-timeout",
+                format!(
+                    "{} idle timeout {}: the client's own idle timeout closes idle connections first",
+                    if proxy { "proxy" } else { "server" },
+                    secs(t)
+                ),
+                None,
+            ));
+        } else if proxy {
+            v.push(note(
+                "middlebox-goaway",
+                format!(
+                    "the proxy in front drains connections idle {}: {covered}",
+                    secs(t)
+                ),
+                None,
+            ));
+        } else {
+            v.push(note(
+                "idle-timeout",
+                format!(
+                    "server idle timeout {}: connections idle longer are drained; {covered}, see idle-goaway.yaml",
+                    secs(t)
+                ),
+                None,
+            ));
+        }
+    }
+    if let Some(f) = age.filter(|f| f.measured() && f.goaway.is_some()) {
+        let t = f.value_ms.unwrap_or(0.0);
+        v.push(note(
+            "max-age-drain",
+            format!(
+                "{} max connection age about {}: every connection is drained that often; {covered}, see max-age-goaway.yaml",
+                if f.by == Some(Party::Proxy) { "proxy" } else { "server" },
+                secs(t)
+            ),
+            Some("scenarios/max-age-goaway.yaml"),
+        ));
+        if let Some(g) = grace.filter(|g| g.measured()).and_then(|g| g.value_ms) {
+            v.push(note(
+                "drain-cut",
+                format!(
+                    "max age grace {}: a call still running that long after the drain began is cut",
+                    secs(g)
+                ),
+                None,
+            ));
+        }
+    }
+}
