@@ -1,11 +1,15 @@
-//! Idle policy: one connection that makes one call and is then left quiet
-//! (no call, no PING) until the server or the path ends it, or the budget
-//! does, then one PING to see if it is still there; and on the first
-//! connection, calls after growing quiet gaps, to bound a silent drop.
+//! Idle policy, on two connections. A new one left quiet (no call, no
+//! PING) until the server or the path ends it, or the budget does, then
+//! one PING to see if it is still there. And the first connection, after
+//! its setup calls: calls after growing quiet gaps, until one goes
+//! unanswered (a silent drop) or the connection is ended.
 //!
-//! The one call matters: idle timers run from the last call (grpc-go,
-//! C-core), and a proxy may treat a connection that never sent a request
-//! by another timer (nginx: client_header_timeout, not keepalive_timeout).
+//! Both are needed: servers and proxies time a connection that never
+//! made a call differently from one idle after a call. nginx applies
+//! keepalive_timeout only after a request (before it, its header timeout);
+//! C-core's idle timer, started when the connection opened, restarts
+//! in full when a call came meanwhile (a drain from 1x to 2x its idle
+//! time after the last call) and is exact on a connection without calls.
 
 use std::time::Duration;
 
@@ -15,7 +19,7 @@ use super::Budget;
 
 /// What the quiet connection saw.
 pub struct Quiet {
-    /// When the quiet began: the end of its one call (ms, run's clock).
+    /// When the quiet began: the connection was READY (ms, run's clock).
     pub ready_ms: f64,
     pub goaway: Option<GoawaySeen>,
     /// When it closed and how (`eof`, `reset`, `goaway`).
@@ -30,15 +34,11 @@ pub struct Quiet {
 }
 
 /// How long to wait for the answer to a probe after a quiet period.
-const ANSWER_WAIT: Duration = Duration::from_secs(3);
+const ANSWER_WAIT: Duration = Duration::from_secs(2);
 
 pub async fn quiet(dialer: &Dialer, budget: &Budget) -> Result<Quiet, String> {
     let link = dialer.open().await.map_err(|e| e.to_string())?;
-    let first = link.call(UNKNOWN_METHOD, &[], ANSWER_WAIT).await;
-    if !first.answered() {
-        return Err(format!("its first call got {}", first.describe()));
-    }
-    let began = budget.now_ms();
+    let began = link.ready_ms;
     let quiet_for = budget.left().saturating_sub(ANSWER_WAIT);
     let ended = budget
         .run(tokio::time::timeout(quiet_for, link.conn.closed()))
@@ -85,27 +85,44 @@ pub struct Ladder {
     pub ended_in_s: Option<f64>,
     /// The next gap did not fit in the budget.
     pub out_of_budget: bool,
+    /// When the last call ended (ms, run's clock).
+    pub last_call_end_ms: f64,
+    /// How the connection was ended during a gap.
+    pub goaway: Option<GoawaySeen>,
+    pub closed: Option<(f64, String)>,
 }
 
-/// Calls after quiet gaps of 1, 2, 4, 8, ... s on `link`, until one gets
-/// no answer, the connection ends, or the budget does.
+/// Calls after quiet gaps of 1, 2, 4, 8, ... s on `link` (the last one as
+/// long as the budget allows), until one gets no answer, the connection
+/// ends, or the budget does.
 pub async fn ladder(link: &Link, budget: &Budget) -> Ladder {
-    let mut l = Ladder::default();
+    let mut l = Ladder {
+        last_call_end_ms: budget.now_ms(),
+        ..Ladder::default()
+    };
     let mut gap = 1.0f64;
+    let mut last = 0.0f64;
     loop {
-        if budget.left() < Duration::from_secs_f64(gap) + ANSWER_WAIT {
+        // The last gap is the longest the budget leaves room for.
+        let room = budget.left().saturating_sub(ANSWER_WAIT).as_secs_f64();
+        gap = gap.min((room * 10.0).floor() / 10.0);
+        if gap <= last {
             l.out_of_budget = true;
             return l;
         }
+        last = gap;
         if !budget.sleep(Duration::from_secs_f64(gap)).await {
             l.out_of_budget = true;
             return l;
         }
         if link.goaway().is_some() || link.is_closed() {
             l.ended_in_s = Some(gap);
+            l.goaway = link.goaway();
+            l.closed = link.closed();
             return l;
         }
         let c = link.call(UNKNOWN_METHOD, &[], ANSWER_WAIT).await;
+        l.last_call_end_ms = budget.now_ms();
         if c.answered() {
             l.last_ok_s = Some(gap);
         } else if c.timed_out {
@@ -113,6 +130,8 @@ pub async fn ladder(link: &Link, budget: &Budget) -> Ladder {
             return l;
         } else {
             l.ended_in_s = Some(gap);
+            l.goaway = link.goaway();
+            l.closed = link.closed();
             return l;
         }
         gap *= 2.0;

@@ -164,7 +164,10 @@ pub async fn run(
         "setup",
         "SETTINGS, reflection, health, round trips",
     );
-    let mut setup = setup::inspect(&first, cfg.hold_method.as_deref(), &budget).await;
+    let mut setup = budget
+        .run(setup::inspect(&first, cfg.hold_method.as_deref(), &budget))
+        .await
+        .unwrap_or_default();
     setup.address = report.setup.address.clone();
     setup.addresses = report.setup.addresses;
     report.intermediary = fingerprint::assess(&setup);
@@ -195,7 +198,19 @@ pub async fn run(
     let size = match &cfg.echo_method {
         Some(m) => {
             say(&progress, "size", "bisecting the message size");
-            Some(size::measure(&first, m, &budget).await)
+            Some(
+                budget
+                    .run(size::measure(&first, m, &budget))
+                    .await
+                    .unwrap_or_else(|| {
+                        Finding::new(
+                            "max_message_size",
+                            "max request message size",
+                            Outcome::OutOfBudget,
+                        )
+                        .result("the bisection did not finish")
+                    }),
+            )
         }
         None => None,
     };
@@ -203,10 +218,14 @@ pub async fn run(
     let ladder = idle::ladder(&first, &budget).await;
     drop(first);
 
-    let quiet = quiet.await.unwrap_or_else(|e| Err(e.to_string()));
-    let age = age.await.unwrap_or_else(|e| Err(e.to_string()));
+    // Each measurement stops at the budget's end but may be waiting for
+    // an answer then: it gets 2 s more.
+    let grace = tokio::time::Instant::from_std(budget.deadline.max(std::time::Instant::now()))
+        + Duration::from_secs(2);
+    let quiet = join(quiet, grace).await.and_then(|r| r);
+    let age = join(age, grace).await.and_then(|r| r);
     let enforce = match enforce {
-        Some(t) => Some(t.await.map_err(|e| e.to_string())),
+        Some(t) => Some(join(t, grace).await),
         None => None,
     };
 
@@ -223,6 +242,9 @@ pub async fn run(
             .push_str(&format!(" (the quiet connection: after {})", secs(other)));
     }
     report.findings.push(idle);
+    report
+        .findings
+        .push(idle_after_call_finding(&ladder, age_ms, proxy));
     report.findings.push(drop_finding(&ladder, &quiet));
     report.findings.push(age_finding.0);
     report.findings.push(age_finding.1);
@@ -248,6 +270,21 @@ pub async fn run(
     report
 }
 
+/// A measurement's result, or why there is none (it overran the budget).
+async fn join<T>(
+    mut task: tokio::task::JoinHandle<T>,
+    until: tokio::time::Instant,
+) -> Result<T, String> {
+    match tokio::time::timeout_at(until, &mut task).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => {
+            task.abort();
+            Err("still waiting for an answer when the budget ran out".into())
+        }
+    }
+}
+
 fn is_idle_debug(d: &str) -> bool {
     d.contains("max_idle") || d.contains("idle")
 }
@@ -260,8 +297,77 @@ fn goaway_text(g: &link::GoawaySeen) -> String {
     }
 }
 
+/// A connection that a GOAWAY or a close ended `start_ms` into its quiet:
+/// the idle finding it makes (or, when the GOAWAY was the max age's, a
+/// "not measured").
+fn ended_finding(
+    f: &Finding,
+    how: &str,
+    start_ms: f64,
+    goaway: Option<&link::GoawaySeen>,
+    closed: Option<&(f64, String)>,
+    age_ms: Option<f64>,
+    proxy: bool,
+) -> Option<Finding> {
+    let f = f.clone().how(how);
+    if let Some(g) = goaway {
+        let after = g.at_ms - start_ms;
+        let is_age = g.debug.contains("max_age")
+            || (!is_idle_debug(&g.debug) && age_ms.is_some_and(|a| (after - a).abs() <= 0.15 * a));
+        if is_age {
+            return Some(
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    lower_ms: Some(after),
+                    ..f
+                }
+                .result(format!(
+                    "the max age ({}) ended the quiet connection first: an idle timeout, if any, is longer",
+                    secs(after)
+                )),
+            );
+        }
+        let by = if is_idle_debug(&g.debug) || !proxy {
+            Party::Server
+        } else {
+            Party::Proxy
+        };
+        return Some(
+            Finding {
+                value_ms: Some(after),
+                by: Some(by),
+                goaway: Some(g.clone()),
+                ..f
+            }
+            .result(format!(
+                "{} after {} without calls",
+                goaway_text(g),
+                secs(after)
+            )),
+        );
+    }
+    let (at, reason) = closed?;
+    let after = at - start_ms;
+    Some(
+        Finding {
+            value_ms: Some(after),
+            by: Some(if proxy { Party::Proxy } else { Party::Network }),
+            ..f
+        }
+        .result(format!(
+            "closed without GOAWAY ({reason}) after {} without calls",
+            secs(after)
+        ))
+        .confidence(Confidence::Medium),
+    )
+}
+
 fn idle_finding(q: &Result<idle::Quiet, String>, age_ms: Option<f64>, proxy: bool) -> Finding {
-    let f = Finding::new("idle_timeout", "idle timeout", Outcome::Measured);
+    let f = Finding::new(
+        "idle_timeout",
+        "idle timeout (no call yet)",
+        Outcome::Measured,
+    );
     let q = match q {
         Ok(q) => q,
         Err(e) => {
@@ -272,58 +378,17 @@ fn idle_finding(q: &Result<idle::Quiet, String>, age_ms: Option<f64>, proxy: boo
             .result(format!("no quiet connection: {e}"))
         }
     };
-    let how = "a connection left quiet after one call (no calls, no PINGs) until it was ended";
-    let party = |debug: &str| {
-        if is_idle_debug(debug) || debug.contains("max_age") {
-            Party::Server
-        } else if proxy {
-            Party::Proxy
-        } else {
-            Party::Server
-        }
-    };
-    if let Some(g) = &q.goaway {
-        let after = g.at_ms - q.ready_ms;
-        let is_age = g.debug.contains("max_age")
-            || (!is_idle_debug(&g.debug) && age_ms.is_some_and(|a| (after - a).abs() <= 0.15 * a));
-        if is_age {
-            return Finding {
-                outcome: Outcome::NotMeasured,
-                lower_ms: Some(after),
-                ..f
-            }
-            .result(format!(
-                "the max age ({}) ended the quiet connection first: an idle timeout, if any, is longer",
-                secs(after)
-            ))
-            .how(how);
-        }
-        return Finding {
-            value_ms: Some(after),
-            by: Some(party(&g.debug)),
-            goaway: Some(g.clone()),
-            ..f
-        }
-        .result(format!(
-            "{} after {} without calls",
-            goaway_text(g),
-            secs(after)
-        ))
-        .how(how);
-    }
-    if let Some((at, reason)) = &q.closed {
-        let after = at - q.ready_ms;
-        return Finding {
-            value_ms: Some(after),
-            by: Some(if proxy { Party::Proxy } else { Party::Network }),
-            ..f
-        }
-        .result(format!(
-            "closed without GOAWAY ({reason}) after {} without calls",
-            secs(after)
-        ))
-        .how(how)
-        .confidence(Confidence::Medium);
+    let how = "a new connection left quiet (no calls, no PINGs) until it was ended";
+    if let Some(found) = ended_finding(
+        &f,
+        how,
+        q.ready_ms,
+        q.goaway.as_ref(),
+        q.closed.as_ref(),
+        age_ms,
+        proxy,
+    ) {
+        return found;
     }
     match q.final_ping {
         Some(false) => Finding {
@@ -356,6 +421,42 @@ fn idle_finding(q: &Result<idle::Quiet, String>, age_ms: Option<f64>, proxy: boo
         .result(format!("none within {}", secs(q.quiet_ms)))
         .how(how),
     }
+}
+
+fn idle_after_call_finding(l: &idle::Ladder, age_ms: Option<f64>, proxy: bool) -> Finding {
+    let f = Finding::new(
+        "idle_after_call",
+        "idle timeout after a call",
+        Outcome::Measured,
+    );
+    let how = "calls after quiet gaps of 1, 2, 4, 8, ... s on one connection, until it was ended";
+    if let Some(found) = ended_finding(
+        &f,
+        how,
+        l.last_call_end_ms,
+        l.goaway.as_ref(),
+        l.closed.as_ref(),
+        age_ms,
+        proxy,
+    ) {
+        return found;
+    }
+    let longest = l.last_ok_s.unwrap_or(0.0) * 1e3;
+    Finding {
+        outcome: if l.unanswered_s.is_some() {
+            Outcome::NotMeasured
+        } else {
+            Outcome::NoneSeen
+        },
+        lower_ms: Some(longest),
+        ..f
+    }
+    .result(if l.unanswered_s.is_some() {
+        "a call went unanswered (see silent idle drop)".to_string()
+    } else {
+        format!("none: a call after {} quiet was answered", secs(longest))
+    })
+    .how(how)
 }
 
 fn drop_finding(l: &idle::Ladder, q: &Result<idle::Quiet, String>) -> Finding {

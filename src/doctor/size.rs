@@ -2,7 +2,8 @@
 //! (`--echo-method`). gRPC servers refuse a request above their limit with
 //! RESOURCE_EXHAUSTED and say the limit in the message (grpc-go: "grpc:
 //! received message larger than max (N vs. M)", C-core: "Received message
-//! larger than max (N vs. M)"): then two calls confirm it exactly.
+//! larger than max (N vs. M)"; tonic: OUT_OF_RANGE "... the limit is: M
+//! bytes"): then two calls confirm it exactly.
 
 use std::time::Duration;
 
@@ -20,11 +21,18 @@ const FIELDS: [u32; 2] = [1, 536_870_911];
 
 fn refused(c: &CallOutcome) -> bool {
     c.grpc_status == Some(tonic::Code::ResourceExhausted)
+        // tonic: OUT_OF_RANGE "decoded message length too large".
+        || (c.grpc_status == Some(tonic::Code::OutOfRange) && c.grpc_message.contains("too large"))
         || (c.grpc_status.is_none() && c.http_status.is_some_and(|s| s == 413 || s >= 400))
 }
 
-/// The limit in a "larger than max (N vs. M)" message.
+/// The limit in a "larger than max (N vs. M)" message (grpc-go, C-core)
+/// or a "the limit is: M bytes" one (tonic).
 pub fn stated_limit(message: &str) -> Option<usize> {
+    if let Some(i) = message.find("the limit is: ") {
+        let rest = &message[i + "the limit is: ".len()..];
+        return rest.split_whitespace().next()?.parse().ok();
+    }
     let i = message.find("larger than max (")?;
     let rest = &message[i + "larger than max (".len()..];
     let (_, after) = rest.split_once(" vs. ")?;
@@ -183,6 +191,10 @@ mod tests {
         );
         assert_eq!(
             stated_limit("Received message larger than max (5000000 vs. 4194304)"),
+            Some(4_194_304)
+        );
+        assert_eq!(
+            stated_limit("Error, decoded message length too large: found 16777216 bytes, the limit is: 4194304 bytes"),
             Some(4_194_304)
         );
         assert_eq!(stated_limit("too big"), None);

@@ -58,13 +58,13 @@ pub fn judge(r: &Report, c: &ClientConfig) -> Vec<Verdict> {
         }
     }
     silent_drop(&mut v, get("silent_idle_drop"), get("idle_timeout"), c);
-    drains(
-        &mut v,
-        get("idle_timeout"),
-        get("max_age"),
-        get("max_age_grace"),
-        c,
-    );
+    // What clients meet is the idle timeout after a call; the one of a
+    // connection that never called where that was not seen.
+    let drained_idle = |f: &&Finding| f.measured() && f.goaway.is_some();
+    let idle = get("idle_after_call")
+        .filter(drained_idle)
+        .or_else(|| get("idle_timeout").filter(drained_idle));
+    drains(&mut v, idle, get("max_age"), get("max_age_grace"), c);
     if let Some(f) = get("max_message_size").filter(|f| f.measured()) {
         if let Some(b) = f.bytes {
             v.push(note(
