@@ -89,10 +89,15 @@ fn keepalive(
     let Some(time) = c.keepalive_time else {
         return;
     };
-    let go_note = if time < GRPC_GO_MIN_KEEPALIVE {
-        " (grpc-go clients raise a keepalive time below 10s to 10s; C-core and grpcdoc use it as given)"
-    } else {
-        ""
+    // grpc-go clients raise a keepalive time below 10 s to 10 s.
+    let go_note = |m: f64| {
+        if time >= GRPC_GO_MIN_KEEPALIVE {
+            ""
+        } else if ms(GRPC_GO_MIN_KEEPALIVE) >= m {
+            "; a grpc-go client raises a keepalive time below 10s to 10s and so does not conflict, C-core and grpcdoc clients use it as given"
+        } else {
+            "; grpc-go clients raise a keepalive time below 10s to 10s, still below"
+        }
     };
     if let Some(f) = min {
         let t = ms(time);
@@ -110,12 +115,13 @@ fn keepalive(
             v.push(conflict(
                 "too-many-pings",
                 format!(
-                    "client keepalive {} < server minimum {above}{}: the server will answer with GOAWAY too_many_pings (entry too-many-pings){go_note}",
+                    "client keepalive {} < server minimum {above}{}: the server will answer with GOAWAY too_many_pings (entry too-many-pings){}",
                     d(time),
-                    secs(m)
+                    secs(m),
+                    go_note(m)
                 ),
                 format!(
-                    "set the client's keepalive Time {}{}, or ask for a lower EnforcementPolicy.MinTime on the server",
+                    "set the client's keepalive Time {}{}, or ask for a lower minimum on the server (grpc-go EnforcementPolicy.MinTime, C-core grpc.http2.min_ping_interval_without_data_ms)",
                     if at_least.is_empty() { ">= " } else { "well " },
                     format_args!("{at_least}{}", secs(m))
                 ),
