@@ -345,11 +345,11 @@ fn nginx_in_front_answers_for_the_server() {
         return;
     };
     // The server drains idle connections after 2 s; nginx, in front,
-    // after 4 s: the client sees nginx's.
+    // after 3 s: the client sees nginx's.
     let (_s, backend) = peer_server(&go, "-addr", &["-max-conn-idle", "2s"]);
     let listen = free_addr().to_string();
     let child = Command::new(nginx)
-        .args([&listen, &backend, "keepalive_timeout 4s;"])
+        .args([&listen, &backend, "keepalive_timeout 3s;"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -367,7 +367,7 @@ fn nginx_in_front_answers_for_the_server() {
         .contains("a proxy answers for the server"));
     // nginx applies keepalive_timeout once a request has been served.
     let idle = finding(&r, "idle_after_call");
-    near("nginx idle timeout", &idle["value_ms"], 4000.0);
+    near("nginx idle timeout", &idle["value_ms"], 3000.0);
     assert_eq!(idle["by"], "proxy", "{idle:#}");
     assert_eq!(idle["goaway"]["debug"], "", "nginx sends no debug data");
     // Not the server's 2 s (`max_idle`), which nginx's upstream

@@ -85,7 +85,7 @@ pub struct Ladder {
     pub ended_in_s: Option<f64>,
     /// The next gap did not fit in the budget.
     pub out_of_budget: bool,
-    /// When the last call ended (ms, run's clock).
+    /// When the last answered call ended (ms, run's clock).
     pub last_call_end_ms: f64,
     /// How the connection was ended during a gap.
     pub goaway: Option<GoawaySeen>,
@@ -122,8 +122,10 @@ pub async fn ladder(link: &Link, budget: &Budget) -> Ladder {
             return l;
         }
         let c = link.call(UNKNOWN_METHOD, &[], ANSWER_WAIT).await;
-        l.last_call_end_ms = budget.now_ms();
         if c.answered() {
+            // The quiet starts again; a call that failed (a GOAWAY that
+            // crossed it) leaves it where it was.
+            l.last_call_end_ms = budget.now_ms();
             l.last_ok_s = Some(gap);
         } else if c.timed_out {
             l.unanswered_s = Some(gap);
