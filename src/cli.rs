@@ -382,6 +382,13 @@ pub struct ConnArgs {
     #[arg(long, value_name = "SERVICE")]
     pub health_service: Option<String>,
 
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS for https:// targets: shared by the commands that dial.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
     /// Trust this CA certificate (PEM) instead of the system roots.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
@@ -464,25 +471,8 @@ pub struct DoctorArgs {
     #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
     pub connect_timeout: Duration,
 
-    /// Trust this CA certificate (PEM) instead of the system roots.
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<PathBuf>,
-
-    /// Client certificate (PEM) for mutual TLS (needs --key).
-    #[arg(long, requires = "key", value_name = "FILE")]
-    pub cert: Option<PathBuf>,
-
-    /// Client private key (PEM) for --cert.
-    #[arg(long, requires = "cert", value_name = "FILE")]
-    pub key: Option<PathBuf>,
-
-    /// Verify the server's certificate for this name (also sent as SNI).
-    #[arg(long, value_name = "NAME")]
-    pub server_name: Option<String>,
-
-    /// Do not verify the server's certificate (https:// targets; testing only).
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Output: the report, or one JSON object.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::{ColorChoice, DoctorArgs, Output};
-use crate::client::tls::{client_config, TlsOptions};
+use crate::client::tls::client_config;
 use crate::doctor::{ClientConfig, DoctorConfig, Progress};
 use crate::exit::Exit;
 use crate::report::style::Style;
@@ -71,13 +71,7 @@ pub async fn run(args: DoctorArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         None => false,
     };
     let tls = if args.target.tls {
-        let opts = TlsOptions {
-            cacert: args.cacert.clone(),
-            cert: args.cert.clone(),
-            key: args.key.clone(),
-            server_name: args.server_name.clone(),
-            insecure: args.insecure,
-        };
+        let opts = super::lower::tls_options(&args.tls);
         Some(client_config(&opts, args.target.server_name())?)
     } else {
         None

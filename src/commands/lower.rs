@@ -1,7 +1,7 @@
 //! Lowers the flags several commands share into the configs of the layers
 //! below (`commands` is the only place that sees clap types).
 
-use crate::cli::{ConnArgs, LbPolicy, ReconnectMode};
+use crate::cli::{ConnArgs, LbPolicy, ReconnectMode, TlsArgs};
 use crate::client::backoff::BackoffConfig;
 use crate::client::keepalive::KeepaliveConfig;
 use crate::client::tls::TlsOptions;
@@ -28,13 +28,7 @@ pub fn channel_config(target: Target, c: &ConnArgs, frames: bool) -> ChannelConf
             timeout: c.keepalive_timeout,
             permit_without_stream: c.keepalive_permit_without_stream,
         },
-        tls: TlsOptions {
-            cacert: c.cacert.clone(),
-            cert: c.cert.clone(),
-            key: c.key.clone(),
-            server_name: c.server_name.clone(),
-            insecure: c.insecure,
-        },
+        tls: tls_options(&c.tls),
         reconnect: match c.reconnect {
             ReconnectMode::OnDemand => Reconnect::OnDemand,
             ReconnectMode::Eager => Reconnect::Eager,
@@ -43,5 +37,16 @@ pub fn channel_config(target: Target, c: &ConnArgs, frames: bool) -> ChannelConf
         health_service: c.health_service.clone(),
         frames,
         connections_per_address: 1,
+    }
+}
+
+/// The TLS flags as client TLS options.
+pub fn tls_options(t: &TlsArgs) -> TlsOptions {
+    TlsOptions {
+        cacert: t.cacert.clone(),
+        cert: t.cert.clone(),
+        key: t.key.clone(),
+        server_name: t.server_name.clone(),
+        insecure: t.insecure,
     }
 }
