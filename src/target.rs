@@ -90,13 +90,16 @@ impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Address::Tcp(a) => a.fmt(f),
-            Address::Unix(p) => write!(f, "unix:{}", p.display()),
+            Address::Unix(p) => match p.to_str().and_then(|p| p.strip_prefix('\0')) {
+                Some(name) => write!(f, "unix-abstract:{name}"),
+                None => write!(f, "unix:{}", p.display()),
+            },
         }
     }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid target `{target}`: {reason}; expected HOST:PORT, http://HOST:PORT, https://HOST[:PORT], dns:///HOST:PORT, A:1,B:2 or unix:/PATH")]
+#[error("invalid target `{target}`: {reason}; expected HOST:PORT, http://HOST:PORT, https://HOST[:PORT], dns:[//AUTHORITY/]HOST[:PORT], ipv4:ADDR[:PORT], ipv6:[ADDR]:PORT, A:1,B:2, unix:PATH or unix-abstract:NAME")]
 pub struct TargetError {
     pub target: String,
     pub reason: String,
@@ -151,18 +154,56 @@ impl Target {
             reason,
         };
         let t = text.trim();
+        let unix = |path: PathBuf| Target {
+            text: text.to_string(),
+            tls: false,
+            authority: "localhost".into(),
+            endpoints: Endpoints::Unix(path),
+        };
+        // gRPC's naming (doc/naming.md): unix:path, unix:///abs/path,
+        // unix-abstract:name (a Linux abstract socket, kept as "\0name").
+        if let Some(name) = t.strip_prefix("unix-abstract:") {
+            if name.is_empty() {
+                return Err(err("unix-abstract: needs a name".into()));
+            }
+            return Ok(unix(PathBuf::from(format!("\0{name}"))));
+        }
         if let Some(path) = t.strip_prefix("unix:") {
             let path = path.strip_prefix("//").unwrap_or(path);
-            if !path.starts_with('/') {
-                return Err(err(
-                    "a unix socket path must be absolute (unix:/PATH)".into()
-                ));
+            if path.is_empty() {
+                return Err(err("unix: needs a socket path (unix:/PATH)".into()));
             }
+            return Ok(unix(PathBuf::from(path)));
+        }
+        // ipv4:ADDR[:PORT][,...] and ipv6:ADDR or ipv6:[ADDR]:PORT, port 443
+        // by default.
+        if let Some(list) = t.strip_prefix("ipv4:").or_else(|| t.strip_prefix("ipv6:")) {
+            let v6 = t.starts_with("ipv6:");
+            let hosts = list
+                .split(',')
+                .map(|a| {
+                    let a = a.trim();
+                    let hp = if v6 && !a.starts_with('[') {
+                        host_port(&format!("[{a}]"), Some(443))?
+                    } else {
+                        host_port(a, Some(443))?
+                    };
+                    match hp.host.parse::<std::net::IpAddr>() {
+                        Ok(ip) if ip.is_ipv6() == v6 => Ok(hp),
+                        _ => Err(format!(
+                            "`{}` is not an IPv{} address",
+                            hp.host,
+                            if v6 { 6 } else { 4 }
+                        )),
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
             return Ok(Target {
                 text: text.to_string(),
                 tls: false,
-                authority: "localhost".into(),
-                endpoints: Endpoints::Unix(PathBuf::from(path)),
+                authority: hosts[0].to_string(),
+                endpoints: Endpoints::Hosts(hosts),
             });
         }
         let (tls, dns, rest, default_port) = if let Some(r) = t.strip_prefix("https://") {
@@ -170,11 +211,13 @@ impl Target {
         } else if let Some(r) = t.strip_prefix("http://") {
             (false, false, r, Some(80))
         } else if let Some(r) = t.strip_prefix("dns://") {
-            // dns://[authority]/host:port: the DNS server authority is ignored.
+            // dns://[authority]/host[:port]: the DNS server authority is ignored.
             let (_, r) = r
                 .split_once('/')
                 .ok_or_else(|| err("dns targets are dns:///HOST:PORT".into()))?;
-            (false, true, r, None)
+            (false, true, r, Some(443))
+        } else if let Some(r) = t.strip_prefix("dns:") {
+            (false, true, r, Some(443))
         } else if let Some(scheme) = t.split_once("://").map(|(s, _)| s) {
             return Err(err(format!("unknown scheme `{scheme}`")));
         } else {
@@ -313,6 +356,42 @@ mod tests {
         assert!(Target::parse("unix:/tmp/s.sock").is_ok());
     }
 
+    /// Every form of gRPC's naming doc.
+    #[test]
+    fn grpc_naming_forms() {
+        let t = Target::parse("dns:127.0.0.1:50051").unwrap();
+        assert!(t.periodic_resolution());
+        assert_eq!(hosts(&t), ["127.0.0.1:50051"]);
+        assert_eq!(
+            hosts(&Target::parse("dns:svc.local").unwrap()),
+            ["svc.local:443"]
+        );
+        assert_eq!(
+            hosts(&Target::parse("dns://8.8.8.8/svc.local").unwrap()),
+            ["svc.local:443"]
+        );
+        assert_eq!(
+            hosts(&Target::parse("ipv4:10.0.0.1:5,10.0.0.2").unwrap()),
+            ["10.0.0.1:5", "10.0.0.2:443"]
+        );
+        assert_eq!(hosts(&Target::parse("ipv6:[::1]:5").unwrap()), ["[::1]:5"]);
+        assert_eq!(hosts(&Target::parse("ipv6:::1").unwrap()), ["[::1]:443"]);
+        assert!(Target::parse("ipv4:[::1]:5")
+            .unwrap_err()
+            .to_string()
+            .contains("not an IPv4"));
+        assert_eq!(
+            Target::parse("unix:relative.sock").unwrap().endpoints,
+            Endpoints::Unix("relative.sock".into())
+        );
+        let t = Target::parse("unix-abstract:grpcdoc").unwrap();
+        assert_eq!(t.endpoints, Endpoints::Unix("\0grpcdoc".into()));
+        assert_eq!(
+            Address::Unix("\0grpcdoc".into()).to_string(),
+            "unix-abstract:grpcdoc"
+        );
+    }
+
     #[test]
     fn errors_say_what_is_wrong() {
         for (t, says) in [
@@ -320,7 +399,7 @@ mod tests {
             ("localhost:http", "not a port"),
             ("::1:50051", "needs brackets"),
             ("ftp://x:1", "unknown scheme `ftp`"),
-            ("unix:relative", "must be absolute"),
+            ("unix:", "needs a socket path"),
             ("a:1,,b:2", "empty"),
             ("[::1:5", "does not close"),
             (":50051", "no host"),

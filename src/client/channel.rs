@@ -215,6 +215,20 @@ impl Channel {
         self.0.update_addresses(addrs);
     }
 
+    /// When no subchannel could connect: the last error and its cause
+    /// (with the address), for a message that says the server is not
+    /// reachable and why.
+    pub fn connect_failure(&self) -> Option<(String, crate::event::ConnectCause, String)> {
+        let subs = self.0.subchannels();
+        if subs.iter().any(|s| s.state() == State::Ready) {
+            return None;
+        }
+        subs.iter().find_map(|s| {
+            let (cause, addr) = s.last_cause()?;
+            Some((s.last_error()?, cause, addr))
+        })
+    }
+
     /// Every subchannel's id, addresses and state.
     pub fn subchannels(&self) -> Vec<(u64, Vec<Address>, State)> {
         self.0

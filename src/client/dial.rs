@@ -83,6 +83,20 @@ impl ConnectError {
     }
 }
 
+/// Connects to a Unix socket: a path, or an abstract name kept as
+/// `"\0name"` (`unix-abstract:name`).
+pub async fn unix_connect(p: &std::path::Path) -> io::Result<tokio::net::UnixStream> {
+    let Some(name) = p.to_str().and_then(|p| p.strip_prefix('\0')) else {
+        return tokio::net::UnixStream::connect(p).await;
+    };
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    // Connecting a Unix socket does not wait on the network.
+    let s = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+    s.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(s)
+}
+
 /// Opens the byte stream to `addr`: TCP (no Nagle) or Unix, then TLS.
 pub async fn dial(addr: &Address, tls: &TlsDial) -> Result<Box<dyn Io>, ConnectError> {
     let name = addr.to_string();
@@ -96,7 +110,7 @@ pub async fn dial(addr: &Address, tls: &TlsDial) -> Result<Box<dyn Io>, ConnectE
             let _ = s.set_nodelay(true);
             Box::new(s)
         }
-        Address::Unix(p) => Box::new(tokio::net::UnixStream::connect(p).await.map_err(tcp_err)?),
+        Address::Unix(p) => Box::new(unix_connect(p).await.map_err(tcp_err)?),
     };
     match tls {
         None => Ok(io),

@@ -61,6 +61,8 @@ pub struct Subchannel {
     reset_backoff: Notify,
     shutdown: watch::Sender<bool>,
     last_error: Mutex<Option<String>>,
+    /// Why the last connection attempt failed, and to which address.
+    last_cause: Mutex<Option<(crate::event::ConnectCause, String)>>,
     events: EventSink,
     transitions: mpsc::UnboundedSender<Transition>,
     /// Asked when a connection is lost: resolve the target again.
@@ -84,6 +86,7 @@ impl Subchannel {
             reset_backoff: Notify::new(),
             shutdown: watch::channel(false).0,
             last_error: Mutex::new(None),
+            last_cause: Mutex::new(None),
             events,
             transitions,
             resolve_now,
@@ -130,6 +133,13 @@ impl Subchannel {
 
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Why the last connection attempt failed (cause, address), while no
+    /// attempt has succeeded since.
+    pub fn last_cause(&self) -> Option<(crate::event::ConnectCause, String)> {
+        self.last_error()?;
+        self.last_cause.lock().ok().and_then(|c| c.clone())
     }
 
     pub fn shutdown(&self) {
@@ -195,6 +205,9 @@ impl Subchannel {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     held.release();
+                    if let Ok(mut c) = self.last_cause.lock() {
+                        *c = Some((e.cause(), addr.to_string()));
+                    }
                     errors.push(e.to_string());
                 }
             }

@@ -58,6 +58,19 @@ fn raise_nofile(needed: u64, connections: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reflection that failed because the server cannot be reached says so,
+/// with what the failure means (not "pass --proto": the calls would fail
+/// the same way).
+fn unreachable(e: descriptors::DescError, channel: &Channel) -> anyhow::Error {
+    match (&e, channel.connect_failure()) {
+        (descriptors::DescError::Reflection(_), Some((error, cause, addr))) => anyhow::anyhow!(
+            "the server is not reachable: {error}\n  {}",
+            crate::diagnose::connect_note(cause, &addr)
+        ),
+        _ => e.into(),
+    }
+}
+
 pub(super) fn read_text(what: &str, arg: &str) -> anyhow::Result<String> {
     match arg.strip_prefix('@') {
         Some(path) => {
@@ -125,7 +138,9 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     });
 
     let Some(path) = args.call.clone() else {
-        let pool = descriptors::load(&source, &channel, None).await?;
+        let pool = descriptors::load(&source, &channel, None)
+            .await
+            .map_err(|e| unreachable(e, &channel))?;
         bail!(
             "--call is required: name the method, e.g. --call helloworld.Greeter/SayHello; the methods found are:\n{}",
             descriptors::list_methods(&pool)
@@ -136,7 +151,17 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         .split_once('/')
         .map(|(s, m)| (s.to_string(), m.to_string()))
         .unwrap_or_default();
-    let pool = descriptors::load(&source, &channel, Some(&service)).await?;
+    let pool = descriptors::load(&source, &channel, Some(&service))
+        .await
+        .map_err(|e| match &e {
+            descriptors::DescError::UnknownService { service, services } => {
+                match descriptors::closest(service, services) {
+                    Some(c) => anyhow::anyhow!("{e} (--call {c}/{method_name})"),
+                    None => e.into(),
+                }
+            }
+            _ => unreachable(e, &channel),
+        })?;
     let method = descriptors::find_method(&pool, &path).map_err(anyhow::Error::msg)?;
     let (origin, json) = data.unwrap_or_else(|| ("-d".into(), String::new()));
     let messages = payload::encode(&method.input(), &origin, &json)?;

@@ -253,9 +253,11 @@ impl Dialer {
                     }
                 }
             }
-            Address::Unix(p) => {
-                Box::new(tokio::net::UnixStream::connect(p).await.map_err(tcp_err)?)
-            }
+            Address::Unix(p) => Box::new(
+                crate::client::dial::unix_connect(p)
+                    .await
+                    .map_err(tcp_err)?,
+            ),
         };
         let h2 = Instant::now();
         let (sink, rx) = EventSink::channel_at(1024, self.start);

@@ -24,12 +24,64 @@ pub enum Source {
 pub enum DescError {
     #[error("cannot compile the .proto files: {0}")]
     Proto(String),
+    #[error("{0}")]
+    ProtoFile(String),
     #[error("cannot read the protoset {path}: {reason}")]
     Protoset { path: String, reason: String },
     #[error("server reflection failed: {0}; pass --proto FILE or --protoset FILE instead")]
     Reflection(String),
     #[error("the descriptors do not fit together: {0}")]
     Pool(String),
+    #[error("the server has no service `{service}`; its services (by reflection): {}{}", .services.join(", "), closest_text(.service, .services))]
+    UnknownService {
+        service: String,
+        services: Vec<String>,
+    },
+}
+
+fn closest_text(wanted: &str, services: &[String]) -> String {
+    match closest(wanted, services) {
+        Some(c) => format!(". Did you mean `{c}`?"),
+        None => String::new(),
+    }
+}
+
+/// The service a user most likely meant: the one whose last part is
+/// `wanted` when it has no package (`Greeter`), else the nearest by edit
+/// distance (a typo), if near enough.
+pub fn closest<'a>(wanted: &str, services: &'a [String]) -> Option<&'a str> {
+    let by_name: Vec<&String> = services
+        .iter()
+        .filter(|s| s.rsplit('.').next() == Some(wanted) || s.eq_ignore_ascii_case(wanted))
+        .collect();
+    if let [one] = by_name.as_slice() {
+        return Some(one.as_str());
+    }
+    let (best, d) = services
+        .iter()
+        .map(|s| {
+            (
+                s,
+                edit_distance(&s.to_ascii_lowercase(), &wanted.to_ascii_lowercase()),
+            )
+        })
+        .min_by_key(|(_, d)| *d)?;
+    (d <= (wanted.len() / 3).max(2)).then_some(best.as_str())
+}
+
+/// Levenshtein distance, on chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Loads the descriptors; with reflection, only what `service` needs (all
@@ -41,29 +93,7 @@ pub async fn load(
 ) -> Result<DescriptorPool, DescError> {
     match source {
         Source::Protos { files, includes } => {
-            let mut includes = includes.clone();
-            // Each file's own folder is an include path too (as protoc's
-            // users expect with `--proto dir/x.proto`).
-            for f in files {
-                if let Some(dir) = f.parent() {
-                    let dir = if dir.as_os_str().is_empty() {
-                        PathBuf::from(".")
-                    } else {
-                        dir.to_path_buf()
-                    };
-                    if !includes.contains(&dir) {
-                        includes.push(dir);
-                    }
-                }
-            }
-            let names: Vec<PathBuf> = files
-                .iter()
-                .map(|f| {
-                    f.file_name()
-                        .map(PathBuf::from)
-                        .unwrap_or_else(|| f.clone())
-                })
-                .collect();
+            let (names, includes) = resolve_protos(files, includes)?;
             let mut c =
                 protox::Compiler::new(&includes).map_err(|e| DescError::Proto(format!("{e:?}")))?;
             c.include_imports(true);
@@ -82,6 +112,71 @@ pub async fn load(
         }
         Source::Reflection => reflect(channel, service).await,
     }
+}
+
+/// The names to compile and the import paths, as protoc and grpcurl take
+/// `--proto` files: a relative name is looked for under each import path
+/// first, then as a path from the current directory; a file found as a
+/// path is named relative to the import path it lies in, or else its own
+/// folder becomes an import path.
+fn resolve_protos(
+    files: &[PathBuf],
+    includes: &[PathBuf],
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>), DescError> {
+    let mut includes = includes.to_vec();
+    let mut names = Vec::new();
+    for f in files {
+        if f.is_relative() && includes.iter().any(|i| i.join(f).is_file()) {
+            names.push(f.clone());
+            continue;
+        }
+        if !f.is_file() {
+            let looked = if includes.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (looked in the current directory and in -I {})",
+                    includes
+                        .iter()
+                        .map(|i| i.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let why = match std::fs::metadata(f) {
+                Ok(m) if m.is_dir() => "it is a directory".to_string(),
+                Ok(_) => "it is not a regular file".to_string(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such file".to_string(),
+                Err(e) => e.to_string(),
+            };
+            return Err(DescError::ProtoFile(format!(
+                "cannot read --proto {}: {why}{looked}",
+                f.display()
+            )));
+        }
+        let full = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
+        let inside = includes.iter().find_map(|i| {
+            let i = std::fs::canonicalize(i).ok()?;
+            full.strip_prefix(&i).ok().map(PathBuf::from)
+        });
+        if let Some(rel) = inside {
+            names.push(rel);
+            continue;
+        }
+        let dir = match f.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !includes.contains(&dir) {
+            includes.push(dir);
+        }
+        names.push(
+            f.file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| f.clone()),
+        );
+    }
+    Ok((names, includes))
 }
 
 fn protox_error(e: &protox::Error) -> String {
@@ -191,6 +286,17 @@ async fn reflect(channel: &Channel, service: Option<&str>) -> Result<DescriptorP
         Err(s) => return Err(fail(format!("{:?}: {}", s.code(), s.message()))),
     };
     let wanted: Vec<String> = match service {
+        // The server lists its services: a name it does not have is a
+        // user's mistake, said with the names it has.
+        Some(s) if !services.iter().any(|x| x == s) => {
+            return Err(DescError::UnknownService {
+                service: s.to_string(),
+                services: services
+                    .into_iter()
+                    .filter(|s| !s.starts_with("grpc.reflection."))
+                    .collect(),
+            })
+        }
         Some(s) => vec![s.to_string()],
         None => services
             .into_iter()
@@ -284,6 +390,25 @@ mod tests {
 
     fn pool() -> DescriptorPool {
         DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap()
+    }
+
+    #[test]
+    fn the_closest_service_is_suggested() {
+        let svcs: Vec<String> = [
+            "grpc.health.v1.Health",
+            "helloworld.Greeter",
+            "grpcdoc.echo.v1.Echo",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            closest("helloworld.Greter", &svcs),
+            Some("helloworld.Greeter")
+        );
+        assert_eq!(closest("Greeter", &svcs), Some("helloworld.Greeter"));
+        assert_eq!(closest("Echo", &svcs), Some("grpcdoc.echo.v1.Echo"));
+        assert_eq!(closest("payments.Ledger", &svcs), None);
     }
 
     #[test]
