@@ -386,9 +386,54 @@ pub struct ConnArgs {
     pub tls: TlsArgs,
 }
 
+/// grpcurl's single-dash spellings that grpcdoc shares, as grpcdoc spells
+/// them (`-plaintext` -> `--plaintext`, `-proto F` -> `--proto F`), and
+/// grpcurl's `-d @` (the request from stdin) as `-d @-`. Other arguments
+/// pass unchanged: `-proto` would otherwise read as `-p -r -o ...`.
+pub fn grpcurl_spellings(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    const LONG: [&str; 6] = [
+        "plaintext",
+        "import-path",
+        "proto",
+        "protoset",
+        "insecure",
+        "cacert",
+    ];
+    let mut out: Vec<std::ffi::OsString> = Vec::new();
+    let mut after_d = false;
+    for a in args {
+        let s = a.to_str().unwrap_or_default().to_string();
+        let s = s.as_str();
+        if after_d && s == "@" {
+            out.push("@-".into());
+        } else if let Some(name) = s
+            .strip_prefix('-')
+            .filter(|n| !n.starts_with('-'))
+            .and_then(|n| {
+                LONG.iter()
+                    .find(|l| n == **l || n.starts_with(&format!("{l}=")))
+            })
+            .map(|_| &s[1..])
+        {
+            out.push(format!("--{name}").into());
+        } else {
+            out.push(a);
+        }
+        after_d = s == "-d" || s == "--data";
+    }
+    out
+}
+
 /// TLS for https:// targets: shared by the commands that dial.
 #[derive(Debug, Args)]
 pub struct TlsArgs {
+    /// Plaintext HTTP/2 (grpcurl's flag; already the default for
+    /// HOST:PORT targets; refused with an https:// target).
+    #[arg(long)]
+    pub plaintext: bool,
+
     /// Trust this CA certificate (PEM) instead of the system roots.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
@@ -665,6 +710,49 @@ pub struct ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpcurl_spellings_become_grpcdoc_ones() {
+        let got = grpcurl_spellings(
+            [
+                "grpcdoc",
+                "load",
+                "-plaintext",
+                "-import-path",
+                "p",
+                "-proto",
+                "x.proto",
+                "-d",
+                "@",
+                "-H",
+                "a: b",
+                "-o",
+                "json",
+                "-protoset=s.pb",
+            ]
+            .map(std::ffi::OsString::from),
+        );
+        let got: Vec<&str> = got.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            got,
+            [
+                "grpcdoc",
+                "load",
+                "--plaintext",
+                "--import-path",
+                "p",
+                "--proto",
+                "x.proto",
+                "-d",
+                "@-",
+                "-H",
+                "a: b",
+                "-o",
+                "json",
+                "--protoset=s.pb",
+            ]
+        );
+    }
 
     #[test]
     fn clap_definition_is_consistent() {

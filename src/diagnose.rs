@@ -161,6 +161,23 @@ impl Explainer {
                 reason,
                 subchannel,
                 ..
+            } if reason.contains("SERVICE_UNKNOWN")
+                || (reason.contains("health check RPC error") && reason.contains("NotFound")) =>
+            {
+                self.once(
+                    format!("health unknown {subchannel:?}"),
+                    note(
+                        Some("health-not-serving"),
+                        "the server's health service does not know the service name asked for (--health-service, or healthCheckConfig.serviceName in a service config): grpc-go answers SERVICE_UNKNOWN, tonic NOT_FOUND, and the client keeps the connection in TRANSIENT_FAILURE. Ask for a name the server registers its health under, or an empty name for the whole server.",
+                    ),
+                )
+            }
+            EventKind::State {
+                channel: false,
+                to: crate::connectivity::State::TransientFailure,
+                reason,
+                subchannel,
+                ..
             } if reason.starts_with("health check: ") => self.once(
                 format!("health {subchannel:?} {reason}"),
                 note(

@@ -1,7 +1,8 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    match grpcdoc::cli::Cli::try_parse() {
+    let args = grpcdoc::cli::grpcurl_spellings(std::env::args_os());
+    match grpcdoc::cli::Cli::try_parse_from(args) {
         Ok(cli) => grpcdoc::commands::main(cli),
         Err(e) => {
             // clap quotes the bad value: a secret given with -H must not

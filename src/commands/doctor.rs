@@ -55,6 +55,7 @@ fn progress_line(
 
 pub async fn run(args: DoctorArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    super::lower::check_plaintext(&args.tls, &args.target)?;
     if args.budget < Duration::from_secs(1) {
         anyhow::bail!(
             "--budget {} is too short; give at least 1s (2m measures most policies)",

@@ -91,6 +91,8 @@ fn kind_name(m: &prost_reflect::MethodDescriptor) -> &'static str {
 
 pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    super::lower::check_plaintext(&args.conn.tls, &args.target)?;
+    super::lower::client_warnings(&args.conn);
     // Inputs first: nothing is sent before they are all good.
     let data = args.data.as_deref().map(payload::read_data).transpose()?;
     let service_config = args

@@ -50,3 +50,28 @@ pub fn tls_options(t: &TlsArgs) -> TlsOptions {
         insecure: t.insecure,
     }
 }
+
+/// `--plaintext` with an https:// target is a contradiction.
+pub fn check_plaintext(t: &TlsArgs, target: &Target) -> anyhow::Result<()> {
+    if t.plaintext && target.tls {
+        anyhow::bail!(
+            "--plaintext contradicts the https:// target `{}`: drop one (HOST:PORT is plaintext already)",
+            target.text
+        );
+    }
+    Ok(())
+}
+
+/// Client settings that a grpc-go client would not use as given: said on
+/// stderr, the command still runs.
+pub fn client_warnings(c: &ConnArgs) {
+    if let Some(t) = c
+        .keepalive_time
+        .filter(|t| *t < std::time::Duration::from_secs(10))
+    {
+        eprintln!(
+            "grpcdoc: warning: --keepalive-time {} is below 10s: grpc-go clients raise it to 10s (C-core does not); grpcdoc uses it as given",
+            humantime::format_duration(t)
+        );
+    }
+}

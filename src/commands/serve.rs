@@ -34,8 +34,27 @@ fn config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     })
 }
 
+/// Settings that do not do what they seem to: said on stderr, the server
+/// still starts.
+fn warnings(args: &ServeArgs) -> Vec<String> {
+    let mut w = Vec::new();
+    if args.max_connection_age_grace.is_some() && args.max_connection_age.is_none() {
+        w.push("--max-connection-age-grace does nothing without --max-connection-age (the grace follows the age's drain)".into());
+    }
+    if args.keepalive_time < Duration::from_secs(1) {
+        w.push(format!(
+            "--keepalive-time {} is below 1s: grpc-go raises a server keepalive time below 1s to 1s; grpcdoc uses it as given",
+            humantime::format_duration(args.keepalive_time)
+        ));
+    }
+    w
+}
+
 pub async fn run(args: ServeArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let cfg = config(&args)?;
+    for w in warnings(&args) {
+        eprintln!("grpcdoc: warning: {w}");
+    }
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let (events, rx) = EventSink::channel(16 * 1024);
     let mut server = match Server::start(args.listen, cfg, events.clone()).await {

@@ -127,6 +127,8 @@ async fn probe_loop(channel: Channel, p: Probe, interval: Duration, events: Even
 pub async fn run(args: WatchArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let cfg = channel_config(args.target.clone(), &args.conn, args.frames);
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    super::lower::check_plaintext(&args.conn.tls, &args.target)?;
+    super::lower::client_warnings(&args.conn);
     let (events, rx) = EventSink::channel(64 * 1024);
     let channel = Channel::new(cfg, events.clone())?;
     let inner = super::event_writer(
