@@ -10,25 +10,93 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use crate::parse::{count, parse_duration, parse_listen, parse_metadata, total};
 
-pub const EXIT_CODES: &str = "\
-Exit codes:
+/// The exit codes, as every command's help ends.
+macro_rules! exit_codes {
+    () => {
+        "Exit codes:
   0    success
   1    a check failed (scenario expectation, load threshold)
   2    bad input or environment: flag, address, duration, file, busy port
-  130  interrupted (after printing what was gathered)";
+  130  interrupted (after printing what was gathered)"
+    };
+}
 
-pub const EXPLAIN_EXIT_CODES: &str = "\
-Exit codes:
-  0    a known failure matched
-  1    nothing matched
-  2    bad input: unreadable file, empty input";
+pub const EXIT_CODES: &str = exit_codes!();
 
-pub const DOCTOR_EXIT_CODES: &str = "\
+pub const SERVE_HELP: &str = concat!(
+    "Examples:
+  grpcdoc serve --listen 127.0.0.1:50051
+  grpcdoc serve --max-connection-idle 15s --max-connection-age 30s --max-connection-age-grace 5s
+  grpcdoc serve --keepalive-min-time 10s --keepalive-permit-without-stream
+  grpcdoc serve --tls-cert cert.pem --tls-key key.pem --for 1m
+
+",
+    exit_codes!()
+);
+
+pub const WATCH_HELP: &str = concat!(
+    "Examples:
+  grpcdoc watch 10.0.0.5:50051
+  grpcdoc watch dns:///my-svc.default.svc.cluster.local:50051 --lb round_robin --for 5m
+  grpcdoc watch https://api.example.com --keepalive-time 10s --probe none -o json
+
+",
+    exit_codes!()
+);
+
+pub const LOAD_HELP: &str = concat!(
+    "Examples:
+  grpcdoc load 10.0.0.5:50051 --call helloworld.Greeter/SayHello -d '{\"name\": \"x\"}'
+  grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Method -c 10000 --connections 4 -z 1m
+  grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Method --rps 500 --fail-on 'p99>50ms' --fail-on 'code:UNAVAILABLE>0'
+  grpcdoc load -plaintext 10.0.0.5:50051 --call pkg.Svc/Method -proto svc.proto -import-path protos -d @ < req.json
+
+",
+    exit_codes!()
+);
+
+pub const PROXY_HELP: &str = concat!(
+    "Examples:
+  grpcdoc proxy --listen :20000 --upstream 127.0.0.1:50051 --fault latency:ms=200
+  grpcdoc proxy --upstream 127.0.0.1:50051 --fault drop-ping:direction=upstream,acks=true,count=1
+  grpcdoc proxy --api 127.0.0.1:8474          # toxiproxy's HTTP API
+  grpcdoc proxy --list-faults
+
+",
+    exit_codes!()
+);
+
+pub const SCENARIO_HELP: &str = concat!(
+    "Examples:
+  grpcdoc scenario scenarios/restart.yaml
+  grpcdoc scenario scenarios/*.yaml -o junit --report junit.xml
+  grpcdoc scenario --check my-failure.yaml
+  grpcdoc scenario --schema > scenario.schema.json
+
+",
+    exit_codes!()
+);
+
+pub const DOCTOR_HELP: &str = "Examples:
+  grpcdoc doctor 10.0.0.5:50051
+  grpcdoc doctor 10.0.0.5:50051 --client-keepalive-time 10s --client-permit-without-stream
+  grpcdoc doctor https://api.example.com --echo-method pkg.Echo/Echo --budget 5m -o json
+
 Exit codes:
   0    measured; no conflict with the client settings given
   1    a client setting conflicts with the measured policy
   2    bad input, or the target cannot be reached
   130  interrupted (after printing what was measured)";
+
+pub const EXPLAIN_EXIT_CODES: &str = "Examples:
+  grpcdoc explain 'rpc error: code = Unavailable desc = transport is closing'
+  grpcdoc explain app.log
+  kubectl logs deploy/api | grpcdoc explain -
+
+Exit codes:
+  0    a known failure matched
+  1    nothing matched
+  2    bad input: unreadable file, empty input";
 
 /// `0.1.0 (commit 1a2b3c4d5e6f)`.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GRPCDOC_COMMIT"), ")");
@@ -54,33 +122,33 @@ pub enum Command {
     /// Run the built-in gRPC test server (Echo, Greeter, health, reflection)
     /// with grpc-go's connection management: idle and age GOAWAYs, keepalive,
     /// ping enforcement.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
     /// Dial a target and log every connectivity state change and HTTP/2
     /// control event (GOAWAY, PING, SETTINGS, RST_STREAM) as it happens, with
     /// what it means; a summary at the end.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = WATCH_HELP)]
     Watch(WatchArgs),
     /// Drive gRPC load at any method and report what happened to the calls
     /// and to the connections under them; thresholds for CI (--fail-on).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = LOAD_HELP)]
     Load(Box<LoadArgs>),
     /// A chaos proxy: forward connections to an upstream with faults, byte
     /// level (latency, blackhole, reset, ...) and, on cleartext HTTP/2, frame
     /// level (drop a PING ack, inject a GOAWAY, ...). --list-faults lists them.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = PROXY_HELP)]
     Proxy(ProxyArgs),
     /// Replay a connection failure from a YAML file on loopback (server,
     /// proxy, clients with load, a timeline) and check expectations: exit 0
     /// when all hold, 1 when one fails. For CI.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = SCENARIO_HELP)]
     Scenario(ScenarioArgs),
     /// Measure the connection policy of a live server and the path to it
     /// (TLS, SETTINGS, a proxy in front, idle timeout or silent drop, max
     /// age and grace, keepalive enforcement, max message size) within a
     /// budget, and say which client settings will break: exit 1 on a
     /// conflict.
-    #[command(after_help = DOCTOR_EXIT_CODES)]
+    #[command(after_help = DOCTOR_HELP)]
     Doctor(DoctorArgs),
     /// Explain an error message from a gRPC client's log (grpc-go, C-core,
     /// grpcdoc): the known failures that print it, each with its cause, what
@@ -95,10 +163,16 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the manual page (roff), e.g. `grpcdoc man > grpcdoc.1`, or a
-    /// command's: `grpcdoc man load > grpcdoc-load.1`.
+    /// command's: `grpcdoc man load > grpcdoc-load.1`; `--out DIR` writes
+    /// them all.
     Man {
-        /// serve, watch, load, proxy, scenario, doctor or explain.
+        /// A command's page instead of grpcdoc's.
+        #[arg(value_parser = ["serve", "watch", "load", "proxy", "scenario", "doctor", "explain"])]
         command: Option<String>,
+        /// Write grpcdoc.1 and a page per command (grpcdoc-load.1, ...) into
+        /// this directory instead of printing one page.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -110,8 +184,8 @@ pub struct ExplainArgs {
     pub input: String,
 
     /// Output: the explanations, or one JSON object.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportOutput::Human)]
+    pub output: ReportOutput,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -292,8 +366,8 @@ pub struct LoadArgs {
     pub conn: ConnArgs,
 
     /// Output: tables, or one JSON report object.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportOutput::Human)]
+    pub output: ReportOutput,
 }
 
 pub fn parse_method(s: &str) -> Result<String, String> {
@@ -520,8 +594,8 @@ pub struct DoctorArgs {
     pub tls: TlsArgs,
 
     /// Output: the report, or one JSON object.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportOutput::Human)]
+    pub output: ReportOutput,
 }
 
 #[derive(Debug, Args)]
@@ -627,6 +701,15 @@ impl From<IdleDrainArg> for crate::server::IdleDrain {
             IdleDrainArg::Immediate => Self::Immediate,
         }
     }
+}
+
+/// Output of the commands that print one report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportOutput {
+    /// Tables and lines for people.
+    Human,
+    /// One JSON object: the whole report.
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

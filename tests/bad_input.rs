@@ -93,7 +93,7 @@ fn every_bad_input_is_exit_2_with_a_message_that_names_it() {
         ("service config attempts", with(&["--service-config", "{\"methodConfig\": [{\"name\": [{\"service\": \"other.Svc\"}], \"retryPolicy\": {\"maxAttempts\": 1, \"initialBackoff\": \"0.1s\", \"maxBackoff\": \"1s\", \"backoffMultiplier\": 2, \"retryableStatusCodes\": [\"UNAVAILABLE\"]}}]}"]), "retryPolicy.maxAttempts must be at least 2"),
         // Protos.
         ("proto syntax", s(&["load", "127.0.0.1:1", "--proto", &bad_proto, "--call", "a.B/C"]), "cannot compile the .proto files: bad.proto"),
-        ("proto missing", s(&["load", "127.0.0.1:1", "--proto", "/nonexistent/x.proto", "--call", "a.B/C"]), "cannot compile the .proto files"),
+        ("proto missing", s(&["load", "127.0.0.1:1", "--proto", "/nonexistent/x.proto", "--call", "a.B/C"]), "cannot read --proto /nonexistent/x.proto: no such file"),
         ("protoset", s(&["load", "127.0.0.1:1", "--protoset", &not_protoset, "--call", "a.B/C"]), "cannot read the protoset"),
         // YAML.
         ("scenario yaml", s(&["scenario", &bad_yaml]), "bad.yaml:4:21: `slow` is not a duration"),
@@ -227,6 +227,36 @@ fn version_completions_and_man_page() {
         man.contains(".TH grpcdoc-load 1") && man.contains("fail\\-on"),
         "{man}"
     );
+    assert!(man.contains("Examples:"), "{man}");
+    // A command's page lists grpcdoc's version flag nowhere.
+    assert!(!man.contains("\\-V"), "{man}");
     let out = Command::new(BIN).args(["man", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // Every page at once, as packagers install them.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["man", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for page in [
+        "grpcdoc.1",
+        "grpcdoc-load.1",
+        "grpcdoc-doctor.1",
+        "grpcdoc-explain.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        assert!(text.contains(".TH grpcdoc"), "{page}");
+    }
+    // The completions know `grpcdoc man <command>`.
+    let out = Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("serve watch load proxy scenario doctor explain"),
+        "{text}"
+    );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::cli::{ColorChoice, DoctorArgs, Output};
+use crate::cli::{ColorChoice, DoctorArgs, ReportOutput};
 use crate::client::tls::client_config;
 use crate::doctor::{ClientConfig, DoctorConfig, Progress};
 use crate::exit::Exit;
@@ -119,10 +119,10 @@ pub async fn run(args: DoctorArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     }
     let mut out = std::io::stdout().lock();
     let written = match args.output {
-        Output::Json => serde_json::to_writer_pretty(&mut out, &report)
+        ReportOutput::Json => serde_json::to_writer_pretty(&mut out, &report)
             .map_err(std::io::Error::from)
             .and_then(|_| out.write_all(b"\n")),
-        Output::Human => out.write_all(
+        ReportOutput::Human => out.write_all(
             crate::report::doctor::render(&report, &Style::for_stdout(color.forced())).as_bytes(),
         ),
     };

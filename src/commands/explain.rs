@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 
 use crate::catalogue::{candidates, entry, Stack};
-use crate::cli::{ColorChoice, ExplainArgs, Output};
+use crate::cli::{ColorChoice, ExplainArgs, ReportOutput};
 use crate::exit::Exit;
 use crate::report::explain::{render, Explanation, Match};
 use crate::report::style::Style;
@@ -125,8 +125,8 @@ fn explain(input: Input) -> anyhow::Result<Explanation> {
 pub fn run(args: ExplainArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let x = explain(open(&args.input)?)?;
     let text = match args.output {
-        Output::Json => format!("{}\n", serde_json::to_string(&x)?),
-        Output::Human => render(&x, &Style::for_stdout(color.forced())),
+        ReportOutput::Json => format!("{}\n", serde_json::to_string(&x)?),
+        ReportOutput::Human => render(&x, &Style::for_stdout(color.forced())),
     };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

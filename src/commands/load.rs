@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::lower::channel_config;
-use crate::cli::{ColorChoice, LoadArgs, Output};
+use crate::cli::{ColorChoice, LoadArgs, ReportOutput};
 use crate::client::{Channel, Lb};
 use crate::event::EventSink;
 use crate::exit::Exit;
@@ -213,7 +213,7 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let rec = Arc::new(Recorder::new(1));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let show_progress =
-        args.output == Output::Human && std::io::IsTerminal::is_terminal(&std::io::stdout());
+        args.output == ReportOutput::Human && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let progress = show_progress.then(|| Progress::start(rec.clone(), channel.clone()));
     let cpu0 = cpu_times();
     let run = engine::run(plan, channel.clone(), rec.clone(), stop_rx);
@@ -266,8 +266,10 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         &args.fail_on,
     );
     let text = match args.output {
-        Output::Json => serde_json::to_string(&report)? + "\n",
-        Output::Human => crate::report::load::render(&report, &Style::for_stdout(color.forced())),
+        ReportOutput::Json => serde_json::to_string(&report)? + "\n",
+        ReportOutput::Human => {
+            crate::report::load::render(&report, &Style::for_stdout(color.forced()))
+        }
     };
     use std::io::Write;
     let mut out = std::io::stdout().lock();

@@ -48,6 +48,49 @@ pub(crate) fn event_writer(
     }
 }
 
+/// A command's manual page, named `grpcdoc-NAME` as its file is; the
+/// version flag is grpcdoc's alone.
+fn man_page(cmd: &clap::Command, name: &str) -> Option<clap::Command> {
+    let sub = cmd.find_subcommand(name)?;
+    Some(
+        sub.clone()
+            .name(format!("grpcdoc-{name}"))
+            .disable_version_flag(true),
+    )
+}
+
+fn man(page: clap::Command) -> clap_mangen::Man {
+    clap_mangen::Man::new(page).source(format!("grpcdoc {}", crate::cli::VERSION))
+}
+
+/// `grpcdoc.1` and `grpcdoc-CMD.1` for every command but completions and
+/// man: the files written.
+fn write_man_pages(
+    cmd: &clap::Command,
+    dir: &std::path::Path,
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let mut write = |file: String, page: clap::Command| -> std::io::Result<()> {
+        let path = dir.join(file);
+        let mut f = std::fs::File::create(&path)?;
+        man(page).render(&mut f)?;
+        written.push(path);
+        Ok(())
+    };
+    write("grpcdoc.1".into(), cmd.clone())?;
+    for sub in cmd.get_subcommands() {
+        let name = sub.get_name();
+        if matches!(name, "completions" | "man" | "help") {
+            continue;
+        }
+        if let Some(page) = man_page(cmd, name) {
+            write(format!("grpcdoc-{name}.1"), page)?;
+        }
+    }
+    Ok(written)
+}
+
 /// Prints what the clap definitions generate: completions and the man page.
 fn generated(cli: &Cli) -> Option<ExitCode> {
     use clap::CommandFactory;
@@ -58,21 +101,35 @@ fn generated(cli: &Cli) -> Option<ExitCode> {
             clap_complete::generate(*shell, &mut cmd, "grpcdoc", &mut out);
             Ok(())
         }
-        Command::Man { command } => {
+        Command::Man { command, out: None } => {
             let page = match command {
                 None => cmd,
-                Some(name) => match cmd.find_subcommand(name) {
-                    Some(sub) => sub
-                        .clone()
-                        .name(format!("grpcdoc-{name}"))
-                        .version(crate::cli::VERSION),
+                Some(name) => match man_page(&cmd, name) {
+                    Some(p) => p,
                     None => {
-                        eprintln!("grpcdoc: no command `{name}`; expected serve, watch, load, proxy, scenario, doctor or explain");
+                        eprintln!("grpcdoc: no command `{name}`");
                         return Some(Exit::Input.into());
                     }
                 },
             };
-            clap_mangen::Man::new(page).render(&mut out)
+            man(page).render(&mut out)
+        }
+        Command::Man { out: Some(dir), .. } => {
+            return Some(match write_man_pages(&cmd, dir) {
+                Ok(files) => {
+                    for f in files {
+                        println!("{}", f.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "grpcdoc: cannot write the manual pages to {}: {e}",
+                        dir.display()
+                    );
+                    Exit::Input.into()
+                }
+            });
         }
         _ => return None,
     };

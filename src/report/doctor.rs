@@ -3,9 +3,6 @@
 
 use std::fmt::Write as _;
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
-
 use super::style::{Style, Tone};
 use crate::doctor::fingerprint::settings_text;
 use crate::doctor::model::{secs, Confidence, Outcome, Party, Report};
@@ -143,12 +140,7 @@ pub fn render(r: &Report, style: &Style) -> String {
         let _ = writeln!(out, "  - {e}");
     }
 
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
-    if let Some((w, _)) = super::scenario::terminal_width() {
-        t.set_width(w);
-        t.set_content_arrangement(ContentArrangement::Dynamic);
-    }
+    let mut t = super::table();
     t.set_header(vec!["policy", "result", "by", "how measured", "confidence"]);
     for f in &r.findings {
         let result = match f.outcome {

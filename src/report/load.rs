@@ -1,17 +1,10 @@
 //! The load report for people: totals, latency, status codes, failure causes
 //! with a diagnosis, the connections, grpcdoc's own CPU, thresholds.
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::Table;
-
 use super::style::{Style, Tone};
 use crate::load::report::LoadReport;
 
-fn table() -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
-    t
-}
+use super::table;
 
 fn ms(v: f64) -> String {
     if v >= 1000.0 {

@@ -28,3 +28,32 @@ pub trait EventWriter: Send {
         Ok(())
     }
 }
+
+/// The terminal's size when stdout is one.
+pub fn terminal_width() -> Option<(u16, u16)> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills the winsize struct it is given.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
+}
+
+/// A table for people: condensed lines, and on a terminal as wide as the
+/// terminal (long cells wrap); full text stays in `-o json`.
+pub fn table() -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    if let Some((w, _)) = terminal_width() {
+        t.set_width(w);
+        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    }
+    t
+}

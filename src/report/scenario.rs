@@ -67,12 +67,7 @@ impl ScenarioResult {
 /// The variants side by side: a row per measure, a column per variant;
 /// PASS/FAIL where the measure is one of that variant's expectations.
 pub fn render_comparison(c: &Comparison, style: &Style) -> String {
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    if let Some((w, _)) = terminal_width() {
-        t.set_width(w);
-        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-    }
+    let mut t = super::table();
     let mut head = vec!["expectation".to_string()];
     head.extend(c.variants.iter().cloned());
     t.set_header(head);
@@ -95,23 +90,6 @@ pub fn render_comparison(c: &Comparison, style: &Style) -> String {
             &format!("{}: the variants side by side", c.scenario)
         )
     )
-}
-
-/// The terminal's size when stdout is one.
-pub(crate) fn terminal_width() -> Option<(u16, u16)> {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() {
-        return None;
-    }
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ fills the winsize struct it is given.
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
-    (ok && ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
 }
 
 /// Prints what matters as a scenario plays.

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::Table;
 use serde::Serialize;
 
 use crate::connectivity::State;
@@ -129,8 +127,7 @@ impl WatchSummary {
     pub fn render(&self) -> String {
         let secs = |ms: f64| format!("{:.2}s", ms / 1e3);
         let mut out = String::new();
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
+        let mut t = super::table();
         let mut header = vec!["subchannel".to_string(), "address".into(), "now".into()];
         header.extend(State::ALL[..4].iter().map(|s| s.as_str().to_string()));
         header.push("transitions".into());
@@ -151,8 +148,7 @@ impl WatchSummary {
         }
         out.push_str(&format!("{t}\n"));
 
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
+        let mut t = super::table();
         t.set_header(["", "count"]);
         t.add_row(vec!["watched for".to_string(), secs(self.duration_ms)]);
         t.add_row(vec![
