@@ -23,9 +23,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rustc-env=GRPCDOC_COMMIT={commit}");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
+    peers_cfg();
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("grpcdoc_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure().compile_fds(fds)?;
     Ok(())
+}
+
+/// `cfg(grpcdoc_peers)` when the real gRPC peers are built (`PEERS_HOME`,
+/// see ../shared/peers) or required (`GRPCDOC_REQUIRE_PEERS=1`, as in CI):
+/// without it the tests that need them are compiled as ignored, and
+/// `cargo test` lists each one as "ignored, needs the gRPC peers".
+fn peers_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(grpcdoc_peers)");
+    println!("cargo:rerun-if-env-changed=PEERS_HOME");
+    println!("cargo:rerun-if-env-changed=GRPCDOC_REQUIRE_PEERS");
+    let home = std::env::var_os("PEERS_HOME").map(PathBuf::from);
+    if let Some(h) = &home {
+        // Peers built after this build show up as a change here.
+        println!("cargo:rerun-if-changed={}", h.join("bin").display());
+    }
+    let found = home.is_some_and(|h| h.join("bin").join("gogrpc-server").exists());
+    let required = std::env::var("GRPCDOC_REQUIRE_PEERS").as_deref() == Ok("1");
+    if found || required {
+        println!("cargo:rustc-cfg=grpcdoc_peers");
+    }
 }

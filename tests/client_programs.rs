@@ -107,6 +107,10 @@ fn count(calls: &serde_json::Map<String, serde_json::Value>, code: &str) -> u64 
 /// Through a restart every call that succeeded is on the wire, and the
 /// failures on the wire are among those each program logged (the rest it
 /// failed fast, without touching the wire).
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn real_clients_through_a_restart_match_their_own_logs() {
     let Some(path) = peers_path() else { return };
@@ -128,6 +132,10 @@ fn real_clients_through_a_restart_match_their_own_logs() {
 
 /// Through max-age drains every failure is a call the grace cut, on the
 /// wire: the counts on the wire and in each program's log are the same.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn real_clients_through_max_age_drains_match_their_own_logs() {
     let Some(path) = peers_path() else { return };
@@ -205,6 +213,10 @@ client:
 
 /// grpcurl (grpc-go 1.44) calling through `grpcdoc proxy`: each call is one
 /// line with its method and status (its deadline too).
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn grpcurl_through_the_proxy_is_one_line_per_call() {
     let Some(grpcurl) = peer("grpcurl") else {

@@ -24,7 +24,9 @@ use common::{free_addr, peer, wait_listening};
 use grpcdoc::catalogue::{candidates, entry, find, Stack};
 
 const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
-const PROTO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/peers/proto");
+/// helloworld.proto: grpcdoc's own copy of the wire definition the peers
+/// serve, so no test depends on where the peers' sources are.
+const PROTO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/helloworld");
 /// Every peer the tier uses, or None (skipped).
 struct Peers {
     go133: PathBuf,
@@ -417,6 +419,10 @@ fn watch_names(id: &str, addr: &str) {
     );
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn connection_refused() {
     let Some(p) = peers() else { return };
@@ -426,6 +432,10 @@ fn connection_refused() {
     watch_names("connection-refused", &addr);
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn server_crash() {
     let Some(p) = peers() else { return };
@@ -460,6 +470,10 @@ fn server_crash() {
     load_names("server-crash", &load.join().unwrap());
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn rst_stream_cancel() {
     let Some(p) = peers() else { return };
@@ -469,6 +483,10 @@ fn rst_stream_cancel() {
     load_names("rst-stream", &load(&listen.to_string(), &["-n", "5"]));
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn http_error_page_from_nginx() {
     let Some(p) = peers() else { return };
@@ -511,6 +529,10 @@ fn server_case(bin: &PathBuf, flags: &[&str], id: &str, delay_ms: u64, timeout_s
     load_names(id, &load(&addr.to_string(), &extra));
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn max_age_grace_on_c_core() {
     let Some(p) = peers() else { return };
@@ -524,6 +546,10 @@ fn max_age_grace_on_c_core() {
     server_case(&p.core_server, &flags, "max-age-grace-c-core", 4000, 8);
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn drain_cut_by_grpc_go_max_age_grace() {
     let Some(p) = peers() else { return };
@@ -538,6 +564,10 @@ fn drain_cut_by_grpc_go_max_age_grace() {
     server_case(&p.go_server, &flags, "drain-cut", 4000, 8);
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn deadline_exceeded() {
     let Some(p) = peers() else { return };
@@ -550,6 +580,10 @@ fn deadline_exceeded() {
     );
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn plaintext_client_to_a_tls_server() {
     let Some(p) = peers() else { return };
@@ -588,6 +622,10 @@ fn plaintext_client_to_a_tls_server() {
 /// unless a call races them, so (a) and (b) have nothing to check; (c)
 /// grpcdoc watch names the idle timeout for both, not "look at the
 /// server's logs".
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn idle_timeouts_of_c_core_and_grpc_go() {
     let Some(p) = peers() else { return };
@@ -693,6 +731,10 @@ fn watch_ids(addr: &str, flags: &[&str], during: impl FnOnce()) -> Vec<String> {
         .collect()
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn too_many_pings_from_grpc_go() {
     let Some(p) = peers() else { return };
@@ -716,6 +758,10 @@ fn too_many_pings_from_grpc_go() {
     assert!(ids.iter().any(|i| i == "too-many-pings"), "{ids:?}");
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn keepalive_timeout_against_a_stopped_grpc_go_server() {
     let Some(p) = peers() else { return };
@@ -784,6 +830,10 @@ fn signalled_grpc_go_names(id: &str, flags: &[&str], signal: &str, after_ms: u64
 /// A grpc-go server whose health service says NOT_SERVING (SIGUSR1): no
 /// client prints an error for it (health-checking clients just send no
 /// calls); (c) grpcdoc watch with health checking names it.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn health_not_serving_from_grpc_go() {
     if peers().is_none() {
@@ -797,6 +847,10 @@ fn health_not_serving_from_grpc_go() {
 /// probes it: GOAWAY 2^31-1 without debug data on a busy connection, then
 /// the last stream; (c) watch names a graceful stop. No client prints an
 /// error for it.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn graceful_stop_of_grpc_go() {
     if peers().is_none() {
@@ -810,6 +864,10 @@ fn graceful_stop_of_grpc_go() {
 /// the ones that spend their deadline queued for a slot are the stream
 /// limit (c); grpc-go's client says only "context deadline exceeded" (the
 /// deadline entry's message).
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn stream_limit_queue_at_grpc_go() {
     let Some(p) = peers() else { return };
@@ -845,6 +903,10 @@ fn stream_limit_queue_at_grpc_go() {
 /// refuses the rest): never processed, safe to
 /// retry; gRPC clients retry them transparently, so none prints an error;
 /// (c) grpcdoc load without transparent retry names the race.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn goaway_race_through_a_proxy() {
     let Some(p) = peers() else { return };
@@ -856,6 +918,10 @@ fn goaway_race_through_a_proxy() {
 /// A 5 MB request against the grpc-go and C-core servers' 4 MiB limit,
 /// sent with grpcurl (the gogrpc and pygrpc watchers send small requests):
 /// each server's own message, relayed, is the catalogue's.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn message_too_large_for_grpc_go_and_c_core_servers() {
     let Some(p) = peers() else { return };
@@ -900,6 +966,10 @@ fn middlebox_rows(scenario: &str, said: &[Said], want: &str) {
 }
 
 /// nginx-upstream-down.yaml: nginx whose upstream is gone answers 502.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn nginx_with_its_upstream_down() {
     let Some(p) = peers() else { return };
@@ -911,6 +981,10 @@ fn nginx_with_its_upstream_down() {
 
 /// proxy-answers-pings.yaml: nginx in front of a blackholed path; each
 /// call hangs until its deadline.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn nginx_in_front_of_a_blackholed_server() {
     let Some(p) = peers() else { return };
@@ -924,6 +998,10 @@ fn nginx_in_front_of_a_blackholed_server() {
 
 /// goaway-swallowed.yaml: the server drains (max age 1 s, grace 1 s) but
 /// the proxy drops its GOAWAYs; calls of 3 s die at the hard close.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn a_proxy_that_swallows_goaway() {
     let Some(p) = peers() else { return };
@@ -934,6 +1012,10 @@ fn a_proxy_that_swallows_goaway() {
 }
 
 /// haproxy-timeouts.yaml: `timeout server 1s` ends a 2 s call with 504.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn haproxy_timeout_server() {
     let Some(p) = peers() else { return };
@@ -971,6 +1053,10 @@ export default function () {
 /// l4-idle-drop.yaml: a flow idle for 1 s is blackholed; the second call,
 /// 2.5 s after the first on the same connection, hangs to its deadline.
 /// grpcurl makes one call per connection and cannot show it.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn an_l4_balancer_that_forgets_idle_flows() {
     let Some(p) = peers() else { return };

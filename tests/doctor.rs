@@ -283,6 +283,10 @@ fn ctrl_c_prints_what_was_measured() {
     assert_eq!(r["setup"]["health"], "SERVING");
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn grpc_go_max_age_and_grace() {
     let Some(bin) = peer("gogrpc-server") else {
@@ -305,6 +309,10 @@ fn grpc_go_max_age_and_grace() {
     assert_eq!(r["setup"]["settings_like"], "grpc-go");
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn grpc_go_keepalive_enforcement() {
     let Some(bin) = peer("gogrpc-server") else {
@@ -322,6 +330,10 @@ fn grpc_go_keepalive_enforcement() {
     assert!(took < Duration::from_secs(33), "took {took:?}");
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn c_core_idle_timeout() {
     let Some(bin) = peer("pygrpc-server") else {
@@ -339,6 +351,10 @@ fn c_core_idle_timeout() {
     assert_eq!(r["setup"]["settings_like"], "gRPC C-core");
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn nginx_in_front_answers_for_the_server() {
     let (Some(go), Some(nginx)) = (peer("gogrpc-server"), peer("nginx-grpc")) else {
@@ -380,6 +396,10 @@ fn nginx_in_front_answers_for_the_server() {
         .any(|v| v["entry"] == "middlebox-goaway"));
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn a_default_grpc_go_run_stays_within_its_budget() {
     let Some(bin) = peer("gogrpc-server") else {

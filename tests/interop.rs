@@ -71,6 +71,10 @@ impl Drop for PeerServer {
     }
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[tokio::test]
 async fn grpc_go_client_calls_say_hello() {
     let Some(bin) = peer("gogrpc-watch") else {
@@ -93,6 +97,10 @@ async fn grpc_go_client_calls_say_hello() {
     assert!(log.contains("OK \"Hello w0-0\""), "{log}");
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[tokio::test]
 async fn c_core_client_calls_say_hello() {
     let Some(bin) = peer("pygrpc-watch") else {
@@ -114,6 +122,10 @@ async fn c_core_client_calls_say_hello() {
     assert!(log.contains("final: ok=5 errors=0"), "{log}");
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[tokio::test]
 async fn c_core_lists_services_by_reflection_and_gets_serving() {
     let Some(bin) = peer("grpc-check-services") else {
@@ -139,6 +151,10 @@ async fn c_core_lists_services_by_reflection_and_gets_serving() {
     );
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[tokio::test]
 async fn nghttp_verifies_a_call() {
     let Some(bin) = peer("verify-grpc") else {
@@ -149,6 +165,10 @@ async fn nghttp_verifies_a_call() {
     assert!(text(&out).contains("VERIFY OK"), "{}", text(&out));
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[tokio::test]
 async fn grpc_go_client_reconnects_after_idle_goaway() {
     let Some(bin) = peer("gogrpc-watch") else {
@@ -178,6 +198,10 @@ async fn grpc_go_client_reconnects_after_idle_goaway() {
     assert!(goaway.is_some());
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[tokio::test]
 async fn grpc_go_client_pinging_too_often_gets_too_many_pings() {
     let Some(bin) = peer("gogrpc-watch") else {
@@ -235,6 +259,10 @@ async fn pings_until_calm(addr: SocketAddr) -> usize {
         .count()
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[tokio::test]
 async fn ping_enforcement_matches_grpc_go() {
     let Some(bin) = peer("gogrpc-server") else {
@@ -293,6 +321,10 @@ async fn idle_goaway(addr: SocketAddr) -> (ErrorCode, u32, String, f64, bool) {
     }
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[tokio::test]
 async fn idle_drain_matches_grpc_go_and_c_core() {
     let (Some(go_bin), Some(py_bin)) = (peer("gogrpc-server"), peer("pygrpc-server")) else {
@@ -376,6 +408,10 @@ fn peer_states(log: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_beside_grpc_go_and_c_core_through_a_grpc_go_restart() {
     let (Some(server_bin), Some(go_watch), Some(py_watch)) = (
@@ -479,6 +515,10 @@ async fn watch_beside_grpc_go_and_c_core_through_a_grpc_go_restart() {
     }
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn watch_explains_too_many_pings_from_grpc_go() {
     let Some(bin) = peer("gogrpc-server") else {
@@ -521,6 +561,10 @@ fn watch_explains_too_many_pings_from_grpc_go() {
     );
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn watch_detects_a_sigstopped_grpc_go_server_by_keepalive() {
     let Some(bin) = peer("gogrpc-server") else {
@@ -582,6 +626,10 @@ fn grpcdoc_load(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
     (out.status.code(), report, err)
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn load_grpc_go_by_reflection_v1alpha_alone() {
     let Some(bin) = peer("gogrpc-server") else {
@@ -633,6 +681,10 @@ fn load_grpc_go_by_reflection_v1alpha_alone() {
     );
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn load_c_core_by_proto_alone() {
     let Some(bin) = peer("pygrpc-server") else {
@@ -641,7 +693,7 @@ fn load_c_core_by_proto_alone() {
     let server = PeerServer::start(bin, "--addr", &[]);
     let proto = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/peers/proto/helloworld.proto"
+        "/proto/helloworld/helloworld.proto"
     );
     let (code, r, err) = grpcdoc_load(&[
         &server.addr.to_string(),
@@ -658,6 +710,10 @@ fn load_c_core_by_proto_alone() {
     assert_eq!(r["ok"], 200, "{r}");
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn load_classifies_grpc_go_age_drains() {
     let Some(bin) = peer("gogrpc-server") else {
@@ -701,6 +757,10 @@ fn load_classifies_grpc_go_age_drains() {
     assert!(goaways >= 2, "{}", r["connections_table"]);
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn proxy_dropping_one_ping_ack_makes_grpc_go_cut_the_connection() {
     let Some(bin) = peer("gogrpc-server") else {
@@ -767,6 +827,10 @@ async fn proxy_dropping_one_ping_ack_makes_grpc_go_cut_the_connection() {
     }
 }
 
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn scenario_restarts_a_grpc_go_server_given_by_command() {
     let Some(bin) = peer("gogrpc-server") else {
@@ -823,6 +887,10 @@ expect:
 /// no grpc-status. Every call ends UNAVAILABLE with that status in its
 /// message (the HTTP-to-gRPC mapping of the gRPC spec), the connection to
 /// nginx survives, and nothing panics.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn an_html_504_from_real_nginx_is_unavailable() {
     let (Some(go), Some(nginx)) = (peer("gogrpc-server"), peer("nginx-grpc")) else {
@@ -847,7 +915,7 @@ fn an_html_504_from_real_nginx_is_unavailable() {
     wait_listening(listen, "nginx");
     let proto = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/peers/proto/helloworld.proto"
+        "/proto/helloworld/helloworld.proto"
     );
     let (code, r, err) = grpcdoc_load(&[
         &listen.to_string(),
@@ -883,10 +951,7 @@ fn an_html_504_from_real_nginx_is_unavailable() {
     if let Some(grpcurl) = peer("grpcurl") {
         let out = Command::new(grpcurl)
             .args(["-plaintext", "-import-path"])
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/peers/proto"
-            ))
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/proto/helloworld"))
             .args([
                 "-proto",
                 "helloworld.proto",
@@ -934,6 +999,10 @@ fn an_html_504_from_real_nginx_is_unavailable() {
 /// client says CANCELLED "stream terminated by RST_STREAM with error code:
 /// CANCEL", and so does grpcdoc's load, which blames the reset (not a lost
 /// connection: the one connection lives on).
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn rst_stream_cancel_is_cancelled_as_grpc_go_says() {
     let (Some(server_bin), Some(watch_bin)) = (peer("gogrpc-server"), peer("gogrpc-watch")) else {
@@ -979,7 +1048,7 @@ async fn rst_stream_cancel_is_cancelled_as_grpc_go_says() {
             "--proto",
             concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../shared/peers/proto/helloworld.proto"
+                "/proto/helloworld/helloworld.proto"
             ),
             "--call",
             "helloworld.Greeter/SayHello",
@@ -1005,6 +1074,10 @@ async fn rst_stream_cancel_is_cancelled_as_grpc_go_says() {
 /// grpcdoc counts as never processed really never reached the server: the
 /// grpc-go server's own count of answered calls equals the calls load saw
 /// succeed.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 #[test]
 fn injected_goaways_refuse_what_the_server_never_saw() {
     let Some(bin) = peer("gogrpc-server") else {
@@ -1037,7 +1110,7 @@ fn injected_goaways_refuse_what_the_server_never_saw() {
     wait_listening(listen, "the proxy");
     let proto = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/peers/proto/helloworld.proto"
+        "/proto/helloworld/helloworld.proto"
     );
     let (_, r, err) = grpcdoc_load(&[
         &listen.to_string(),
