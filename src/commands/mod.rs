@@ -40,10 +40,10 @@ pub(crate) fn event_writer(
     explainer: Option<crate::diagnose::Explainer>,
 ) -> Box<dyn crate::report::EventWriter> {
     match output {
-        crate::cli::Output::Human => Box::new(crate::report::HumanEvents {
-            style: crate::report::style::Style::for_stdout(color.forced()),
+        crate::cli::Output::Human => Box::new(crate::report::HumanEvents::new(
+            crate::report::style::Style::for_stdout(color.forced()),
             explainer,
-        }),
+        )),
         crate::cli::Output::Json => Box::new(crate::report::JsonEvents { explainer }),
     }
 }

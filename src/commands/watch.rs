@@ -33,6 +33,7 @@ impl EventWriter for WatchWriter {
     }
 
     fn finish(&mut self, out: &mut dyn Write, end_ms: f64) -> io::Result<()> {
+        self.inner.finish(out, end_ms)?;
         self.summary.finish(end_ms);
         if self.json {
             let mut v = serde_json::to_value(&self.summary)?;

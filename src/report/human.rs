@@ -15,6 +15,31 @@ pub struct HumanEvents {
     pub style: Style,
     /// Adds a note on cause and fix after notable events.
     pub explainer: Option<crate::diagnose::Explainer>,
+    /// PINGs the peer sends on its own (BDP, keepalive) and their ACKs,
+    /// per connection: the first pair is shown, later ones are counted.
+    pub peer_pings: std::collections::HashMap<u64, PeerPings>,
+}
+
+impl HumanEvents {
+    pub fn new(style: Style, explainer: Option<crate::diagnose::Explainer>) -> Self {
+        Self {
+            style,
+            explainer,
+            peer_pings: Default::default(),
+        }
+    }
+}
+
+/// The peer's own PINGs on one connection, after the first.
+#[derive(Default)]
+pub struct PeerPings {
+    /// The first PING and its ACK were shown.
+    shown: bool,
+    /// PINGs counted since, the first of them and the last (ms).
+    count: u64,
+    since_ms: f64,
+    last_ms: f64,
+    who: String,
 }
 
 fn ms(ms: f64) -> String {
@@ -256,8 +281,85 @@ impl HumanEvents {
     }
 }
 
+impl HumanEvents {
+    /// The count line of the peer's PINGs on `conn`, if some were counted.
+    fn flush_pings(&mut self, out: &mut dyn Write, conn: u64) -> io::Result<()> {
+        let Some(p) = self.peer_pings.get_mut(&conn) else {
+            return Ok(());
+        };
+        if p.count == 0 {
+            return Ok(());
+        }
+        let t = format!("{:>9.3}s", p.last_ms / 1e3);
+        let line = format!(
+            "PING received x{} from {:.3}s, each answered with an ACK (the peer's own: BDP or keepalive)",
+            p.count,
+            p.since_ms / 1e3
+        );
+        p.count = 0;
+        writeln!(
+            out,
+            "{}  {:<30} {line}",
+            self.style.paint(Tone::Dim, &t),
+            p.who
+        )
+    }
+}
+
 impl EventWriter for HumanEvents {
+    fn finish(&mut self, out: &mut dyn Write, _end_ms: f64) -> io::Result<()> {
+        let conns: Vec<u64> = self.peer_pings.keys().copied().collect();
+        for c in conns {
+            self.flush_pings(out, c)?;
+        }
+        Ok(())
+    }
+
     fn write(&mut self, out: &mut dyn Write, e: &Event) -> io::Result<()> {
+        let peer_ping = matches!(
+            e.kind,
+            EventKind::Ping {
+                dir: Dir::Received,
+                ack: false,
+                ..
+            }
+        );
+        let our_ack = matches!(
+            e.kind,
+            EventKind::Ping {
+                dir: Dir::Sent,
+                ack: true,
+                ..
+            }
+        );
+        if let Some(c) = e.conn {
+            if peer_ping || our_ack {
+                let who = match &e.addr {
+                    Some(a) => format!("conn {c:<3} {a}"),
+                    None => format!("conn {c}"),
+                };
+                let p = self.peer_pings.entry(c).or_default();
+                if p.shown {
+                    if peer_ping {
+                        if p.count == 0 {
+                            p.since_ms = e.t_ms;
+                        }
+                        p.count += 1;
+                        p.last_ms = e.t_ms;
+                        p.who = who;
+                    }
+                    // Counted, unless it has something to say.
+                    let note = self.explainer.as_mut().and_then(|x| x.explain(e));
+                    if note.is_none() {
+                        return Ok(());
+                    }
+                } else if our_ack {
+                    p.shown = true;
+                }
+            } else {
+                self.flush_pings(out, c)?;
+            }
+        }
         let what = self.describe(e);
         if matches!(e.kind, EventKind::Listening { .. }) {
             return writeln!(out, "{what}");
@@ -298,5 +400,41 @@ impl EventWriter for HumanEvents {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(t_ms: f64, kind: EventKind) -> Event {
+        Event {
+            t_ms,
+            kind,
+            conn: Some(1),
+            addr: Some("127.0.0.1:1".into()),
+        }
+    }
+
+    #[test]
+    fn the_peers_own_pings_are_one_line_with_a_count() {
+        let mut h = HumanEvents::new(Style::new(false), None);
+        let mut out = Vec::new();
+        for i in 0..10 {
+            let t = f64::from(i) * 500.0;
+            let ping = |dir, ack| EventKind::Ping {
+                dir,
+                ack,
+                rtt_ms: None,
+            };
+            h.write(&mut out, &ev(t, ping(Dir::Received, false)))
+                .unwrap();
+            h.write(&mut out, &ev(t, ping(Dir::Sent, true))).unwrap();
+        }
+        h.finish(&mut out, 5000.0).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[2].contains("PING received x9 from 0.500s"), "{text}");
     }
 }

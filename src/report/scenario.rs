@@ -102,10 +102,7 @@ pub struct Live {
 impl Live {
     pub fn new(style: Style) -> Self {
         Self {
-            human: HumanEvents {
-                style,
-                explainer: None,
-            },
+            human: HumanEvents::new(style, None),
             failing: BTreeMap::new(),
         }
     }
