@@ -77,6 +77,14 @@ pub const SCENARIO_HELP: &str = concat!(
     exit_codes!()
 );
 
+pub const REPORT_HELP: &str = "Examples:
+  grpcdoc report merge load-0.json load-1.json load-2.json
+  grpcdoc report merge reports/*.json -o json > all.json
+
+Exit codes:
+  0    merged
+  2    a report that cannot be read, or that does not merge with the others";
+
 pub const DOCTOR_HELP: &str = "Examples:
   grpcdoc doctor 10.0.0.5:50051
   grpcdoc doctor 10.0.0.5:50051 --client-keepalive-time 10s --client-permit-without-stream
@@ -156,6 +164,10 @@ pub enum Command {
     /// Reads the message, a log file, or `-` (stdin); no network.
     #[command(after_help = EXPLAIN_EXIT_CODES)]
     Explain(ExplainArgs),
+    /// Work with saved reports: `grpcdoc report merge A.json B.json` merges
+    /// `load -o json` reports from several machines into one.
+    #[command(after_help = REPORT_HELP, subcommand)]
+    Report(ReportCommand),
     /// Print a shell completion script, e.g.
     /// `grpcdoc completions bash > /etc/bash_completion.d/grpcdoc`.
     Completions {
@@ -498,6 +510,24 @@ pub fn grpcurl_spellings(
         after_d = s == "-d" || s == "--data";
     }
     out
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Merge `load -o json` reports of the same method (one per machine)
+    /// into one: counts add up, latency percentiles are exact for all the
+    /// calls (the HDR histograms add), per-second series align on
+    /// wall-clock time.
+    #[command(after_help = REPORT_HELP)]
+    Merge {
+        /// The reports (`grpcdoc load ... -o json > FILE`).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Output: the load report's tables, or one JSON report (which
+        /// merges again).
+        #[arg(short = 'o', long, value_enum, default_value_t = ReportOutput::Human)]
+        output: ReportOutput,
+    },
 }
 
 /// TLS for https:// targets: shared by the commands that dial.

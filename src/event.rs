@@ -92,7 +92,7 @@ impl CloseReason {
 }
 
 /// Why a call failed, from what grpcdoc saw (not from message text).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(tag = "cause", rename_all = "snake_case")]
 pub enum CallCause {
     /// The call was on a connection that had received GOAWAY (with this
@@ -115,13 +115,13 @@ pub enum CallCause {
     QueuedDeadline,
     /// The server answered with this status.
     Status {
-        #[serde(serialize_with = "status_code")]
+        #[serde(serialize_with = "status_code", deserialize_with = "status_code_de")]
         code: tonic::Code,
     },
     /// The server (or a hop) reset the stream with this code; the
     /// connection lived on.
     Reset {
-        #[serde(serialize_with = "error_code")]
+        #[serde(serialize_with = "error_code", deserialize_with = "error_code_de")]
         code: ErrorCode,
     },
     /// An HTTP hop answered with this status and no gRPC (an error page).
@@ -196,6 +196,18 @@ impl PartialOrd for CallCause {
 
 fn status_code<S: serde::Serializer>(c: &tonic::Code, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(code_name(*c))
+}
+
+fn status_code_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<tonic::Code, D::Error> {
+    let name: String = serde::Deserialize::deserialize(d)?;
+    crate::grpc::code_by_name(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown status code `{name}`")))
+}
+
+fn error_code_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ErrorCode, D::Error> {
+    let name: String = serde::Deserialize::deserialize(d)?;
+    ErrorCode::from_name(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown HTTP/2 error code `{name}`")))
 }
 
 fn cause_key<S: serde::Serializer>(c: &Option<CallCause>, s: S) -> Result<S::Ok, S::Error> {

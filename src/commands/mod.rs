@@ -6,6 +6,7 @@ mod explain;
 mod load;
 mod lower;
 mod proxy;
+mod report;
 mod scenario;
 mod serve;
 pub mod watch;
@@ -172,6 +173,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Scenario(args) => scenario::run(args, cli.color).await,
             Command::Doctor(args) => doctor::run(args, cli.color).await,
             Command::Explain(args) => explain::run(args, cli.color),
+            Command::Report(cmd) => report::run(cmd, cli.color),
             Command::Completions { .. } | Command::Man { .. } => Ok(Exit::Success),
         }
     });

@@ -280,7 +280,8 @@ async fn worker(
     }
 }
 
-/// Records how many calls completed and failed in each second.
+/// Records how many calls completed and failed in each second, and the
+/// latency percentiles of the calls that ended in it.
 async fn seconds(rec: Arc<Recorder>, start: Instant) {
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     let (mut done, mut errs) = (0, 0);
@@ -290,10 +291,14 @@ async fn seconds(rec: Arc<Recorder>, start: Instant) {
             rec.completed.load(Ordering::Relaxed),
             rec.errors.load(Ordering::Relaxed),
         );
+        let (p50_ms, p90_ms, p99_ms) = rec.second_percentiles();
         rec.push_second(SecondStats {
             t_s: t,
             completed: d - done,
             errors: e - errs,
+            p50_ms,
+            p90_ms,
+            p99_ms,
         });
         (done, errs) = (d, e);
     }

@@ -1,11 +1,13 @@
 //! `grpcdoc load`: a plan ([`engine::LoadPlan`]) run by workers over
 //! grpcdoc's channel, each call on the wire as gRPC over HTTP/2
 //! ([`call`]), recorded into HDR histograms ([`stats`]); retries from the
-//! service config ([`retry`]); thresholds for CI ([`failon`]).
+//! service config ([`retry`]); thresholds for CI ([`failon`]); reports of
+//! several machines merged ([`merge`]).
 
 pub mod call;
 pub mod engine;
 pub mod failon;
+pub mod merge;
 pub mod report;
 pub mod retry;
 pub mod stats;

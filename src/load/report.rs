@@ -12,7 +12,7 @@ use super::stats::{Cause, CodeSummary, SecondStats, Snapshot};
 use crate::event::{Event, EventKind};
 use crate::h2wire::Dir;
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Latency {
     pub min: f64,
     pub mean: f64,
@@ -23,22 +23,22 @@ pub struct Latency {
     pub max: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct CauseRow {
     #[serde(flatten)]
     pub cause: Cause,
     pub count: u64,
     /// The catalogue entry (`grpcdoc explain`), when the cause is a known
-    /// failure, and its fix.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// failure, and its fix (found again from the cause when read back).
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub id: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub fix: Option<&'static str>,
     pub diagnosis: String,
 }
 
 /// One connection of the run, from its events and the calls on it.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct ConnRow {
     pub conn: u64,
     pub addr: String,
@@ -189,7 +189,7 @@ impl ConnEvents {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct RateCheck {
     pub target: f64,
     pub achieved: f64,
@@ -201,7 +201,7 @@ pub struct RateCheck {
     pub held: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Cpu {
     pub user_s: f64,
     pub system_s: f64,
@@ -209,16 +209,23 @@ pub struct Cpu {
     pub per_rpc_us: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct CheckResult {
     pub expr: String,
     pub value: f64,
     pub breached: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct LoadReport {
-    pub kind: &'static str,
+    pub kind: String,
+    /// The report format: reports of one format merge
+    /// (`grpcdoc report merge`); 0 when absent (an older grpcdoc).
+    #[serde(default)]
+    pub format: u32,
+    /// When the run started, Unix time in ms: merged series align on it.
+    #[serde(default)]
+    pub started_unix_ms: f64,
     pub target: String,
     pub method: String,
     pub call_kind: String,
@@ -285,6 +292,51 @@ pub fn cpu_times() -> (f64, f64) {
     (secs(ru.ru_utime), secs(ru.ru_stime))
 }
 
+/// The load report's format; `report merge` takes reports of this one.
+pub const FORMAT: u32 = 1;
+
+impl Latency {
+    /// Percentiles of a histogram of microseconds, in ms.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1e3;
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            min: ms(h.min()),
+            mean: h.mean() / 1e3,
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p99_9: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// A histogram as the report carries it: HDR V2 deflate, base64.
+pub fn encode_histogram(h: &hdrhistogram::Histogram<u64>) -> String {
+    let mut raw = Vec::new();
+    match V2DeflateSerializer::new().serialize(h, &mut raw) {
+        Ok(_) => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(&raw)
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// The histogram of a report (`histogram`), read back.
+pub fn decode_histogram(text: &str) -> Result<hdrhistogram::Histogram<u64>, String> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("the histogram is not base64: {e}"))?;
+    let mut d = hdrhistogram::serialization::Deserializer::new();
+    d.deserialize(&mut raw.as_slice())
+        .map_err(|e| format!("the histogram does not decode: {e:?}"))
+}
+
 impl LoadReport {
     pub fn build(
         s: &Snapshot,
@@ -293,31 +345,11 @@ impl LoadReport {
         thresholds: &[Threshold],
     ) -> Self {
         let h = &s.hist;
-        let ms = |us: u64| us as f64 / 1e3;
         let total = h.len();
         let ok = s.codes.get("OK").map_or(0, |c| c.count);
         let errors = total - ok;
-        let latency_ms = if total == 0 {
-            Latency::default()
-        } else {
-            Latency {
-                min: ms(h.min()),
-                mean: h.mean() / 1e3,
-                p50: ms(h.value_at_quantile(0.5)),
-                p90: ms(h.value_at_quantile(0.9)),
-                p99: ms(h.value_at_quantile(0.99)),
-                p99_9: ms(h.value_at_quantile(0.999)),
-                max: ms(h.max()),
-            }
-        };
-        let mut raw = Vec::new();
-        let histogram = match V2DeflateSerializer::new().serialize(h, &mut raw) {
-            Ok(_) => {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD.encode(&raw)
-            }
-            Err(_) => String::new(),
-        };
+        let latency_ms = Latency::of(h);
+        let histogram = encode_histogram(h);
         let rps = if facts.elapsed_s > 0.0 {
             total as f64 / facts.elapsed_s
         } else {
@@ -340,8 +372,14 @@ impl LoadReport {
             .collect();
         causes.sort_by_key(|c| std::cmp::Reverse(c.count));
         let cpu_total = facts.cpu.0 + facts.cpu.1;
+        let started_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64() * 1e3 - facts.elapsed_s * 1e3)
+            .unwrap_or(0.0);
         let mut report = Self {
-            kind: "load_report",
+            kind: "load_report".into(),
+            format: FORMAT,
+            started_unix_ms,
             target: facts.target,
             method: facts.method,
             call_kind: facts.call_kind,

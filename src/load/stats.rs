@@ -33,6 +33,8 @@ struct CodeStat {
 
 struct Shard {
     hist: Histogram<u64>,
+    /// The current second's latencies ([`Recorder::second_percentiles`]).
+    second: Histogram<u64>,
     /// By status code number (0..=16).
     codes: Vec<CodeStat>,
     causes: HashMap<Cause, u64>,
@@ -45,6 +47,7 @@ impl Shard {
     fn new() -> Self {
         Self {
             hist: new_histogram(),
+            second: new_histogram(),
             codes: (0..=16).map(|_| CodeStat::default()).collect(),
             causes: HashMap::new(),
             conns: Vec::new(),
@@ -54,11 +57,19 @@ impl Shard {
 }
 
 /// One second of the run.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SecondStats {
     pub t_s: u64,
     pub completed: u64,
     pub errors: u64,
+    /// Latency percentiles of the calls that ended in this second (ms; 0
+    /// when none did).
+    #[serde(default)]
+    pub p50_ms: f64,
+    #[serde(default)]
+    pub p90_ms: f64,
+    #[serde(default)]
+    pub p99_ms: f64,
 }
 
 pub struct Recorder {
@@ -111,6 +122,7 @@ impl Recorder {
         let failed = !o.ok();
         if let Ok(mut s) = self.shards[worker % self.shards.len()].lock() {
             let _ = s.hist.record(us);
+            let _ = s.second.record(us);
             s.responses += o.responses;
             let Some(c) = s.codes.get_mut(o.code as usize) else {
                 return;
@@ -138,6 +150,23 @@ impl Recorder {
         if failed {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// p50, p90 and p99 (ms) of the calls that ended since the last call
+    /// of this, which starts the next second.
+    pub fn second_percentiles(&self) -> (f64, f64, f64) {
+        let mut h = new_histogram();
+        for shard in &self.shards {
+            if let Ok(mut s) = shard.lock() {
+                let _ = h.add(&s.second);
+                s.second.reset();
+            }
+        }
+        if h.is_empty() {
+            return (0.0, 0.0, 0.0);
+        }
+        let q = |q: f64| h.value_at_quantile(q) as f64 / 1e3;
+        (q(0.5), q(0.9), q(0.99))
     }
 
     /// Adds the second that just ended (called once a second).
@@ -197,7 +226,7 @@ impl Recorder {
     }
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CodeSummary {
     pub count: u64,
     pub messages: BTreeMap<String, u64>,
