@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
     peers_cfg();
+    chromium_cfg();
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("grpcdoc_descriptor.bin"), fds.encode_to_vec())?;
@@ -48,5 +49,20 @@ fn peers_cfg() {
     let required = std::env::var("GRPCDOC_REQUIRE_PEERS").as_deref() == Ok("1");
     if found || required {
         println!("cargo:rustc-cfg=grpcdoc_peers");
+    }
+}
+
+/// `cfg(grpcdoc_chromium)` when Debian's headless Chromium is installed
+/// (`/usr/bin/chromium`) or required (`GRPCDOC_REQUIRE_CHROMIUM=1`, as in
+/// CI): the HTML report's screenshot test needs it, and is listed as
+/// ignored without it.
+fn chromium_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(grpcdoc_chromium)");
+    println!("cargo:rerun-if-env-changed=GRPCDOC_REQUIRE_CHROMIUM");
+    println!("cargo:rerun-if-changed=/usr/bin/chromium");
+    let found = std::path::Path::new("/usr/bin/chromium").exists();
+    let required = std::env::var("GRPCDOC_REQUIRE_CHROMIUM").as_deref() == Ok("1");
+    if found || required {
+        println!("cargo:rustc-cfg=grpcdoc_chromium");
     }
 }

@@ -226,7 +226,9 @@ pub struct ScenarioArgs {
     #[arg(short = 'o', long, value_enum, default_value_t = ScenarioOutput::Human)]
     pub output: ScenarioOutput,
 
-    /// Where the JUnit XML goes (with -o junit).
+    /// Also write the report to FILE, in the format its extension names:
+    /// `.html` (a timeline of every connection, expectations PASS/FAIL;
+    /// one self-contained page), `.xml` (JUnit, as -o junit), `.json`.
     #[arg(long, value_name = "FILE", required_if_eq("output", "junit"))]
     pub report: Option<PathBuf>,
 }
@@ -376,6 +378,12 @@ pub struct LoadArgs {
 
     #[command(flatten)]
     pub conn: ConnArgs,
+
+    /// Also write the report to FILE, in the format its extension names:
+    /// `.html` (calls/s and latency over time, the tables; one
+    /// self-contained page) or `.json`.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 
     /// Output: tables, or one JSON report object.
     #[arg(short = 'o', long, value_enum, default_value_t = ReportOutput::Human)]

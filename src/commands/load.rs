@@ -21,6 +21,7 @@ use crate::load::retry;
 use crate::load::stats::Recorder;
 use crate::report::progress::Progress;
 use crate::report::style::Style;
+use crate::report::FileFormat;
 use crate::rpc::descriptors::{self, Source};
 use crate::rpc::payload;
 
@@ -95,6 +96,12 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     super::lower::client_warnings(&args.conn);
     // Inputs first: nothing is sent before they are all good.
     let data = args.data.as_deref().map(payload::read_data).transpose()?;
+    let report_format = args
+        .report
+        .as_deref()
+        .map(|p| FileFormat::of(p, &[FileFormat::Html, FileFormat::Json]))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let service_config = args
         .service_config
         .as_deref()
@@ -275,6 +282,14 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let mut out = std::io::stdout().lock();
     // A closed stdout (| head) is not an error worth a message.
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    if let (Some(path), Some(format)) = (&args.report, report_format) {
+        let file = match format {
+            FileFormat::Html => crate::report::html::load_page(&report),
+            FileFormat::Json | FileFormat::Junit => serde_json::to_string(&report)? + "\n",
+        };
+        std::fs::write(path, file)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
     Ok(if info.interrupted {
         Exit::Interrupted
     } else if report.failed() {

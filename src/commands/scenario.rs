@@ -11,6 +11,7 @@ use crate::cli::{ColorChoice, ScenarioArgs, ScenarioOutput};
 use crate::exit::Exit;
 use crate::report::scenario::{junit, render_comparison, render_result, Live, ScenarioResult};
 use crate::report::style::{Style, Tone};
+use crate::report::FileFormat;
 use crate::scenario::plan::{Checked, Plan};
 use crate::scenario::run::Recorded;
 use crate::scenario::{expect, load, run};
@@ -69,6 +70,15 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
             .into());
         }
     }
+    // The report file's format, known before anything runs.
+    let report_format = match (&args.report, args.output) {
+        (Some(_), ScenarioOutput::Junit) => Some(FileFormat::Junit),
+        (Some(p), _) => Some(
+            FileFormat::of(p, &[FileFormat::Html, FileFormat::Junit, FileFormat::Json])
+                .map_err(anyhow::Error::msg)?,
+        ),
+        (None, _) => None,
+    };
     let style = Style::for_stdout(color.forced());
     let human = args.output != ScenarioOutput::Json;
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -79,6 +89,7 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
     });
     let mut results = Vec::new();
     let mut comparisons = Vec::new();
+    let mut timelines = Vec::new();
     let mut out = std::io::stdout();
     for c in &checked {
         if human {
@@ -95,6 +106,13 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
         let mut file_results = Vec::new();
         for (plan, recorded) in c.plans.iter().zip(&played) {
             let result = verdict(c, plan, recorded);
+            if report_format == Some(FileFormat::Html) {
+                timelines.push(crate::report::timeline::build(
+                    &recorded.events,
+                    &recorded.marks,
+                    recorded.duration_ms,
+                ));
+            }
             if human {
                 if let Some(v) = &plan.variant {
                     let _ = writeln!(out, "{}", style.paint(Tone::Bold, &format!("variant {v}")));
@@ -121,17 +139,27 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
         }
     }
     watcher.abort();
-    if args.output == ScenarioOutput::Json {
-        let report = serde_json::json!({
+    let json = || {
+        serde_json::json!({
             "kind": "scenario_report",
             "passed": results.iter().all(|r| r.passed),
             "scenarios": results,
             "comparisons": comparisons,
-        });
-        let _ = writeln!(out, "{report}");
+        })
+    };
+    if args.output == ScenarioOutput::Json {
+        let _ = writeln!(out, "{}", json());
     }
-    if let Some(path) = &args.report {
-        std::fs::write(path, junit(&results))
+    if let (Some(path), Some(format)) = (&args.report, report_format) {
+        let text = match format {
+            FileFormat::Junit => junit(&results),
+            FileFormat::Json => format!("{}\n", json()),
+            FileFormat::Html => {
+                let runs: Vec<_> = results.iter().cloned().zip(timelines).collect();
+                crate::report::html::scenario_page(&runs, &comparisons)
+            }
+        };
+        std::fs::write(path, text)
             .with_context(|| format!("cannot write the report {}", path.display()))?;
     }
     Ok(if results.iter().any(|r| r.interrupted) {

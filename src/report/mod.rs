@@ -3,6 +3,7 @@
 
 pub mod doctor;
 pub mod explain;
+pub mod html;
 pub mod human;
 mod json;
 pub mod load;
@@ -11,6 +12,7 @@ pub mod progress;
 pub mod scenario;
 pub mod style;
 pub mod summary;
+pub mod timeline;
 
 use std::io::{self, Write};
 
@@ -56,4 +58,60 @@ pub fn table() -> comfy_table::Table {
         t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
     }
     t
+}
+
+/// A report file's format, by its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    Html,
+    Junit,
+    Json,
+}
+
+impl FileFormat {
+    /// `.html`, `.xml` (JUnit) or `.json`; `allowed` lists what a command
+    /// writes.
+    pub fn of(path: &std::path::Path, allowed: &[FileFormat]) -> Result<Self, String> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let f = match ext.as_str() {
+            "html" | "htm" => FileFormat::Html,
+            "xml" => FileFormat::Junit,
+            "json" => FileFormat::Json,
+            _ => {
+                return Err(format!(
+                    "--report {}: name the format by the extension: {}",
+                    path.display(),
+                    allowed
+                        .iter()
+                        .map(|f| f.describe())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        };
+        if !allowed.contains(&f) {
+            return Err(format!(
+                "--report {}: this command writes {}",
+                path.display(),
+                allowed
+                    .iter()
+                    .map(|f| f.describe())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(f)
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            FileFormat::Html => ".html (a page)",
+            FileFormat::Junit => ".xml (JUnit)",
+            FileFormat::Json => ".json",
+        }
+    }
 }
