@@ -23,6 +23,18 @@ macro_rules! exit_codes {
 
 pub const EXIT_CODES: &str = exit_codes!();
 
+pub const TOP_HELP: &str = concat!(
+    "Examples:
+  grpcdoc scenario scenarios/restart.yaml      # replay a failure on loopback, for CI
+  grpcdoc watch 10.0.0.5:50051                 # every state change and HTTP/2 event
+  grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Method -d '{}' -c 1000
+  grpcdoc doctor 10.0.0.5:50051                # the server's connection policy
+  grpcdoc explain 'transport is closing'       # what a client's error means
+
+",
+    exit_codes!()
+);
+
 pub const SERVE_HELP: &str = concat!(
     "Examples:
   grpcdoc serve --listen 127.0.0.1:50051
@@ -114,7 +126,7 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GRPCDOC
     name = "grpcdoc",
     version = VERSION,
     about = "The gRPC connection doctor: see, reproduce and explain gRPC connection failures",
-    after_help = EXIT_CODES
+    after_help = TOP_HELP
 )]
 pub struct Cli {
     /// When to color human output (NO_COLOR in the environment means never).

@@ -77,6 +77,13 @@ impl FileFormat {
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
+        let choices = || {
+            allowed
+                .iter()
+                .map(|f| f.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let f = match ext.as_str() {
             "html" | "htm" => FileFormat::Html,
             "xml" => FileFormat::Junit,
@@ -85,11 +92,7 @@ impl FileFormat {
                 return Err(format!(
                     "--report {}: name the format by the extension: {}",
                     path.display(),
-                    allowed
-                        .iter()
-                        .map(|f| f.describe())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    choices()
                 ))
             }
         };
@@ -97,11 +100,7 @@ impl FileFormat {
             return Err(format!(
                 "--report {}: this command writes {}",
                 path.display(),
-                allowed
-                    .iter()
-                    .map(|f| f.describe())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                choices()
             ));
         }
         Ok(f)
