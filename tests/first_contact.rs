@@ -218,3 +218,49 @@ fn settings_that_do_not_do_what_they_seem_are_warned_about() {
         "{out}"
     );
 }
+
+/// On a 100-column terminal (a pty from util-linux's `script`), every line
+/// of load's tables fits; the full text stays in `-o json`.
+#[test]
+fn tables_fit_a_100_column_terminal() {
+    let (c, addr) = spawn_listening(
+        BIN,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--for",
+            "60s",
+            "--max-connection-age",
+            "300ms",
+            "--max-connection-age-grace",
+            "10ms",
+            "--delay",
+            "50ms",
+        ],
+    );
+    let _s = Serve(c, addr.clone());
+    let cmd = format!(
+        "stty cols 100 rows 50; {BIN} load {addr} --call helloworld.Greeter/SayHello -z 2s -c 20 --no-transparent-retry"
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let plain = regex::Regex::new(r"\x1b\[[0-9;?]*[a-zA-Z]")
+        .unwrap()
+        .replace_all(&text, "")
+        .replace('\r', "");
+    assert!(plain.contains("failures by cause"), "{plain}");
+    for line in plain
+        .lines()
+        .filter(|l| l.starts_with(['│', '┌', '└', '╞', '├']))
+    {
+        assert!(
+            line.chars().count() <= 100,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+}
