@@ -151,10 +151,25 @@ pub async fn run(
     report.setup.addresses = addrs.len();
 
     say(&progress, "setup", "connecting");
-    let first = match dialer.open().await {
-        Ok(l) => l,
-        Err(e) => {
+    let first = match budget.run(dialer.open()).await {
+        Some(Ok(l)) => l,
+        Some(Err(e)) => {
             report.failure = Some(failure(&e, &report.setup.address));
+            report.elapsed_ms = budget.now_ms();
+            return report;
+        }
+        // Stopped (Ctrl-C) or out of budget while connecting.
+        None => {
+            report.failure = Some(Failure {
+                error: format!(
+                    "no connection to {} within the budget",
+                    report.setup.address
+                ),
+                cause: "timeout".into(),
+                entry: None,
+                explanation: None,
+            });
+            report.interrupted = budget.stopped();
             report.elapsed_ms = budget.now_ms();
             return report;
         }
