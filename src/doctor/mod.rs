@@ -174,11 +174,7 @@ pub async fn run(
             return report;
         }
     };
-    say(
-        &progress,
-        "setup",
-        "SETTINGS, reflection, health, round trips",
-    );
+    say(&progress, "setup", "inspecting");
     let mut setup = budget
         .run(setup::inspect(&first, cfg.hold_method.as_deref(), &budget))
         .await
@@ -187,32 +183,48 @@ pub async fn run(
     setup.addresses = report.setup.addresses;
     report.intermediary = fingerprint::assess(&setup);
     let hold = setup.held_method.clone();
+    say(&progress, "setup", "done");
 
-    say(&progress, "idle", "a connection left quiet");
+    say(&progress, "idle", "quiet");
     let quiet = {
-        let (d, b) = (dialer.clone(), budget.clone());
-        tokio::spawn(async move { idle::quiet(&d, &b).await })
+        let (d, b, p) = (dialer.clone(), budget.clone(), progress.clone());
+        tokio::spawn(async move {
+            let q = idle::quiet(&d, &b).await;
+            say(&p, "idle", "done");
+            q
+        })
     };
-    say(&progress, "age", "a busy connection");
+    say(&progress, "age", "busy");
     let age = {
-        let (d, b, h) = (dialer.clone(), budget.clone(), hold.clone());
-        tokio::spawn(async move { age::measure(&d, h, &b).await })
+        let (d, b, h, p) = (
+            dialer.clone(),
+            budget.clone(),
+            hold.clone(),
+            progress.clone(),
+        );
+        tokio::spawn(async move {
+            let a = age::measure(&d, h, &b).await;
+            say(&p, "age", "done");
+            a
+        })
     };
     let enforce = match (&hold, cfg.provoke) {
         (Some(h), true) => {
-            say(&progress, "keepalive", "PINGs at growing intervals");
-            let (mut d, b, h) = (dialer.clone(), budget.clone(), h.clone());
+            say(&progress, "keepalive", "probing");
+            let (mut d, b, h, p) = (dialer.clone(), budget.clone(), h.clone(), progress.clone());
             // Every frame is logged: WINDOW_UPDATEs reset strikes too.
             d.frames = true;
-            Some(tokio::spawn(
-                async move { enforce::measure(&d, &h, &b).await },
-            ))
+            Some(tokio::spawn(async move {
+                let e = enforce::measure(&d, &h, &b).await;
+                say(&p, "keepalive", "done");
+                e
+            }))
         }
         _ => None,
     };
     let size = match &cfg.echo_method {
         Some(m) => {
-            say(&progress, "size", "bisecting the message size");
+            say(&progress, "size", "bisecting");
             Some(
                 budget
                     .run(size::measure(&first, m, &budget))
@@ -229,8 +241,9 @@ pub async fn run(
         }
         None => None,
     };
-    say(&progress, "idle", "calls after growing quiet gaps");
+    say(&progress, "gaps", "calling after quiet gaps");
     let ladder = idle::ladder(&first, &budget).await;
+    say(&progress, "gaps", "done");
     drop(first);
 
     // Each measurement stops at the budget's end but may be waiting for
