@@ -544,7 +544,7 @@ fn drop_finding(l: &idle::Ladder, q: &Result<idle::Quiet, String>) -> Finding {
         ..f
     }
     .result(format!(
-        "a call after {} quiet was answered{ended}",
+        "still answered after {} quiet{ended}",
         secs(longest)
     ))
     .how(how)
