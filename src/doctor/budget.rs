@@ -50,10 +50,16 @@ impl Budget {
     pub async fn run<F: Future>(&self, f: F) -> Option<F::Output> {
         let mut stop = self.stop.clone();
         let deadline = tokio::time::Instant::from_std(self.deadline);
+        let stopped = async move {
+            // A dropped sender never stops the run.
+            if stop.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             out = f => Some(out),
             _ = tokio::time::sleep_until(deadline) => None,
-            _ = stop.wait_for(|s| *s) => None,
+            _ = stopped => None,
         }
     }
 
@@ -67,5 +73,30 @@ impl Budget {
         let at = self.start + Duration::from_secs_f64(ms.max(0.0) / 1e3);
         self.sleep(at.saturating_duration_since(Instant::now()))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_budget_ends_waits_and_a_stop_ends_them_sooner() {
+        let ms = Duration::from_millis;
+        let (_tx, rx) = watch::channel(false);
+        let b = Budget::new(ms(400), rx);
+        assert!(b.sleep(ms(50)).await);
+        assert!(!b.sleep(ms(2000)).await, "past the budget");
+        assert!(b.over());
+        let (tx2, rx2) = watch::channel(false);
+        let b2 = Budget::new(Duration::from_secs(60), rx2);
+        tx2.send(true).unwrap();
+        assert!(!b2.sleep(Duration::from_secs(30)).await);
+        assert!(b2.stopped());
+        // A dropped sender is no stop.
+        let (tx3, rx3) = watch::channel(false);
+        drop(tx3);
+        let b3 = Budget::new(Duration::from_secs(60), rx3);
+        assert!(b3.sleep(ms(20)).await);
     }
 }
