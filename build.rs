@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=.git/refs/heads");
     peers_cfg();
     chromium_cfg();
+    toxiproxy_clients_cfg();
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("grpcdoc_descriptor.bin"), fds.encode_to_vec())?;
@@ -64,5 +65,23 @@ fn chromium_cfg() {
     let required = std::env::var("GRPCDOC_REQUIRE_CHROMIUM").as_deref() == Ok("1");
     if found || required {
         println!("cargo:rustc-cfg=grpcdoc_chromium");
+    }
+}
+
+/// `cfg(grpcdoc_toxiproxy_clients)` when the toxiproxy client libraries are
+/// installed (`TOXIPROXY_CLIENTS`, scripts/toxiproxy-clients.sh) or
+/// required (`GRPCDOC_REQUIRE_TOXIPROXY_CLIENTS=1`).
+fn toxiproxy_clients_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(grpcdoc_toxiproxy_clients)");
+    println!("cargo:rerun-if-env-changed=TOXIPROXY_CLIENTS");
+    println!("cargo:rerun-if-env-changed=GRPCDOC_REQUIRE_TOXIPROXY_CLIENTS");
+    let dir = std::env::var_os("TOXIPROXY_CLIENTS").map(PathBuf::from);
+    if let Some(d) = &dir {
+        println!("cargo:rerun-if-changed={}", d.display());
+    }
+    let found = dir.is_some_and(|d| d.join("venv/bin/python").exists());
+    let required = std::env::var("GRPCDOC_REQUIRE_TOXIPROXY_CLIENTS").as_deref() == Ok("1");
+    if found || required {
+        println!("cargo:rustc-cfg=grpcdoc_toxiproxy_clients");
     }
 }

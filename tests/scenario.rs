@@ -58,6 +58,10 @@ fn shipped_scenarios_pass_and_the_junit_report_parses() {
 /// The scenarios with real nginx and HAProxy in the path: in the tier with
 /// the peers (`GRPCDOC_REQUIRE_PEERS=1`), where both are installed.
 #[test]
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
 fn middlebox_scenarios_pass_with_real_nginx_and_haproxy() {
     let files: Vec<String> = shipped()
         .into_iter()

@@ -236,6 +236,10 @@ fn check_effect(who: &str, out: &std::process::Output) {
     );
 }
 
+#[cfg_attr(
+    not(grpcdoc_toxiproxy_clients),
+    ignore = "needs the toxiproxy client libraries: scripts/toxiproxy-clients.sh, then TOXIPROXY_CLIENTS"
+)]
 #[tokio::test]
 async fn toxiproxy_client_libraries_drive_it() {
     let Some(dir) = clients() else { return };
