@@ -125,53 +125,51 @@ pub async fn establish(
     ctx: &ConnectCtx,
     events: HeldSink,
 ) -> Result<Arc<Conn>, ConnectError> {
-    {
-        let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(ConnShared::new(id, name.clone().into()));
-        let injector = Injector::new();
-        let tap = ClientTap::new(shared.clone(), events.clone(), ctx.frames);
-        let io = FrameIo::with_injector(io, Role::Client, tap, &injector);
-        let (closed_tx, mut closed) = watch::channel(None);
-        let (wire, conn) = wire::handshake(io);
-        tokio::spawn(drive(
-            conn,
-            shared.clone(),
-            injector.clone(),
-            ctx.keepalive,
-            events.clone(),
-            closed_tx,
-        ));
-        loop {
-            let notified = shared.changed.notified();
-            if shared.settings_seen() {
-                break;
-            }
-            if closed.borrow().is_some() {
-                return Err(ConnectError::NoSettings {
-                    addr: name.clone(),
-                    first: shared.first_bytes(),
-                });
-            }
-            tokio::select! {
-                _ = notified => {}
-                _ = closed.changed() => {}
-            }
+    let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
+    let shared = Arc::new(ConnShared::new(id, name.clone().into()));
+    let injector = Injector::new();
+    let tap = ClientTap::new(shared.clone(), events.clone(), ctx.frames);
+    let io = FrameIo::with_injector(io, Role::Client, tap, &injector);
+    let (closed_tx, mut closed) = watch::channel(None);
+    let (wire, conn) = wire::handshake(io);
+    tokio::spawn(drive(
+        conn,
+        shared.clone(),
+        injector.clone(),
+        ctx.keepalive,
+        events.clone(),
+        closed_tx,
+    ));
+    loop {
+        let notified = shared.changed.notified();
+        if shared.settings_seen() {
+            break;
         }
-        let limit = shared.max_concurrent_streams.load(Ordering::Acquire);
-        let slots = if limit == u32::MAX {
-            tokio::sync::Semaphore::MAX_PERMITS
-        } else {
-            limit as usize
-        };
-        Ok(Arc::new(Conn {
-            shared,
-            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
-            wire,
-            closed,
-            events: events.clone(),
-            injector,
-        }))
+        if closed.borrow().is_some() {
+            return Err(ConnectError::NoSettings {
+                addr: name.clone(),
+                first: shared.first_bytes(),
+            });
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = closed.changed() => {}
+        }
     }
+    let limit = shared.max_concurrent_streams.load(Ordering::Acquire);
+    let slots = if limit == u32::MAX {
+        tokio::sync::Semaphore::MAX_PERMITS
+    } else {
+        limit as usize
+    };
+    Ok(Arc::new(Conn {
+        shared,
+        slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+        wire,
+        closed,
+        events: events.clone(),
+        injector,
+    }))
 }
 
 impl Conn {

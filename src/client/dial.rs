@@ -131,6 +131,20 @@ pub async fn dial(addr: &Address, tls: &TlsDial) -> Result<Box<dyn Io>, ConnectE
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn abstract_sockets_are_dialed_by_name() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("grpcdoc-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+        let path = std::path::PathBuf::from(format!("\0{name}"));
+        let conn = unix_connect(&path).await.unwrap();
+        assert!(listener.accept().is_ok());
+        drop(conn);
+        let missing = std::path::PathBuf::from("\0grpcdoc-no-such-socket");
+        assert!(unix_connect(&missing).await.is_err());
+    }
+
     #[test]
     fn first_bytes_show_as_text_when_printable() {
         assert_eq!(hex(b"HTTP"), "48 54 54 50 = \"HTTP\"");
