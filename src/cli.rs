@@ -306,7 +306,9 @@ fn parse_fault(s: &str) -> Result<crate::proxy::FaultSpec, String> {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// What to call: HOST:PORT, http(s)://HOST:PORT, dns:///HOST:PORT, A:1,B:2 or unix:/PATH.
+    /// What to call: HOST:PORT, http(s)://HOST:PORT, dns:[//AUTH/]HOST[:PORT],
+    /// ipv4:ADDR[:PORT], ipv6:[ADDR]:PORT, A:1,B:2, unix:PATH or
+    /// unix-abstract:NAME.
     #[arg(value_parser = parse_target, value_name = "TARGET")]
     pub target: crate::target::Target,
 
@@ -582,7 +584,8 @@ pub struct TlsArgs {
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// The server: HOST:PORT, http://HOST:PORT, https://HOST[:PORT],
-    /// dns:///HOST:PORT or unix:/PATH (the first address is measured).
+    /// dns:[//AUTH/]HOST[:PORT], ipv4:..., ipv6:..., unix:PATH or
+    /// unix-abstract:NAME (the first address is measured).
     #[arg(value_parser = parse_target, value_name = "TARGET")]
     pub target: crate::target::Target,
 
@@ -636,7 +639,7 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "JSON")]
     pub service_config: Option<String>,
 
-    /// Least time a connection attempt gets.
+    /// Longest wait for a connection (TCP, TLS and the server's SETTINGS).
     #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
     pub connect_timeout: Duration,
 
@@ -651,7 +654,8 @@ pub struct DoctorArgs {
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// What to dial: HOST:PORT, http://HOST:PORT, https://HOST[:PORT],
-    /// dns:///HOST:PORT, A:1,B:2 or unix:/PATH.
+    /// dns:[//AUTH/]HOST[:PORT], ipv4:ADDR[:PORT], ipv6:[ADDR]:PORT, A:1,B:2,
+    /// unix:PATH or unix-abstract:NAME.
     #[arg(value_parser = parse_target, value_name = "TARGET")]
     pub target: crate::target::Target,
 
