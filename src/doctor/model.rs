@@ -182,7 +182,7 @@ pub struct Intermediary {
 pub struct Verdict {
     /// The client's settings will break against this policy.
     pub conflict: bool,
-    /// The failure catalogue entry (`grpcdoc explain` knows it).
+    /// The failure catalogue entry (src/catalogue.rs) that describes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry: Option<&'static str>,
     pub text: String,
