@@ -65,6 +65,9 @@ pub struct TlsInfo {
     pub days_left: Option<i64>,
 }
 
+/// Events kept per connection before frames and PINGs are dropped.
+const MAX_LOGGED: usize = 4096;
+
 /// The events of one connection, with times on the run's clock.
 #[derive(Clone, Default)]
 pub struct Log(Arc<Mutex<Vec<Event>>>);
@@ -76,7 +79,10 @@ impl Log {
         tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
                 if let Ok(mut v) = l.0.lock() {
-                    if v.len() < 4096 {
+                    // Bounded: past the cap, frames and PINGs are dropped,
+                    // never what a measurement waits for (GOAWAY, close).
+                    let chatty = matches!(e.kind, EventKind::Frame { .. } | EventKind::Ping { .. });
+                    if v.len() < MAX_LOGGED || !chatty {
                         v.push(e);
                     }
                 }
@@ -92,10 +98,10 @@ impl Log {
     }
 
     /// How many events `pred` accepts.
-    pub fn count(&self, pred: impl Fn(&EventKind) -> bool) -> usize {
+    pub fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
         self.0
             .lock()
-            .map(|v| v.iter().filter(|e| pred(&e.kind)).count())
+            .map(|v| v.iter().filter(|e| pred(e)).count())
             .unwrap_or(0)
     }
 
@@ -103,33 +109,25 @@ impl Log {
     /// and DATA (grpc-go, C-core), WINDOW_UPDATE (C-core). Needs a
     /// connection that logs every frame.
     pub fn strike_resets(&self) -> usize {
-        self.count(|k| {
-            matches!(k, EventKind::Frame { dir: Dir::Received, frame_type, .. }
+        self.count(|e| {
+            matches!(&e.kind, EventKind::Frame { dir: Dir::Received, frame_type, .. }
                 if matches!(frame_type.as_str(), "HEADERS" | "DATA" | "WINDOW_UPDATE"))
         })
     }
 
     /// PINGs the server sent on its own (not ACKs) between two times, ms.
     pub fn server_pings(&self, from_ms: f64, to_ms: f64) -> usize {
-        self.0
-            .lock()
-            .map(|v| {
-                v.iter()
-                    .filter(|e| {
-                        e.t_ms >= from_ms
-                            && e.t_ms < to_ms
-                            && matches!(
-                                e.kind,
-                                EventKind::Ping {
-                                    dir: Dir::Received,
-                                    ack: false,
-                                    ..
-                                }
-                            )
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
+        self.count(|e| {
+            (from_ms..to_ms).contains(&e.t_ms)
+                && matches!(
+                    e.kind,
+                    EventKind::Ping {
+                        dir: Dir::Received,
+                        ack: false,
+                        ..
+                    }
+                )
+        })
     }
 }
 

@@ -128,15 +128,12 @@ fn keepalive(
             ));
         }
     }
-    if c.permit_without_stream {
-        if let Some(f) = without.filter(|f| f.permitted == Some(false)) {
-            let _ = f;
-            v.push(conflict(
-                "too-many-pings",
-                "the client pings without calls (permit-without-stream) and the server does not permit it: an idle connection gets GOAWAY too_many_pings after its third PING (entry too-many-pings)".into(),
-                "drop PermitWithoutStream on the client, or ask for PermitWithoutStream (grpc.keepalive_permit_without_calls) on the server".into(),
-            ));
-        }
+    if c.permit_without_stream && without.is_some_and(|f| f.permitted == Some(false)) {
+        v.push(conflict(
+            "too-many-pings",
+            "the client pings without calls (permit-without-stream) and the server does not permit it: an idle connection gets GOAWAY too_many_pings after its third PING (entry too-many-pings)".into(),
+            "drop PermitWithoutStream on the client, or ask for PermitWithoutStream (grpc.keepalive_permit_without_calls) on the server".into(),
+        ));
     }
 }
 

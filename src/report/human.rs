@@ -358,6 +358,11 @@ impl EventWriter for HumanEvents {
                 }
             } else {
                 self.flush_pings(out, c)?;
+                if matches!(e.kind, EventKind::Closed { .. }) {
+                    // A long `serve` sees many connections: forget the
+                    // ended ones.
+                    self.peer_pings.remove(&c);
+                }
             }
         }
         let what = self.describe(e);

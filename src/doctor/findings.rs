@@ -1,0 +1,546 @@
+//! Findings: what the measurements saw, turned into the report's rows -
+//! each with its outcome, how it was measured, a confidence and who it is
+//! attributed to (the server, a proxy in front, the network).
+
+use super::link::{ms, GoawaySeen};
+use super::model::{secs, Confidence, Finding, Outcome, Party};
+use super::{age, enforce, idle};
+
+/// Debug data of an idle drain: grpc-go's `max_idle`, C-core's
+/// `connection idle`.
+fn is_idle_debug(d: &str) -> bool {
+    d.contains("idle")
+}
+
+fn goaway_text(g: &GoawaySeen) -> String {
+    if g.debug.is_empty() {
+        format!("GOAWAY {} (no debug data)", g.code)
+    } else {
+        format!("GOAWAY {} \"{}\"", g.code, g.debug)
+    }
+}
+
+/// A connection that a GOAWAY or a close ended `start_ms` into its quiet:
+/// the idle finding it makes (or, when the GOAWAY was the max age's, a
+/// "not measured").
+fn ended_finding(
+    f: &Finding,
+    how: &str,
+    start_ms: f64,
+    goaway: Option<&GoawaySeen>,
+    closed: Option<&(f64, String)>,
+    age_ms: Option<f64>,
+    proxy: bool,
+) -> Option<Finding> {
+    let f = f.clone().how(how);
+    if let Some(g) = goaway {
+        let after = g.at_ms - start_ms;
+        let is_age = g.debug.contains("max_age")
+            || (!is_idle_debug(&g.debug) && age_ms.is_some_and(|a| (after - a).abs() <= 0.15 * a));
+        if is_age {
+            return Some(
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    lower_ms: Some(after),
+                    ..f
+                }
+                .result(format!(
+                    "the max age ({}) ended the quiet connection first: an idle timeout, if any, is longer",
+                    secs(after)
+                )),
+            );
+        }
+        let by = if is_idle_debug(&g.debug) || !proxy {
+            Party::Server
+        } else {
+            Party::Proxy
+        };
+        return Some(
+            Finding {
+                value_ms: Some(after),
+                by: Some(by),
+                goaway: Some(g.clone()),
+                ..f
+            }
+            .result(format!(
+                "{} after {} without calls",
+                goaway_text(g),
+                secs(after)
+            )),
+        );
+    }
+    let (at, reason) = closed?;
+    let after = at - start_ms;
+    Some(
+        Finding {
+            value_ms: Some(after),
+            by: Some(if proxy { Party::Proxy } else { Party::Network }),
+            ..f
+        }
+        .result(format!(
+            "closed without GOAWAY ({reason}) after {} without calls",
+            secs(after)
+        ))
+        .confidence(Confidence::Medium),
+    )
+}
+
+pub(super) fn idle_finding(
+    q: &Result<idle::Quiet, String>,
+    age_ms: Option<f64>,
+    proxy: bool,
+) -> Finding {
+    let f = Finding::new(
+        "idle_timeout",
+        "idle timeout (no call yet)",
+        Outcome::Measured,
+    );
+    let q = match q {
+        Ok(q) => q,
+        Err(e) => {
+            return Finding {
+                outcome: Outcome::NotMeasured,
+                ..f
+            }
+            .result(format!("no quiet connection: {e}"))
+        }
+    };
+    let how = "a new connection left quiet (no calls, no PINGs) until it was ended";
+    if let Some(found) = ended_finding(
+        &f,
+        how,
+        q.ready_ms,
+        q.goaway.as_ref(),
+        q.closed.as_ref(),
+        age_ms,
+        proxy,
+    ) {
+        return found;
+    }
+    match q.final_ping {
+        Some(false) => Finding {
+            outcome: Outcome::Measured,
+            upper_ms: Some(q.quiet_ms),
+            by: Some(Party::Network),
+            ..f
+        }
+        .result(format!(
+            "silently dropped: a PING after {} quiet got no answer (no GOAWAY, no close)",
+            secs(q.quiet_ms)
+        ))
+        .how(how)
+        .confidence(Confidence::Medium),
+        Some(true) => Finding {
+            outcome: Outcome::NoneSeen,
+            lower_ms: Some(q.quiet_ms),
+            ..f
+        }
+        .result(format!(
+            "none within {}: still open, a PING answered",
+            secs(q.quiet_ms)
+        ))
+        .how(how),
+        None => Finding {
+            outcome: Outcome::OutOfBudget,
+            lower_ms: Some(q.quiet_ms),
+            ..f
+        }
+        .result(format!("none within {}", secs(q.quiet_ms)))
+        .how(how),
+    }
+}
+
+pub(super) fn idle_after_call_finding(
+    l: &idle::Ladder,
+    age_ms: Option<f64>,
+    proxy: bool,
+) -> Finding {
+    let f = Finding::new(
+        "idle_after_call",
+        "idle timeout after a call",
+        Outcome::Measured,
+    );
+    let how = "calls after quiet gaps of 1, 2, 4, 8, ... s on one connection, until it was ended";
+    if let Some(found) = ended_finding(
+        &f,
+        how,
+        l.last_call_end_ms,
+        l.goaway.as_ref(),
+        l.closed.as_ref(),
+        age_ms,
+        proxy,
+    ) {
+        return found;
+    }
+    let longest = l.last_ok_s.unwrap_or(0.0) * 1e3;
+    Finding {
+        outcome: if l.unanswered_s.is_some() {
+            Outcome::NotMeasured
+        } else {
+            Outcome::NoneSeen
+        },
+        lower_ms: Some(longest),
+        ..f
+    }
+    .result(if l.unanswered_s.is_some() {
+        "a call went unanswered (see silent idle drop)".to_string()
+    } else {
+        format!("none: a call after {} quiet was answered", secs(longest))
+    })
+    .how(how)
+}
+
+pub(super) fn drop_finding(l: &idle::Ladder, q: &Result<idle::Quiet, String>) -> Finding {
+    let f = Finding::new("silent_idle_drop", "silent idle drop", Outcome::Measured);
+    let how =
+        "calls after quiet gaps of 1, 2, 4, 8, ... s on one connection; a PING on the quiet one";
+    if let Some(bad) = l.unanswered_s {
+        let lo = l.last_ok_s.unwrap_or(0.0);
+        return Finding {
+            lower_ms: Some(lo * 1e3),
+            upper_ms: Some(bad * 1e3),
+            by: Some(Party::Network),
+            ..f
+        }
+        .result(format!(
+            "a call after {} quiet got no answer (one after {} did): something in the path forgets a connection idle for {}-{}",
+            secs(bad * 1e3),
+            secs(lo * 1e3),
+            secs(lo * 1e3),
+            secs(bad * 1e3)
+        ))
+        .how(how)
+        .confidence(Confidence::Medium);
+    }
+    if let Ok(q) = q {
+        if q.final_ping == Some(false) {
+            return Finding {
+                lower_ms: l.last_ok_s.map(|s| s * 1e3),
+                upper_ms: Some(q.quiet_ms),
+                by: Some(Party::Network),
+                ..f
+            }
+            .result(format!(
+                "a PING after {} quiet got no answer: something in the path forgets idle connections",
+                secs(q.quiet_ms)
+            ))
+            .how(how)
+            .confidence(Confidence::Medium);
+        }
+    }
+    let longest = l.last_ok_s.map(|s| s * 1e3).unwrap_or(0.0).max(match q {
+        Ok(q) if q.final_ping == Some(true) => q.quiet_ms,
+        _ => 0.0,
+    });
+    let ended = l
+        .ended_in_s
+        .map(|g| {
+            format!(
+                "; the gaps' connection was ended during a {} gap",
+                secs(g * 1e3)
+            )
+        })
+        .unwrap_or_default();
+    Finding {
+        outcome: Outcome::NoneSeen,
+        lower_ms: Some(longest),
+        ..f
+    }
+    .result(format!(
+        "still answered after {} quiet{ended}",
+        secs(longest)
+    ))
+    .how(how)
+}
+
+pub(super) fn age_findings(a: &Result<age::AgeRun, String>, proxy: bool) -> (Finding, Finding) {
+    let f = Finding::new("max_age", "max connection age", Outcome::Measured);
+    let g = Finding::new(
+        "max_age_grace",
+        "max connection age grace",
+        Outcome::Measured,
+    );
+    let how = "a connection with a call every second (and one held open), until a GOAWAY";
+    let a = match a {
+        Ok(a) => a,
+        Err(e) => {
+            let r = format!("no busy connection: {e}");
+            return (
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    ..f
+                }
+                .result(r.clone()),
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    ..g
+                }
+                .result(r),
+            );
+        }
+    };
+    let Some(goaway) = &a.goaway else {
+        let watched = a
+            .closed
+            .as_ref()
+            .map(|(t, _)| t - a.ready_ms)
+            .unwrap_or(0.0);
+        let (age, grace) = match &a.closed {
+            Some((_, reason)) => (
+                Finding {
+                    outcome: Outcome::Measured,
+                    value_ms: Some(watched),
+                    by: Some(if proxy { Party::Proxy } else { Party::Network }),
+                    ..f
+                }
+                .result(format!(
+                    "closed without GOAWAY ({reason}) after {} while busy",
+                    secs(watched)
+                ))
+                .how(how)
+                .confidence(Confidence::Medium),
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    ..g
+                }
+                .result("no GOAWAY: no drain"),
+            ),
+            None => (
+                Finding {
+                    outcome: Outcome::NoneSeen,
+                    ..f
+                }
+                .result("no GOAWAY within the budget")
+                .how(how),
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    ..g
+                }
+                .result("no max-age GOAWAY to measure it from"),
+            ),
+        };
+        return (age, grace);
+    };
+    let after = goaway.at_ms - a.ready_ms;
+    let party = if goaway.debug.contains("max_age") || !proxy {
+        Party::Server
+    } else {
+        Party::Proxy
+    };
+    let is_idle = is_idle_debug(&goaway.debug);
+    let age = if is_idle {
+        Finding {
+            outcome: Outcome::NotMeasured,
+            ..f
+        }
+        .result(format!(
+            "the busy connection got an idle GOAWAY ({}) after {}",
+            goaway_text(goaway),
+            secs(after)
+        ))
+        .how(how)
+    } else {
+        Finding {
+            value_ms: Some(after),
+            goaway: Some(goaway.clone()),
+            by: Some(party),
+            ..f
+        }
+        .result(format!("{} after {}", goaway_text(goaway), secs(after)))
+        .how(how)
+        .confidence(if goaway.debug.contains("max_age") {
+            Confidence::High
+        } else {
+            Confidence::Medium
+        })
+    };
+    let grace = match (&a.closed, a.held_across) {
+        (Some((closed, _)), true) => Finding {
+            value_ms: Some(closed - goaway.at_ms),
+            by: Some(party),
+            ..g
+        }
+        .result(format!(
+            "{}: a call held open across the drain was cut when the connection closed",
+            secs(closed - goaway.at_ms)
+        ))
+        .how(format!(
+            "the GOAWAY to the close, with {} held open",
+            a.held_method.as_deref().unwrap_or("a call").trim_start_matches('/')
+        )),
+        (None, true) => Finding {
+            outcome: Outcome::OutOfBudget,
+            ..g
+        }
+        .result("the connection was still draining when the budget ran out"),
+        (_, false) => Finding {
+            outcome: Outcome::NotMeasured,
+            ..g
+        }
+        .result("no call was held open across the drain (name a streaming or slow method with --hold-method)"),
+    };
+    (age, grace)
+}
+
+pub(super) fn enforce_findings(
+    e: Option<Result<enforce::Enforcement, String>>,
+    hold: &Option<String>,
+    provoke: bool,
+    proxy: bool,
+) -> Vec<Finding> {
+    let f = Finding::new(
+        "ping_min_interval",
+        "keepalive: minimum PING interval",
+        Outcome::Measured,
+    );
+    let p = Finding::new(
+        "pings_without_calls",
+        "keepalive: PINGs without calls",
+        Outcome::Measured,
+    );
+    let not = |why: String| {
+        vec![
+            Finding {
+                outcome: if provoke {
+                    Outcome::NotMeasured
+                } else {
+                    Outcome::Skipped
+                },
+                ..f.clone()
+            }
+            .result(why.clone()),
+            Finding {
+                outcome: if provoke {
+                    Outcome::NotMeasured
+                } else {
+                    Outcome::Skipped
+                },
+                ..p.clone()
+            }
+            .result(why),
+        ]
+    };
+    if !provoke {
+        return not("--no-provoke".into());
+    }
+    let e = match (e, hold) {
+        (Some(Ok(e)), _) => e,
+        (Some(Err(err)), _) => return not(format!("failed: {err}")),
+        (None, None) => return not("no method to hold a call open on (pass --hold-method)".into()),
+        (None, Some(_)) => return not("the probe did not run".into()),
+    };
+    let how = format!(
+        "PINGs on connections of their own with a call held open: 2 strikes, then one PING after the interval; {} probes on {} connections",
+        e.probes, e.connections
+    );
+    let who = if proxy { Party::Proxy } else { Party::Server };
+    let min = match (e.struck_max, e.accepted_min) {
+        (_, _) if e.error.is_some() => Finding {
+            outcome: Outcome::NotMeasured,
+            lower_ms: e.struck_max.map(ms),
+            ..f
+        }
+        .result(e.error.clone().unwrap_or_default())
+        .how(how.clone()),
+        (None, Some(a)) => Finding {
+            outcome: Outcome::NoneSeen,
+            upper_ms: Some(ms(a)),
+            by: Some(who),
+            ..f
+        }
+        .result(format!(
+            "no too_many_pings: PINGs {} apart are accepted{}",
+            secs(ms(a)),
+            if proxy {
+                " (by the proxy, which answers PINGs itself)"
+            } else {
+                ""
+            }
+        ))
+        .how(how.clone()),
+        (Some(s), Some(a)) => Finding {
+            value_ms: Some(ms(a)),
+            lower_ms: Some(ms(s)),
+            upper_ms: Some(ms(a)),
+            by: Some(who),
+            ..f
+        }
+        .result(format!(
+            "about {}: PINGs {} apart get GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\", {} apart are accepted",
+            secs(ms(a)),
+            secs(ms(s)),
+            secs(ms(a))
+        ))
+        .how(how.clone()),
+        (Some(s), None) => Finding {
+            outcome: Outcome::OutOfBudget,
+            lower_ms: Some(ms(s)),
+            by: Some(who),
+            ..f
+        }
+        .result(format!(
+            "above {}: PINGs {} apart still get too_many_pings (grpc-go's default is 5m)",
+            secs(ms(s)),
+            secs(ms(s))
+        ))
+        .how(how.clone()),
+        (None, None) => Finding {
+            outcome: Outcome::OutOfBudget,
+            ..f
+        }
+        .result("the budget ran out before the first probe")
+        .how(how.clone()),
+    };
+    let without = match e.without_calls {
+        Ok(permitted) => Finding {
+            permitted: Some(permitted),
+            by: Some(who),
+            ..p
+        }
+        .result(if permitted {
+            "permitted".to_string()
+        } else {
+            "not permitted: a PING on a connection without calls after more than the minimum interval got too_many_pings".to_string()
+        })
+        .how("2 strikes on a connection without calls, then a PING 1.25x the minimum interval later"),
+        Err(why) => Finding {
+            outcome: if e.out_of_budget {
+                Outcome::OutOfBudget
+            } else {
+                Outcome::NotMeasured
+            },
+            ..p
+        }
+        .result(why),
+    };
+    vec![min, without]
+}
+
+pub(super) fn server_pings(q: &idle::Quiet) -> Finding {
+    let f = Finding::new(
+        "server_pings",
+        "server keepalive PINGs",
+        if q.server_pings > 1 {
+            Outcome::Measured
+        } else {
+            Outcome::NoneSeen
+        },
+    )
+    .how("PINGs the server sent on the quiet connection");
+    if q.server_pings > 1 {
+        let every = q.watched_ms / q.server_pings as f64;
+        Finding {
+            value_ms: Some(every),
+            ..f
+        }
+        .result(format!(
+            "{} PINGs in {} (about one every {})",
+            q.server_pings,
+            secs(q.watched_ms),
+            secs(every)
+        ))
+        .confidence(Confidence::Medium)
+    } else {
+        f.result(format!("{} in {}", q.server_pings, secs(q.watched_ms)))
+    }
+}
