@@ -110,13 +110,19 @@ Exit codes:
 
 pub const EXPLAIN_EXIT_CODES: &str = "Examples:
   grpcdoc explain 'rpc error: code = Unavailable desc = transport is closing'
+  grpcdoc explain --stack java 'UNAVAILABLE: Keepalive failed. The connection is likely gone'
   grpcdoc explain app.log
   kubectl logs deploy/api | grpcdoc explain -
+  grpcdoc explain -v -o json 'upstream connect error or disconnect/reset before headers'
+
+A message that proves one cause gets that entry; a generic one (`transport is
+closing`, `Socket closed`) gets the entries it fits, ranked by the rest of the
+text, and how to tell them apart.
 
 Exit codes:
-  0    a known failure matched
+  0    a known failure matched (one cause, or several that fit)
   1    nothing matched
-  2    bad input: unreadable file, empty input";
+  2    bad input: unreadable file, empty input, unknown --stack";
 
 /// `0.1.0 (commit 1a2b3c4d5e6f)`.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GRPCDOC_COMMIT"), ")");
@@ -170,10 +176,11 @@ pub enum Command {
     /// conflict.
     #[command(after_help = DOCTOR_HELP)]
     Doctor(DoctorArgs),
-    /// Explain an error message from a gRPC client's log (grpc-go, C-core,
-    /// grpcdoc): the known failures that print it, each with its cause, what
-    /// to look for on the wire, the fix and the scenario that reproduces it.
-    /// Reads the message, a log file, or `-` (stdin); no network.
+    /// Explain an error message or a log by meaning (grpc-go, C-core,
+    /// grpc-java, grpc-js, .NET, Envoy, nginx, HAProxy, load balancers): the
+    /// known failures it points to, each with its cause, what to look for
+    /// on the wire, the fix in your stack's settings and the scenario that
+    /// reproduces it. Reads the message, a log file, or `-`; no network.
     #[command(after_help = EXPLAIN_EXIT_CODES)]
     Explain(ExplainArgs),
     /// Work with saved reports: `grpcdoc report merge A.json B.json` merges
@@ -210,6 +217,16 @@ pub struct ExplainArgs {
     /// Output: the explanations, or one JSON object.
     #[arg(short = 'o', long, value_enum, default_value_t = ReportOutput::Human)]
     pub output: ReportOutput,
+
+    /// The stack whose settings to show first in fixes, when the message
+    /// does not say: go, core (python, cpp, ruby, php), java, node, dotnet,
+    /// nginx, haproxy, envoy (istio), caddy, cloud.
+    #[arg(long, value_name = "STACK")]
+    pub stack: Option<String>,
+
+    /// Show the evidence found for each entry and every stack's fix.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use crate::catalogue::EntryId;
 use crate::event::ConnectCause;
 use crate::event::{CloseReason, Event, EventKind};
 use crate::h2wire::{Dir, ErrorCode};
@@ -12,11 +13,11 @@ use crate::h2wire::{Dir, ErrorCode};
 /// instance of, when it is one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Note {
-    pub id: Option<&'static str>,
+    pub id: Option<EntryId>,
     pub text: String,
 }
 
-fn note(id: Option<&'static str>, text: impl Into<String>) -> Note {
+fn note(id: Option<EntryId>, text: impl Into<String>) -> Note {
     Note {
         id,
         text: text.into(),
@@ -83,7 +84,7 @@ impl Explainer {
                 {
                     self.drain_ms = None;
                     return Some(note(
-                        Some("drain-cut"),
+                        Some(EntryId::DrainCut),
                         format!("{method} was in flight when the server began draining and was cut when the drain's grace ran out (a graceful stop's timeout, MaxConnectionAgeGrace, C-core's max connection age grace). Fix: a grace longer than the longest call; retry UNAVAILABLE."),
                     ));
                 }
@@ -121,7 +122,7 @@ impl Explainer {
                 reason: CloseReason::KeepaliveTimeout,
                 ..
             } => Some(note(
-                Some("keepalive-timeout"),
+                Some(EntryId::KeepaliveTimeout),
                 "the server did not answer a keepalive PING in time: it is stopped or overloaded, or the network drops packets (a half-open connection). Without keepalive, calls on this connection would hang until their deadline.",
             )),
             EventKind::Connect {
@@ -139,7 +140,7 @@ impl Explainer {
                 streams,
                 ..
             } if e.conn.is_some_and(|c| self.connected.contains_key(&c)) => Some(note(
-                Some("server-crash"),
+                Some(EntryId::ServerCrash),
                 format!(
                     "the connection ended without GOAWAY: the server crashed or was killed, or something in between cut it{}. Calls in flight fail with UNAVAILABLE (grpc-go 1.33 \"transport is closing\", newer \"error reading from server: EOF\", C-core \"Socket closed\"); retry UNAVAILABLE and use wait-for-ready.",
                     if *streams > 0 { "" } else { " (no call was lost here)" }
@@ -167,7 +168,7 @@ impl Explainer {
                 self.once(
                     format!("health unknown {subchannel:?}"),
                     note(
-                        Some("health-not-serving"),
+                        Some(EntryId::HealthNotServing),
                         "the server's health service does not know the service name asked for (--health-service, or healthCheckConfig.serviceName in a service config): grpc-go answers SERVICE_UNKNOWN, tonic NOT_FOUND, and the client keeps the connection in TRANSIENT_FAILURE. Ask for a name the server registers its health under, or an empty name for the whole server.",
                     ),
                 )
@@ -181,7 +182,7 @@ impl Explainer {
             } if reason.starts_with("health check: ") => self.once(
                 format!("health {subchannel:?} {reason}"),
                 note(
-                    Some("health-not-serving"),
+                    Some(EntryId::HealthNotServing),
                     format!(
                         "the connection works, but the server's health service says {}: health-checking clients send it no calls until it says SERVING again. Look at why the server reports it (starting, draining, a dependency down).",
                         reason.trim_start_matches("health check: ")
@@ -190,7 +191,7 @@ impl Explainer {
             ),
             EventKind::Resolve { error: Some(_), .. } => self.once(
                 "resolve".into(),
-                note(Some("name-resolution"), "the name does not resolve: check the host name and the DNS; the channel keeps retrying with backoff"),
+                note(Some(EntryId::NameResolution), "the name does not resolve: check the host name and the DNS; the channel keeps retrying with backoff"),
             ),
             _ => None,
         }
@@ -215,21 +216,21 @@ impl Explainer {
             .unwrap_or_else(|| "the client pings".into());
         match (code.name().unwrap_or_default(), debug) {
             ("ENHANCE_YOUR_CALM", "too_many_pings") if !pinged => note(
-                Some("middlebox-goaway"),
+                Some(EntryId::MiddleboxGoaway),
                 "too_many_pings, but this client sent no PING on this connection: the GOAWAY was not about its pings. Another client sharing the connection (a proxy multiplexing clients onto it), or a proxy in the path, sent or injected it; look at the hops between client and server.",
             ),
             ("ENHANCE_YOUR_CALM", "too_many_pings") => note(
-                Some("too-many-pings"),
+                Some(EntryId::TooManyPings),
                 format!("too_many_pings: {ka}, more often than the server's keepalive enforcement allows (grpc-go EnforcementPolicy.MinTime, 5m by default; pings without calls need PermitWithoutStream). Fix: a client keepalive time at or above the server's MinTime, or relax the server's policy."),
             ),
             // grpc-go: NO_ERROR "max_idle" (or empty); C-core: INTERNAL_ERROR
             // "connection idle".
             (_, d) if d == "max_idle" || d.contains("idle") => note(
-                Some("idle-timeout"),
+                Some(EntryId::IdleTimeout),
                 format!("the server closed a connection that had no call for its idle timeout (grpc-go MaxConnectionIdle, C-core grpc.max_connection_idle_ms){since_call}. Harmless, but a call racing it fails with UNAVAILABLE unless retried: keep the connection busy with client keepalive below that idle time (with permit-without-stream), or retry UNAVAILABLE."),
             ),
             ("NO_ERROR", "max_age") => note(
-                Some("max-age-drain"),
+                Some(EntryId::MaxAgeDrain),
                 "the server recycles connections after its MaxConnectionAge (so load spreads after scaling): calls in flight get MaxConnectionAgeGrace to finish and are cut when it runs out; new calls go to a new connection, and calls racing the GOAWAY are never processed (safe to retry).",
             ),
             // grpc-go before 1.4x sends its idle GOAWAY without debug data:
@@ -239,7 +240,7 @@ impl Explainer {
                     && quiet_ms.is_some_and(|q| q >= 1000.0) =>
             {
                 note(
-                    Some("idle-timeout"),
+                    Some(EntryId::IdleTimeout),
                     format!(
                         "the server began draining a connection nothing had run on for {}: most likely its idle timeout (grpc-go MaxConnectionIdle; grpc-go before 1.4x sends it without debug data), else a graceful stop. Harmless, but a call racing it fails with UNAVAILABLE unless retried: client keepalive below the idle time (with permit-without-stream), or retry UNAVAILABLE.",
                         dur_ms(quiet_ms.unwrap_or_default())
@@ -247,14 +248,14 @@ impl Explainer {
                 )
             }
             ("NO_ERROR", _) if last_stream_id == crate::h2wire::frame::MAX_STREAM_ID => note(
-                Some("graceful-stop"),
+                Some(EntryId::GracefulStop),
                 format!(
                     "the server is draining this connection{}: new calls go to a new connection; calls in flight finish unless the drain has a deadline (a graceful stop's timeout, MaxConnectionAgeGrace) that cuts them.",
                     if debug.is_empty() { String::new() } else { format!(" ({debug})") }
                 ),
             ),
             ("NO_ERROR", _) => note(
-                Some("goaway-race"),
+                Some(EntryId::GoawayRace),
                 format!("the server processed streams up to {last_stream_id} and closes the connection; later streams were never processed and are safe to retry."),
             ),
             (_, debug) => note(
@@ -269,11 +270,11 @@ impl Explainer {
 }
 
 /// The catalogue entry of a failed connection attempt, by cause.
-pub fn connect_entry(cause: ConnectCause) -> Option<&'static str> {
+pub fn connect_entry(cause: ConnectCause) -> Option<EntryId> {
     match cause {
-        ConnectCause::Refused => Some("connection-refused"),
+        ConnectCause::Refused => Some(EntryId::ConnectionRefused),
         ConnectCause::PlaintextServer | ConnectCause::TlsServer | ConnectCause::Closed => {
-            Some("tls-mismatch")
+            Some(EntryId::TlsMismatch)
         }
         _ => None,
     }
@@ -296,19 +297,21 @@ pub fn connect_note(cause: ConnectCause, addr: &str) -> String {
 }
 
 /// The catalogue entry a load failure cause is an instance of.
-pub fn cause_id(c: &crate::event::CallCause) -> Option<&'static str> {
+pub fn cause_id(c: &crate::event::CallCause) -> Option<EntryId> {
     use crate::event::CallCause as C;
     Some(match c {
-        C::Draining { debug } if debug.contains("idle") => "idle-timeout",
-        C::Draining { .. } => "drain-cut",
-        C::DrainEnded { .. } => "max-age-grace-c-core",
-        C::NeverProcessed => "goaway-race",
-        C::ConnectionLost => "server-crash",
-        C::Deadline => "deadline",
-        C::QueuedDeadline => "stream-limit-queue",
-        C::Reset { code } if *code == ErrorCode::REFUSED_STREAM => "refused-stream",
-        C::Reset { .. } => "rst-stream",
-        C::Http { .. } => "http-error-page",
+        C::Draining { debug } if debug.contains("idle") => EntryId::IdleTimeout,
+        C::Draining { .. } => EntryId::DrainCut,
+        C::DrainEnded { .. } => EntryId::MaxAgeGraceCCore,
+        C::NeverProcessed => EntryId::GoawayRace,
+        C::ConnectionLost => EntryId::ServerCrash,
+        C::Deadline => EntryId::Deadline,
+        C::QueuedDeadline => EntryId::StreamLimitQueue,
+        C::Reset { code } if *code == ErrorCode::REFUSED_STREAM => EntryId::RefusedStream,
+        C::Reset { .. } => EntryId::RstStream,
+        C::Http { status: 502 | 503 } => EntryId::ProxyNoUpstream,
+        C::Http { status: 504 } => EntryId::ProxyTimeout,
+        C::Http { .. } => EntryId::HttpErrorPage,
         C::NoConnection | C::Status { .. } => return None,
     })
 }

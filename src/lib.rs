@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod doctor;
 pub mod event;
 pub mod exit;
+pub mod explain;
 pub mod fuzzing;
 pub mod grpc;
 pub mod h2wire;

@@ -21,7 +21,8 @@ use std::time::Duration;
 mod common;
 
 use common::{free_addr, peer, wait_listening};
-use grpcdoc::catalogue::{candidates, entry, find, Stack};
+use grpcdoc::catalogue::{entry, find, EntryId, Stack};
+use grpcdoc::explain::{read, Verdict};
 
 const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
 /// helloworld.proto: grpcdoc's own copy of the wire definition the peers
@@ -327,7 +328,8 @@ fn four_clients(
 
 /// Checks (a) and (b) for every client; prints the rows.
 fn check_clients(id: &str, said: &[Said]) {
-    let e = entry(id).unwrap_or_else(|| panic!("no entry {id}"));
+    let eid: EntryId = id.parse().unwrap_or_else(|e| panic!("{e}"));
+    let e = entry(eid);
     for s in said {
         let listed: Vec<_> = e.says.iter().filter(|x| x.stack == s.stack).collect();
         let a = (!listed.is_empty()).then(|| {
@@ -336,9 +338,14 @@ fn check_clients(id: &str, said: &[Said]) {
                     && (s.code.is_empty() || l.code.is_empty() || l.code == s.code)
             })
         });
-        let found = candidates(&s.message);
-        let top = found.first().map(|c| c.score);
-        let b = found.iter().any(|c| c.id == id && Some(c.score) == top);
+        // (b): a message that proves one entry names this one; a generic
+        // message lists it among the entries it fits.
+        let found = read(&s.message);
+        let b = match found.verdict {
+            Verdict::One => found.findings.first().is_some_and(|f| f.id == eid),
+            Verdict::Several => found.findings.iter().any(|f| f.id == eid),
+            Verdict::None => false,
+        };
         eprintln!(
             "conformance | {id} | {} | {} | {:?} | a={} b={b}",
             s.stack.name(),
@@ -488,7 +495,7 @@ fn rst_stream_cancel() {
     ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
 )]
 #[test]
-fn http_error_page_from_nginx() {
+fn proxy_timeout_from_nginx() {
     let Some(p) = peers() else { return };
     let (_server, up) = go_server(&p, &[]);
     let listen = free_addr();
@@ -502,9 +509,9 @@ fn http_error_page_from_nginx() {
         listen,
     );
     let said = four_clients(&p, &listen.to_string(), 3000, 8, || {});
-    check_clients("http-error-page", &said);
+    check_clients("proxy-timeout", &said);
     load_names(
-        "http-error-page",
+        "proxy-timeout",
         &load(
             &listen.to_string(),
             &["-H", "x-delay-ms: 3000", "-n", "2", "-c", "2"],

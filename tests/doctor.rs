@@ -232,7 +232,7 @@ fn a_silent_idle_drop_is_found() {
     assert_eq!(drop["by"], "network");
     assert_eq!(code, 1, "a client without keepalive conflicts: {r:#}");
     assert!(
-        conflicts(&r).iter().any(|c| c.contains("half-open")),
+        conflicts(&r).iter().any(|c| c.contains("idle-drop")),
         "{:?}",
         conflicts(&r)
     );
@@ -252,7 +252,7 @@ fn a_silent_idle_drop_is_found() {
     assert!(
         notes
             .iter()
-            .any(|v| v["entry"] == "half-open" && v["conflict"] == false),
+            .any(|v| v["entry"] == "idle-drop" && v["conflict"] == false),
         "the drop is noted as covered: {notes:?}"
     );
 }

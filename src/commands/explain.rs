@@ -1,6 +1,6 @@
-//! `grpcdoc explain MESSAGE|FILE|-`: the catalogue entries whose messages
-//! occur in an error message or a log, ranked; for a log, how many lines
-//! point to each. No network.
+//! `grpcdoc explain MESSAGE|FILE|-`: the catalogue entries an error message
+//! or a log points to, by meaning (`crate::explain`); for a log, how many
+//! lines point to each, first and last seen. No network.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -8,10 +8,12 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
-use crate::catalogue::{candidates, entry, Stack};
+use crate::catalogue::{EntryId, Family};
 use crate::cli::{ColorChoice, ExplainArgs, ReportOutput};
 use crate::exit::Exit;
-use crate::report::explain::{render, Explanation, Match};
+use crate::explain::log::{timestamp, Records};
+use crate::explain::{read, Reading, Verdict};
+use crate::report::explain::{render, Explanation, Match, Unresolved};
 use crate::report::style::Style;
 
 /// Where the text came from.
@@ -30,7 +32,10 @@ fn open(input: &str) -> anyhow::Result<Input> {
     let path = Path::new(input);
     if path.is_file() {
         let f = std::fs::File::open(path).with_context(|| format!("cannot read {input}"))?;
-        return Ok(Input::Log(Box::new(BufReader::new(f)), input.to_string()));
+        return Ok(Input::Log(
+            Box::new(BufReader::with_capacity(1 << 16, f)),
+            input.to_string(),
+        ));
     }
     let looks_like_a_path = !input.contains(char::is_whitespace)
         && (input.contains('/') || input.ends_with(".log") || input.ends_with(".txt"));
@@ -43,90 +48,174 @@ fn open(input: &str) -> anyhow::Result<Input> {
     Ok(Input::Message(input.to_string()))
 }
 
-/// Adds the entries a line points to (the best ones, ties all) to `counts`.
-fn count_line(line: &str, counts: &mut HashMap<&'static str, (u64, usize, Vec<Stack>)>) -> bool {
-    let found = candidates(line);
-    let Some(top) = found.first().map(|c| c.score) else {
-        return false;
-    };
-    for c in found.into_iter().filter(|c| c.score == top) {
-        let e = counts.entry(c.id).or_insert((0, c.score, Vec::new()));
-        e.0 += 1;
-        e.1 = e.1.max(c.score);
-        for s in c.stacks {
-            if !e.2.contains(&s) {
-                e.2.push(s);
+/// Counts and times per entry (or per unresolved generic message) in a log.
+#[derive(Default)]
+struct Tally {
+    /// The record it was first seen in: ties in count keep log order.
+    order: u64,
+    count: u64,
+    first: Option<String>,
+    last: Option<String>,
+    fits: Vec<EntryId>,
+    tell: Option<&'static str>,
+}
+
+impl Tally {
+    fn at(order: u64) -> Self {
+        Self {
+            order,
+            ..Self::default()
+        }
+    }
+
+    fn add(&mut self, lines: u64, at: Option<&str>) {
+        self.count += lines;
+        if let Some(t) = at {
+            if self.first.is_none() {
+                self.first = Some(t.to_string());
+            }
+            self.last = Some(t.to_string());
+        }
+    }
+}
+
+fn message(m: &str, stack: Option<Family>) -> Explanation {
+    let r: Reading = read(m);
+    let family = stack.or(r.family);
+    let matches = r
+        .findings
+        .iter()
+        .map(|f| Match::new(f.id, 1, f.score, f.evidence.clone(), family))
+        .collect::<Vec<_>>();
+    Explanation {
+        kind: "explanation",
+        source: "message".into(),
+        lines: m.lines().count().max(1) as u64,
+        matched_lines: u64::from(!matches.is_empty()),
+        verdict: r.verdict,
+        stack: family,
+        generic: r.generic,
+        tell: r.tell,
+        matches,
+        unresolved: Vec::new(),
+    }
+}
+
+fn log(
+    mut input: Box<dyn BufRead>,
+    name: String,
+    stack: Option<Family>,
+) -> anyhow::Result<Explanation> {
+    let mut records = Records::new(&mut input);
+    let (mut lines, mut matched) = (0u64, 0u64);
+    let mut proved: HashMap<EntryId, Tally> = HashMap::new();
+    let mut open: HashMap<String, Tally> = HashMap::new();
+    let mut families: HashMap<Family, u64> = HashMap::new();
+    while let Some((record, n)) = records
+        .next_record()
+        .with_context(|| format!("cannot read {name}"))?
+    {
+        lines += n;
+        let r = read(&record);
+        if r.verdict == Verdict::None {
+            continue;
+        }
+        matched += n;
+        if let Some(f) = r.family {
+            *families.entry(f).or_default() += n;
+        }
+        let at = timestamp(&record);
+        let seq = lines;
+        match (r.verdict, r.findings.first()) {
+            (Verdict::One, Some(top)) => proved
+                .entry(top.id)
+                .or_insert_with(|| Tally::at(seq))
+                .add(n, at),
+            _ => {
+                let fits: Vec<EntryId> = r.findings.iter().map(|f| f.id).collect();
+                let key = r.generic.map(str::to_string).unwrap_or_else(|| {
+                    fits.iter()
+                        .map(|f| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                });
+                let t = open.entry(key).or_insert_with(|| Tally::at(seq));
+                t.add(n, at);
+                if t.fits.is_empty() {
+                    t.fits = fits;
+                    t.tell = r.tell;
+                }
             }
         }
     }
-    true
-}
-
-fn explain(input: Input) -> anyhow::Result<Explanation> {
-    let mut counts = HashMap::new();
-    let (source, lines, matched, single) = match input {
-        Input::Message(m) => {
-            // Every candidate, ranked: a message can come from several.
-            let found = candidates(&m);
-            for c in &found {
-                counts.insert(c.id, (1, c.score, c.stacks.clone()));
-            }
-            ("message".to_string(), 1, u64::from(!found.is_empty()), true)
-        }
-        Input::Log(mut r, name) => {
-            let (mut lines, mut matched) = (0u64, 0u64);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                let n = r
-                    .read_until(b'\n', &mut buf)
-                    .with_context(|| format!("cannot read {name}"))?;
-                if n == 0 {
-                    break;
-                }
-                lines += 1;
-                if count_line(&String::from_utf8_lossy(&buf), &mut counts) {
-                    matched += 1;
-                }
-            }
-            if lines == 0 {
-                bail!("{name} is empty; expected a log or an error message");
-            }
-            (name, lines, matched, false)
-        }
-    };
-    let mut matches: Vec<Match> = counts
+    if lines == 0 {
+        bail!("{name} is empty; expected a log or an error message");
+    }
+    let family = stack.or_else(|| families.into_iter().max_by_key(|(_, n)| *n).map(|(f, _)| f));
+    let mut proved: Vec<(EntryId, Tally)> = proved.into_iter().collect();
+    proved.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.1.order.cmp(&b.1.order)));
+    let matches: Vec<Match> = proved
         .into_iter()
-        .filter_map(|(id, (count, score, stacks))| {
-            let e = entry(id)?;
-            Some(Match::new(e, count, score, stacks))
+        .map(|(id, t)| {
+            let mut m = Match::new(id, t.count, 0.0, Vec::new(), family);
+            m.first_seen = t.first;
+            m.last_seen = t.last;
+            m
         })
         .collect();
-    // A log: the most frequent first; a message: the surest first.
-    matches.sort_by(|a, b| {
-        let key = |m: &Match| {
-            if single {
-                (m.score as u64, m.count)
-            } else {
-                (m.count, m.score as u64)
-            }
-        };
-        key(b).cmp(&key(a)).then(a.id.cmp(b.id))
-    });
+    let mut open: Vec<(String, Tally)> = open.into_iter().collect();
+    open.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.1.order.cmp(&b.1.order)));
+    let unresolved: Vec<Unresolved> = open
+        .into_iter()
+        .map(|(words, t)| Unresolved {
+            words: words.replace(" + ", " ... "),
+            count: t.count,
+            fits: t.fits,
+            tell: t.tell,
+            first_seen: t.first,
+            last_seen: t.last,
+        })
+        .collect();
+    let verdict = if !matches.is_empty() {
+        Verdict::One
+    } else if !unresolved.is_empty() {
+        Verdict::Several
+    } else {
+        Verdict::None
+    };
     Ok(Explanation {
         kind: "explanation",
-        source,
+        source: name,
         lines,
         matched_lines: matched,
+        verdict,
+        stack: family,
+        generic: None,
+        tell: None,
         matches,
+        unresolved,
     })
 }
 
+fn explain(input: Input, stack: Option<Family>) -> anyhow::Result<Explanation> {
+    match input {
+        Input::Message(m) => Ok(message(&m, stack)),
+        Input::Log(r, name) => log(r, name, stack),
+    }
+}
+
 pub fn run(args: ExplainArgs, color: ColorChoice) -> anyhow::Result<Exit> {
-    let x = explain(open(&args.input)?)?;
+    let stack = match args.stack.as_deref() {
+        None => None,
+        Some(s) => match Family::parse(s) {
+            Some(f) => Some(f),
+            None => bail!("unknown --stack {s:?}; one of: {}", Family::NAMES),
+        },
+    };
+    let x = explain(open(&args.input)?, stack)?;
     let text = match args.output {
         ReportOutput::Json => format!("{}\n", serde_json::to_string(&x)?),
-        ReportOutput::Human => render(&x, &Style::for_stdout(color.forced())),
+        ReportOutput::Human => render(&x, &Style::for_stdout(color.forced()), args.verbose),
     };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -135,7 +224,7 @@ pub fn run(args: ExplainArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         }
         _ => {}
     }
-    Ok(if x.matches.is_empty() {
+    Ok(if x.verdict == Verdict::None {
         Exit::CheckFailed
     } else {
         Exit::Success
@@ -147,32 +236,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_go_message_names_its_entry_first() {
-        let x = explain(Input::Message(
-            "rpc error: code = Unavailable desc = max connection age".into(),
-        ))
-        .unwrap();
-        assert_eq!(x.matches[0].id, "max-age-grace-c-core");
-    }
-
-    #[test]
-    fn a_log_counts_lines_per_entry() {
+    fn a_log_counts_lines_per_entry_with_times() {
         let log = "\
-2026/12/01 rpc error: code = Canceled desc = stream terminated by RST_STREAM with error code: CANCEL
-2026/12/01 ok
-2026/12/01 rpc error: code = Unavailable desc = Received http2 header with status: 502
-2026/12/01 rpc error: code = Canceled desc = stream terminated by RST_STREAM with error code: CANCEL
+2026/12/01 10:00:01 rpc error: code = Canceled desc = stream terminated by RST_STREAM with error code: CANCEL
+2026/12/01 10:00:02 ok
+2026/12/01 10:00:03 rpc error: code = Unavailable desc = Received http2 header with status: 502
+2026/12/01 10:00:04 rpc error: code = Canceled desc = stream terminated by RST_STREAM with error code: CANCEL
+2026/12/01 10:00:05 rpc error: code = Unavailable desc = transport is closing
 ";
-        let x = explain(Input::Log(Box::new(log.as_bytes()), "test.log".into())).unwrap();
-        assert_eq!((x.lines, x.matched_lines), (4, 3));
-        assert_eq!(x.matches[0].id, "rst-stream");
+        let x = explain(
+            Input::Log(Box::new(log.as_bytes()), "test.log".into()),
+            None,
+        )
+        .unwrap();
+        assert_eq!((x.lines, x.matched_lines), (5, 4));
+        assert_eq!(x.matches[0].id, EntryId::RstStream);
         assert_eq!(x.matches[0].count, 2);
-        assert_eq!(x.matches[1].id, "http-error-page");
+        assert_eq!(
+            x.matches[0].first_seen.as_deref(),
+            Some("2026/12/01 10:00:01")
+        );
+        assert_eq!(
+            x.matches[0].last_seen.as_deref(),
+            Some("2026/12/01 10:00:04")
+        );
+        // A 502 says a hop answered, not why; transport is closing, not
+        // which connection loss.
+        assert_eq!(x.unresolved.len(), 2, "{:?}", x.unresolved);
+        assert_eq!(x.unresolved[0].fits[0], EntryId::ProxyNoUpstream);
+        assert_eq!(x.unresolved[1].words, "transport is closing");
+        assert_eq!(x.stack, Some(Family::Go));
     }
 
     #[test]
     fn nothing_known_matches_nothing() {
-        let x = explain(Input::Message("all is well".into())).unwrap();
+        let x = explain(Input::Message("all is well".into()), None).unwrap();
         assert!(x.matches.is_empty());
+        assert_eq!(x.verdict, Verdict::None);
     }
 }

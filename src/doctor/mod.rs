@@ -23,6 +23,7 @@ pub mod setup;
 pub mod size;
 pub mod verdict;
 
+use crate::catalogue::EntryId;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -129,9 +130,11 @@ pub async fn run(
             report.failure = Some(Failure {
                 error: format!("{} resolves to no address", cfg.target.text),
                 cause: "name_resolution".into(),
-                entry: Some("name-resolution"),
-                explanation: crate::catalogue::entry("name-resolution")
-                    .map(|e| format!("{}. Fix: {}", e.cause, e.fix)),
+                entry: Some(EntryId::NameResolution),
+                explanation: Some({
+                    let e = crate::catalogue::entry(EntryId::NameResolution);
+                    format!("{}. Fix: {}", e.cause, e.fix)
+                }),
             });
             report.elapsed_ms = budget.now_ms();
             return report;

@@ -184,7 +184,7 @@ pub struct Verdict {
     pub conflict: bool,
     /// The failure catalogue entry (src/catalogue.rs) that describes it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry: Option<&'static str>,
+    pub entry: Option<crate::catalogue::EntryId>,
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
@@ -200,7 +200,7 @@ pub struct Failure {
     /// The connect cause (`refused`, `plaintext_server`, ...).
     pub cause: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry: Option<&'static str>,
+    pub entry: Option<crate::catalogue::EntryId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
 }

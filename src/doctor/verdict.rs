@@ -8,24 +8,25 @@ use super::link::ms;
 use super::model::secs;
 use super::model::{Finding, Outcome, Party, Report, Verdict};
 use super::ClientConfig;
+use crate::catalogue::EntryId;
 
-fn conflict(entry: &'static str, text: String, fix: String) -> Verdict {
+fn conflict(entry: EntryId, text: String, fix: String) -> Verdict {
     Verdict {
         conflict: true,
         entry: Some(entry),
         text,
         fix: Some(fix),
-        scenario: crate::catalogue::entry(entry).and_then(|e| e.scenario),
+        scenario: crate::catalogue::entry(entry).scenario_path(),
     }
 }
 
-fn note(entry: &'static str, text: String, scenario: Option<&'static str>) -> Verdict {
+fn note(entry: EntryId, text: String, scenario: Option<&'static str>) -> Verdict {
     Verdict {
         conflict: false,
         entry: Some(entry),
         text,
         fix: None,
-        scenario: scenario.or_else(|| crate::catalogue::entry(entry).and_then(|e| e.scenario)),
+        scenario: scenario.or_else(|| crate::catalogue::entry(entry).scenario_path()),
     }
 }
 
@@ -48,7 +49,7 @@ pub fn judge(r: &Report, c: &ClientConfig) -> Vec<Verdict> {
     if let (Some(t), Some(rtt)) = (c.keepalive_timeout, r.setup.ping_rtt_ms) {
         if c.keepalive_time.is_some() && ms(t) < 10.0 * rtt {
             v.push(conflict(
-                "keepalive-timeout",
+                EntryId::KeepaliveTimeout,
                 format!(
                     "client keepalive timeout {} is close to the PING round trip ({rtt:.1} ms): one slow ACK closes the connection",
                     d(t)
@@ -68,7 +69,7 @@ pub fn judge(r: &Report, c: &ClientConfig) -> Vec<Verdict> {
     if let Some(f) = get("max_message_size").filter(|f| f.measured()) {
         if let Some(b) = f.bytes {
             v.push(note(
-                "message-too-large",
+                EntryId::MessageTooLarge,
                 format!(
                     "requests above {} are refused with RESOURCE_EXHAUSTED",
                     super::size::bytes_text(b as usize)
@@ -113,7 +114,7 @@ fn keepalive(
                 ("", "")
             };
             v.push(conflict(
-                "too-many-pings",
+                EntryId::TooManyPings,
                 format!(
                     "client keepalive {} < server minimum {above}{}: the server will answer with GOAWAY too_many_pings (entry too-many-pings){}",
                     d(time),
@@ -130,7 +131,7 @@ fn keepalive(
     }
     if c.permit_without_stream && without.is_some_and(|f| f.permitted == Some(false)) {
         v.push(conflict(
-            "too-many-pings",
+            EntryId::TooManyPings,
             "the client pings without calls (permit-without-stream) and the server does not permit it: an idle connection gets GOAWAY too_many_pings after its third PING (entry too-many-pings)".into(),
             "drop PermitWithoutStream on the client, or ask for PermitWithoutStream (grpc.keepalive_permit_without_calls) on the server".into(),
         ));
@@ -161,7 +162,7 @@ fn silent_drop(
     };
     if c.idle_timeout.is_some_and(|t| ms(t) < lo) {
         v.push(note(
-            "half-open",
+            EntryId::IdleDrop,
             format!(
                 "the path forgets idle connections ({window}); the client's idle timeout closes them first"
             ),
@@ -173,7 +174,7 @@ fn silent_drop(
         c.permit_without_stream && c.keepalive_time.is_some_and(|t| lo > 0.0 && ms(t) < lo);
     if kept_alive {
         v.push(note(
-            "half-open",
+            EntryId::IdleDrop,
             format!("the path forgets connections idle {window}; the client's keepalive with permit-without-stream keeps them alive"),
             Some("scenarios/l4-idle-drop.yaml"),
         ));
@@ -182,9 +183,9 @@ fn silent_drop(
     v.push(Verdict {
         scenario: Some("scenarios/l4-idle-drop.yaml"),
         ..conflict(
-            "half-open",
+            EntryId::IdleDrop,
             format!(
-                "the path silently forgets connections idle {window}: the next call on such a connection hangs until its deadline (entry half-open)"
+                "the path silently forgets connections idle {window}: the next call on such a connection hangs until its deadline (entry idle-drop)"
             ),
             format!(
                 "client keepalive below {} with permit-without-stream (and a server that permits it), or a client idle timeout below it",
@@ -211,7 +212,7 @@ fn drains(
         let proxy = f.by == Some(Party::Proxy);
         if c.idle_timeout.is_some_and(|i| ms(i) < t) {
             v.push(note(
-                "idle-timeout",
+                EntryId::IdleTimeout,
                 format!(
                     "{} idle timeout {}: the client's own idle timeout closes idle connections first",
                     if proxy { "proxy" } else { "server" },
@@ -221,7 +222,7 @@ fn drains(
             ));
         } else if proxy {
             v.push(note(
-                "middlebox-goaway",
+                EntryId::MiddleboxGoaway,
                 format!(
                     "the proxy in front drains connections idle {}: {covered}",
                     secs(t)
@@ -230,7 +231,7 @@ fn drains(
             ));
         } else {
             v.push(note(
-                "idle-timeout",
+                EntryId::IdleTimeout,
                 format!(
                     "server idle timeout {}: connections idle longer are drained; {covered}, see idle-goaway.yaml",
                     secs(t)
@@ -242,7 +243,7 @@ fn drains(
     if let Some(f) = age.filter(|f| f.measured() && f.goaway.is_some()) {
         let t = f.value_ms.unwrap_or(0.0);
         v.push(note(
-            "max-age-drain",
+            EntryId::MaxAgeDrain,
             format!(
                 "{} max connection age about {}: every connection is drained that often; {covered}, see max-age-goaway.yaml",
                 if f.by == Some(Party::Proxy) { "proxy" } else { "server" },
@@ -252,7 +253,7 @@ fn drains(
         ));
         if let Some(g) = grace.filter(|g| g.measured()).and_then(|g| g.value_ms) {
             v.push(note(
-                "drain-cut",
+                EntryId::DrainCut,
                 format!(
                     "max age grace {}: a call still running that long after the drain began is cut",
                     secs(g)

@@ -95,7 +95,7 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
                         cause: row.cause.clone(),
                         count: row.count,
                         id,
-                        fix: id.and_then(crate::catalogue::entry).map(|e| e.fix),
+                        fix: id.map(|i| crate::catalogue::entry(i).fix),
                         diagnosis: crate::diagnose::load_cause(&row.cause),
                     }
                 });

@@ -31,7 +31,7 @@ pub struct CauseRow {
     /// The catalogue entry (`grpcdoc explain`), when the cause is a known
     /// failure, and its fix (found again from the cause when read back).
     #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
-    pub id: Option<&'static str>,
+    pub id: Option<crate::catalogue::EntryId>,
     #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub fix: Option<&'static str>,
     pub diagnosis: String,
@@ -365,7 +365,7 @@ impl LoadReport {
                     cause: c.clone(),
                     count: *n,
                     id,
-                    fix: id.and_then(crate::catalogue::entry).map(|e| e.fix),
+                    fix: id.map(|i| crate::catalogue::entry(i).fix),
                     diagnosis: crate::diagnose::load_cause(c),
                 }
             })

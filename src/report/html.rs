@@ -364,7 +364,7 @@ pub fn load_page(r: &LoadReport) -> String {
                             td { (c.cause.key()) }
                             td.num { (c.count) }
                             td { (c.diagnosis) }
-                            td { (c.id.unwrap_or("")) }
+                            td { (c.id.map_or("", |i| i.as_str())) }
                         }
                     }
                 }

@@ -23,7 +23,7 @@ struct Explanation<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     conn: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'static str>,
+    id: Option<crate::catalogue::EntryId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cause: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,7 +36,7 @@ impl EventWriter for JsonEvents {
         serde_json::to_writer(&mut *out, event)?;
         out.write_all(b"\n")?;
         if let Some(Note { id, text }) = self.explainer.as_mut().and_then(|x| x.explain(event)) {
-            let entry = id.and_then(crate::catalogue::entry);
+            let entry = id.map(crate::catalogue::entry);
             let line = Explanation {
                 t_ms: event.t_ms,
                 kind: "explanation",
