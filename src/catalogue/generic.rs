@@ -422,6 +422,12 @@ pub static GENERIC: &[Generic] = &[
         tell: PROXY_TELL,
     },
     Generic {
+        words: "not found",
+        fits: &[NotGrpcEndpoint, ProxyNoRoute, Unimplemented, HealthNotServing],
+        mute: &[],
+        tell: "an HTTP 404 (or NOT_FOUND) from a web server, a proxy without a route, or the application; a gRPC server answers an unknown method UNIMPLEMENTED with its own message. `grpcdoc call TARGET list -v` shows who answered",
+    },
+    Generic {
         words: "eof",
         fits: LOST,
         mute: &[],

@@ -126,8 +126,16 @@ fn log(
         }
         let at = timestamp(&record);
         let seq = lines;
-        match (r.verdict, r.findings.first()) {
-            (Verdict::One, Some(top)) => proved
+        // A line whose evidence leads to one entry without proving it
+        // (no generic words, no close runner-up) counts for that entry.
+        let leads = r.generic.is_none()
+            && match (r.findings.first(), r.findings.get(1)) {
+                (Some(a), Some(b)) => a.score >= 1.5 * b.score,
+                (Some(_), None) => true,
+                _ => false,
+            };
+        match (r.verdict == Verdict::One || leads, r.findings.first()) {
+            (true, Some(top)) => proved
                 .entry(top.id)
                 .or_insert_with(|| Tally::at(seq))
                 .add(n, at),

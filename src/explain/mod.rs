@@ -283,7 +283,7 @@ fn score(
                 Some(&d) => (Some(format!("{:?}", words.replace(" + ", " ... "))), d),
                 None => (None, 0),
             },
-            other => (other_evidence(other, t, statuses), deepest),
+            other => (other_evidence(other, t, statuses), 0),
         };
         if let Some(s) = seen {
             let weight = f32::from(ev.weight()) * depth_factor(depth, deepest);

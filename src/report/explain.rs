@@ -245,6 +245,11 @@ pub fn render(x: &Explanation, s: &Style, verbose: bool) -> String {
     if x.source == "message" {
         match x.verdict {
             Verdict::One => out.push_str(&format!("one cause fits this message{from}:\n\n")),
+            _ if x.generic.is_none() && x.matches.len() == 1 => out.push_str(&wrapped(
+                "",
+                &format!("the evidence points to this cause{from} but does not prove it:\n"),
+                w,
+            )),
             _ => {
                 let what = x
                     .generic
@@ -269,7 +274,7 @@ pub fn render(x: &Explanation, s: &Style, verbose: bool) -> String {
             x.source, x.matched_lines, x.lines
         ));
     }
-    let several = x.source == "message" && x.verdict != Verdict::One;
+    let several = x.source == "message" && x.verdict != Verdict::One && x.matches.len() > 1;
     if several && !verbose {
         // A list, then the likeliest in full.
         for (i, m) in x.matches.iter().enumerate() {
