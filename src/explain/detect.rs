@@ -41,6 +41,28 @@ pub fn http_statuses(lower: &str) -> Vec<u16> {
     out
 }
 
+/// Whether a number from 300 to 599 stands alone in `text`: a cheap look
+/// before the status patterns run.
+pub fn has_error_number(text: &[u8]) -> bool {
+    let mut i = 0;
+    while i < text.len() {
+        if !text[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < text.len() && text[i].is_ascii_digit() {
+            i += 1;
+        }
+        let alone = (start == 0 || !text[start - 1].is_ascii_alphanumeric())
+            && (i == text.len() || !text[i].is_ascii_alphanumeric());
+        if i - start == 3 && alone && (b'3'..=b'5').contains(&text[start]) {
+            return true;
+        }
+    }
+    false
+}
+
 /// A length that is text: the 4 (or, after `frame`, 3) big-endian bytes of
 /// a number that are printable ASCII with letters in them (1213486160 is
 /// `HTTP`, 4740180 is `HTT`). Returns the number and its text.

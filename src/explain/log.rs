@@ -58,11 +58,11 @@ impl<R: BufRead> Records<R> {
         };
         // In a log whose records start with a time, a line without one
         // continues the record before it (an exception under its message).
-        let timed = timestamp(&first).is_some();
+        let timed = starts_with_time(&first);
         let mut record = first;
         let mut lines = 1u64;
         while let Some(l) = self.line()? {
-            let more = continues(&l) || (timed && !l.trim().is_empty() && timestamp(&l).is_none());
+            let more = continues(&l) || (timed && !l.trim().is_empty() && !starts_with_time(&l));
             if more && !record.is_empty() {
                 lines += 1;
                 if record.len() < MAX_RECORD {
@@ -76,6 +76,35 @@ impl<R: BufRead> Records<R> {
         }
         Ok(Some((record, lines)))
     }
+}
+
+/// Whether a line starts with a time in one of the shapes [`timestamp`]
+/// reads (or is a JSON log line with a time field): a look at a few
+/// bytes, for every line of a log.
+pub fn starts_with_time(line: &str) -> bool {
+    let b = line.trim_start_matches([' ', '[']).as_bytes();
+    let d = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let is = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    let iso = (0..4).all(d) && is(4, b"-/") && d(5) && d(6) && is(7, b"-/") && d(8) && d(9);
+    let glog = is(0, b"IWEF") && (1..5).all(d) && is(5, b" ");
+    let syslog = b.first().is_some_and(u8::is_ascii_uppercase)
+        && b.get(1).is_some_and(u8::is_ascii_lowercase)
+        && b.get(2).is_some_and(u8::is_ascii_lowercase)
+        && is(3, b" ")
+        && (is(4, b" ") || d(4))
+        && d(5)
+        && is(6, b" ");
+    let json = b.first() == Some(&b'{')
+        && [
+            "\"ts\"",
+            "\"time",
+            "\"timestamp\"",
+            "\"@timestamp\"",
+            "\"t\":",
+        ]
+        .iter()
+        .any(|k| line.contains(k));
+    iso || glog || syslog || json
 }
 
 /// The timestamp a record carries, as written: at the start of the line
@@ -97,9 +126,20 @@ pub fn timestamp(record: &str) -> Option<&str> {
         .unwrap_or_else(|e| panic!("timestamp field pattern: {e}"))
     });
     let line = record.lines().next().unwrap_or(record);
+    // Cheap looks first: every shape starts with a digit, a level letter,
+    // a month or `[`; a JSON log line with `{`.
+    let first = line.trim_start().chars().next()?;
+    if first == '{' {
+        return field
+            .captures(line)
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().trim());
+    }
+    if !(first.is_ascii_digit() || first.is_ascii_uppercase() || first == '[') {
+        return None;
+    }
     start
         .captures(line)
-        .or_else(|| field.captures(line))
         .and_then(|c| c.get(1))
         .map(|m| m.as_str().trim())
 }

@@ -81,8 +81,20 @@ enum Owner {
 /// automaton, and for each phrase the parts it needs.
 struct Index {
     automaton: AhoCorasick,
+    /// A cheap first look at the raw text, any case: one word of every
+    /// phrase and the marks of the other evidence. A line with none of
+    /// them cannot match, and most lines of a log have none.
+    anchors: AhoCorasick,
+    /// The tokens of the catalogue (Envoy's flags, HAProxy's states),
+    /// case-sensitive.
+    tokens: AhoCorasick,
     /// Per phrase: its owner, its parts (pattern ids).
     phrases: Vec<(Owner, Vec<usize>)>,
+    /// Per pattern, the phrases that need it.
+    by_pattern: Vec<Vec<usize>>,
+    /// Anchors from this index on are the marks of other evidence
+    /// (statuses, hex dumps, lengths, tokens), not words of phrases.
+    first_mark: usize,
 }
 
 fn index() -> &'static Index {
@@ -90,7 +102,7 @@ fn index() -> &'static Index {
     INDEX.get_or_init(|| {
         let mut patterns: Vec<String> = Vec::new();
         let mut ids: HashMap<String, usize> = HashMap::new();
-        let mut phrases = Vec::new();
+        let mut phrases: Vec<(Owner, Vec<usize>)> = Vec::new();
         let mut add = |owner: Owner, words: &str| {
             let parts = words
                 .split(" + ")
@@ -116,16 +128,96 @@ fn index() -> &'static Index {
         }
         let automaton = AhoCorasick::new(&patterns)
             .unwrap_or_else(|e| panic!("the catalogue's evidence does not compile: {e}"));
-        Index { automaton, phrases }
+        let mut anchors: Vec<String> = patterns.iter().filter_map(|p| anchor(p)).collect();
+        anchors.sort();
+        anchors.dedup();
+        // The marks of statuses, hex dumps, lengths and tokens.
+        let first_mark = anchors.len();
+        for mark in ["status", "http", "hex dump", "frame"] {
+            anchors.push(mark.to_string());
+        }
+        let anchors = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&anchors)
+            .unwrap_or_else(|e| panic!("the catalogue's anchors do not compile: {e}"));
+        let tokens: Vec<&str> = CATALOGUE
+            .iter()
+            .flat_map(|e| e.evidence.iter())
+            .filter_map(|ev| match ev {
+                Ev::Token { token, .. } => Some(*token),
+                _ => None,
+            })
+            .collect();
+        let tokens = AhoCorasick::new(&tokens)
+            .unwrap_or_else(|e| panic!("the catalogue's tokens do not compile: {e}"));
+        let mut by_pattern: Vec<Vec<usize>> = vec![Vec::new(); patterns.len()];
+        for (i, (_, parts)) in phrases.iter().enumerate() {
+            for p in parts {
+                by_pattern[*p].push(i);
+            }
+        }
+        Index {
+            automaton,
+            anchors,
+            tokens,
+            phrases,
+            by_pattern,
+            first_mark,
+        }
     })
 }
 
-/// The text a reading works on: unescaped, cut into causes, normalised.
+/// Words every log line has: a phrase is anchored on a rarer one of its
+/// words when it has one.
+const COMMON: &[&str] = &[
+    "error",
+    "code",
+    "failed",
+    "with",
+    "from",
+    "status",
+    "request",
+    "response",
+    "server",
+    "client",
+    "connection",
+    "call",
+    "received",
+    "message",
+    "debug",
+    "info",
+    "warn",
+    "method",
+    "http",
+    "post",
+    "get",
+];
+
+/// The word of a phrase the first look searches for: its longest word that
+/// is not in every log line. A phrase of common words only has none: it
+/// adds weight to a line that is read for other words, but alone is no
+/// reason to read one.
+fn anchor(pattern: &str) -> Option<String> {
+    let words = pattern
+        .split(' ')
+        .filter(|w| w.chars().any(|c| c.is_alphabetic()));
+    words
+        .filter(|w| !COMMON.contains(w))
+        .max_by_key(|w| w.len())
+        .map(str::to_string)
+}
+
+/// The text a reading works on: unescaped, cut into causes, normalised,
+/// and what it holds besides words, found once.
 struct Text {
     raw: String,
-    lower: String,
     /// Per cause (outermost first), its words.
     causes: Vec<String>,
+    /// HTTP statuses named.
+    statuses: Vec<u16>,
+    /// A length that is text, and what it says.
+    ascii: Option<(u64, String)>,
+    hex: Option<detect::HexDump>,
 }
 
 impl Text {
@@ -135,8 +227,11 @@ impl Text {
             .into_iter()
             .map(normalize::words)
             .collect();
+        let lower = raw.to_lowercase();
         Self {
-            lower: raw.to_lowercase(),
+            statuses: detect::http_statuses(&lower),
+            ascii: detect::ascii_length(&raw),
+            hex: detect::hex_dump(&lower),
             raw,
             causes,
         }
@@ -170,30 +265,90 @@ fn depth_factor(depth: usize, deepest: usize) -> f32 {
 }
 
 /// A piece of evidence other than words, checked against the text.
-fn other_evidence(ev: &Ev, t: &Text, statuses: &[u16]) -> Option<String> {
+fn other_evidence(ev: &Ev, t: &Text) -> Option<String> {
     match *ev {
         Ev::Words { .. } => None,
         Ev::Token { token, .. } => detect::has_token(&t.raw, token).then(|| format!("`{token}`")),
-        Ev::Http { lo, hi, .. } => statuses
+        Ev::Http { lo, hi, .. } => t
+            .statuses
             .iter()
             .find(|s| (lo..=hi).contains(*s))
             .map(|s| format!("HTTP {s}")),
-        Ev::AsciiLength { .. } => detect::ascii_length(&t.raw)
+        Ev::AsciiLength { .. } => t
+            .ascii
+            .as_ref()
             .map(|(n, text)| format!("length {n} is {text}: not a gRPC frame")),
-        Ev::HexTls { .. } => (detect::hex_dump(&t.lower) == Some(detect::HexDump::Tls))
+        Ev::HexTls { .. } => (t.hex == Some(detect::HexDump::Tls))
             .then(|| "a TLS record in the hex dump".to_string()),
-        Ev::HexHttp1 { .. } => (detect::hex_dump(&t.lower) == Some(detect::HexDump::Http1))
+        Ev::HexHttp1 { .. } => (t.hex == Some(detect::HexDump::Http1))
             .then(|| "HTTP/1 text in the hex dump".to_string()),
+    }
+}
+
+/// Whether `text` can hold evidence at all: a word of some phrase, or the
+/// mark of other evidence (a status line that names an error status, a hex
+/// dump, a token). Most lines of a log fail here, cheaply.
+fn worth_reading(ix: &Index, text: &str) -> bool {
+    let mut marks = false;
+    let bytes = text.as_bytes();
+    // Where words start and end as `normalize::words` cuts them: at a
+    // non-letter, where camelCase starts a word (a capital after a
+    // lowercase letter), and before the last capital of an acronym that
+    // begins a word (`IOException`).
+    let upper = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_uppercase);
+    let lower = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_lowercase);
+    let cut = |i: usize| {
+        i == 0
+            || i >= bytes.len()
+            || !bytes[i - 1].is_ascii_alphabetic()
+            || !bytes[i].is_ascii_alphabetic()
+            || (upper(i) && lower(i - 1))
+            || (upper(i) && upper(i - 1) && lower(i + 1))
+    };
+    let token_edge = |i: usize| {
+        bytes
+            .get(i)
+            .is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'-' || *b == b'<' || *b == b'>'))
+    };
+    if ix
+        .tokens
+        .find_overlapping_iter(text)
+        .any(|m| (m.start() == 0 || token_edge(m.start() - 1)) && token_edge(m.end()))
+    {
+        return true;
+    }
+    for m in ix.anchors.find_overlapping_iter(text) {
+        if m.pattern().as_usize() >= ix.first_mark {
+            marks = true;
+        } else if cut(m.start()) && cut(m.end()) {
+            return true;
+        }
+    }
+    // `status=200` and `HTTP/1.1 200` are every access log's: only an
+    // error status, or the other marks, count.
+    marks && {
+        let lower = text.to_ascii_lowercase();
+        (detect::has_error_number(bytes) && detect::http_statuses(&lower).iter().any(|s| *s >= 300))
+            || lower.contains("hex dump")
+            || lower.contains("frame")
     }
 }
 
 /// Reads one message (a line, or a pasted multi-line text).
 pub fn read(text: &str) -> Reading {
-    let t = Text::new(text);
     let ix = index();
+    if !worth_reading(ix, text) {
+        return Reading {
+            verdict: Verdict::None,
+            findings: Vec::new(),
+            generic: None,
+            tell: None,
+            family: None,
+        };
+    }
+    let t = Text::new(text);
     let found = matched_patterns(&t);
     let deepest = t.causes.len().saturating_sub(1);
-    let statuses = detect::http_statuses(&t.lower);
     // Which phrases are whole, and how deep.
     let phrase_depth = |parts: &[usize]| -> Option<usize> {
         parts
@@ -203,7 +358,13 @@ pub fn read(text: &str) -> Reading {
     };
     let mut generics: Vec<usize> = Vec::new();
     let mut words_found: HashMap<(EntryId, usize), usize> = HashMap::new();
-    for (owner, parts) in &ix.phrases {
+    let mut candidates: Vec<usize> = found
+        .keys()
+        .flat_map(|p| ix.by_pattern[*p].iter().copied())
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    for (owner, parts) in candidates.into_iter().map(|i| &ix.phrases[i]) {
         let Some(d) = phrase_depth(parts) else {
             continue;
         };
@@ -220,7 +381,7 @@ pub fn read(text: &str) -> Reading {
         .collect();
     let mut findings: Vec<Finding> = Vec::new();
     for e in CATALOGUE.iter().filter(|e| !muted.contains(&e.id)) {
-        let f = score(e, &t, &words_found, &statuses, deepest);
+        let f = score(e, &t, &words_found, deepest);
         if f.score > 0.0 {
             findings.push(f);
         }
@@ -271,7 +432,6 @@ fn score(
     e: &Entry,
     t: &Text,
     words_found: &HashMap<(EntryId, usize), usize>,
-    statuses: &[u16],
     deepest: usize,
 ) -> Finding {
     let mut score = 0.0;
@@ -283,7 +443,7 @@ fn score(
                 Some(&d) => (Some(format!("{:?}", words.replace(" + ", " ... "))), d),
                 None => (None, 0),
             },
-            other => (other_evidence(other, t, statuses), 0),
+            other => (other_evidence(other, t), 0),
         };
         if let Some(s) = seen {
             let weight = f32::from(ev.weight()) * depth_factor(depth, deepest);

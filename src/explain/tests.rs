@@ -136,3 +136,22 @@ fn every_recorded_message_reads_as_its_entry() {
         }
     }
 }
+
+#[test]
+fn lines_without_evidence_are_passed_over_cheaply() {
+    let ix = index();
+    for line in [
+        "2026-12-01T10:00:11.123Z INFO handled request path=/api/v1/items status=200 duration_ms=123",
+        "{\"level\":\"info\",\"msg\":\"request finished\",\"method\":\"GET\",\"status\":200}",
+        "127.0.0.1 - - [01/Dec/2026:10:00:11] \"POST /a.B/C HTTP/2.0\" 200 12 \"-\"",
+    ] {
+        assert!(!worth_reading(ix, line), "{line}");
+    }
+    for line in [
+        "rpc error: code = Unavailable desc = transport is closing",
+        "ObjectDisposedException: Cannot access a disposed object",
+        "127.0.0.1 - - [01/Dec/2026:10:00:11] \"POST /a.B/C HTTP/2.0\" 504 12 \"-\"",
+    ] {
+        assert!(worth_reading(ix, line), "{line}");
+    }
+}
