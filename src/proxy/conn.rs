@@ -24,6 +24,7 @@ use super::fault::stage::{Cx, Init};
 use super::fault::{Direction, FaultSpec, Scope};
 use super::faults::{ActiveFault, Faults};
 use super::pump::{Pump, Side, Slot, Stopped};
+use super::sniff::{Proto, Sniffer};
 use super::state::{End, State};
 use super::summary::{ConnCounts, Stats};
 use crate::event::{CloseReason, EventKind, EventSink};
@@ -118,7 +119,10 @@ struct Conn {
     first_close: Option<Direction>,
     timer: Pin<Box<tokio::time::Sleep>>,
     rng: fastrand::Rng,
-    tls: bool,
+    peer: SocketAddr,
+    /// Until the first bytes tell what the connection speaks.
+    sniff: Option<Sniffer>,
+    proto: Option<Proto>,
 }
 
 pub(crate) async fn handle(
@@ -181,45 +185,24 @@ pub(crate) async fn handle(
         };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    // TLS starts with a handshake record (0x16); HTTP/2 with "PRI".
-    let mut first = [0u8; 1];
-    let tls = matches!(
-        tokio::time::timeout(Duration::from_secs(5), client.peek(&mut first)).await,
-        Ok(Ok(1)) if first[0] == 0x16
-    );
-    st.h2c = !tls;
-    let tap = (shared.calls && !tls).then(|| {
-        CallTap::new(
-            id,
-            st.addr.clone(),
-            peer.ip(),
-            shared.events.clone(),
-            shared.attempts.clone(),
-            shared.ok_calls,
-        )
-    });
-    if tls && shared.calls && !shared.tls_told.swap(true, Ordering::AcqRel) {
-        st.fault_event(
-            "tap",
-            "this connection is TLS: the calls on it (and on every TLS connection after) cannot be read; only cleartext HTTP/2 (h2c) shows calls".into(),
-        );
-    }
     let mut conn = Conn {
         shared: shared.clone(),
         st,
         client,
         server,
-        up: Pump::new(Direction::Upstream, !tls),
-        down: Pump::new(Direction::Downstream, !tls),
+        up: Pump::new(Direction::Upstream),
+        down: Pump::new(Direction::Downstream),
         whole,
-        tap,
+        tap: None,
         known,
         first_close: None,
         timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         rng,
-        tls,
+        peer,
+        sniff: Some(Sniffer::new(opened)),
+        proto: None,
     };
-    conn.sync_faults(true);
+    conn.sync_faults(Some(opened));
     let mut changes = shared.faults.subscribe();
     let outcome = loop {
         tokio::select! {
@@ -228,7 +211,7 @@ pub(crate) async fn handle(
                 if changed.is_err() {
                     break Outcome { reason: CloseReason::Local, detail: Some("the proxy stopped".into()) };
                 }
-                conn.sync_faults(false);
+                conn.sync_faults(None);
             }
             _ = stop.wait_for(|s| *s) => {
                 break Outcome { reason: CloseReason::Local, detail: Some("the proxy stopped".into()) };
@@ -274,78 +257,149 @@ fn close(st: &mut State, shared: &ProxyShared, reason: CloseReason, detail: Stri
 }
 
 impl Conn {
-    /// Gives new faults their stages and stops those of faults removed.
-    fn sync_faults(&mut self, at_open: bool) {
-        let now = Instant::now();
+    /// Gives new faults their stages and stops those of faults removed;
+    /// `opened` when the connection is new (its stages' clocks start then).
+    fn sync_faults(&mut self, opened: Option<Instant>) {
+        let now = opened.unwrap_or_else(Instant::now);
         let snapshot = self.shared.faults.snapshot();
         let live: HashSet<u64> = snapshot.iter().map(|f| f.id).collect();
-        let st = &mut self.st;
-        let mut removed = |slots: &mut Vec<Slot>, dir: Direction| {
-            slots.retain_mut(|s| {
-                if live.contains(&s.fault) {
-                    return true;
-                }
-                let mut cx = Cx {
-                    now,
-                    dir,
-                    name: s.name,
-                    st,
-                };
-                s.stage.removed(&mut cx);
-                false
-            });
-        };
-        removed(&mut self.up.stages, Direction::Upstream);
-        removed(&mut self.down.stages, Direction::Downstream);
-        removed(&mut self.whole, Direction::Both);
+        self.drop_stages(now, |s| !live.contains(&s.fault), true);
         self.known.retain(|id| live.contains(id));
+        let frames_ok = self.proto.is_none_or(|p| p == Proto::H2c);
         let mut refused = Vec::new();
         for f in snapshot.iter() {
             if !self.known.insert(f.id) {
                 continue;
             }
-            let spec = &f.spec;
-            if spec.def.frames && self.tls {
-                refused.push(spec.text.clone());
+            if f.spec.def.frames && !frames_ok {
+                refused.push(f.spec.text.clone());
                 continue;
             }
-            let places: &[Direction] = match spec.def.scope {
-                Scope::Connection => &[Direction::Both],
-                Scope::ClientStreams => &[Direction::Upstream],
-                Scope::Each => &[Direction::Upstream, Direction::Downstream],
+            self.add_stages(f, opened.is_some(), now);
+        }
+        self.refused(&refused);
+        self.up.chain_changed(now);
+        self.down.chain_changed(now);
+    }
+
+    /// The stages of one fault, where its scope puts them.
+    fn add_stages(&mut self, f: &ActiveFault, at_open: bool, now: Instant) {
+        let spec = &f.spec;
+        let places: &[Direction] = match spec.def.scope {
+            Scope::Connection => &[Direction::Both],
+            Scope::ClientStreams => &[Direction::Upstream],
+            Scope::Each => &[Direction::Upstream, Direction::Downstream],
+        };
+        for &place in places {
+            if spec.def.scope == Scope::Each && !spec.direction.covers(place) {
+                continue;
+            }
+            let dir = if place == Direction::Both {
+                spec.direction
+            } else {
+                place
             };
-            for &place in places {
-                if place != Direction::Both
-                    && spec.def.scope == Scope::Each
-                    && !spec.direction.covers(place)
-                {
-                    continue;
-                }
-                let dir = if place == Direction::Both {
-                    spec.direction
-                } else {
-                    place
-                };
-                let Some(mut slot) = stage_of(f, dir, at_open, now, &mut self.rng) else {
-                    continue;
-                };
-                start(&mut slot, dir, &mut self.st, now);
-                match place {
-                    Direction::Upstream => self.up.stages.push(slot),
-                    Direction::Downstream => self.down.stages.push(slot),
-                    Direction::Both => self.whole.push(slot),
-                }
+            let Some(mut slot) = stage_of(f, dir, at_open, now, &mut self.rng) else {
+                continue;
+            };
+            start(&mut slot, dir, &mut self.st, now);
+            match place {
+                Direction::Upstream => self.up.stages.push(slot),
+                Direction::Downstream => self.down.stages.push(slot),
+                Direction::Both => self.whole.push(slot),
             }
         }
-        if !refused.is_empty() {
+    }
+
+    /// Drops the stages `gone` picks (telling them they were removed when
+    /// their fault was).
+    fn drop_stages(&mut self, now: Instant, gone: impl Fn(&Slot) -> bool, tell: bool) {
+        let st = &mut self.st;
+        for (slots, dir) in [
+            (&mut self.up.stages, Direction::Upstream),
+            (&mut self.down.stages, Direction::Downstream),
+            (&mut self.whole, Direction::Both),
+        ] {
+            slots.retain_mut(|s| {
+                if !gone(s) {
+                    return true;
+                }
+                if tell {
+                    let mut cx = Cx {
+                        now,
+                        dir,
+                        name: s.name,
+                        st,
+                    };
+                    s.stage.removed(&mut cx);
+                }
+                false
+            });
+        }
+    }
+
+    /// Frame faults that do not act on this connection, said once.
+    fn refused(&self, refused: &[String]) {
+        if refused.is_empty() {
+            return;
+        }
+        let what = if self.proto == Some(Proto::Tls) {
+            "TLS"
+        } else {
+            "not HTTP/2"
+        };
+        self.st.fault_event(
+            "refused",
+            format!(
+                "this connection is {what}: frame-level faults need cleartext HTTP/2 (h2c) and do not act on it ({}); byte-level faults do",
+                refused.join(", ")
+            ),
+        );
+    }
+
+    /// The first bytes told what the connection speaks: frames followed
+    /// and calls read on cleartext HTTP/2; frame stages dropped otherwise.
+    fn decided(&mut self, proto: Proto, now: Instant) {
+        self.proto = Some(proto);
+        self.st.h2c = proto == Proto::H2c;
+        let shared = self.shared.clone();
+        if self.st.h2c {
+            self.up.follow_frames();
+            self.down.follow_frames();
+            self.tap = shared.calls.then(|| {
+                CallTap::new(
+                    self.st.id,
+                    self.st.addr.clone(),
+                    self.peer.ip(),
+                    shared.events.clone(),
+                    shared.attempts.clone(),
+                    shared.ok_calls,
+                )
+            });
+            return;
+        }
+        if proto == Proto::Tls && shared.calls && !shared.tls_told.swap(true, Ordering::AcqRel) {
             self.st.fault_event(
-                "refused",
-                format!(
-                    "this connection is TLS: frame-level faults need cleartext HTTP/2 (h2c) and do not act on it ({}); byte-level faults do",
-                    refused.join(", ")
-                ),
+                "tap",
+                "this connection is TLS: the calls on it (and on every TLS connection after) cannot be read; only cleartext HTTP/2 (h2c) shows calls".into(),
             );
         }
+        let frame_faults: HashSet<u64> = shared
+            .faults
+            .snapshot()
+            .iter()
+            .filter(|f| f.spec.def.frames)
+            .map(|f| f.id)
+            .collect();
+        let texts: Vec<String> = shared
+            .faults
+            .snapshot()
+            .iter()
+            .filter(|f| frame_faults.contains(&f.id))
+            .map(|f| f.spec.text.clone())
+            .collect();
+        self.drop_stages(now, |s| frame_faults.contains(&s.fault), false);
+        self.refused(&texts);
         self.up.chain_changed(now);
         self.down.chain_changed(now);
     }
@@ -355,67 +409,22 @@ impl Conn {
     fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
         loop {
             let now = Instant::now();
-            for s in &mut self.whole {
-                if s.stage.wake_at(&self.st).is_some_and(|t| t <= now) {
-                    let mut scx = Cx {
-                        now,
-                        dir: Direction::Both,
-                        name: s.name,
-                        st: &mut self.st,
-                    };
-                    s.stage.wake(&mut scx);
+            self.wake_stages(now);
+            if let Some(o) = self.ended() {
+                return Poll::Ready(o);
+            }
+            if let Some(sniff) = &mut self.sniff {
+                if let Some(proto) = sniff.poll(cx, &self.client, &self.server, now) {
+                    self.sniff = None;
+                    self.decided(proto, now);
                 }
             }
-            self.up.wake_stages(&mut self.st, now);
-            self.down.wake_stages(&mut self.st, now);
-            if let Some(o) = self.ended() {
-                return Poll::Ready(o);
+            if self.sniff.is_none() {
+                if let Some(o) = self.poll_pumps(cx, now) {
+                    return Poll::Ready(o);
+                }
             }
-            let up = self.up.poll(
-                cx,
-                &mut self.client,
-                &mut self.server,
-                &mut self.st,
-                &mut self.tap,
-                now,
-            );
-            if let Poll::Ready(Stopped::Failed(e, side)) = up {
-                return Poll::Ready(self.failed(Direction::Upstream, e, side));
-            }
-            let down = self.down.poll(
-                cx,
-                &mut self.server,
-                &mut self.client,
-                &mut self.st,
-                &mut self.tap,
-                now,
-            );
-            if let Poll::Ready(Stopped::Failed(e, side)) = down {
-                return Poll::Ready(self.failed(Direction::Downstream, e, side));
-            }
-            self.note_first_close();
-            if let Some(o) = self.ended() {
-                return Poll::Ready(o);
-            }
-            if self.up.finished() && self.down.finished() {
-                return Poll::Ready(Outcome {
-                    reason: CloseReason::Eof,
-                    detail: None,
-                });
-            }
-            let next = [
-                self.up.next_wake(&self.st, now),
-                self.down.next_wake(&self.st, now),
-                self.st.next_inject(),
-                self.whole
-                    .iter()
-                    .filter_map(|s| s.stage.wake_at(&self.st))
-                    .min(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let Some(at) = next else {
+            let Some(at) = self.next_wake(now) else {
                 return Poll::Pending;
             };
             self.timer
@@ -425,6 +434,64 @@ impl Conn {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// Runs the stages whose time has come.
+    fn wake_stages(&mut self, now: Instant) {
+        for s in &mut self.whole {
+            if s.stage.wake_at(&self.st).is_some_and(|t| t <= now) {
+                let mut scx = Cx {
+                    now,
+                    dir: Direction::Both,
+                    name: s.name,
+                    st: &mut self.st,
+                };
+                s.stage.wake(&mut scx);
+            }
+        }
+        self.up.wake_stages(&mut self.st, now);
+        self.down.wake_stages(&mut self.st, now);
+    }
+
+    /// Both directions; the outcome once the connection ended.
+    fn poll_pumps(&mut self, cx: &mut Context<'_>, now: Instant) -> Option<Outcome> {
+        let (c, s, st, tap) = (
+            &mut self.client,
+            &mut self.server,
+            &mut self.st,
+            &mut self.tap,
+        );
+        if let Poll::Ready(Stopped::Failed(e, side)) = self.up.poll(cx, c, s, st, tap, now) {
+            return Some(self.failed(Direction::Upstream, e, side));
+        }
+        if let Poll::Ready(Stopped::Failed(e, side)) = self.down.poll(cx, s, c, st, tap, now) {
+            return Some(self.failed(Direction::Downstream, e, side));
+        }
+        self.note_first_close();
+        if let Some(o) = self.ended() {
+            return Some(o);
+        }
+        (self.up.finished() && self.down.finished()).then_some(Outcome {
+            reason: CloseReason::Eof,
+            detail: None,
+        })
+    }
+
+    /// When something is due next.
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
+        [
+            self.up.next_wake(&self.st, now),
+            self.down.next_wake(&self.st, now),
+            self.st.next_inject(),
+            self.whole
+                .iter()
+                .filter_map(|s| s.stage.wake_at(&self.st))
+                .min(),
+            self.sniff.as_ref().map(Sniffer::next_wake),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn note_first_close(&mut self) {

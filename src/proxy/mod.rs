@@ -16,6 +16,7 @@ pub mod ctl;
 pub mod fault;
 mod faults;
 mod pump;
+mod sniff;
 mod state;
 pub mod summary;
 

@@ -105,22 +105,14 @@ const TAP_FRAMES: FrameMask = mask(FrameType::Headers)
     | mask(FrameType::Ping);
 
 impl Pump {
-    /// `h2c`: follow frames; the upstream direction starts with the
-    /// client preface.
-    pub fn new(dir: Direction, h2c: bool) -> Self {
+    /// A direction that forwards bytes (see [`Pump::follow_frames`]).
+    pub fn new(dir: Direction) -> Self {
         Self {
             dir,
             buf: BytesMut::new(),
             decided: 0,
             boundary: Some(0),
-            cursor: h2c.then(|| Cursor {
-                preface: if dir == Direction::Upstream {
-                    crate::h2wire::frame::CLIENT_PREFACE.len()
-                } else {
-                    0
-                },
-                skip: 0,
-            }),
+            cursor: None,
             queue: VecDeque::new(),
             queued: 0,
             stages: Vec::new(),
@@ -135,6 +127,19 @@ impl Pump {
             injected: Vec::new(),
             bytes: 0,
         }
+    }
+
+    /// Cleartext HTTP/2: follow its frames from the first byte (the
+    /// upstream direction starts with the client preface).
+    pub fn follow_frames(&mut self) {
+        self.cursor = Some(Cursor {
+            preface: if self.dir == Direction::Upstream {
+                crate::h2wire::frame::CLIENT_PREFACE.len()
+            } else {
+                0
+            },
+            skip: 0,
+        });
     }
 
     /// Recomputes what the chain needs after a stage came or went.

@@ -104,3 +104,78 @@ impl Stage for SlicerStage {
         cx.count();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventSink;
+    use crate::proxy::state::State;
+    use bytes::Bytes;
+    use std::time::Instant;
+
+    fn slices(size: u64, variation: u64, data: &[u8]) -> Vec<Piece> {
+        let mut stage = SlicerStage {
+            size: size.max(1),
+            variation,
+            delay: Duration::from_micros(10),
+            rng: fastrand::Rng::with_seed(7),
+        };
+        let (events, _rx) = EventSink::channel(8);
+        let now = Instant::now();
+        let mut st = State::new(1, "x".into(), events, now, false);
+        let mut cx = Cx {
+            now,
+            dir: super::super::Direction::Upstream,
+            name: "slicer",
+            st: &mut st,
+        };
+        let mut out = Vec::new();
+        stage.data(
+            Piece::new(now, Bytes::copy_from_slice(data)),
+            &mut out,
+            &mut cx,
+        );
+        out
+    }
+
+    /// slicer_test.go `TestSlicerToxic`: 480 KB in slices of 1024 ± 512
+    /// bytes come out in about 480 slices, whole, `delay` apart.
+    #[test]
+    fn slices_average_their_size_and_reassemble() {
+        let data = "hello world ".repeat(40_000).into_bytes();
+        let out = slices(1024, 512, &data);
+        assert!(
+            (480 / 2..=480 / 2 + 480).contains(&out.len()),
+            "{} slices",
+            out.len()
+        );
+        let joined: Vec<u8> = out.iter().flat_map(|p| p.data.to_vec()).collect();
+        assert_eq!(joined, data);
+        assert!(out.windows(2).all(|w| w[1].due > w[0].due));
+    }
+
+    /// slicer_termination_test.go: any sizes asked (zero, a variation
+    /// above the size) reassemble exactly.
+    #[test]
+    fn any_sizes_reassemble() {
+        for (avg, var) in [
+            (0, 0),
+            (0, 5),
+            (1, 0),
+            (2, 1),
+            (5, 10),
+            (10, 10),
+            (64, 8),
+            (1024, 512),
+        ] {
+            for size in [1usize, 2, 21, 64, 1000, 4096] {
+                let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+                let joined: Vec<u8> = slices(avg, var, &data)
+                    .iter()
+                    .flat_map(|p| p.data.to_vec())
+                    .collect();
+                assert_eq!(joined, data, "average {avg} variation {var} size {size}");
+            }
+        }
+    }
+}
