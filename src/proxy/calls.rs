@@ -69,6 +69,9 @@ pub(crate) struct CallTap {
     last_path: (Vec<u8>, Arc<str>),
     /// The last GOAWAY the client got: its debug data.
     drained: Option<String>,
+    /// The lowest last-stream-id of the GOAWAYs the client got: streams
+    /// above it are never processed, whenever the client opens them.
+    goaway_last: Option<u32>,
     /// The client sent GOAWAY: its transport is closing.
     client_closing: bool,
     /// The server's side of the connection ended.
@@ -140,6 +143,7 @@ impl CallTap {
             calls: HashMap::new(),
             last_path: (Vec::new(), Arc::from("")),
             drained: None,
+            goaway_last: None,
             client_closing: false,
             server_gone: false,
             lost: false,
@@ -303,20 +307,24 @@ impl CallTap {
                 Arc::from("")
             };
             let prior = self.attempts.claim(self.client, &method, now);
-            self.calls.insert(
-                stream,
-                Call {
-                    method,
-                    start: now,
-                    timeout: f.timeout,
-                    status: None,
-                    grpc_type: false,
-                    other_type: None,
-                    grpc_status: None,
-                    grpc_message: None,
-                    prior,
-                },
-            );
+            let call = Call {
+                method,
+                start: now,
+                timeout: f.timeout,
+                status: None,
+                grpc_type: false,
+                other_type: None,
+                grpc_status: None,
+                grpc_message: None,
+                prior,
+            };
+            // Opened after a GOAWAY (crossing it on the wire) above its
+            // last stream: the server never processes it.
+            if let Some(last) = self.goaway_last.filter(|l| stream > *l) {
+                let why = format!("above the GOAWAY's last stream {last}");
+                return self.never_processed(call, stream, why, now);
+            }
+            self.calls.insert(stream, call);
             return;
         }
         let Some(call) = self.calls.get_mut(&stream) else {
@@ -495,6 +503,7 @@ impl CallTap {
             }
         }
         self.drained = Some(debug);
+        self.goaway_last = Some(self.goaway_last.map_or(last, |l| l.min(last)));
     }
 
     /// The connection ended: calls still open were cut, as clients report
