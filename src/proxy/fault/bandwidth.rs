@@ -13,7 +13,7 @@ use super::{Fault, FaultDef, Scope};
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "bandwidth",
-    help: "limit the throughput",
+    help: "at most rate bytes a second, per direction and connection",
     params: &[Param::new(
         "rate",
         Kind::Bytes(1000),

@@ -10,7 +10,7 @@ use crate::proxy::state::End;
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "close",
-    help: "close open connections (TCP FIN)",
+    help: "close each connection, open and new (TCP FIN)",
     params: &[],
     scope: Scope::Connection,
     frames: false,

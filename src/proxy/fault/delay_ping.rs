@@ -11,7 +11,7 @@ use crate::h2wire::{FrameHeader, FrameType, Verdict};
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "delay-ping",
-    help: "delay HTTP/2 PING frames",
+    help: "hold HTTP/2 PING frames for delay; the rest goes on",
     params: &[
         Param::new(
             "acks",

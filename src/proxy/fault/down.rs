@@ -10,7 +10,7 @@ use crate::proxy::state::End;
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "down",
-    help: "reset new connections at once: the server looks restarted",
+    help: "reset new connections before dialing: the server looks down",
     params: &[],
     scope: Scope::Connection,
     frames: false,

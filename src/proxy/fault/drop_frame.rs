@@ -11,7 +11,7 @@ use crate::h2wire::{FrameHeader, FrameType, Verdict};
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "drop-frame",
-    help: "drop control frames of one type",
+    help: "drop control frames of one type, the next count on each connection or all",
     params: &[
         Param::new("type", Kind::Frame, Need::Required, "frame type"),
         Param::new(

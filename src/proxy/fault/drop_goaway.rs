@@ -10,7 +10,7 @@ use crate::h2wire::{FrameHeader, FrameType, Verdict};
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "drop-goaway",
-    help: "drop GOAWAY frames",
+    help: "drop GOAWAY frames (a proxy that swallows the server's drain)",
     params: &[],
     scope: Scope::Each,
     frames: true,

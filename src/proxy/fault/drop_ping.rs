@@ -10,7 +10,7 @@ use crate::h2wire::{FrameHeader, FrameType, Verdict};
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "drop-ping",
-    help: "drop HTTP/2 PING frames",
+    help: "drop HTTP/2 PING frames, the next count on each connection or all",
     params: &[
         Param::new(
             "acks",

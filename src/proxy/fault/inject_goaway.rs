@@ -15,7 +15,7 @@ use crate::proxy::state::State;
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "inject-goaway",
-    help: "send a GOAWAY",
+    help: "send a GOAWAY, at once or every D; toward the client, later streams are refused",
     params: &[
         Param::new("code", Kind::Code, Need::Default("NO_ERROR"), "error code")
             .shown("NO_ERROR|ENHANCE_YOUR_CALM|... or a number"),

@@ -11,7 +11,7 @@ use crate::h2wire::{ControlFrame, ErrorCode, FrameHeader, FrameType, Verdict};
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "inject-rst-stream",
-    help: "reset streams both ways",
+    help: "reset new streams: the client gets code, the server CANCEL",
     params: &[
         Param::new("code", Kind::Code, Need::Default("CANCEL"), "error code")
             .shown("CANCEL|REFUSED_STREAM|... or a number"),

@@ -13,7 +13,7 @@ use super::{Fault, FaultDef, Scope};
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "latency",
-    help: "delay each chunk by latency +- jitter from its arrival",
+    help: "delay each chunk by latency +- jitter from its arrival (chunks that came together leave together)",
     params: &[
         Param::new(
             "latency",

@@ -11,7 +11,7 @@ use crate::proxy::state::End;
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "limit-data",
-    help: "close a connection after some bytes",
+    help: "close the connection after bytes in this direction",
     params: &[Param::new(
         "bytes",
         Kind::Bytes(1),

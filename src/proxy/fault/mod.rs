@@ -553,6 +553,24 @@ impl<'de> serde::Deserialize<'de> for FaultYaml {
     }
 }
 
+/// `text` in lines of at most 100 columns, the later ones indented.
+fn wrap(text: &str, indent: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.trim().is_empty() && line.chars().count() + word.chars().count() >= 100 {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = " ".repeat(indent);
+        }
+        line.push_str(word);
+        line.push(' ');
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+    out
+}
+
 /// The `--list-faults` text: a line per fault and per parameter, within
 /// 100 columns.
 pub fn list() -> String {
@@ -589,7 +607,8 @@ pub fn list() -> String {
     }
     for d in REGISTRY {
         let h2 = if d.frames { " (h2c)" } else { "" };
-        out.push_str(&format!("\n  {}: {}{h2}\n", d.name, d.help));
+        out.push('\n');
+        out.push_str(&wrap(&format!("  {}: {}{h2}", d.name, d.help), 4));
         for p in d.params {
             let mut help = p.help.to_string();
             if let Some(a) = p.alias_ms {
@@ -598,6 +617,31 @@ pub fn list() -> String {
             out.push_str(&row(p.name, &p.values(), p.default_text(), &help));
             out.push('\n');
         }
+    }
+    out
+}
+
+/// The README's table of faults (a test keeps the README's copy equal).
+pub fn markdown() -> String {
+    let mut out = String::from("| fault | parameters (default) | what it does |\n|---|---|---|\n");
+    for d in REGISTRY {
+        let params: Vec<String> = d
+            .params
+            .iter()
+            .map(|p| match p.need {
+                params::Need::Required => format!("`{}`", p.name),
+                params::Need::Default(v) | params::Need::Optional(v) => {
+                    format!("`{}` ({v})", p.name)
+                }
+            })
+            .collect();
+        let h2 = if d.frames { " (h2c)" } else { "" };
+        out.push_str(&format!(
+            "| `{}` | {} | {}{h2} |\n",
+            d.name,
+            params.join(", ").replace('|', "\\|"),
+            d.help.replace('|', "\\|")
+        ));
     }
     out
 }

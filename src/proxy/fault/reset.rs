@@ -11,7 +11,7 @@ use crate::proxy::state::End;
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "reset",
-    help: "reset open connections (TCP RST via SO_LINGER 0)",
+    help: "reset each connection, open and new (TCP RST via SO_LINGER 0)",
     params: &[],
     scope: Scope::Connection,
     frames: false,

@@ -13,7 +13,7 @@ use crate::proxy::state::{End, State};
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "reset-peer",
-    help: "reset the connection timeout after its first data (TCP RST)",
+    help: "reset the connection (TCP RST) timeout after its first data",
     params: &[Param::new(
         "timeout",
         Kind::Duration(Unit::Millis),

@@ -12,7 +12,7 @@ use super::{Fault, FaultDef, Scope};
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "slicer",
-    help: "forward in small slices",
+    help: "forward each chunk in slices of about average_size bytes, delay apart",
     params: &[
         Param::new(
             "average_size",

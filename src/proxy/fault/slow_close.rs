@@ -10,7 +10,7 @@ use super::{Fault, FaultDef, Scope};
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "slow-close",
-    help: "hold a close for a while",
+    help: "pass each side's close (FIN) on delay later",
     params: &[Param::new(
         "delay",
         Kind::Duration(Unit::Millis),

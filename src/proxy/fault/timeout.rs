@@ -15,7 +15,7 @@ use crate::proxy::state::{End, State};
 
 pub(crate) const DEF: FaultDef = FaultDef {
     name: "timeout",
-    help: "stop the data, then close after timeout (0: never), per connection",
+    help: "stop the data; close the connection timeout after it opened (0: never) or when removed",
     params: &[Param::new(
         "timeout",
         Kind::Duration(Unit::Millis),
