@@ -61,12 +61,15 @@ pub(crate) struct CallTap {
     client: IpAddr,
     events: EventSink,
     attempts: Arc<Attempts>,
-    from_client: loona_hpack::Decoder<'static>,
-    to_client: loona_hpack::Decoder<'static>,
+    from_client: super::hpack::Decoder,
+    to_client: super::hpack::Decoder,
+    /// Huffman-decoded values, one at a time.
+    scratch: Vec<u8>,
     blocks: [Option<Block>; 2],
     calls: HashMap<u32, Call>,
-    /// The last method's path and name, shared by the calls that use it.
-    last_path: (Vec<u8>, Arc<str>),
+    /// The last method's path as sent (Huffman-coded or not) and its name,
+    /// shared by the calls that use it.
+    last_path: (Vec<u8>, bool, Arc<str>),
     /// The last GOAWAY the client got: its debug data.
     drained: Option<String>,
     /// The lowest last-stream-id of the GOAWAYs the client got: streams
@@ -137,11 +140,12 @@ impl CallTap {
             client,
             events,
             attempts,
-            from_client: loona_hpack::Decoder::new(),
-            to_client: loona_hpack::Decoder::new(),
+            from_client: Default::default(),
+            to_client: Default::default(),
+            scratch: Vec::new(),
             blocks: [None, None],
             calls: HashMap::new(),
-            last_path: (Vec::new(), Arc::from("")),
+            last_path: (Vec::new(), false, Arc::from("")),
             drained: None,
             goaway_last: None,
             client_closing: false,
@@ -259,37 +263,45 @@ impl CallTap {
             return;
         }
         let mut f = Fields::default();
-        let last_path = &mut self.last_path;
+        let (last_path, buf) = (&mut self.last_path, &mut self.scratch);
         let dec = if from_client {
             &mut self.from_client
         } else {
             &mut self.to_client
         };
-        let decoded = dec.decode_with_cb(bytes, |n, v| match &n[..] {
+        let decoded = dec.decode(bytes, |n, v| match n {
             b":path" if from_client => {
                 f.path = true;
-                let p = v.strip_prefix(b"/").unwrap_or(&v);
-                if last_path.0 != p {
+                let (raw, huffman) = v.raw();
+                if (&last_path.0[..], last_path.1) != (raw, huffman) {
                     last_path.0.clear();
-                    last_path.0.extend_from_slice(p);
-                    last_path.1 = Arc::from(String::from_utf8_lossy(p).as_ref());
+                    last_path.0.extend_from_slice(raw);
+                    last_path.1 = huffman;
+                    let p = v.get(buf).unwrap_or_default();
+                    let p = p.strip_prefix(b"/").unwrap_or(p);
+                    last_path.2 = Arc::from(String::from_utf8_lossy(p).as_ref());
                 }
             }
             b"grpc-timeout" if from_client => {
-                f.timeout = std::str::from_utf8(&v)
-                    .ok()
+                f.timeout = v
+                    .get(buf)
+                    .and_then(|t| std::str::from_utf8(t).ok())
                     .and_then(crate::grpc::parse_timeout)
             }
-            b":status" => f.status = num(&v),
+            b":status" => f.status = v.get(buf).and_then(num),
             b"content-type" => {
-                f.grpc_type = v.starts_with(b"application/grpc");
+                let t = v.get(buf).unwrap_or_default();
+                f.grpc_type = t.starts_with(b"application/grpc");
                 if !f.grpc_type {
-                    f.other_type = Some(String::from_utf8_lossy(&v).into_owned());
+                    f.other_type = Some(String::from_utf8_lossy(t).into_owned());
                 }
             }
-            b"grpc-status" => f.grpc_status = num(&v),
-            b"grpc-message" if !v.is_empty() => {
-                f.grpc_message = Some(crate::grpc::percent_decode(&String::from_utf8_lossy(&v)))
+            b"grpc-status" => f.grpc_status = v.get(buf).and_then(num),
+            b"grpc-message" => {
+                let m = v.get(buf).unwrap_or_default();
+                if !m.is_empty() {
+                    f.grpc_message = Some(crate::grpc::percent_decode(&String::from_utf8_lossy(m)));
+                }
             }
             _ => {}
         });
@@ -302,7 +314,7 @@ impl CallTap {
                 return; // the client's trailers (client streaming)
             }
             let method = if f.path {
-                self.last_path.1.clone()
+                self.last_path.2.clone()
             } else {
                 Arc::from("")
             };

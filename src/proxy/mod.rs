@@ -15,6 +15,7 @@ mod conn;
 pub mod ctl;
 pub mod fault;
 mod faults;
+mod hpack;
 mod pump;
 mod sniff;
 mod state;
