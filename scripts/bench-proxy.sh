@@ -85,19 +85,20 @@ for shape in dict.fromkeys(r[1] for r in rows):
 def h2load(path):
     t = open(path).read()
     rps = float(re.search(r"finished in [^,]+, ([\d.]+) req/s", t).group(1))
-    mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", t).group(1)
+    row = re.search(r"time for request:\s+(\S+)\s+\S+\s+(\S+)", t)
     secs = re.search(r"finished in ([\d.]+)(ms|s)", t)
     dur = float(secs.group(1)) / (1000 if secs.group(2) == "ms" else 1)
     total = int(re.search(r"traffic: .*?\((\d+)\) total", t).group(1))
-    unit = re.match(r"([\d.]+)(us|ms|s)", mean)
-    ms = float(unit.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[unit.group(2)]
-    return rps, ms, dur, total
-d_rps, d_ms, _, _ = h2load(f"{out}/lat-direct")
-l_rps, l_ms, _, _ = h2load(f"{out}/lat-proxy")
-print(f"latency 50 ms each way at 10x100: {l_rps:,.0f} calls/s, mean {l_ms:.1f} ms "
-      f"(direct {d_ms:.1f} ms): added {l_ms - d_ms:.1f} ms of 100 ms asked")
+    def ms(v):
+        u = re.match(r"([\d.]+)(us|ms|s)", v)
+        return float(u.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[u.group(2)]
+    return rps, ms(row.group(1)), ms(row.group(2)), dur, total
+d_rps, d_min, d_mean, _, _ = h2load(f"{out}/lat-direct")
+l_rps, l_min, l_mean, _, _ = h2load(f"{out}/lat-proxy")
+print(f"latency 50 ms each way (100 ms a call) at 10x100: {l_rps:,.0f} calls/s, "
+      f"fastest call {l_min:.1f} ms, mean {l_mean:.1f} ms (direct: fastest {d_min:.1f}, mean {d_mean:.1f})")
 # h2load's traffic is what it received: the downstream bytes.
-_, _, dur, total = h2load(f"{out}/bw-proxy")
+_, _, _, dur, total = h2load(f"{out}/bw-proxy")
 print(f"bandwidth 100 KB/s per connection downstream, 10 connections: "
       f"{total / dur / 10 / 1000:.1f} KB/s per connection ({total:,} bytes in {dur:.2f} s)")
 PY
