@@ -327,7 +327,14 @@ pub struct CtlArgs {
     pub api: String,
 
     /// Output: lines for people, or the API's JSON.
-    #[arg(short = 'o', long, value_enum, default_value_t = ReportOutput::Human, global = true)]
+    #[arg(
+        id = "ctl_output",
+        short = 'o',
+        long = "output",
+        value_enum,
+        default_value_t = ReportOutput::Human,
+        global = true
+    )]
     pub output: ReportOutput,
 
     #[command(subcommand)]

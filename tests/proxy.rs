@@ -1054,3 +1054,126 @@ async fn a_killed_server_leaves_the_tap_unavailable_calls() {
     );
     assert!(!codes.contains(&tonic::Code::Cancelled), "{codes:?}");
 }
+
+/// `grpcdoc proxy ctl` against a running `grpcdoc proxy --api`: adds a
+/// fault in the --fault form (a call through it is then slower), lists it
+/// back in that form, shows the API's own error for a fault that is not
+/// there (exit 2), removes it; and Ctrl-C ends the proxy with its summary
+/// and exit 130.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_adds_and_removes_faults_and_ctrl_c_prints_the_summary() {
+    let t = start(ServerConfig::default()).await;
+    let upstream = t.addr.to_string();
+    tokio::task::spawn_blocking(move || {
+        let (listen, api) = (free_addr(), free_addr());
+        let proxy = Command::new(BIN)
+            .args([
+                "proxy",
+                "--listen",
+                &listen.to_string(),
+                "--upstream",
+                &upstream,
+            ])
+            .args(["--api", &api.to_string(), "--calls", "all", "--for", "60s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut proxy = ChildGuard(Some(proxy));
+        wait_listening(api, "grpcdoc proxy --api");
+        let ctl = |args: &[&str]| {
+            Command::new(BIN)
+                .args(["proxy", "ctl", "--api", &api.to_string()])
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let call_ms = || {
+            let out = Command::new(BIN)
+                .args([
+                    "load",
+                    &listen.to_string(),
+                    "--call",
+                    "helloworld.Greeter/SayHello",
+                ])
+                .args(["-n", "1", "-c", "1", "-o", "json"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            r["latency_ms"]["p50"].as_f64().unwrap()
+        };
+        let before = call_ms();
+        let out = ctl(&[
+            "add",
+            "grpcdoc",
+            "latency:latency=300ms,direction=downstream",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            said.contains("added latency_downstream to grpcdoc"),
+            "{said}"
+        );
+        let list = String::from_utf8_lossy(&ctl(&["list"]).stdout).to_string();
+        assert!(
+            list.contains("latency_downstream")
+                && list.contains("latency:latency=300ms,direction=downstream"),
+            "{list}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&ctl(&["list", "-o", "json"]).stdout).unwrap();
+        assert_eq!(json["grpcdoc"]["toxics"][0]["attributes"]["latency"], 300);
+        let slow = call_ms();
+        assert!(
+            slow >= before + 280.0,
+            "with the fault {slow} ms, before {before} ms"
+        );
+        let out = ctl(&["rm", "grpcdoc", "nope"]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("404") && err.contains("toxic not found"),
+            "{err}"
+        );
+        let out = ctl(&["rm", "grpcdoc", "latency_downstream"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(call_ms() < slow - 200.0, "removed");
+        let bad = ctl(&["add", "grpcdoc", "latency:latency=fast"]);
+        assert_eq!(bad.status.code(), Some(2), "refused before any request");
+        // Ctrl-C: the summary, then 130.
+        let child = proxy.0.take().unwrap();
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("proxy summary: 3 connections"), "{text}");
+        assert!(text.contains("calls: "), "{text}");
+        assert!(text.contains("fault latency: acted"), "{text}");
+    })
+    .await
+    .unwrap();
+}
+
+/// Kills the child (by its pid) unless it was taken.
+struct ChildGuard(Option<std::process::Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
