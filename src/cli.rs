@@ -67,16 +67,29 @@ pub const LOAD_HELP: &str = concat!(
     exit_codes!()
 );
 
-pub const PROXY_HELP: &str = concat!(
-    "Examples:
-  grpcdoc proxy --listen :20000 --upstream 127.0.0.1:50051 --fault latency:ms=200
+pub const PROXY_HELP: &str = "Examples:
+  grpcdoc proxy --listen :20000 --upstream 127.0.0.1:50051 --fault latency:latency=200ms
   grpcdoc proxy --upstream 127.0.0.1:50051 --fault drop-ping:direction=upstream,acks=true,count=1
-  grpcdoc proxy --api 127.0.0.1:8474          # toxiproxy's HTTP API
+  grpcdoc proxy --upstream 127.0.0.1:50051 --api 127.0.0.1:8474   # toxiproxy's HTTP API
+  grpcdoc proxy ctl add grpcdoc timeout:timeout=1s,direction=upstream
   grpcdoc proxy --list-faults
 
-",
-    exit_codes!()
-);
+Exit codes:
+  0    success (stopped by --for)
+  2    bad input or environment: flag, fault, busy port; for ctl, an error from the API
+  130  interrupted (Ctrl-C or SIGTERM), after the summary";
+
+pub const CTL_HELP: &str = "Examples:
+  grpcdoc proxy ctl list
+  grpcdoc proxy ctl add grpcdoc latency:latency=200ms,direction=downstream
+  grpcdoc proxy ctl add grpcdoc drop-ping:acks=true,count=1 --name lost-ack
+  grpcdoc proxy ctl rm grpcdoc latency_downstream
+  grpcdoc proxy ctl disable grpcdoc
+  grpcdoc proxy ctl --api 127.0.0.1:8474 reset -o json
+
+Exit codes:
+  0    done
+  2    bad input, the API cannot be reached, or the API refused (its error is shown)";
 
 pub const SCENARIO_HELP: &str = concat!(
     "Examples:
@@ -162,7 +175,11 @@ pub enum Command {
     /// A chaos proxy: forward connections to an upstream with faults, byte
     /// level (latency, blackhole, reset, ...) and, on cleartext HTTP/2, frame
     /// level (drop a PING ack, inject a GOAWAY, ...). --list-faults lists them.
-    #[command(after_help = PROXY_HELP)]
+    #[command(
+        after_help = PROXY_HELP,
+        subcommand_negates_reqs = true,
+        args_conflicts_with_subcommands = true
+    )]
     Proxy(ProxyArgs),
     /// Replay a connection failure from a YAML file on loopback (server,
     /// proxy, clients with load, a timeline) and check expectations: exit 0
@@ -285,7 +302,7 @@ pub struct ProxyArgs {
     pub api: Option<SocketAddr>,
 
     /// A fault, NAME:KEY=VALUE,... (repeatable), e.g.
-    /// drop-ping:direction=upstream,acks=true,count=1
+    /// latency:latency=200ms or drop-ping:direction=upstream,acks=true,count=1
     #[arg(long = "fault", value_parser = parse_fault, value_name = "SPEC")]
     pub faults: Vec<crate::proxy::FaultSpec>,
 
@@ -306,6 +323,64 @@ pub struct ProxyArgs {
     /// Output format of the proxy's events on stdout.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+
+    #[command(subcommand)]
+    pub command: Option<ProxyCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// Control a running proxy through its API (`grpcdoc proxy --api ADDR`,
+    /// or toxiproxy itself): list proxies and their faults, add and remove
+    /// faults in the --fault form, enable or disable a proxy, reset.
+    #[command(after_help = CTL_HELP)]
+    Ctl(CtlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The proxy API's address, HOST:PORT (toxiproxy's port is 8474).
+    #[arg(long, default_value = "127.0.0.1:8474", value_name = "HOST:PORT")]
+    pub api: String,
+
+    /// Output: lines for people, or the API's JSON.
+    #[arg(
+        id = "ctl_output",
+        short = 'o',
+        long = "output",
+        value_enum,
+        default_value_t = ReportOutput::Human,
+        global = true
+    )]
+    pub output: ReportOutput,
+
+    #[command(subcommand)]
+    pub action: CtlAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlAction {
+    /// List the proxies and their faults (each in the --fault form).
+    List,
+    /// Add a fault to a proxy: NAME:KEY=VALUE,... (grpcdoc proxy
+    /// --list-faults); it is named TYPE_DIRECTION unless --name says.
+    Add {
+        /// The proxy (`grpcdoc` is the one of `proxy --upstream`).
+        proxy: String,
+        #[arg(value_parser = parse_fault, value_name = "SPEC")]
+        fault: crate::proxy::FaultSpec,
+        /// The fault's name in the API (to remove it by).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a fault from a proxy, by the name `list` shows.
+    Rm { proxy: String, name: String },
+    /// Enable a proxy: it accepts connections again.
+    Enable { proxy: String },
+    /// Disable a proxy: new connections are refused, open ones closed.
+    Disable { proxy: String },
+    /// Remove every fault of every proxy and enable them all.
+    Reset,
 }
 
 /// Which calls the proxy shows.
@@ -318,7 +393,7 @@ pub enum CallsShown {
 }
 
 fn parse_fault(s: &str) -> Result<crate::proxy::FaultSpec, String> {
-    s.parse().map_err(|e: crate::proxy::spec::SpecError| e.0)
+    s.parse().map_err(|e: crate::proxy::SpecError| e.0)
 }
 
 #[derive(Debug, Args)]

@@ -221,6 +221,15 @@ fn error_code<S: serde::Serializer>(c: &ErrorCode, s: S) -> Result<S::Ok, S::Err
     s.collect_str(c)
 }
 
+/// An attempt of a call that did not end it: the client tried again.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CallAttempt {
+    pub conn: u64,
+    pub stream: u32,
+    /// How it ended (`never processed: REFUSED_STREAM`, ...).
+    pub end: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
@@ -274,6 +283,10 @@ pub enum EventKind {
         /// Why it failed (load's failure causes), for diagnosis.
         #[serde(skip_serializing_if = "Option::is_none", serialize_with = "cause_key")]
         cause: Option<CallCause>,
+        /// Earlier attempts of the same call that the client retried (the
+        /// proxy's tap), oldest first.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        attempts: Vec<CallAttempt>,
     },
     /// A scenario step was played.
     Step { action: String, detail: String },

@@ -89,6 +89,19 @@ fn every_kind() -> Vec<EventKind> {
             message: "no connection is READY".into(),
             latency_ms: 1.5,
             cause: Some(grpcdoc::event::CallCause::NoConnection),
+            attempts: vec![],
+        },
+        EventKind::Rpc {
+            method: "helloworld.Greeter/SayHello".into(),
+            code: tonic::Code::Ok,
+            message: String::new(),
+            latency_ms: 3.25,
+            cause: None,
+            attempts: vec![grpcdoc::event::CallAttempt {
+                conn: 1,
+                stream: 9,
+                end: "never processed: above the GOAWAY's last stream 7".into(),
+            }],
         },
         EventKind::Step {
             action: "server_restart".into(),

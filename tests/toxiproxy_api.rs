@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 
-use common::{free_addr, start, wait_listening};
+use common::{assert_between, free_addr, hello, peer, start, wait_listening, RawClient};
 use grpcdoc::server::ServerConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
@@ -268,4 +268,182 @@ async fn toxiproxy_client_libraries_drive_it() {
     })
     .await
     .unwrap();
+}
+
+/// One HTTP/1.1 request from async code.
+async fn api_http(
+    api: SocketAddr,
+    method: &'static str,
+    path: String,
+    body: String,
+) -> (u16, String) {
+    tokio::task::spawn_blocking(move || http(api, method, &path, &body))
+        .await
+        .unwrap()
+}
+
+/// A proxy named `p` made through the API: its listen address.
+async fn api_create(api: SocketAddr, upstream: SocketAddr) -> SocketAddr {
+    let body = format!(r#"{{"name":"p","listen":"127.0.0.1:0","upstream":"{upstream}"}}"#);
+    let (code, body) = api_http(api, "POST", "/proxies".into(), body).await;
+    assert_eq!(code, 201, "{body}");
+    json(&body)["listen"].as_str().unwrap().parse().unwrap()
+}
+
+/// Must show (issue 28): through the API, a `timeout` toxic of 1000 ms
+/// added at t=0 cuts a connection opened at t=3 s about 1 s after it
+/// opened - toxiproxy runs the toxic on each connection's own stream - and
+/// the client reads a plain EOF.
+#[tokio::test]
+async fn a_timeout_toxic_counts_from_each_connection() {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = upstream.local_addr().unwrap();
+    let accepted = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = upstream.accept().await {
+            held.push(s);
+        }
+    });
+    let (_p, api) = api_proxy();
+    let listen = api_create(api, up).await;
+    let toxic = r#"{"type":"timeout","stream":"upstream","attributes":{"timeout":1000}}"#;
+    let (code, body) = api_http(api, "POST", "/proxies/p/toxics".into(), toxic.into()).await;
+    assert_eq!(code, 200, "{body}");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let opened = tokio::time::Instant::now();
+    let mut c = tokio::net::TcpStream::connect(listen).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut c, b"swallowed")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut c, &mut buf),
+    )
+    .await
+    .expect("closed within 5 s")
+    .expect("a FIN, not a reset");
+    assert_eq!(n, 0, "EOF");
+    let lived = opened.elapsed();
+    eprintln!("a connection opened 3 s after timeout=1000 lived {lived:?}");
+    assert_between(
+        "its life",
+        lived,
+        std::time::Duration::from_millis(950),
+        std::time::Duration::from_millis(1400),
+    );
+    accepted.abort();
+}
+
+/// Must show (issue 28): `latency` 200 ms downstream delays each chunk
+/// from its own arrival. A server stream of 5 messages 100 ms apart takes
+/// 200 ms plus the server's 400 ms on an open connection (serialised
+/// chunks would make it over 1 s); a unary call on it 200 ms.
+#[tokio::test]
+async fn a_latency_toxic_delays_each_chunk_from_its_arrival() {
+    let t = start(ServerConfig::default()).await;
+    let (_p, api) = api_proxy();
+    let listen = api_create(api, t.addr).await;
+    let toxic = r#"{"type":"latency","attributes":{"latency":200}}"#;
+    let (code, body) = api_http(api, "POST", "/proxies/p/toxics".into(), toxic.into()).await;
+    assert_eq!(code, 200, "{body}");
+    let mut c = RawClient::connect(listen).await;
+    let warm = c
+        .start_unary("/helloworld.Greeter/SayHello", &hello("warm"), &[])
+        .await
+        .await
+        .unwrap();
+    assert_eq!(warm.unwrap().0, "0");
+    let t0 = tokio::time::Instant::now();
+    let r = c
+        .start_unary("/helloworld.Greeter/SayHello", &hello("a"), &[])
+        .await
+        .await
+        .unwrap();
+    assert_eq!(r.unwrap().0, "0");
+    let unary = t0.elapsed();
+    let req = grpcdoc::pb::echo::EchoRequest {
+        message: "s".into(),
+        stream_count: 5,
+        stream_interval: Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 100_000_000,
+        }),
+        ..Default::default()
+    };
+    let t1 = tokio::time::Instant::now();
+    let r = c
+        .start_unary("/grpcdoc.echo.v1.Echo/ServerStream", &req, &[])
+        .await
+        .await
+        .unwrap();
+    assert_eq!(r.unwrap().0, "0");
+    let stream = t1.elapsed();
+    eprintln!("latency 200 ms downstream: unary {unary:?}, 5-message stream {stream:?}");
+    let ms = std::time::Duration::from_millis;
+    assert_between(
+        "a unary call on an open connection",
+        unary,
+        ms(198),
+        ms(400),
+    );
+    assert_between("a 5-message stream", stream, ms(598), ms(850));
+}
+
+/// Must show (issue 28), with a client that waits for the server's
+/// SETTINGS as grpc-go does: its first call on a fresh connection through
+/// `latency` 200 ms downstream takes about 400 ms (the SETTINGS, then the
+/// response), not 600 (each chunk waiting for the one before).
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and export PEERS_HOME"
+)]
+#[tokio::test]
+async fn a_fresh_connections_first_call_takes_two_delays() {
+    let Some(watch) = peer("gogrpc-watch") else {
+        return;
+    };
+    let t = start(ServerConfig::default()).await;
+    let (_p, api) = api_proxy();
+    let listen = api_create(api, t.addr).await;
+    let toxic = r#"{"type":"latency","attributes":{"latency":200}}"#;
+    let (code, body) = api_http(api, "POST", "/proxies/p/toxics".into(), toxic.into()).await;
+    assert_eq!(code, 200, "{body}");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(watch)
+            .args([
+                "-addr",
+                &listen.to_string(),
+                "-interval",
+                "1s",
+                "-n",
+                "1",
+                "-duration",
+                "2s",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let line = log
+        .lines()
+        .find(|l| l.contains("RPC w0 #0 OK"))
+        .unwrap_or_else(|| panic!("the first call: {log}"));
+    let took = line
+        .rsplit('(')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(')');
+    let ms: f64 = if let Some(v) = took.strip_suffix("ms") {
+        v.parse().unwrap()
+    } else if let Some(v) = took.strip_suffix('s') {
+        v.parse::<f64>().unwrap() * 1e3
+    } else {
+        panic!("{line}")
+    };
+    eprintln!("grpc-go's first call through latency 200 ms: {ms:.1} ms");
+    assert!((395.0..560.0).contains(&ms), "{line}");
 }

@@ -1,20 +1,28 @@
 //! `grpcdoc proxy --upstream HOST:PORT [--fault SPEC]...`: the chaos proxy in
 //! the foreground - a gRPC-aware tap: its connections, the calls that pass,
-//! the client's GOAWAY/PING/RST_STREAM frames and fault actions on stdout.
+//! the client's GOAWAY/PING/RST_STREAM frames and fault actions on stdout,
+//! and a summary when it stops. `grpcdoc proxy ctl ...` drives a running
+//! proxy through its API.
 
 use anyhow::{bail, Context as _};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::cli::{CallsShown, ColorChoice, ProxyArgs};
+use crate::cli::{
+    CallsShown, ColorChoice, CtlAction, CtlArgs, Output, ProxyArgs, ProxyCommand, ReportOutput,
+};
 use crate::event::{EventKind, EventSink};
 use crate::exit::Exit;
 use crate::proxy::api::Api;
-use crate::proxy::{ProxyOptions, RunningProxy};
+use crate::proxy::ctl::{self, CtlError, Request};
+use crate::proxy::{ProxyOptions, RunningProxy, Summary};
 use crate::report::printer::Printer;
 
 pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
+    if let Some(ProxyCommand::Ctl(c)) = args.command {
+        return control(c).await;
+    }
     if args.list_faults {
-        print!("{}", crate::proxy::spec::list());
+        print!("{}", crate::proxy::fault::list());
         return Ok(Exit::Success);
     }
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -72,19 +80,84 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         api_task = Some(tokio::spawn(api.serve(listener, api_stop_rx)));
     }
     let run_for = crate::time::sleep_opt(args.run_for);
-    tokio::select! {
-        _ = super::signalled(&mut term) => {}
-        _ = run_for => {}
-        _ = &mut printer.pipe_closed => {}
-    }
+    let exit = tokio::select! {
+        _ = super::signalled(&mut term) => Exit::Interrupted,
+        _ = run_for => Exit::Success,
+        _ = &mut printer.pipe_closed => Exit::Success,
+    };
+    let mut summaries = Vec::new();
     if let Some(p) = proxy {
-        p.shutdown().await;
+        summaries.push(("grpcdoc".to_string(), p.shutdown().await));
     }
     let _ = api_stop.send(true);
     if let Some(t) = api_task {
-        let _ = t.await;
+        if let Ok(s) = t.await {
+            summaries.extend(s);
+        }
     }
     drop(events);
     printer.finish().await;
-    Ok(Exit::Success)
+    print_summaries(&summaries, args.output, options.calls);
+    Ok(exit)
+}
+
+/// The summary of each proxy, after the events (stdout: it is data).
+fn print_summaries(all: &[(String, Summary)], output: Output, calls: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for (name, s) in all {
+        let _ = match output {
+            Output::Json => {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                v["kind"] = "summary".into();
+                v["proxy"] = name.as_str().into();
+                writeln!(out, "{v}")
+            }
+            Output::Human => {
+                let text = s.human(calls);
+                if all.len() > 1 {
+                    write!(out, "{name}: {text}")
+                } else {
+                    write!(out, "{text}")
+                }
+            }
+        };
+    }
+    let _ = out.flush();
+}
+
+/// `grpcdoc proxy ctl ...`.
+async fn control(c: CtlArgs) -> anyhow::Result<Exit> {
+    let req = match c.action {
+        CtlAction::List => Request::List,
+        CtlAction::Add { proxy, fault, name } => Request::Add { proxy, fault, name },
+        CtlAction::Rm { proxy, name } => Request::Remove { proxy, name },
+        CtlAction::Enable { proxy } => Request::Enable { proxy, on: true },
+        CtlAction::Disable { proxy } => Request::Enable { proxy, on: false },
+        CtlAction::Reset => Request::Reset,
+    };
+    match ctl::send(&c.api, &req).await {
+        Ok(answer) => {
+            match c.output {
+                ReportOutput::Json => println!(
+                    "{}",
+                    if answer.is_null() {
+                        serde_json::json!({"ok": true})
+                    } else {
+                        answer
+                    }
+                ),
+                ReportOutput::Human => print!("{}", ctl::human(&req, &answer)),
+            }
+            Ok(Exit::Success)
+        }
+        Err(CtlError::Api { body, .. }) if c.output == ReportOutput::Json => {
+            eprintln!("{body}");
+            Ok(Exit::Input)
+        }
+        Err(e) => {
+            eprintln!("grpcdoc: {e}");
+            Ok(Exit::Input)
+        }
+    }
 }

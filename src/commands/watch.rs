@@ -120,6 +120,7 @@ async fn probe_loop(channel: Channel, p: Probe, interval: Duration, events: Even
                 message: status.message().to_string(),
                 latency_ms: started.elapsed().as_secs_f64() * 1e3,
                 cause: None,
+                attempts: Vec::new(),
             },
         );
     }

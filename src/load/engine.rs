@@ -273,6 +273,7 @@ async fn worker(
                     message: outcome.message.clone(),
                     latency_ms: latency.as_secs_f64() * 1e3,
                     cause: cause.clone(),
+                    attempts: Vec::new(),
                 },
             );
         }

@@ -5,11 +5,15 @@
 //! delete), `/reset`, `/populate`, with toxiproxy's JSON shapes, status codes
 //! and error bodies (`{"error": ..., "status": ...}`).
 //!
-//! toxiproxy's toxics map onto grpcdoc's faults (latency, bandwidth,
-//! slow_close, timeout, reset_peer, slicer, limit_data; `enabled: false`
-//! refuses new connections and closes open ones); every grpcdoc fault is a
-//! toxic type too (`drop-ping`, `inject-goaway`, `idle-expiry`, ... also
-//! spelt with `_`), its parameters given as `attributes`.
+//! A toxic is a fault of the registry ([`super::fault`]): toxiproxy's types
+//! (latency, bandwidth, slow_close, timeout, reset_peer, slicer,
+//! limit_data) with toxiproxy's attributes and units and its per-connection
+//! behaviour, and every grpcdoc fault (`drop_ping`, `inject_goaway`,
+//! `idle_expiry`, ... also spelt with `-`), its parameters given as
+//! `attributes`. `stream` is the direction (`both` too, for grpcdoc's
+//! faults that act both ways), `toxicity` the chance it acts on a
+//! connection. `enabled: false` refuses new connections and closes those
+//! open.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -21,7 +25,8 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::{FaultSpec, ProxyOptions, RunningProxy};
+use super::fault::ToxicError;
+use super::{Direction, FaultSpec, ProxyOptions, RunningProxy};
 use crate::event::EventSink;
 
 /// The version `/version` reports: toxiproxy's API generation, and ours.
@@ -75,8 +80,6 @@ struct Proxy {
     enabled: bool,
     running: RunningProxy,
     toxics: Vec<Toxic>,
-    /// While disabled: the fault that closes connections still open.
-    down: Option<u64>,
 }
 
 impl Proxy {
@@ -89,7 +92,6 @@ impl Proxy {
             enabled: true,
             running,
             toxics: Vec::new(),
-            down: None,
         }
     }
 
@@ -111,17 +113,9 @@ impl Proxy {
     }
 
     fn set_enabled(&mut self, on: bool) {
-        if on == self.enabled {
-            return;
-        }
-        self.enabled = on;
-        self.running.set_listening(on);
-        if on {
-            if let Some(id) = self.down.take() {
-                self.running.remove(id);
-            }
-        } else if let Ok(spec) = "close".parse::<FaultSpec>() {
-            self.down = Some(self.running.add(spec));
+        if on != self.enabled {
+            self.enabled = on;
+            self.running.set_enabled(on);
         }
     }
 }
@@ -138,72 +132,23 @@ fn number(v: &Value) -> Option<f64> {
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
-/// The grpcdoc faults that play a toxic.
+/// The grpcdoc fault that plays a toxic.
 fn faults_for(
     kind: &str,
     stream: &str,
     toxicity: f64,
     attrs: &serde_json::Map<String, Value>,
 ) -> Result<Vec<FaultSpec>, ApiError> {
-    let attr = |k: &str| attrs.get(k).and_then(number).unwrap_or(0.0);
-    let common = format!("direction={stream},probability={toxicity}");
-    let texts: Vec<String> = match kind {
-        "latency" => vec![format!(
-            "latency:latency={}ms,jitter={}ms,{common}",
-            attr("latency"),
-            attr("jitter")
-        )],
-        "bandwidth" => vec![format!(
-            "bandwidth:rate={},{common}",
-            (attr("rate") * 1000.0).max(1.0) as u64
-        )],
-        "slow_close" => vec![format!("slow-close:delay={}ms,{common}", attr("delay"))],
-        "timeout" => {
-            let t = attr("timeout");
-            let mut v = vec![format!("blackhole:{common}")];
-            if t > 0.0 {
-                v.push(format!("close:after={t}ms,{common}"));
-            }
-            v
-        }
-        "reset_peer" => vec![format!("reset:after={}ms,{common}", attr("timeout"))],
-        "slicer" => vec![format!(
-            "slicer:size={},delay={}us,{common}",
-            attr("average_size").max(1.0) as u64,
-            attr("delay") as u64
-        )],
-        "limit_data" => vec![format!(
-            "limit-data:bytes={},{common}",
-            attr("bytes") as u64
-        )],
-        other => {
-            // grpcdoc's own faults, parameters as attributes.
-            let name = other.replace('_', "-");
-            let known = crate::proxy::spec::list();
-            if !known.contains(&format!("  {name}:")) {
-                return Err(ApiError::new("invalid toxic type", 400));
-            }
-            let params: Vec<String> = attrs
-                .iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    format!("{k}={v}")
-                })
-                .chain([common])
-                .collect();
-            vec![format!("{name}:{}", params.join(","))]
-        }
+    let dir = match stream {
+        "upstream" => Direction::Upstream,
+        "both" => Direction::Both,
+        _ => Direction::Downstream,
     };
-    texts
-        .iter()
-        .map(|t| {
-            t.parse::<FaultSpec>()
-                .map_err(|e| ApiError::new(format!("bad toxic attributes: {}", e.0), 400))
-        })
-        .collect()
+    match FaultSpec::from_toxic(kind, dir, toxicity, attrs) {
+        Ok(spec) => Ok(vec![spec]),
+        Err(ToxicError::UnknownType) => Err(ApiError::new("invalid toxic type", 400)),
+        Err(ToxicError::Bad(e)) => Err(ApiError::new(format!("bad toxic attributes: {e}"), 400)),
+    }
 }
 
 async fn listen_addr(listen: &str) -> Result<SocketAddr, ApiError> {
@@ -339,7 +284,7 @@ impl Api {
         let p = all.get_mut(name).ok_or_else(ApiError::not_found_proxy)?;
         let kind = body["type"].as_str().unwrap_or_default().to_string();
         let stream = body["stream"].as_str().unwrap_or("downstream").to_string();
-        if stream != "upstream" && stream != "downstream" {
+        if !matches!(stream.as_str(), "upstream" | "downstream" | "both") {
             return Err(ApiError::new(
                 "stream was invalid, can be either upstream or downstream",
                 400,
@@ -571,12 +516,12 @@ impl Api {
     }
 
     /// Serves the API on `listener` until `stop` turns true; then every
-    /// proxy it made is stopped.
+    /// proxy it has is stopped. Returns each one's summary, by name.
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         mut stop: tokio::sync::watch::Receiver<bool>,
-    ) {
+    ) -> Vec<(String, super::Summary)> {
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
@@ -593,8 +538,10 @@ impl Api {
             }
         }
         let all = std::mem::take(&mut *self.proxies.lock().await);
-        for (_, p) in all {
-            p.running.shutdown().await;
+        let mut summaries = Vec::new();
+        for (name, p) in all {
+            summaries.push((name, p.running.shutdown().await));
         }
+        summaries
     }
 }

@@ -1,28 +1,36 @@
-//! One proxied connection: two pumps (client to server = upstream, server to
-//! client = downstream) applying the byte-level faults, FrameIo on both
-//! sockets for the frame-level ones (cleartext HTTP/2 only; TLS passes
-//! through untouched), and a supervisor that applies faults added later
-//! (reset, close, inject-goaway) and ends the connection.
+//! One proxied connection: accepted, its stages made from the faults in
+//! force (those of the whole connection first: `down` answers before the
+//! upstream is dialed), the upstream dialed, then both directions driven
+//! by one task with no lock between them, stages started and stopped as
+//! faults come and go, and the end told: who closed, how, and what the
+//! connection carried.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
+use super::attempts::Attempts;
 use super::calls::CallTap;
-use super::faults::Faults;
-use super::frames::{self, ConnFaultCtx, ProxyTap};
-use super::spec::{Direction, Fault};
+use super::fault::stage::{Cx, Init};
+use super::fault::{Direction, FaultSpec, Scope};
+use super::faults::{ActiveFault, Faults};
+use super::pump::{Pump, Side, Slot, Stopped};
+use super::sniff::{Proto, Sniffer};
+use super::state::{End, State};
+use super::summary::{ConnCounts, Stats};
 use crate::event::{CloseReason, EventKind, EventSink};
-use crate::h2wire::{FrameIo, Injector, Role};
 
 /// What every connection of a proxy shares.
-pub struct ProxyShared {
+pub(crate) struct ProxyShared {
     pub upstream: SocketAddr,
     pub faults: Faults,
     pub events: EventSink,
@@ -33,7 +41,9 @@ pub struct ProxyShared {
     /// Closes as the client saw them (the client closing first is `local`).
     pub as_client: bool,
     /// A TLS connection was told to carry calls that cannot be read.
-    pub tls_told: std::sync::atomic::AtomicBool,
+    pub tls_told: AtomicBool,
+    pub stats: Arc<Stats>,
+    pub attempts: Arc<Attempts>,
 }
 
 /// Makes the next close of this socket a reset (RST), as toxiproxy's
@@ -55,519 +65,520 @@ fn linger_zero(fd: RawFd) {
     }
 }
 
-/// idle-expiry `then=blackhole`: nothing goes through any more.
-const FORGOTTEN_BLACKHOLE: u8 = 1;
-/// idle-expiry `then=reset`: the next packet either way gets a reset.
-const FORGOTTEN_RESET: u8 = 2;
-
-enum PumpEnd {
-    /// The reading side ended; the writing side was shut down (FIN).
-    Eof,
-    /// limit-data was reached: the connection is to be closed.
-    Limit,
-    /// A packet came on a connection idle-expiry forgot with `then=reset`.
-    Forgotten,
-    Error(String),
-}
-
-struct PumpFaults<'a> {
-    faults: &'a Faults,
-    ctx: &'a Arc<ConnFaultCtx>,
+/// The stage of `f` for one place on a connection, if its toxicity lets
+/// it act there (toxiproxy rolls once per toxic and connection).
+fn stage_of(
+    f: &ActiveFault,
     dir: Direction,
-    /// When this connection was accepted.
-    opened: Instant,
-    /// When a byte last went either way (ms since `opened`).
-    active_ms: &'a AtomicU64,
-    /// idle-expiry forgot this connection: [`FORGOTTEN_BLACKHOLE`] or
-    /// [`FORGOTTEN_RESET`] (0 while it is remembered).
-    forgotten: &'a AtomicU8,
-}
-
-impl PumpFaults<'_> {
-    fn active(&self, pick: impl Fn(&Fault) -> bool) -> Vec<Arc<super::faults::ActiveFault>> {
-        self.faults
-            .snapshot()
-            .iter()
-            .filter(|f| f.spec.direction.covers(self.dir) && pick(&f.spec.fault))
-            .cloned()
-            .collect()
+    at_open: bool,
+    now: Instant,
+    rng: &mut fastrand::Rng,
+) -> Option<Slot> {
+    let spec: &FaultSpec = &f.spec;
+    if spec.probability < 1.0 && rng.f64() >= spec.probability {
+        return None;
     }
+    let stage = spec.fault.stage(&Init { now, at_open, dir })?;
+    Some(Slot {
+        fault: f.id,
+        name: spec.name(),
+        stage,
+    })
 }
 
-/// Copies one direction, applying latency, bandwidth, slicer, blackhole,
-/// limit-data and slow-close.
-async fn pump<R, W>(mut r: R, mut w: W, pf: PumpFaults<'_>) -> PumpEnd
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut rng = fastrand::Rng::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut sent: u64 = 0;
-    let mut changes = pf.faults.subscribe();
-    let mut holed = false;
-    loop {
-        // Blackhole: read nothing, write nothing, keep both sockets open.
-        while pf.forgotten.load(Ordering::Acquire) == FORGOTTEN_BLACKHOLE
-            || pf
-                .active(|f| matches!(f, Fault::Blackhole { .. }))
-                .iter()
-                .any(|f| {
-                    !matches!(f.spec.fault, Fault::Blackhole { existing: true })
-                        || pf.opened < f.added
-                })
-        {
-            if !holed {
-                holed = true;
-                pf.ctx.fault_event(
-                    "blackhole",
-                    format!("forwarding stopped {:?}", pf.dir).to_lowercase(),
-                );
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(200), changes.changed()).await;
-        }
-        holed = false;
-        let n = match r.read(&mut buf).await {
-            Ok(0) => {
-                if let Some(d) = pf
-                    .active(|f| matches!(f, Fault::SlowClose { .. }))
-                    .iter()
-                    .find_map(|f| match f.spec.fault {
-                        Fault::SlowClose { delay } => Some(delay),
-                        _ => None,
-                    })
-                {
-                    pf.ctx.fault_event(
-                        "slow-close",
-                        format!("holding the close for {}", humantime::format_duration(d)),
-                    );
-                    tokio::time::sleep(d).await;
-                }
-                let _ = w.shutdown().await;
-                return PumpEnd::Eof;
-            }
-            Ok(n) => n,
-            Err(e) => return PumpEnd::Error(e.to_string()),
-        };
-        match pf.forgotten.load(Ordering::Acquire) {
-            // Read while the connection was being forgotten: lost.
-            FORGOTTEN_BLACKHOLE => continue,
-            FORGOTTEN_RESET => return PumpEnd::Forgotten,
-            _ => {}
-        }
-        pf.active_ms
-            .store(pf.opened.elapsed().as_millis() as u64, Ordering::Release);
-        let mut chunk = &buf[..n];
-        for f in pf.active(|f| matches!(f, Fault::Latency { .. })) {
-            if let Fault::Latency { latency, jitter } = f.spec.fault {
-                if f.fires(None, &mut rng) {
-                    let j = jitter.as_secs_f64() * (rng.f64() * 2.0 - 1.0);
-                    tokio::time::sleep(Duration::from_secs_f64(
-                        (latency.as_secs_f64() + j).max(0.0),
-                    ))
-                    .await;
-                }
-            }
-        }
-        if let Some(rate) = pf
-            .active(|f| matches!(f, Fault::Bandwidth { .. }))
-            .iter()
-            .filter_map(|f| match f.spec.fault {
-                Fault::Bandwidth { rate } => Some(rate),
-                _ => None,
-            })
-            .min()
-        {
-            tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
-        }
-        let mut limit_hit = false;
-        if let Some(limit) = pf
-            .active(|f| matches!(f, Fault::LimitData { .. }))
-            .iter()
-            .filter_map(|f| match f.spec.fault {
-                Fault::LimitData { bytes } => Some(bytes),
-                _ => None,
-            })
-            .min()
-        {
-            let room = limit.saturating_sub(sent) as usize;
-            if room <= chunk.len() {
-                chunk = &chunk[..room];
-                limit_hit = true;
-            }
-        }
-        let slices = pf.active(|f| matches!(f, Fault::Slicer { .. }));
-        let written = match slices.first().map(|f| &f.spec.fault) {
-            Some(Fault::Slicer { size, delay }) => {
-                let mut r = Ok(());
-                for (i, part) in chunk.chunks(*size).enumerate() {
-                    // tokio's timer rounds up to a millisecond: no sleep for 0.
-                    if i > 0 && !delay.is_zero() {
-                        tokio::time::sleep(*delay).await;
-                    }
-                    r = w.write_all(part).await.and(w.flush().await);
-                    if r.is_err() {
-                        break;
-                    }
-                }
-                r
-            }
-            _ => w.write_all(chunk).await.and(w.flush().await),
-        };
-        if let Err(e) = written {
-            return PumpEnd::Error(e.to_string());
-        }
-        sent += chunk.len() as u64;
-        if limit_hit {
-            pf.ctx.fault_event(
-                "limit-data",
-                format!("{sent} bytes forwarded {:?}: closing", pf.dir).to_lowercase(),
-            );
-            return PumpEnd::Limit;
-        }
-    }
+fn start(slot: &mut Slot, dir: Direction, st: &mut State, now: Instant) {
+    let mut cx = Cx {
+        now,
+        dir,
+        name: slot.name,
+        st,
+    };
+    slot.stage.start(&mut cx);
 }
 
-fn close_event(
-    events: &EventSink,
-    id: u64,
-    addr: &Arc<str>,
+/// How a connection ended.
+struct Outcome {
     reason: CloseReason,
     detail: Option<String>,
-    start: Instant,
-) {
-    events.emit(
-        Some(id),
-        Some(addr.clone()),
-        EventKind::Closed {
-            reason,
-            error: None,
-            detail,
-            lifetime_ms: start.elapsed().as_secs_f64() * 1e3,
-            streams: 0,
-        },
-    );
 }
 
-pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<ProxyShared>) {
-    let start = Instant::now();
+/// A connection being driven.
+struct Conn {
+    shared: Arc<ProxyShared>,
+    st: State,
+    client: TcpStream,
+    server: TcpStream,
+    up: Pump,
+    down: Pump,
+    /// Stages of the whole connection.
+    whole: Vec<Slot>,
+    tap: Option<CallTap>,
+    /// Faults already given their stages (or rolled out by toxicity).
+    known: HashSet<u64>,
+    /// Which side's input ended first.
+    first_close: Option<Direction>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    rng: fastrand::Rng,
+    peer: SocketAddr,
+    /// Until the first bytes tell what the connection speaks.
+    sniff: Option<Sniffer>,
+    proto: Option<Proto>,
+}
+
+pub(crate) async fn handle(
+    client: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    shared: Arc<ProxyShared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let opened = Instant::now();
     let addr: Arc<str> = peer.to_string().into();
-    let events = &shared.events;
+    let mut st = State::new(id, addr, shared.events.clone(), opened, false);
     let mut rng = fastrand::Rng::new();
-    let client_fd = client.as_raw_fd();
-    let fault_event = |name: &str, detail: String| {
-        events.emit(
-            Some(id),
-            Some(addr.clone()),
-            EventKind::Fault {
-                name: name.into(),
-                detail,
-            },
-        )
-    };
-    if shared
-        .faults
-        .snapshot()
-        .iter()
-        .any(|f| matches!(f.spec.fault, Fault::Down) && f.fires(None, &mut rng))
-    {
-        linger_zero(client_fd);
+    let snapshot = shared.faults.snapshot();
+    let mut known = HashSet::new();
+    let mut whole = Vec::new();
+    for f in snapshot.iter() {
+        if f.spec.def.scope == Scope::Connection {
+            known.insert(f.id);
+            if let Some(mut s) = stage_of(f, f.spec.direction, true, opened, &mut rng) {
+                start(&mut s, f.spec.direction, &mut st, opened);
+                whole.push(s);
+            }
+        }
+    }
+    if let Some(end) = st.end.take() {
+        // Before the upstream: down (or a reset or close in force).
+        if matches!(end, End::Reset(_)) {
+            linger_zero(client.as_raw_fd());
+        }
         drop(client);
-        fault_event("down", "reset a new connection".into());
-        close_event(
-            events,
-            id,
-            &addr,
-            CloseReason::Reset,
-            Some("down".into()),
-            start,
-        );
+        let (reason, detail) = end_reason(end);
+        close(&mut st, &shared, reason, detail);
         return;
     }
-    let upstream =
+    let server =
         match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(shared.upstream))
             .await
         {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                linger_zero(client_fd);
+                linger_zero(client.as_raw_fd());
                 drop(client);
-                events.emit(
-                    Some(id),
-                    Some(addr.clone()),
-                    EventKind::Closed {
-                        reason: CloseReason::Error,
-                        error: Some(format!(
-                            "cannot reach the upstream {}: {e}",
-                            shared.upstream
-                        )),
-                        detail: None,
-                        lifetime_ms: start.elapsed().as_secs_f64() * 1e3,
-                        streams: 0,
-                    },
-                );
+                st.event(EventKind::Closed {
+                    reason: CloseReason::Error,
+                    error: Some(format!(
+                        "cannot reach the upstream {}: {e}",
+                        shared.upstream
+                    )),
+                    detail: None,
+                    lifetime_ms: opened.elapsed().as_secs_f64() * 1e3,
+                    streams: 0,
+                });
+                shared
+                    .stats
+                    .add(counts(0, 0, Default::default(), st.take_applied()));
                 return;
             }
             Err(_) => return,
         };
     let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let up_fd = upstream.as_raw_fd();
-    // TLS starts with a handshake record (0x16); HTTP/2 with "PRI".
-    let mut first = [0u8; 1];
-    let tls = matches!(
-        tokio::time::timeout(Duration::from_secs(5), client.peek(&mut first)).await,
-        Ok(Ok(1)) if first[0] == 0x16
-    );
-    let ctx = Arc::new(ConnFaultCtx {
-        conn: id,
-        addr: addr.clone(),
-        faults: shared.faults.clone(),
-        events: events.clone(),
-        to_client: Injector::new(),
-        to_server: Injector::new(),
-        last_stream: AtomicU32::new(0),
-        forwarded: AtomicU32::new(0),
-        refuse_above: AtomicU32::new(u32::MAX),
-        reset_streams: Mutex::new(HashSet::new()),
-        handshaken: tokio::sync::watch::channel((false, false)).0,
-        goaway_lock: Mutex::new(()),
-        calls: (shared.calls && !tls).then(|| {
-            Mutex::new(CallTap::new(
-                id,
-                addr.clone(),
-                events.clone(),
-                shared.ok_calls,
-            ))
-        }),
-    });
-    let frame_faults: Vec<String> = shared
-        .faults
-        .snapshot()
-        .iter()
-        .filter(|f| f.spec.is_frame_level())
-        .map(|f| f.spec.text.clone())
-        .collect();
-    if tls && shared.calls && !shared.tls_told.swap(true, Ordering::AcqRel) {
-        fault_event(
-            "tap",
-            "this connection is TLS: the calls on it (and on every TLS connection after) cannot be read; only cleartext HTTP/2 (h2c) shows calls".into(),
-        );
+    let _ = server.set_nodelay(true);
+    let mut conn = Conn {
+        shared: shared.clone(),
+        st,
+        client,
+        server,
+        up: Pump::new(Direction::Upstream),
+        down: Pump::new(Direction::Downstream),
+        whole,
+        tap: None,
+        known,
+        first_close: None,
+        timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        rng,
+        peer,
+        sniff: Some(Sniffer::new(opened)),
+        proto: None,
+    };
+    conn.sync_faults(Some(opened));
+    let mut changes = shared.faults.subscribe();
+    let outcome = loop {
+        tokio::select! {
+            o = std::future::poll_fn(|cx| conn.poll_io(cx)) => break o,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    break Outcome { reason: CloseReason::Local, detail: Some("the proxy stopped".into()) };
+                }
+                conn.sync_faults(None);
+            }
+            _ = stop.wait_for(|s| *s) => {
+                break Outcome { reason: CloseReason::Local, detail: Some("the proxy stopped".into()) };
+            }
+        }
+    };
+    conn.finish(outcome);
+}
+
+fn end_reason(end: End) -> (CloseReason, String) {
+    match end {
+        End::Reset(d) => (CloseReason::Reset, d),
+        End::Close(d) => (CloseReason::Local, d),
     }
-    if tls && !frame_faults.is_empty() {
-        fault_event(
+}
+
+fn counts(
+    up: u64,
+    down: u64,
+    tap: super::calls::TapCounts,
+    applied: Vec<(&'static str, u64)>,
+) -> ConnCounts {
+    ConnCounts {
+        bytes_up: up,
+        bytes_down: down,
+        calls: tap.calls,
+        failed: tap.failed,
+        applied,
+    }
+}
+
+/// Tells a close before the upstream was dialed.
+fn close(st: &mut State, shared: &ProxyShared, reason: CloseReason, detail: String) {
+    st.event(EventKind::Closed {
+        reason,
+        error: None,
+        detail: Some(detail),
+        lifetime_ms: st.opened.elapsed().as_secs_f64() * 1e3,
+        streams: 0,
+    });
+    let applied = st.take_applied();
+    shared.stats.add(counts(0, 0, Default::default(), applied));
+}
+
+impl Conn {
+    /// Gives new faults their stages and stops those of faults removed;
+    /// `opened` when the connection is new (its stages' clocks start then).
+    fn sync_faults(&mut self, opened: Option<Instant>) {
+        let now = opened.unwrap_or_else(Instant::now);
+        let snapshot = self.shared.faults.snapshot();
+        let live: HashSet<u64> = snapshot.iter().map(|f| f.id).collect();
+        self.drop_stages(now, |s| !live.contains(&s.fault), true);
+        self.known.retain(|id| live.contains(id));
+        let frames_ok = self.proto.is_none_or(|p| p == Proto::H2c);
+        let mut refused = Vec::new();
+        for f in snapshot.iter() {
+            if !self.known.insert(f.id) {
+                continue;
+            }
+            if f.spec.def.frames && !frames_ok {
+                refused.push(f.spec.text.clone());
+                continue;
+            }
+            self.add_stages(f, opened.is_some(), now);
+        }
+        self.refused(&refused);
+        self.up.chain_changed(now);
+        self.down.chain_changed(now);
+    }
+
+    /// The stages of one fault, where its scope puts them.
+    fn add_stages(&mut self, f: &ActiveFault, at_open: bool, now: Instant) {
+        let spec = &f.spec;
+        let places: &[Direction] = match spec.def.scope {
+            Scope::Connection => &[Direction::Both],
+            Scope::ClientStreams => &[Direction::Upstream],
+            Scope::Each => &[Direction::Upstream, Direction::Downstream],
+        };
+        for &place in places {
+            if spec.def.scope == Scope::Each && !spec.direction.covers(place) {
+                continue;
+            }
+            let dir = if place == Direction::Both {
+                spec.direction
+            } else {
+                place
+            };
+            let Some(mut slot) = stage_of(f, dir, at_open, now, &mut self.rng) else {
+                continue;
+            };
+            start(&mut slot, dir, &mut self.st, now);
+            match place {
+                Direction::Upstream => self.up.stages.push(slot),
+                Direction::Downstream => self.down.stages.push(slot),
+                Direction::Both => self.whole.push(slot),
+            }
+        }
+    }
+
+    /// Drops the stages `gone` picks (telling them they were removed when
+    /// their fault was).
+    fn drop_stages(&mut self, now: Instant, gone: impl Fn(&Slot) -> bool, tell: bool) {
+        let st = &mut self.st;
+        for (slots, dir) in [
+            (&mut self.up.stages, Direction::Upstream),
+            (&mut self.down.stages, Direction::Downstream),
+            (&mut self.whole, Direction::Both),
+        ] {
+            slots.retain_mut(|s| {
+                if !gone(s) {
+                    return true;
+                }
+                if tell {
+                    let mut cx = Cx {
+                        now,
+                        dir,
+                        name: s.name,
+                        st,
+                    };
+                    s.stage.removed(&mut cx);
+                }
+                false
+            });
+        }
+    }
+
+    /// Frame faults that do not act on this connection, said once.
+    fn refused(&self, refused: &[String]) {
+        if refused.is_empty() {
+            return;
+        }
+        let what = if self.proto == Some(Proto::Tls) {
+            "TLS"
+        } else {
+            "not HTTP/2"
+        };
+        self.st.fault_event(
             "refused",
             format!(
-                "this connection is TLS: frame-level faults need cleartext HTTP/2 (h2c) and do not act on it ({}); byte-level faults do",
-                frame_faults.join(", ")
+                "this connection is {what}: frame-level faults need cleartext HTTP/2 (h2c) and do not act on it ({}); byte-level faults do",
+                refused.join(", ")
             ),
         );
     }
-    let active_ms = AtomicU64::new(0);
-    let forgotten = AtomicU8::new(0);
-    let pf = |dir| PumpFaults {
-        faults: &shared.faults,
-        ctx: &ctx,
-        dir,
-        opened: start,
-        active_ms: &active_ms,
-        forgotten: &forgotten,
-    };
-    type Pump<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = PumpEnd> + Send + 'a>>;
-    let (mut up, mut down): (Pump, Pump) = if tls {
-        let (cr, cw) = tokio::io::split(client);
-        let (ur, uw) = tokio::io::split(upstream);
-        (
-            Box::pin(pump(cr, uw, pf(Direction::Upstream))),
-            Box::pin(pump(ur, cw, pf(Direction::Downstream))),
-        )
-    } else {
-        let client_io = FrameIo::with_injector(
-            client,
-            Role::Server,
-            ProxyTap {
-                ctx: ctx.clone(),
-                writes: Direction::Downstream,
-                rng: fastrand::Rng::new(),
-            },
-            &ctx.to_client,
-        );
-        let up_io = FrameIo::with_injector(
-            upstream,
-            Role::Client,
-            ProxyTap {
-                ctx: ctx.clone(),
-                writes: Direction::Upstream,
-                rng: fastrand::Rng::new(),
-            },
-            &ctx.to_server,
-        );
-        let (cr, cw) = tokio::io::split(client_io);
-        let (ur, uw) = tokio::io::split(up_io);
-        (
-            Box::pin(pump(cr, uw, pf(Direction::Upstream))),
-            Box::pin(pump(ur, cw, pf(Direction::Downstream))),
-        )
-    };
-    let (mut up_done, mut down_done) = (false, false);
-    // Which side closed first: the client (its pump upstream ended) or
-    // the server.
-    let mut first_close: Option<Direction> = None;
-    let mut changes = shared.faults.subscribe();
-    let mut applied: HashSet<u64> = HashSet::new();
-    let mut goaways = Vec::new();
-    let outcome: (CloseReason, Option<String>) = loop {
-        // Faults that act on open connections: at start and on every change.
-        let mut end = None;
-        for f in shared.faults.snapshot().iter() {
-            if !applied.insert(f.id) {
-                continue;
-            }
-            match &f.spec.fault {
-                Fault::Reset if f.fires(None, &mut rng) => {
-                    linger_zero(client_fd);
-                    linger_zero(up_fd);
-                    fault_event("reset", "reset both sides (RST)".into());
-                    end = Some((CloseReason::Reset, Some("reset fault".to_string())));
-                }
-                Fault::Close if f.fires(None, &mut rng) => {
-                    fault_event("close", "closed both sides (FIN)".into());
-                    end = Some((CloseReason::Local, Some("close fault".to_string())));
-                }
-                Fault::InjectGoaway {
-                    code,
-                    last_stream_id,
-                    debug,
-                    every,
-                } if !tls => {
-                    goaways.push(tokio::spawn(frames::inject_goaways(
-                        ctx.clone(),
-                        f.id,
-                        f.spec.direction,
-                        *code,
-                        *last_stream_id,
-                        debug.clone(),
-                        *every,
-                    )));
-                }
-                _ => {}
-            }
-            if end.is_some() {
-                break;
-            }
+
+    /// The first bytes told what the connection speaks: frames followed
+    /// and calls read on cleartext HTTP/2; frame stages dropped otherwise.
+    fn decided(&mut self, proto: Proto, now: Instant) {
+        self.proto = Some(proto);
+        self.st.h2c = proto == Proto::H2c;
+        let shared = self.shared.clone();
+        if self.st.h2c {
+            self.up.follow_frames();
+            self.down.follow_frames();
+            self.tap = shared.calls.then(|| {
+                CallTap::new(
+                    self.st.id,
+                    self.st.addr.clone(),
+                    self.peer.ip(),
+                    shared.events.clone(),
+                    shared.attempts.clone(),
+                    shared.ok_calls,
+                )
+            });
+            return;
         }
-        // Dropping the pumps closes both sockets (RST after SO_LINGER 0).
-        if let Some(end) = end {
-            break end;
+        if proto == Proto::Tls && shared.calls && !shared.tls_told.swap(true, Ordering::AcqRel) {
+            self.st.fault_event(
+                "tap",
+                "this connection is TLS: the calls on it (and on every TLS connection after) cannot be read; only cleartext HTTP/2 (h2c) shows calls".into(),
+            );
         }
-        // idle-expiry: when the connection will have been idle long enough.
-        let expiry = if forgotten.load(Ordering::Acquire) != 0 {
-            None
-        } else {
-            shared
-                .faults
-                .snapshot()
-                .iter()
-                .filter_map(|f| match f.spec.fault {
-                    Fault::IdleExpiry { idle, reset } => Some((idle, reset)),
-                    _ => None,
-                })
-                .min_by_key(|(idle, _)| *idle)
-        };
-        let expires_at = expiry.map(|(idle, _)| {
-            start + Duration::from_millis(active_ms.load(Ordering::Acquire)) + idle
-        });
-        // An EOF half-closes (the other way goes on); a limit or an error
-        // ends the connection.
-        let ended = tokio::select! {
-            _ = crate::time::sleep_until_opt(expires_at.map(tokio::time::Instant::from_std)) => {
-                let Some((idle, reset)) = expiry else { continue };
-                // Still idle (no byte since the deadline was set)?
-                let last = start + Duration::from_millis(active_ms.load(Ordering::Acquire));
-                if last + idle > Instant::now() {
-                    continue;
-                }
-                let idle_text = humantime::format_duration(idle);
-                let (state, then) = if reset {
-                    (FORGOTTEN_RESET, "the next packet either way gets a reset")
-                } else {
-                    (FORGOTTEN_BLACKHOLE, "nothing goes through any more")
-                };
-                forgotten.store(state, Ordering::Release);
-                fault_event("idle-expiry", format!("idle for {idle_text}: forgotten; {then}"));
-                continue;
-            }
-            end = &mut up, if !up_done => {
-                up_done = true;
-                first_close.get_or_insert(Direction::Upstream);
-                (Direction::Upstream, end)
-            }
-            end = &mut down, if !down_done => {
-                down_done = true;
-                first_close.get_or_insert(Direction::Downstream);
-                (Direction::Downstream, end)
-            }
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    break (CloseReason::Local, None);
-                }
-                continue;
-            }
-        };
-        let (side, ended) = ended;
-        match ended {
-            PumpEnd::Limit => break (CloseReason::Local, Some("limit-data".into())),
-            PumpEnd::Forgotten => {
-                linger_zero(client_fd);
-                linger_zero(up_fd);
-                fault_event(
-                    "idle-expiry",
-                    "a packet on a forgotten connection: reset both sides".into(),
-                );
-                break (CloseReason::Reset, Some("idle-expiry".into()));
-            }
-            PumpEnd::Error(e) => {
-                // A reset on one side is passed on to the other (a server
-                // killed with calls open resets its connections).
-                linger_zero(match side {
-                    Direction::Downstream => client_fd,
-                    _ => up_fd,
-                });
-                break (CloseReason::Error, Some(e));
-            }
-            PumpEnd::Eof if up_done && down_done => break (CloseReason::Eof, None),
-            PumpEnd::Eof => {}
-        }
-    };
-    for g in goaways {
-        g.abort();
+        let frame_faults: HashSet<u64> = shared
+            .faults
+            .snapshot()
+            .iter()
+            .filter(|f| f.spec.def.frames)
+            .map(|f| f.id)
+            .collect();
+        let texts: Vec<String> = shared
+            .faults
+            .snapshot()
+            .iter()
+            .filter(|f| frame_faults.contains(&f.id))
+            .map(|f| f.spec.text.clone())
+            .collect();
+        self.drop_stages(now, |s| frame_faults.contains(&s.fault), false);
+        self.refused(&texts);
+        self.up.chain_changed(now);
+        self.down.chain_changed(now);
     }
-    if let Some(tap) = &ctx.calls {
-        if let Ok(mut tap) = tap.lock() {
-            let by_client = first_close == Some(Direction::Upstream);
-            let why = match (&outcome.0, &outcome.1) {
+
+    /// Drives both directions and the stages' clocks until the connection
+    /// ends.
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        loop {
+            let now = Instant::now();
+            self.wake_stages(now);
+            if let Some(o) = self.ended() {
+                return Poll::Ready(o);
+            }
+            if let Some(sniff) = &mut self.sniff {
+                if let Some(proto) = sniff.poll(cx, &self.client, &self.server, now) {
+                    self.sniff = None;
+                    self.decided(proto, now);
+                }
+            }
+            if self.sniff.is_none() {
+                if let Some(o) = self.poll_pumps(cx, now) {
+                    return Poll::Ready(o);
+                }
+            }
+            let Some(at) = self.next_wake(now) else {
+                return Poll::Pending;
+            };
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(at));
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Runs the stages whose time has come.
+    fn wake_stages(&mut self, now: Instant) {
+        for s in &mut self.whole {
+            if s.stage.wake_at(&self.st).is_some_and(|t| t <= now) {
+                let mut scx = Cx {
+                    now,
+                    dir: Direction::Both,
+                    name: s.name,
+                    st: &mut self.st,
+                };
+                s.stage.wake(&mut scx);
+            }
+        }
+        self.up.wake_stages(&mut self.st, now);
+        self.down.wake_stages(&mut self.st, now);
+    }
+
+    /// Both directions; the outcome once the connection ended.
+    fn poll_pumps(&mut self, cx: &mut Context<'_>, now: Instant) -> Option<Outcome> {
+        let (c, s, st, tap) = (
+            &mut self.client,
+            &mut self.server,
+            &mut self.st,
+            &mut self.tap,
+        );
+        if let Poll::Ready(Stopped::Failed(e, side)) = self.up.poll(cx, c, s, st, tap, now) {
+            return Some(self.failed(Direction::Upstream, e, side));
+        }
+        if let Poll::Ready(Stopped::Failed(e, side)) = self.down.poll(cx, s, c, st, tap, now) {
+            return Some(self.failed(Direction::Downstream, e, side));
+        }
+        self.note_first_close();
+        if let Some(o) = self.ended() {
+            return Some(o);
+        }
+        (self.up.finished() && self.down.finished()).then_some(Outcome {
+            reason: CloseReason::Eof,
+            detail: None,
+        })
+    }
+
+    /// When something is due next.
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
+        [
+            self.up.next_wake(&self.st, now),
+            self.down.next_wake(&self.st, now),
+            self.st.next_inject(),
+            self.whole
+                .iter()
+                .filter_map(|s| s.stage.wake_at(&self.st))
+                .min(),
+            self.sniff.as_ref().map(Sniffer::next_wake),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn note_first_close(&mut self) {
+        if self.first_close.is_some() {
+            return;
+        }
+        if self.up.read_done {
+            self.first_close = Some(Direction::Upstream);
+        } else if self.down.read_done {
+            self.first_close = Some(Direction::Downstream);
+            if let Some(t) = self.tap.as_mut() {
+                t.server_closed();
+            }
+        }
+    }
+
+    /// A fault ended the connection.
+    fn ended(&mut self) -> Option<Outcome> {
+        let end = self.st.end.take()?;
+        if let End::Reset(_) = end {
+            linger_zero(self.client.as_raw_fd());
+            linger_zero(self.server.as_raw_fd());
+        }
+        let (reason, detail) = end_reason(end);
+        Some(Outcome {
+            reason,
+            detail: Some(detail),
+        })
+    }
+
+    /// A socket failed: a reset on one side is passed on to the other (a
+    /// server killed with calls open resets its connections).
+    fn failed(&mut self, dir: Direction, e: std::io::Error, side: Side) -> Outcome {
+        self.first_close.get_or_insert(dir);
+        let other = match dir {
+            Direction::Downstream => self.client.as_raw_fd(),
+            _ => self.server.as_raw_fd(),
+        };
+        linger_zero(other);
+        if dir == Direction::Downstream || side == Side::Write {
+            if let Some(t) = self.tap.as_mut() {
+                t.server_closed();
+            }
+        }
+        Outcome {
+            reason: CloseReason::Error,
+            detail: Some(e.to_string()),
+        }
+    }
+
+    /// Tells the end: the calls still open, the close, the counts.
+    fn finish(mut self, outcome: Outcome) {
+        let now = Instant::now();
+        let by_client = self.first_close == Some(Direction::Upstream);
+        let mut tap_counts = Default::default();
+        if let Some(tap) = self.tap.as_mut() {
+            let why = match (&outcome.reason, &outcome.detail) {
                 (_, Some(d)) => d.clone(),
                 (CloseReason::Eof, None) if by_client => "the client closed it".to_string(),
                 (CloseReason::Eof, None) => "the server closed it".to_string(),
                 (r, None) => format!("{r:?}").to_lowercase(),
             };
-            tap.finish(&why, by_client && outcome.0 == CloseReason::Eof);
+            tap.finish(&why, by_client && outcome.reason == CloseReason::Eof, now);
+            tap_counts = tap.counts;
         }
+        // Who closed first, when both sides ended by themselves.
+        let detail = outcome.detail.or_else(|| {
+            (outcome.reason == CloseReason::Eof).then(|| match self.first_close {
+                Some(Direction::Upstream) => "the client closed first".to_string(),
+                _ => "the server closed first".to_string(),
+            })
+        });
+        let reason = if self.shared.as_client && outcome.reason == CloseReason::Eof && by_client {
+            CloseReason::Local
+        } else {
+            outcome.reason
+        };
+        self.st.event(EventKind::Closed {
+            reason,
+            error: None,
+            detail,
+            lifetime_ms: self.st.opened.elapsed().as_secs_f64() * 1e3,
+            streams: 0,
+        });
+        let applied = self.st.take_applied();
+        self.shared
+            .stats
+            .add(counts(self.up.bytes, self.down.bytes, tap_counts, applied));
     }
-    // Who closed first, when both sides ended by themselves.
-    let detail = outcome.1.or_else(|| {
-        (outcome.0 == CloseReason::Eof).then(|| match first_close {
-            Some(Direction::Upstream) => "the client closed first".to_string(),
-            _ => "the server closed first".to_string(),
-        })
-    });
-    let reason = if shared.as_client
-        && outcome.0 == CloseReason::Eof
-        && first_close == Some(Direction::Upstream)
-    {
-        CloseReason::Local
-    } else {
-        outcome.0
-    };
-    close_event(events, id, &addr, reason, detail, start);
 }

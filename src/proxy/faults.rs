@@ -1,40 +1,21 @@
-//! The faults in force, shared by every connection of a proxy and changed at
-//! run time (add, remove, list); connections watch for changes.
+//! The faults in force on one proxy, shared by its connections and changed
+//! at run time (add, remove, list, with `after=` and `for=` timing); each
+//! connection watches for changes and starts or stops its stages.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
 
-use super::spec::FaultSpec;
+use super::FaultSpec;
 
-/// A fault in force, with its use counter (for `count=N` faults).
+/// A fault in force.
 #[derive(Debug)]
 pub struct ActiveFault {
     pub id: u64,
     pub spec: FaultSpec,
     /// When it came into force.
     pub added: std::time::Instant,
-    used: AtomicU64,
-}
-
-impl ActiveFault {
-    /// Whether the fault acts this time: by its probability, and for faults
-    /// with a count while uses remain (taking one).
-    pub fn fires(&self, limit: Option<u64>, rng: &mut fastrand::Rng) -> bool {
-        if self.spec.probability < 1.0 && rng.f64() >= self.spec.probability {
-            return false;
-        }
-        match limit {
-            None => true,
-            Some(n) => self
-                .used
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                    (u < n).then_some(u + 1)
-                })
-                .is_ok(),
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -80,7 +61,6 @@ impl Faults {
         self.changed.send_modify(|g| *g += 1);
     }
 
-    /// Adds a fault; returns its id.
     /// Adds a fault; with `after=` it comes into force later, with `for=`
     /// it is removed once it has acted that long. Returns its id.
     pub fn add(&self, spec: FaultSpec) -> u64 {
@@ -118,7 +98,6 @@ impl Faults {
                 id,
                 spec,
                 added: std::time::Instant::now(),
-                used: AtomicU64::new(0),
             }))
         });
     }

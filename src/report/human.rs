@@ -230,6 +230,7 @@ impl HumanEvents {
                 code,
                 message,
                 latency_ms,
+                attempts,
                 ..
             } => {
                 let tone = if *code == tonic::Code::Ok {
@@ -244,6 +245,17 @@ impl HumanEvents {
                 );
                 if !message.is_empty() {
                     line.push_str(&format!(": {message}"));
+                }
+                // The attempts the client retried, beneath the call.
+                for (i, a) in attempts.iter().enumerate() {
+                    line.push_str(&format!(
+                        "\n{:12}attempt {}: conn {} stream {}: {}",
+                        "",
+                        i + 1,
+                        a.conn,
+                        a.stream,
+                        a.end
+                    ));
                 }
                 line
             }

@@ -429,6 +429,7 @@ mod tests {
                         message: "x".repeat(40),
                         latency_ms: 1.0,
                         cause: None,
+                        attempts: Vec::new(),
                     },
                 ));
             }

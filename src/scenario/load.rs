@@ -590,11 +590,7 @@ fn check(
     let mut initial_faults = Vec::new();
     if let Some(p) = &s.proxy {
         for f in &p.faults {
-            initial_faults.push(
-                f.value
-                    .parse::<FaultSpec>()
-                    .map_err(|e| cx.err(pos(f), e.0))?,
-            );
+            initial_faults.push(FaultSpec::from_yaml(&f.value).map_err(|e| cx.err(pos(f), e.0))?);
         }
     }
     // The middlebox.
@@ -639,7 +635,7 @@ fn check(
         let at = pos(st);
         let v = &st.value;
         let fault = match &v.fault_add {
-            Some(fa) => Some(fa.fault.parse::<FaultSpec>().map_err(|e| cx.err(at, e.0))?),
+            Some(fa) => Some(FaultSpec::from_yaml(&fa.fault).map_err(|e| cx.err(at, e.0))?),
             None => None,
         };
         let action = lower_step(v, fault).map_err(|e| cx.err(at, e))?;

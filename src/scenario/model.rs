@@ -154,9 +154,10 @@ pub struct BuiltinServer {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxySpec {
-    /// Faults in force from the start (`grpcdoc proxy --fault` syntax).
+    /// Faults in force from the start: `grpcdoc proxy --fault` syntax, or
+    /// `{NAME: {KEY: VALUE}}`.
     #[serde(default)]
-    pub faults: Vec<Spanned<String>>,
+    pub faults: Vec<Spanned<crate::proxy::fault::FaultYaml>>,
 }
 
 /// Exactly one of `nginx`, `haproxy`, `command`.
@@ -554,7 +555,7 @@ pub struct HealthStep {
 pub struct FaultAdd {
     /// A name to remove it by later.
     pub id: Option<String>,
-    pub fault: String,
+    pub fault: crate::proxy::fault::FaultYaml,
 }
 
 #[derive(Clone, Debug, Deserialize)]
