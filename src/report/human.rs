@@ -277,6 +277,15 @@ impl HumanEvents {
                 Tone::Bad,
                 &format!("{count} events dropped: the output fell behind"),
             ),
+            EventKind::Capture { what, detail, .. } => {
+                use crate::event::CaptureWhat as W;
+                let tone = match what {
+                    W::Gap | W::Truncated | W::FramesLost | W::HeadersUnknown => Tone::Warn,
+                    W::Idle => Tone::Warn,
+                    _ => Tone::Dim,
+                };
+                format!("{} {detail}", s.paint(tone, what.as_str()))
+            }
         }
     }
 }

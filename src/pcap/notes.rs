@@ -1,0 +1,149 @@
+//! What a capture's events mean, per connection: events in, notes out.
+//! Every event goes through the explainer `watch` uses (one per
+//! connection, so a drain on one does not colour another), and a capture
+//! adds what only the whole recording shows: a client pinging more often
+//! than grpc-go's default enforcement allows (the strikes), silence and
+//! then an RST with no GOAWAY (a middlebox's idle timeout), and why each
+//! failed call failed.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use crate::diagnose::{Explainer, Note};
+use crate::event::{CaptureWhat, CloseReason, ConnectResult, Event, EventKind};
+use crate::h2wire::Dir;
+
+/// Silence before an RST that reads as an idle timeout in the path.
+const IDLE_RESET_MS: f64 = 1000.0;
+
+#[derive(Default)]
+struct ConnNotes {
+    explainer: Explainer,
+    /// The client's last PING (ms), for its interval.
+    last_ping_ms: Option<f64>,
+    /// Silence before the close, once told.
+    idle_ms: Option<f64>,
+    goaway: bool,
+    said: HashSet<String>,
+}
+
+/// The notes of a capture's connections.
+#[derive(Default)]
+pub struct CaptureNotes {
+    conns: HashMap<u64, ConnNotes>,
+}
+
+fn dur(ms: f64) -> String {
+    humantime::format_duration(Duration::from_millis(ms.max(0.0) as u64)).to_string()
+}
+
+impl CaptureNotes {
+    /// The notes `e` calls for (none for most events).
+    pub fn notes(&mut self, e: &Event) -> Vec<Note> {
+        let Some(id) = e.conn else {
+            return Vec::new();
+        };
+        let c = self.conns.entry(id).or_default();
+        let mut out = Vec::new();
+        match &e.kind {
+            // A connection joined midway was up before the capture: its
+            // close is explained like any other.
+            EventKind::Capture {
+                what: CaptureWhat::Midway,
+                ..
+            } => {
+                let up = Event {
+                    kind: EventKind::Connect {
+                        result: ConnectResult::Ok,
+                        error: None,
+                        cause: None,
+                        elapsed_ms: 0.0,
+                        subchannel: id,
+                    },
+                    ..e.clone()
+                };
+                c.explainer.explain(&up);
+            }
+            EventKind::Capture {
+                what: CaptureWhat::Idle,
+                ms,
+                ..
+            } => c.idle_ms = *ms,
+            EventKind::Ping {
+                dir: Dir::Sent,
+                ack: false,
+                ..
+            } => {
+                if let Some(last) = c.last_ping_ms.replace(e.t_ms) {
+                    c.explainer.keepalive_time =
+                        Some(Duration::from_millis((e.t_ms - last).max(0.0) as u64));
+                }
+            }
+            EventKind::Goaway {
+                dir: Dir::Received, ..
+            } => c.goaway = true,
+            EventKind::PingStrike {
+                since_last_ping_ms,
+                min_interval_ms,
+                ..
+            } if c.said.insert("strike".into()) => {
+                out.push(Note {
+                    id: Some("too-many-pings"),
+                    text: format!(
+                        "the client pinged {} after its previous PING with no HEADERS or DATA from the server between: grpc-go's default enforcement (MinTime 5m; 2h while no call is open, unless PermitWithoutStream) counts that as a strike, and after 2 strikes a grpc-go or grpc-java server sends GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\" and closes. Fix: a client keepalive time at or above the server's minimum (here the limit was {}).",
+                        dur(since_last_ping_ms.unwrap_or_default()),
+                        dur(*min_interval_ms)
+                    ),
+                });
+            }
+            EventKind::Closed {
+                reason: CloseReason::Reset,
+                ..
+            } if !c.goaway && c.idle_ms.is_some_and(|ms| ms >= IDLE_RESET_MS) => {
+                out.push(Note {
+                    id: Some("half-open"),
+                    text: format!(
+                        "nothing went either way for {}, then an RST came and no GOAWAY: what an idle timeout in the path does (an L4 load balancer, NAT or firewall forgets the idle flow: AWS NLB 350s, Azure 4m, GCP 10m) - or a server that reset an idle connection. Calls on it fail UNAVAILABLE. Fix: client keepalive below that idle time, with permit-without-stream, which the server's ping policy must allow.",
+                        dur(c.idle_ms.unwrap_or_default())
+                    ),
+                });
+                return out;
+            }
+            _ => {}
+        }
+        if let Some(n) = c.explainer.explain(e) {
+            out.push(n);
+        } else if let EventKind::Rpc {
+            cause: Some(cause), ..
+        } = &e.kind
+        {
+            use crate::event::CallCause as C;
+            // A connection lost or drained under a call is told at its
+            // close or its GOAWAY.
+            if matches!(cause, C::ConnectionLost | C::Draining { .. }) {
+                return out;
+            }
+            // A failed call the explainer has no more to say about: the
+            // entry of its cause, once per cause on the connection.
+            if let Some(entry) = crate::diagnose::cause_id(cause) {
+                if c.said.insert(cause.key()) {
+                    out.push(Note {
+                        id: Some(entry),
+                        text: crate::diagnose::load_cause(cause),
+                    });
+                }
+            }
+        }
+        if matches!(
+            e.kind,
+            EventKind::Closed { .. }
+                | EventKind::Capture {
+                    what: CaptureWhat::OpenAtEnd,
+                    ..
+                }
+        ) {
+            self.conns.remove(&id);
+        }
+        out
+    }
+}
