@@ -341,6 +341,11 @@ pub struct ProxyArgs {
     #[arg(long, value_enum, default_value_t = CallsShown::Failed)]
     pub calls: CallsShown,
 
+    /// Also write the traffic between the clients and the proxy to this
+    /// pcap file, which Wireshark and `grpcdoc pcap` read.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
+
     /// Output format of the proxy's events on stdout.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
@@ -734,6 +739,11 @@ pub struct WatchArgs {
     /// Log every frame, HEADERS and DATA too.
     #[arg(long)]
     pub frames: bool,
+
+    /// Also write the connections' cleartext traffic (HTTP/2, after TLS)
+    /// to this pcap file, which Wireshark and `grpcdoc pcap` read.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 
     /// Output format: aligned lines, or one JSON object per event per line.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]

@@ -23,6 +23,13 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         calls: args.calls != CallsShown::None,
         ok_calls: args.calls == CallsShown::All,
         as_client: false,
+        pcap: match &args.pcap {
+            Some(p) => Some(
+                crate::pcap::writer::PcapFile::create(p)
+                    .with_context(|| format!("--pcap {}: cannot create it", p.display()))?,
+            ),
+            None => None,
+        },
     };
     // The command line's proxy, when --upstream names one.
     let mut proxy = None;
@@ -40,7 +47,7 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
                 upstream,
                 args.faults.clone(),
                 events.clone(),
-                options,
+                options.clone(),
             )
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?,

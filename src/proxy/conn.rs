@@ -34,6 +34,8 @@ pub struct ProxyShared {
     pub as_client: bool,
     /// A TLS connection was told to carry calls that cannot be read.
     pub tls_told: std::sync::atomic::AtomicBool,
+    /// Write the client side's traffic to this capture.
+    pub pcap: Option<Arc<crate::pcap::writer::PcapFile>>,
 }
 
 /// Makes the next close of this socket a reset (RST), as toxiproxy's
@@ -81,6 +83,8 @@ struct PumpFaults<'a> {
     /// idle-expiry forgot this connection: [`FORGOTTEN_BLACKHOLE`] or
     /// [`FORGOTTEN_RESET`] (0 while it is remembered).
     forgotten: &'a AtomicU8,
+    /// `--pcap`: the client side's bytes, as they were read.
+    pcap: Option<&'a crate::pcap::writer::PcapConn>,
 }
 
 impl PumpFaults<'_> {
@@ -144,11 +148,22 @@ where
                     tokio::time::sleep(d).await;
                 }
                 let _ = w.shutdown().await;
+                if let Some(p) = pf.pcap {
+                    p.fin(pf.dir == Direction::Upstream);
+                }
                 return PumpEnd::Eof;
             }
             Ok(n) => n,
-            Err(e) => return PumpEnd::Error(e.to_string()),
+            Err(e) => {
+                if let Some(p) = pf.pcap {
+                    p.rst(pf.dir == Direction::Upstream);
+                }
+                return PumpEnd::Error(e.to_string());
+            }
         };
+        if let Some(p) = pf.pcap {
+            p.data(pf.dir == Direction::Upstream, &buf[..n]);
+        }
         match pf.forgotten.load(Ordering::Acquire) {
             // Read while the connection was being forgotten: lost.
             FORGOTTEN_BLACKHOLE => continue,
@@ -365,6 +380,11 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
     }
     let active_ms = AtomicU64::new(0);
     let forgotten = AtomicU8::new(0);
+    let local = client.local_addr().ok();
+    let pcap = shared
+        .pcap
+        .as_ref()
+        .and_then(|f| Some(f.connection(Some(peer), local?)));
     let pf = |dir| PumpFaults {
         faults: &shared.faults,
         ctx: &ctx,
@@ -372,6 +392,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Pr
         opened: start,
         active_ms: &active_ms,
         forgotten: &forgotten,
+        pcap: pcap.as_ref(),
     };
     type Pump<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = PumpEnd> + Send + 'a>>;
     let (mut up, mut down): (Pump, Pump) = if tls {

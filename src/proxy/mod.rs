@@ -26,7 +26,7 @@ pub use spec::{Direction, Fault, FaultSpec};
 use crate::event::{EventKind, EventSink};
 
 /// How a proxy runs besides its faults.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ProxyOptions {
     /// Read the calls on cleartext HTTP/2 connections: an `rpc` event per
     /// stream and the client's GOAWAY, PING and RST_STREAM frames.
@@ -36,6 +36,8 @@ pub struct ProxyOptions {
     /// Tell closes as the client saw them: `local` when it closed first
     /// (a scenario's tap in front of a client program).
     pub as_client: bool,
+    /// Write the client side's traffic to this capture.
+    pub pcap: Option<Arc<crate::pcap::writer::PcapFile>>,
 }
 
 /// Serves on `listener`, forwarding to `upstream`, until `stop` turns true;
@@ -74,6 +76,7 @@ async fn serve_pausable(
         ok_calls: options.ok_calls,
         as_client: options.as_client,
         tls_told: false.into(),
+        pcap: options.pcap.clone(),
     });
     let mut conns = JoinSet::new();
     let mut next_id = 0u64;
