@@ -523,10 +523,10 @@ impl Decoder {
             (None, Some(_)) => Some(Side::Server),
             (None, None) => None,
         };
-        let fin_text = first_fin.map(|s| format!("FIN from the {} first", who(s)));
+        let fin_text = first_fin.map(|s| format!("{} FIN first", who(s)));
         let (reason, detail, by_client) = match (c.rst, first_fin) {
             (Some(s), f) => {
-                let rst = format!("RST from the {}", who(s));
+                let rst = format!("{} RST", who(s));
                 let detail = match fin_text {
                     Some(fin) => format!("{fin}, then {rst}"),
                     None => rst,

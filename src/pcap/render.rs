@@ -206,14 +206,10 @@ impl Renderer {
                 *s.closes.entry(reason.as_str().to_string()).or_default() += 1;
                 row.lifetime_ms = *lifetime_ms;
                 row.streams = *streams;
-                row.ended = format!(
-                    "{}{}",
-                    reason.as_str(),
-                    detail
-                        .as_ref()
-                        .map(|d| format!(": {d}"))
-                        .unwrap_or_default()
-                );
+                row.ended = match detail {
+                    Some(d) => format!("{} ({})", reason.as_str(), short_close(d)),
+                    None => reason.as_str().to_string(),
+                };
             }
             EventKind::Connect {
                 result: ConnectResult::Error,
@@ -281,7 +277,10 @@ impl Renderer {
         };
         let style = self.style;
         let block = self.blocks.entry(id).or_insert_with(|| Block {
-            human: HumanEvents::new(style, None),
+            human: HumanEvents {
+                who: false,
+                ..HumanEvents::new(style, None)
+            },
             text: Vec::new(),
             lines: 0,
             hidden: 0,
@@ -305,7 +304,9 @@ impl Renderer {
                     Some(id) => format!("-> {} [{id}]", n.text),
                     None => format!("-> {}", n.text),
                 };
-                writeln!(block.text, "{:>12}{}", "", style.paint(Tone::Dim, &text))?;
+                for line in wrap(&text, 100 - 12) {
+                    writeln!(block.text, "{:>12}{}", "", style.paint(Tone::Dim, &line))?;
+                }
             }
             block.lines += block.text[before..].iter().filter(|b| **b == b'\n').count();
         }
@@ -366,6 +367,33 @@ impl Renderer {
     pub(crate) fn max_rows() -> usize {
         MAX_ROWS
     }
+}
+
+/// Words in lines of at most `width` characters (continuations indented
+/// by three).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+            line.push_str("   ");
+        }
+        if !line.trim().is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.trim().is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// A close's detail in a table cell: `client FIN, server RST`.
+fn short_close(detail: &str) -> String {
+    detail.replace(" first", "").replace(", then ", ", ")
 }
 
 fn json_lines(out: &mut dyn Write, e: &Event, notes: &[Note]) -> io::Result<()> {

@@ -75,14 +75,13 @@ pub(crate) fn render(s: &Summary) -> String {
     }
     let mut t = crate::report::table();
     t.set_header([
-        "conn", "server", "kind", "from", "lifetime", "streams", "failed", "ended",
+        "conn", "server", "kind", "lifetime", "streams", "failed", "ended",
     ]);
     for r in s.connections_table.iter().take(Renderer::max_rows()) {
         t.add_row(vec![
             r.conn.to_string(),
             r.server.clone(),
             r.kind.to_string(),
-            secs(r.start_ms),
             secs(r.lifetime_ms),
             r.streams.to_string(),
             r.failed_calls.to_string(),
