@@ -333,3 +333,36 @@ fn proxy_pcap_writes_the_calls_that_passed() {
         .count();
     assert!(ok >= 3, "{read:?}");
 }
+
+#[test]
+fn a_tls_connection_shows_what_tcp_shows() {
+    let lines = events("tls.pcap");
+    let c: Vec<&Value> = lines.iter().filter(|l| l["conn"] == 1).collect();
+    assert!(c
+        .iter()
+        .any(|l| l["kind"] == "capture" && l["what"] == "tls"));
+    assert!(c
+        .iter()
+        .any(|l| l["kind"] == "connect" && l["result"] == "ok"));
+    assert!(!c
+        .iter()
+        .any(|l| l["kind"] == "settings" || l["kind"] == "rpc"));
+    let closed = c.iter().find(|l| l["kind"] == "closed").expect("its close");
+    assert!(
+        closed["detail"].as_str().unwrap().contains("FIN"),
+        "{closed}"
+    );
+    assert_eq!(lines.last().unwrap()["connections_tls"], 1);
+}
+
+/// grpc-go's requests index HPACK's dynamic table: joined midway, they
+/// are said to be unreadable, and the frames are still read.
+#[test]
+fn headers_that_need_the_table_from_before_the_capture_are_told_unreadable() {
+    let lines = events("midway-go.pcap");
+    assert!(lines
+        .iter()
+        .any(|l| l["kind"] == "capture" && l["what"] == "headers_unknown"));
+    assert!(lines.iter().filter(|l| l["kind"] == "ping").count() >= 4);
+    assert!(lines.last().unwrap()["calls_unreadable"].as_u64().unwrap() > 0);
+}
