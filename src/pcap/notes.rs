@@ -134,9 +134,14 @@ impl CaptureNotes {
                 }
             }
         }
+        // A connection's last event: its notes are forgotten.
         if matches!(
             e.kind,
             EventKind::Closed { .. }
+                | EventKind::Connect {
+                    result: ConnectResult::Error,
+                    ..
+                }
                 | EventKind::Capture {
                     what: CaptureWhat::OpenAtEnd,
                     ..

@@ -19,11 +19,17 @@ use crate::scenario::run::Tagged;
 
 /// Lines of one connection's timeline shown before the rest are counted
 /// (notable ones are always shown).
-const MAX_LINES: usize = 2000;
+const MAX_LINES: usize = 1000;
+/// Timeline text held for open connections in all; past it, every held
+/// timeline is printed as it stands and goes on later ("continued").
+const MAX_HELD_BYTES: usize = 16 << 20;
 /// Events kept for the HTML timeline (it folds them; this bounds memory).
-const MAX_TIMELINE_EVENTS: usize = 200_000;
-/// Connections listed in the summary's table.
+const MAX_TIMELINE_EVENTS: usize = 100_000;
+/// Connections listed in the summary's human table.
 const MAX_ROWS: usize = 200;
+/// Connections kept for the summary's table (`-o json` lists them all up
+/// to this many; more are counted).
+const MAX_KEPT_ROWS: usize = 10_000;
 
 /// One connection's timeline while it is open.
 struct Block {
@@ -32,6 +38,8 @@ struct Block {
     lines: usize,
     hidden: u64,
     header: String,
+    /// Part of this timeline was printed already.
+    continued: bool,
 }
 
 /// One connection in the summary.
@@ -71,6 +79,8 @@ pub(crate) struct Summary {
     /// Catalogue entry -> notes naming it.
     pub entries: BTreeMap<String, u64>,
     pub connections_table: Vec<Row>,
+    /// Connections beyond those in the table.
+    pub connections_not_listed: u64,
 }
 
 #[derive(Serialize)]
@@ -95,6 +105,8 @@ pub(crate) struct Renderer {
     calls: PcapCalls,
     notes: CaptureNotes,
     blocks: HashMap<u64, Block>,
+    /// Timeline text held in `blocks`, bytes.
+    held: usize,
     rows: HashMap<u64, Row>,
     pub summary: Summary,
     /// Events for the HTML timeline, when one is written.
@@ -124,6 +136,7 @@ impl Renderer {
             calls,
             notes: CaptureNotes::default(),
             blocks: HashMap::new(),
+            held: 0,
             rows: HashMap::new(),
             summary: Summary {
                 kind: "summary",
@@ -154,6 +167,18 @@ impl Renderer {
             }
         }
         let Some(id) = e.conn else { return };
+        if !self.rows.contains_key(&id) && self.rows.len() >= MAX_KEPT_ROWS {
+            if matches!(
+                e.kind,
+                EventKind::Capture {
+                    what: CaptureWhat::Open,
+                    ..
+                }
+            ) {
+                s.connections_not_listed += 1;
+            }
+            return;
+        }
         let row = self.rows.entry(id).or_insert_with(|| Row {
             conn: id,
             server: e.addr.as_deref().unwrap_or_default().to_string(),
@@ -285,6 +310,7 @@ impl Renderer {
             lines: 0,
             hidden: 0,
             header: String::new(),
+            continued: false,
         });
         if let EventKind::Capture {
             what: CaptureWhat::Open,
@@ -309,6 +335,7 @@ impl Renderer {
                 }
             }
             block.lines += block.text[before..].iter().filter(|b| **b == b'\n').count();
+            self.held += block.text.len() - before;
         }
         let ended = matches!(
             e.kind,
@@ -324,15 +351,52 @@ impl Renderer {
         );
         if ended {
             if let Some(b) = self.blocks.remove(&id) {
+                self.held = self.held.saturating_sub(b.text.len());
                 self.print_block(out, b)?;
             }
+        } else if self.held > MAX_HELD_BYTES {
+            self.print_held(out)?;
         }
+        Ok(())
+    }
+
+    /// Too much held: every open connection's timeline so far is printed;
+    /// each goes on under a "continued" header.
+    fn print_held(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        let mut ids: Vec<u64> = self.blocks.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(b) = self.blocks.get_mut(&id) else {
+                continue;
+            };
+            if b.text.is_empty() {
+                continue;
+            }
+            let header = if b.continued {
+                format!("conn {id} (continued)")
+            } else {
+                b.header.clone()
+            };
+            writeln!(out, "{}", self.style.paint(Tone::Bold, &header))?;
+            out.write_all(&b.text)?;
+            writeln!(out)?;
+            b.text.clear();
+            b.continued = true;
+        }
+        self.held = 0;
         Ok(())
     }
 
     fn print_block(&self, out: &mut dyn Write, mut b: Block) -> io::Result<()> {
         b.human.finish(&mut b.text, 0.0)?;
-        if !b.header.is_empty() {
+        if b.continued {
+            let id = b.header.split(':').next().unwrap_or_default().to_string();
+            writeln!(
+                out,
+                "{}",
+                self.style.paint(Tone::Bold, &format!("{id} (continued)"))
+            )?;
+        } else if !b.header.is_empty() {
             writeln!(out, "{}", self.style.paint(Tone::Bold, &b.header))?;
         }
         out.write_all(&b.text)?;
