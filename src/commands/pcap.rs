@@ -146,14 +146,7 @@ fn write_report(r: &Renderer, path: &std::path::Path) -> anyhow::Result<()> {
     );
     let entries: Vec<(String, u64)> = s.entries.iter().map(|(k, v)| (k.clone(), *v)).collect();
     let head = [
-        "conn",
-        "server",
-        "kind",
-        "from",
-        "lifetime",
-        "streams",
-        "failed calls",
-        "ended",
+        "conn", "server", "kind", "from", "lifetime", "calls", "failed", "ended",
     ];
     let rows: Vec<Vec<String>> = s
         .connections_table
@@ -166,7 +159,7 @@ fn write_report(r: &Renderer, path: &std::path::Path) -> anyhow::Result<()> {
                 r.kind.to_string(),
                 format!("{:.3}s", r.start_ms / 1e3),
                 format!("{:.3}s", r.lifetime_ms / 1e3),
-                r.streams.to_string(),
+                r.calls.to_string(),
                 r.failed_calls.to_string(),
                 r.ended.clone(),
             ]

@@ -390,7 +390,7 @@ impl Decoder {
             });
         }
         if let Some(frame) = control {
-            self.control(id, from, dir, &frame, ts_ns, &mut events);
+            self.control(id, (from, dir), h, &frame, ts_ns, &mut events);
         }
         let outcomes = std::mem::take(&mut self.outcomes);
         for o in &outcomes {
@@ -404,8 +404,8 @@ impl Decoder {
     fn control(
         &mut self,
         id: u64,
-        from: Side,
-        dir: Dir,
+        (from, dir): (Side, Dir),
+        h: &crate::h2wire::FrameHeader,
         frame: &ControlFrame,
         ts_ns: u64,
         events: &mut Vec<EventKind>,
@@ -475,13 +475,10 @@ impl Decoder {
             Some(kind) => events.push(kind),
             None if self.opts.frames => events.push(EventKind::Frame {
                 dir,
-                frame_type: FrameType::WindowUpdate.name().to_string(),
-                flags: 0,
-                stream_id: match frame {
-                    ControlFrame::WindowUpdate { stream_id, .. } => *stream_id,
-                    _ => 0,
-                },
-                length: 4,
+                frame_type: h.kind.name().to_string(),
+                flags: h.flags,
+                stream_id: h.stream_id,
+                length: h.length,
             }),
             None => {}
         }

@@ -53,6 +53,8 @@ pub(crate) struct Row {
     #[serde(serialize_with = "micros")]
     pub lifetime_ms: f64,
     pub streams: u64,
+    /// Calls that ended here.
+    pub calls: u64,
     pub failed_calls: u64,
     pub ended: String,
 }
@@ -208,6 +210,7 @@ impl Renderer {
                 32,
             ),
             EventKind::Rpc { code, cause, .. } => {
+                row.calls += 1;
                 *s.calls
                     .entry(crate::grpc::code_name(*code).to_string())
                     .or_default() += 1;

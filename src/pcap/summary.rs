@@ -75,7 +75,7 @@ pub(crate) fn render(s: &Summary) -> String {
     }
     let mut t = crate::report::table();
     t.set_header([
-        "conn", "server", "kind", "lifetime", "streams", "failed", "ended",
+        "conn", "server", "kind", "lifetime", "calls", "failed", "ended",
     ]);
     for r in s.connections_table.iter().take(Renderer::max_rows()) {
         t.add_row(vec![
@@ -83,7 +83,7 @@ pub(crate) fn render(s: &Summary) -> String {
             r.server.clone(),
             r.kind.to_string(),
             secs(r.lifetime_ms),
-            r.streams.to_string(),
+            r.calls.to_string(),
             r.failed_calls.to_string(),
             r.ended.clone(),
         ]);
