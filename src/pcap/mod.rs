@@ -81,3 +81,168 @@ pub(crate) fn read(
         .collect();
     result.map(|_| stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{CallCause, CloseReason, EventKind};
+    use crate::h2wire::frame::{flags, FrameHeader, FrameType, CLIENT_PREFACE};
+    use crate::h2wire::{ControlFrame, ErrorCode};
+
+    fn headers(stream: u32, end_stream: bool, block: &[u8]) -> Vec<u8> {
+        let mut f = FrameHeader {
+            length: block.len() as u32,
+            kind: FrameType::Headers,
+            flags: flags::END_HEADERS | if end_stream { flags::END_STREAM } else { 0 },
+            stream_id: stream,
+        }
+        .encode()
+        .to_vec();
+        f.extend_from_slice(block);
+        f
+    }
+
+    fn request(path: &str, timeout: Option<&str>) -> Vec<u8> {
+        let mut fields = http::HeaderMap::new();
+        if let Some(t) = timeout {
+            fields.insert("grpc-timeout", t.parse().unwrap());
+        }
+        crate::client::wire::hpack::request_block(false, b"h:1", path.as_bytes(), &fields)
+    }
+
+    /// `:status 200` (static index 8), then literal fields.
+    fn response(fields: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = vec![0x88];
+        for (n, v) in fields {
+            b.push(0);
+            b.push(n.len() as u8);
+            b.extend_from_slice(n.as_bytes());
+            b.push(v.len() as u8);
+            b.extend_from_slice(v.as_bytes());
+        }
+        b
+    }
+
+    fn settings() -> Vec<u8> {
+        ControlFrame::Settings {
+            ack: false,
+            params: vec![],
+        }
+        .encode()
+        .to_vec()
+    }
+
+    /// A connection written by the capture writer, read back: calls that
+    /// ended OK, raced a GOAWAY, were refused, reset at their deadline.
+    #[test]
+    fn calls_read_from_a_written_capture_end_as_the_wire_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.pcap");
+        let file = writer::PcapFile::create(&path).unwrap();
+        let c = file.connection(None, "127.0.0.1:50051".parse().unwrap());
+        let mut up = CLIENT_PREFACE.to_vec();
+        up.extend(settings());
+        for (id, t) in [
+            (1, None),
+            (3, None),
+            (5, None),
+            (7, Some("1M")),
+            (9, Some("50m")),
+        ] {
+            up.extend(headers(id, false, &request("/a.B/C", t)));
+        }
+        c.data(true, &up);
+        c.data(false, &settings());
+        let grpc = [("content-type", "application/grpc")];
+        c.data(false, &headers(1, false, &response(&grpc)));
+        let refused = ControlFrame::RstStream {
+            stream_id: 3,
+            code: ErrorCode::REFUSED_STREAM,
+        };
+        c.data(false, &refused.encode());
+        std::thread::sleep(std::time::Duration::from_millis(80));
+        // The client resets stream 7 long before its 1-minute deadline (a
+        // cancel) and stream 9 at its 50 ms one (the deadline).
+        for stream_id in [7, 9] {
+            let cancel = ControlFrame::RstStream {
+                stream_id,
+                code: ErrorCode::CANCEL,
+            };
+            c.data(true, &cancel.encode());
+        }
+        let goaway = ControlFrame::GoAway {
+            last_stream_id: 3,
+            code: ErrorCode::NO_ERROR,
+            debug: bytes::Bytes::from_static(b"max_age"),
+        };
+        c.data(false, &goaway.encode());
+        c.data(false, &headers(1, true, &response(&[("grpc-status", "0")])));
+        c.fin(false);
+        c.fin(true);
+        drop(c);
+        file.flush().unwrap();
+        let mut events = Vec::new();
+        let bytes = std::fs::read(&path).unwrap();
+        let stats = read(&bytes[..], Options::default(), &mut |e| events.push(e)).unwrap();
+        assert_eq!(stats.counts.connections_h2, 1);
+        let calls: Vec<(String, tonic::Code, Option<CallCause>)> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Rpc {
+                    method,
+                    code,
+                    cause,
+                    ..
+                } => Some((method.clone(), *code, cause.clone())),
+                _ => None,
+            })
+            .collect();
+        use tonic::Code;
+        assert_eq!(
+            calls,
+            [
+                (
+                    "a.B/C".into(),
+                    Code::Unavailable,
+                    Some(CallCause::NeverProcessed)
+                ),
+                (
+                    "a.B/C".into(),
+                    Code::Cancelled,
+                    Some(CallCause::Reset {
+                        code: ErrorCode::CANCEL
+                    })
+                ),
+                (
+                    "a.B/C".into(),
+                    Code::DeadlineExceeded,
+                    Some(CallCause::Deadline)
+                ),
+                (
+                    "a.B/C".into(),
+                    Code::Unavailable,
+                    Some(CallCause::NeverProcessed)
+                ),
+                ("a.B/C".into(), Code::Ok, None),
+            ]
+        );
+        assert!(events.iter().any(|e| matches!(
+            e.kind,
+            EventKind::Closed {
+                reason: CloseReason::Goaway,
+                streams: 5,
+                ..
+            }
+        )));
+        let mut notes = notes::CaptureNotes::default();
+        let ids: std::collections::BTreeSet<&str> = events
+            .iter()
+            .flat_map(|e| notes.notes(e))
+            .filter_map(|n| n.id)
+            .collect();
+        assert!(ids.contains("max-age-drain"), "{ids:?}");
+        for id in ["max-age-drain", "goaway-race", "deadline", "rst-stream"] {
+            assert!(ids.contains(id), "{id}: {ids:?}");
+        }
+    }
+}
