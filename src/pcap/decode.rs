@@ -484,6 +484,29 @@ impl Decoder {
         }
     }
 
+    /// A SYN answered by RST: nothing listens there.
+    fn refused(&mut self, id: u64, ts_ns: u64) {
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        let elapsed_ms = ts_ns.saturating_sub(c.opened_ns) as f64 / 1e6;
+        let server = c.flow.server;
+        self.tell_open(id);
+        self.emit(
+            id,
+            ts_ns,
+            EventKind::Connect {
+                result: ConnectResult::Error,
+                error: Some(format!(
+                    "connection refused: {server} answered the SYN with RST"
+                )),
+                cause: Some(ConnectCause::Refused),
+                elapsed_ms,
+                subchannel: id,
+            },
+        );
+    }
+
     /// The close: who sent FIN or RST, and what it did to the calls.
     fn close(&mut self, id: u64, ts_ns: u64) {
         let Some(c) = self.conns.get_mut(&id) else {
@@ -492,63 +515,11 @@ impl Decoder {
         if !matches!(c.proto, Proto::H2 | Proto::Tls) {
             if c.proto == Proto::Unknown && c.flow.syn && !c.accepted && c.rst == Some(Side::Server)
             {
-                // SYN answered by RST: nothing listens there.
-                let elapsed_ms = ts_ns.saturating_sub(c.opened_ns) as f64 / 1e6;
-                let server = c.flow.server;
-                self.tell_open(id);
-                self.emit(
-                    id,
-                    ts_ns,
-                    EventKind::Connect {
-                        result: ConnectResult::Error,
-                        error: Some(format!(
-                            "connection refused: {server} answered the SYN with RST"
-                        )),
-                        cause: Some(ConnectCause::Refused),
-                        elapsed_ms,
-                        subchannel: id,
-                    },
-                );
+                self.refused(id, ts_ns);
             }
             return;
         }
-        let client = c.client;
-        let who = |s: Side| if s == client { "client" } else { "server" };
-        let first_fin = match (c.fin[0], c.fin[1]) {
-            (Some(a), Some(b)) if b < a => Some(Side::Server),
-            (Some(_), _) => Some(Side::Client),
-            (None, Some(_)) => Some(Side::Server),
-            (None, None) => None,
-        };
-        let fin_text = first_fin.map(|s| format!("{} FIN first", who(s)));
-        let (reason, detail, by_client) = match (c.rst, first_fin) {
-            (Some(s), f) => {
-                let rst = format!("{} RST", who(s));
-                let detail = match fin_text {
-                    Some(fin) => format!("{fin}, then {rst}"),
-                    None => rst,
-                };
-                let reason = if c.goaway_received && s == client {
-                    CloseReason::Goaway
-                } else if s == client || f == Some(client) {
-                    CloseReason::Local
-                } else {
-                    CloseReason::Reset
-                };
-                (reason, detail, f.unwrap_or(s) == client)
-            }
-            (None, Some(s)) => {
-                let reason = if c.goaway_received {
-                    CloseReason::Goaway
-                } else if s == client {
-                    CloseReason::Local
-                } else {
-                    CloseReason::Eof
-                };
-                (reason, fin_text.unwrap_or_default(), s == client)
-            }
-            (None, None) => (CloseReason::Eof, "closed".to_string(), false),
-        };
+        let (reason, detail, by_client) = ending(c);
         let silent = ts_ns.saturating_sub(c.last_byte_ns.max(c.opened_ns));
         let lifetime_ms = ts_ns.saturating_sub(c.opened_ns) as f64 / 1e6;
         c.calls
@@ -582,6 +553,49 @@ impl Decoder {
                 streams,
             },
         );
+    }
+}
+
+/// How a connection ended, from the client's side: the reason, who sent
+/// FIN and RST (`client FIN first, then server RST`), and whether the
+/// client ended it.
+fn ending(c: &ConnState) -> (CloseReason, String, bool) {
+    let client = c.client;
+    let who = |s: Side| if s == client { "client" } else { "server" };
+    let first_fin = match (c.fin[0], c.fin[1]) {
+        (Some(a), Some(b)) if b < a => Some(Side::Server),
+        (Some(_), _) => Some(Side::Client),
+        (None, Some(_)) => Some(Side::Server),
+        (None, None) => None,
+    };
+    let fin_text = first_fin.map(|s| format!("{} FIN first", who(s)));
+    match (c.rst, first_fin) {
+        (Some(s), f) => {
+            let rst = format!("{} RST", who(s));
+            let detail = match fin_text {
+                Some(fin) => format!("{fin}, then {rst}"),
+                None => rst,
+            };
+            let reason = if c.goaway_received && s == client {
+                CloseReason::Goaway
+            } else if s == client || f == Some(client) {
+                CloseReason::Local
+            } else {
+                CloseReason::Reset
+            };
+            (reason, detail, f.unwrap_or(s) == client)
+        }
+        (None, Some(s)) => {
+            let reason = if c.goaway_received {
+                CloseReason::Goaway
+            } else if s == client {
+                CloseReason::Local
+            } else {
+                CloseReason::Eof
+            };
+            (reason, fin_text.unwrap_or_default(), s == client)
+        }
+        (None, None) => (CloseReason::Eof, "closed".to_string(), false),
     }
 }
 

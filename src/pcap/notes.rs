@@ -37,17 +37,12 @@ fn dur(ms: f64) -> String {
     humantime::format_duration(Duration::from_millis(ms.max(0.0) as u64)).to_string()
 }
 
-impl CaptureNotes {
-    /// The notes `e` calls for (none for most events).
-    pub fn notes(&mut self, e: &Event) -> Vec<Note> {
-        let Some(id) = e.conn else {
-            return Vec::new();
-        };
-        let c = self.conns.entry(id).or_default();
-        let mut out = Vec::new();
+impl ConnNotes {
+    /// Keeps what later notes need: the connection was up before a
+    /// capture joined it, the silence before the close, the client's
+    /// ping interval, a GOAWAY received.
+    fn observe(&mut self, id: u64, e: &Event) {
         match &e.kind {
-            // A connection joined midway was up before the capture: its
-            // close is explained like any other.
             EventKind::Capture {
                 what: CaptureWhat::Midway,
                 ..
@@ -62,93 +57,116 @@ impl CaptureNotes {
                     },
                     ..e.clone()
                 };
-                c.explainer.explain(&up);
+                self.explainer.explain(&up);
             }
             EventKind::Capture {
                 what: CaptureWhat::Idle,
                 ms,
                 ..
-            } => c.idle_ms = *ms,
+            } => self.idle_ms = *ms,
             EventKind::Ping {
                 dir: Dir::Sent,
                 ack: false,
                 ..
             } => {
-                if let Some(last) = c.last_ping_ms.replace(e.t_ms) {
-                    c.explainer.keepalive_time =
+                if let Some(last) = self.last_ping_ms.replace(e.t_ms) {
+                    self.explainer.keepalive_time =
                         Some(Duration::from_millis((e.t_ms - last).max(0.0) as u64));
                 }
             }
             EventKind::Goaway {
                 dir: Dir::Received, ..
-            } => c.goaway = true,
+            } => self.goaway = true,
+            _ => {}
+        }
+    }
+
+    /// What only a capture shows: the first ping strike, silence then RST.
+    fn capture_note(&mut self, e: &Event) -> Option<Note> {
+        match &e.kind {
             EventKind::PingStrike {
                 since_last_ping_ms,
                 min_interval_ms,
                 ..
-            } if c.said.insert("strike".into()) => {
-                out.push(Note {
-                    id: Some("too-many-pings"),
-                    text: format!(
-                        "the client pinged {} after its previous PING with no HEADERS or DATA from the server between: grpc-go's default enforcement (MinTime 5m; 2h while no call is open, unless PermitWithoutStream) counts that as a strike, and after 2 strikes a grpc-go or grpc-java server sends GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\" and closes. Fix: a client keepalive time at or above the server's minimum (here the limit was {}).",
-                        dur(since_last_ping_ms.unwrap_or_default()),
-                        dur(*min_interval_ms)
-                    ),
-                });
-            }
+            } if self.said.insert("strike".into()) => Some(Note {
+                id: Some("too-many-pings"),
+                text: format!(
+                    "the client pinged {} after its previous PING with no HEADERS or DATA from the server between: grpc-go's default enforcement (MinTime 5m; 2h while no call is open, unless PermitWithoutStream) counts that as a strike, and after 2 strikes a grpc-go or grpc-java server sends GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\" and closes. Fix: a client keepalive time at or above the server's minimum (here the limit was {}).",
+                    dur(since_last_ping_ms.unwrap_or_default()),
+                    dur(*min_interval_ms)
+                ),
+            }),
             EventKind::Closed {
                 reason: CloseReason::Reset,
                 ..
-            } if !c.goaway && c.idle_ms.is_some_and(|ms| ms >= IDLE_RESET_MS) => {
-                out.push(Note {
-                    id: Some("half-open"),
-                    text: format!(
-                        "nothing went either way for {}, then an RST came and no GOAWAY: what an idle timeout in the path does (an L4 load balancer, NAT or firewall forgets the idle flow: AWS NLB 350s, Azure 4m, GCP 10m) - or a server that reset an idle connection. Calls on it fail UNAVAILABLE. Fix: client keepalive below that idle time, with permit-without-stream, which the server's ping policy must allow.",
-                        dur(c.idle_ms.unwrap_or_default())
-                    ),
-                });
-                return out;
-            }
-            _ => {}
+            } if !self.goaway && self.idle_ms.is_some_and(|ms| ms >= IDLE_RESET_MS) => Some(Note {
+                id: Some("half-open"),
+                text: format!(
+                    "nothing went either way for {}, then an RST came and no GOAWAY: what an idle timeout in the path does (an L4 load balancer, NAT or firewall forgets the idle flow: AWS NLB 350s, Azure 4m, GCP 10m) - or a server that reset an idle connection. Calls on it fail UNAVAILABLE. Fix: client keepalive below that idle time, with permit-without-stream, which the server's ping policy must allow.",
+                    dur(self.idle_ms.unwrap_or_default())
+                ),
+            }),
+            _ => None,
         }
-        if let Some(n) = c.explainer.explain(e) {
-            out.push(n);
-        } else if let EventKind::Rpc {
+    }
+
+    /// A failed call the explainer has no more to say about: the entry of
+    /// its cause, once per cause on the connection. A connection lost or
+    /// drained under a call is told at its close or its GOAWAY.
+    fn call_note(&mut self, e: &Event) -> Option<Note> {
+        use crate::event::CallCause as C;
+        let EventKind::Rpc {
             cause: Some(cause), ..
         } = &e.kind
-        {
-            use crate::event::CallCause as C;
-            // A connection lost or drained under a call is told at its
-            // close or its GOAWAY.
-            if matches!(cause, C::ConnectionLost | C::Draining { .. }) {
-                return out;
-            }
-            // A failed call the explainer has no more to say about: the
-            // entry of its cause, once per cause on the connection.
-            if let Some(entry) = crate::diagnose::cause_id(cause) {
-                if c.said.insert(cause.key()) {
-                    out.push(Note {
-                        id: Some(entry),
-                        text: crate::diagnose::load_cause(cause),
-                    });
-                }
-            }
+        else {
+            return None;
+        };
+        if matches!(cause, C::ConnectionLost | C::Draining { .. }) {
+            return None;
         }
-        // A connection's last event: its notes are forgotten.
-        if matches!(
-            e.kind,
-            EventKind::Closed { .. }
-                | EventKind::Connect {
-                    result: ConnectResult::Error,
-                    ..
-                }
-                | EventKind::Capture {
-                    what: CaptureWhat::OpenAtEnd,
-                    ..
-                }
-        ) {
+        let entry = crate::diagnose::cause_id(cause)?;
+        self.said.insert(cause.key()).then(|| Note {
+            id: Some(entry),
+            text: crate::diagnose::load_cause(cause),
+        })
+    }
+}
+
+/// A connection's last event: its notes are forgotten after it.
+fn last(e: &EventKind) -> bool {
+    matches!(
+        e,
+        EventKind::Closed { .. }
+            | EventKind::Connect {
+                result: ConnectResult::Error,
+                ..
+            }
+            | EventKind::Capture {
+                what: CaptureWhat::OpenAtEnd,
+                ..
+            }
+    )
+}
+
+impl CaptureNotes {
+    /// The notes `e` calls for (none for most events).
+    pub fn notes(&mut self, e: &Event) -> Vec<Note> {
+        let Some(id) = e.conn else {
+            return Vec::new();
+        };
+        let c = self.conns.entry(id).or_default();
+        c.observe(id, e);
+        let own = c.capture_note(e);
+        // Silence then RST is its own cause: not also a crash.
+        let idle_reset = own.as_ref().is_some_and(|n| n.id == Some("half-open"));
+        let note = if idle_reset {
+            None
+        } else {
+            c.explainer.explain(e).or_else(|| c.call_note(e))
+        };
+        if last(&e.kind) {
             self.conns.remove(&id);
         }
-        out
+        own.into_iter().chain(note).collect()
     }
 }

@@ -178,13 +178,15 @@ impl Reassembler {
         }
     }
 
-    /// One segment, in capture order.
-    pub(crate) fn segment(&mut self, seg: &Segment<'_>, ts_ns: u64, sink: &mut dyn StreamSink) {
-        if ts_ns > self.swept_ns.saturating_add(TOMBSTONE_NS) {
-            self.swept_ns = ts_ns;
-            self.conns
-                .retain(|_, c| c.closed_at.is_none_or(|t| t + TOMBSTONE_NS > ts_ns));
-        }
+    /// The connection a segment belongs to: a new one for a SYN on ports
+    /// whose connection closed (or that carries another ISN), none for a
+    /// lone RST or ACK of a connection never seen.
+    fn conn_for(
+        &mut self,
+        seg: &Segment<'_>,
+        ts_ns: u64,
+        sink: &mut dyn StreamSink,
+    ) -> Option<(SocketAddr, SocketAddr)> {
         let k = key(seg.src, seg.dst);
         let fresh_syn = seg.flags.syn && !seg.flags.ack;
         let reuse = match self.conns.get(&k) {
@@ -208,11 +210,24 @@ impl Reassembler {
             // A lone RST or the last ACK of a connection never seen: not
             // a connection worth telling.
             if !seg.flags.syn && seg.payload.is_empty() && seg.missing == 0 {
-                return;
+                return None;
             }
             let c = self.new_conn(seg, ts_ns, sink);
             self.conns.insert(k, c);
         }
+        Some(k)
+    }
+
+    /// One segment, in capture order.
+    pub(crate) fn segment(&mut self, seg: &Segment<'_>, ts_ns: u64, sink: &mut dyn StreamSink) {
+        if ts_ns > self.swept_ns.saturating_add(TOMBSTONE_NS) {
+            self.swept_ns = ts_ns;
+            self.conns
+                .retain(|_, c| c.closed_at.is_none_or(|t| t + TOMBSTONE_NS > ts_ns));
+        }
+        let Some(k) = self.conn_for(seg, ts_ns, sink) else {
+            return;
+        };
         let Some(c) = self.conns.get_mut(&k) else {
             return;
         };
