@@ -245,4 +245,104 @@ mod tests {
             assert!(ids.contains(id), "{id}: {ids:?}");
         }
     }
+
+    fn read_back(path: &std::path::Path) -> Vec<crate::event::Event> {
+        let bytes = std::fs::read(path).unwrap();
+        let mut events = Vec::new();
+        read(&bytes[..], Options::default(), &mut |e| events.push(e)).unwrap();
+        events
+    }
+
+    fn ids(events: &[crate::event::Event]) -> Vec<&'static str> {
+        let mut notes = notes::CaptureNotes::default();
+        events
+            .iter()
+            .flat_map(|e| notes.notes(e))
+            .filter_map(|n| n.id)
+            .collect()
+    }
+
+    /// Silence, then the server side resets with no GOAWAY: an idle
+    /// timeout in the path, not a crash.
+    #[test]
+    fn silence_then_an_rst_is_an_idle_timeout_in_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idle.pcap");
+        let file = writer::PcapFile::create(&path).unwrap();
+        let c = file.connection(None, "127.0.0.1:50051".parse().unwrap());
+        let mut up = CLIENT_PREFACE.to_vec();
+        up.extend(settings());
+        c.data(true, &up);
+        c.data(false, &settings());
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        c.rst(false);
+        drop(c);
+        let events = read_back(&path);
+        assert!(events.iter().any(|e| matches!(
+            e.kind,
+            EventKind::Capture {
+                what: crate::event::CaptureWhat::Idle,
+                ms: Some(ms),
+                ..
+            } if ms >= 1000.0
+        )));
+        assert!(events.iter().any(|e| matches!(
+            e.kind,
+            EventKind::Closed {
+                reason: CloseReason::Reset,
+                ..
+            }
+        )));
+        assert_eq!(ids(&events), ["half-open"]);
+    }
+
+    /// A client pinging with no call data from the server between breaks
+    /// grpc-go's default policy: strikes, and the note once.
+    #[test]
+    fn pings_closer_than_the_servers_minimum_are_strikes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pings.pcap");
+        let file = writer::PcapFile::create(&path).unwrap();
+        let c = file.connection(None, "127.0.0.1:50051".parse().unwrap());
+        let mut up = CLIENT_PREFACE.to_vec();
+        up.extend(settings());
+        c.data(true, &up);
+        c.data(false, &settings());
+        for i in 0..4u8 {
+            let ping = ControlFrame::Ping {
+                ack: false,
+                data: [i; 8],
+            };
+            c.data(true, &ping.encode());
+            let ack = ControlFrame::Ping {
+                ack: true,
+                data: [i; 8],
+            };
+            c.data(false, &ack.encode());
+        }
+        drop(c);
+        let events = read_back(&path);
+        let strikes: Vec<u32> = events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::PingStrike { strikes, .. } => Some(strikes),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(strikes, [1, 2, 3]);
+        let rtts = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Ping {
+                        rtt_ms: Some(_),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(rtts, 4);
+        assert_eq!(ids(&events), ["too-many-pings"]);
+    }
 }
