@@ -366,3 +366,31 @@ fn headers_that_need_the_table_from_before_the_capture_are_told_unreadable() {
     assert!(lines.iter().filter(|l| l["kind"] == "ping").count() >= 4);
     assert!(lines.last().unwrap()["calls_unreadable"].as_u64().unwrap() > 0);
 }
+
+/// `tcpdump -w - | grpcdoc pcap -` stopped by Ctrl-C: grpcdoc keeps
+/// reading until tcpdump closes the pipe, prints everything, exits 130.
+#[test]
+fn ctrl_c_on_stdin_reads_to_the_end_and_exits_130() {
+    let bytes = std::fs::read(fixture("ethernet.pcap")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["pcap", "-", "-o", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: a signal to the child this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stdin.write_all(&bytes[bytes.len() / 2..]).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["packets"], 79, "{summary}");
+}
