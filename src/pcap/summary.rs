@@ -18,6 +18,13 @@ pub(crate) fn render(s: &Summary) -> String {
         t.add_row(vec![k, v]);
     };
     row("file".into(), s.file.clone());
+    if let Some(ms) = s.start_unix_ms {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros((ms * 1e3) as u64);
+        row(
+            "first packet".into(),
+            humantime::format_rfc3339_millis(at).to_string(),
+        );
+    }
     row("packets".into(), st.packets.to_string());
     row("duration".into(), secs(s.duration_ms));
     row(
