@@ -353,6 +353,11 @@ fn a_tls_connection_shows_what_tcp_shows() {
         "{closed}"
     );
     assert_eq!(lines.last().unwrap()["connections_tls"], 1);
+    // Whether a GOAWAY came inside cannot be seen: no verdict on the close.
+    assert!(
+        !lines.iter().any(|l| l["kind"] == "explanation"),
+        "{lines:?}"
+    );
 }
 
 /// grpc-go's requests index HPACK's dynamic table: joined midway, they

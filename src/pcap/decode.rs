@@ -98,6 +98,8 @@ struct ConnState {
     accepted: bool,
     connected: bool,
     midway_told: bool,
+    /// The client's connection preface is in the capture.
+    preface_seen: bool,
     headers_told: bool,
     last_byte_ns: u64,
     fin: [Option<u64>; 2],
@@ -217,14 +219,12 @@ impl Decoder {
             "already open when the capture began"
         };
         let ts = c.opened_ns;
-        let accepted = c.accepted;
         self.capture(
             id,
             ts,
             CaptureWhat::Open,
             format!("client {client}, server {server} ({start})"),
         );
-        let _ = accepted;
     }
 
     fn set_proto(&mut self, id: u64, proto: Proto, ts_ns: u64) {
@@ -279,18 +279,25 @@ impl Decoder {
             return;
         };
         let i = idx(from);
+        let mut midway = false;
         if c.framing[i].is_none() {
+            // From its start: the client's preface, or the server's side of
+            // a connection whose SYN or preface is in the capture.
             let f = if starts_preface(bytes) {
+                c.preface_seen = true;
                 Framing::from_start(true)
-            } else if c.flow.syn {
+            } else if c.flow.syn || c.preface_seen {
                 Framing::from_start(false)
             } else {
+                midway = true;
                 Framing::midway()
             };
             c.framing[i] = Some(f);
         }
-        if !c.flow.syn && !c.midway_told {
+        if midway && !c.midway_told {
             c.midway_told = true;
+            // Up before the capture: no connect to tell.
+            c.connected = true;
             self.capture(
                 id,
                 ts_ns,
@@ -416,17 +423,17 @@ impl Decoder {
         let from_client = dir == Dir::Sent;
         let mut rtt_ms = None;
         match frame {
+            // The server's first SETTINGS: READY, as watch tells it (the
+            // time from the SYN, or from the connection's first packet).
             ControlFrame::Settings { ack: false, .. } if !from_client && !c.connected => {
                 c.connected = true;
-                if c.flow.syn {
-                    events.push(EventKind::Connect {
-                        result: ConnectResult::Ok,
-                        error: None,
-                        cause: None,
-                        elapsed_ms: ts_ns.saturating_sub(c.opened_ns) as f64 / 1e6,
-                        subchannel: id,
-                    });
-                }
+                events.push(EventKind::Connect {
+                    result: ConnectResult::Ok,
+                    error: None,
+                    cause: None,
+                    elapsed_ms: ts_ns.saturating_sub(c.opened_ns) as f64 / 1e6,
+                    subchannel: id,
+                });
             }
             ControlFrame::Ping { ack: false, data } => {
                 if c.pings.len() >= MAX_PINGS {
@@ -645,6 +652,7 @@ impl StreamSink for Decoder {
                 accepted: false,
                 connected: false,
                 midway_told: false,
+                preface_seen: false,
                 headers_told: false,
                 last_byte_ns: ts_ns,
                 fin: [None, None],

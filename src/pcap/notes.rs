@@ -24,6 +24,9 @@ struct ConnNotes {
     /// Silence before the close, once told.
     idle_ms: Option<f64>,
     goaway: bool,
+    /// TLS: a GOAWAY inside cannot be seen, so a close is not explained
+    /// by its absence.
+    tls: bool,
     said: HashSet<String>,
 }
 
@@ -64,6 +67,10 @@ impl ConnNotes {
                 ms,
                 ..
             } => self.idle_ms = *ms,
+            EventKind::Capture {
+                what: CaptureWhat::Tls,
+                ..
+            } => self.tls = true,
             EventKind::Ping {
                 dir: Dir::Sent,
                 ack: false,
@@ -157,9 +164,11 @@ impl CaptureNotes {
         let c = self.conns.entry(id).or_default();
         c.observe(id, e);
         let own = c.capture_note(e);
-        // Silence then RST is its own cause: not also a crash.
+        // Silence then RST is its own cause: not also a crash; and a TLS
+        // connection's close says nothing of a GOAWAY it may have carried.
         let idle_reset = own.as_ref().is_some_and(|n| n.id == Some("half-open"));
-        let note = if idle_reset {
+        let unseen = c.tls && matches!(e.kind, EventKind::Closed { .. });
+        let note = if idle_reset || unseen {
             None
         } else {
             c.explainer.explain(e).or_else(|| c.call_note(e))
