@@ -62,7 +62,7 @@ sleep 0.5
 kill -INT "$TPID"
 wait "$TPID" 2>/dev/null || true
 TPID=
-kill -KILL "$SPID" 2>/dev/null || true
+kill -TERM "$SPID" 2>/dev/null || true
 wait "$SPID" 2>/dev/null || true
 SPID=
 size=$(stat -c %s "$CAP")

@@ -349,11 +349,9 @@ fn deliver(
         sink.data(&c.flow, from, ts_ns, &payload[skip..]);
     }
     let end = seq.wrapping_add(payload.len() as u32).wrapping_add(missing);
-    let cut_from = seq.wrapping_add(payload.len() as u32);
     // Bytes the snap length cut that are past what was told.
     let new_cut = seq_diff(end, next).min(i64::from(missing)).max(0);
     if new_cut > 0 {
-        let _ = cut_from;
         sink.gap(&c.flow, from, ts_ns, new_cut as u64, GapCause::SnapLength);
     }
     if seq_diff(end, next) > 0 {
