@@ -5,7 +5,8 @@
 //! (type, stream, error code, last-stream-id, per direction), while
 //! grpcdoc's reading names the catalogue entries `watch` named live in the
 //! same run. Cases: grpc-go 1.33 with a max age, C-core's idle GOAWAY, a
-//! killed server, too_many_pings, nginx in the path.
+//! killed server, too_many_pings, nginx in the path. The committed
+//! captures of every link type are compared with tshark too.
 //!
 //! Needs tcpdump and tshark (Debian packages; root to capture) and the
 //! peers (`PEERS_HOME`); listed as ignored without them.
@@ -323,11 +324,11 @@ fn ids(lines: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-/// tshark and grpcdoc agree on every frame; grpcdoc's explanations of
-/// the connections `watch` made are the ones it gave live.
-fn compare(file: &Path, servers: &[u16], watched: u16, live: &[Value]) -> Vec<Value> {
+/// tshark and grpcdoc agree on every frame of every connection; what
+/// grpcdoc read.
+fn agree(file: &Path, servers: &[u16]) -> Vec<Value> {
     let theirs = tshark(file, servers);
-    let (ours, explained, all) = grpcdoc_pcap(file);
+    let (ours, _, all) = grpcdoc_pcap(file);
     assert!(!theirs.is_empty(), "tshark found no HTTP/2");
     assert_eq!(
         ours.keys().collect::<Vec<_>>(),
@@ -347,6 +348,13 @@ fn compare(file: &Path, servers: &[u16], watched: u16, live: &[Value]) -> Vec<Va
         "{} connections, {frames} frames: tshark and grpcdoc agree",
         theirs.len()
     );
+    all
+}
+
+/// tshark and grpcdoc agree on every frame; grpcdoc's explanations of
+/// the connections `watch` made are the ones it gave live.
+fn compare(file: &Path, servers: &[u16], watched: u16, live: &[Value]) -> Vec<Value> {
+    let all = agree(file, servers);
     // The connections watch dialed: to `watched`.
     let to_watched: BTreeSet<u64> = all
         .iter()
@@ -363,7 +371,6 @@ fn compare(file: &Path, servers: &[u16], watched: u16, live: &[Value]) -> Vec<Va
         .filter(|l| l["conn"].as_u64().is_some_and(|c| to_watched.contains(&c)))
         .filter_map(|l| l["id"].as_str().map(str::to_string))
         .collect();
-    let _ = explained;
     let live_ids = ids(live);
     assert_eq!(
         ours, live_ids,
@@ -515,4 +522,28 @@ fn nginx_in_the_path_reads_as_tshark_reads_it() {
         .filter_map(|l| l["addr"].as_str())
         .collect();
     assert_eq!(servers.len(), 2, "{servers:?}");
+}
+
+/// The committed captures (tests/data/pcap/, every link type) read the
+/// same by tshark and grpcdoc.
+#[test]
+#[cfg_attr(
+    not(grpcdoc_capture_tools),
+    ignore = "needs tshark (apt-get install tshark)"
+)]
+fn the_committed_captures_read_as_tshark_reads_them() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pcap");
+    for (file, port) in [
+        ("ethernet.pcap", 50301),
+        ("ethernet.pcapng", 50301),
+        ("rawip.pcap", 50301),
+        ("null.pcap", 50301),
+        ("vlan.pcap", 50301),
+        ("sll.pcap", 50302),
+        ("sll2.pcap", 50303),
+        ("ipv6.pcap", 50304),
+    ] {
+        eprint!("{file}: ");
+        agree(&dir.join(file), &[port]);
+    }
 }
