@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     peers_cfg();
     chromium_cfg();
     toxiproxy_clients_cfg();
+    capture_tools_cfg();
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("grpcdoc_descriptor.bin"), fds.encode_to_vec())?;
@@ -83,5 +84,23 @@ fn toxiproxy_clients_cfg() {
     let required = std::env::var("GRPCDOC_REQUIRE_TOXIPROXY_CLIENTS").as_deref() == Ok("1");
     if found || required {
         println!("cargo:rustc-cfg=grpcdoc_toxiproxy_clients");
+    }
+}
+
+/// `cfg(grpcdoc_capture_tools)` when Debian's tcpdump and tshark are
+/// installed (`/usr/bin`) or required (`GRPCDOC_REQUIRE_CAPTURE_TOOLS=1`,
+/// as in CI): the tests that capture real peers on loopback and compare
+/// `grpcdoc pcap` with tshark need them, and are listed as ignored without.
+fn capture_tools_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(grpcdoc_capture_tools)");
+    println!("cargo:rerun-if-env-changed=GRPCDOC_REQUIRE_CAPTURE_TOOLS");
+    println!("cargo:rerun-if-changed=/usr/bin/tshark");
+    println!("cargo:rerun-if-changed=/usr/sbin/tcpdump");
+    let found = ["/usr/bin/tshark", "/usr/bin/tcpdump"]
+        .iter()
+        .all(|p| std::path::Path::new(p).exists());
+    let required = std::env::var("GRPCDOC_REQUIRE_CAPTURE_TOOLS").as_deref() == Ok("1");
+    if found || required {
+        println!("cargo:rustc-cfg=grpcdoc_capture_tools");
     }
 }

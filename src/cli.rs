@@ -137,6 +137,18 @@ Exit codes:
   1    nothing matched
   2    bad input: unreadable file, empty input, unknown --stack";
 
+pub const PCAP_HELP: &str = "Examples:
+  sudo tcpdump -i any -s 0 -w x.pcap port 50051      # then Ctrl-C
+  grpcdoc pcap x.pcap
+  grpcdoc pcap x.pcapng -o json --calls all --frames
+  sudo tcpdump -i lo -U -w - | grpcdoc pcap -
+  grpcdoc pcap x.pcap --report x.html
+
+Exit codes:
+  0    the capture was read
+  2    bad input: unreadable file, not a pcap or pcapng file
+  130  interrupted";
+
 /// `0.1.0 (commit 1a2b3c4d5e6f)`.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GRPCDOC_COMMIT"), ")");
 
@@ -200,6 +212,12 @@ pub enum Command {
     /// reproduces it. Reads the message, a log file, or `-`; no network.
     #[command(after_help = EXPLAIN_EXIT_CODES)]
     Explain(ExplainArgs),
+    /// Read a packet capture (pcap or pcapng, `-` for stdin): the HTTP/2
+    /// connections in it on any port, their frames, calls and closes as
+    /// `watch` events with capture times, and what they mean. TLS
+    /// connections show what TCP shows. No network.
+    #[command(after_help = PCAP_HELP)]
+    Pcap(PcapArgs),
     /// Work with saved reports: `grpcdoc report merge A.json B.json` merges
     /// `load -o json` reports from several machines into one.
     #[command(after_help = REPORT_HELP, subcommand)]
@@ -215,7 +233,7 @@ pub enum Command {
     /// them all.
     Man {
         /// A command's page instead of grpcdoc's.
-        #[arg(value_parser = ["serve", "watch", "load", "proxy", "scenario", "doctor", "explain"])]
+        #[arg(value_parser = ["serve", "watch", "load", "proxy", "scenario", "doctor", "explain", "pcap"])]
         command: Option<String>,
         /// Write grpcdoc.1 and a page per command (grpcdoc-load.1, ...) into
         /// this directory instead of printing one page.
@@ -244,6 +262,43 @@ pub struct ExplainArgs {
     /// Show the evidence found for each entry and every stack's fix.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PcapArgs {
+    /// The capture file (pcap or pcapng, as tcpdump, tshark or Wireshark
+    /// write it), or `-` for stdin.
+    #[arg(value_name = "FILE|-")]
+    pub file: PathBuf,
+
+    /// Output format: per-connection timelines, or one JSON object per
+    /// event per line (watch's format; `sent` is client to server).
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+
+    /// Which calls to show (all are counted in the summary).
+    #[arg(long, value_enum, default_value_t = PcapCalls::Failed)]
+    pub calls: PcapCalls,
+
+    /// Every frame, HEADERS and DATA too.
+    #[arg(long)]
+    pub frames: bool,
+
+    /// Also write an HTML page with each connection's timeline
+    /// (FILE.html).
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+}
+
+/// Which calls `pcap` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PcapCalls {
+    /// None, only the summary's counts.
+    None,
+    /// Those that did not end OK.
+    Failed,
+    /// Every call.
+    All,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -319,6 +374,11 @@ pub struct ProxyArgs {
     /// only those that did not end OK.
     #[arg(long, value_enum, default_value_t = CallsShown::Failed)]
     pub calls: CallsShown,
+
+    /// Also write the traffic between the clients and the proxy to this
+    /// pcap file, which Wireshark and `grpcdoc pcap` read.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
 
     /// Output format of the proxy's events on stdout.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
@@ -771,6 +831,11 @@ pub struct WatchArgs {
     /// Log every frame, HEADERS and DATA too.
     #[arg(long)]
     pub frames: bool,
+
+    /// Also write the connections' cleartext traffic (HTTP/2, after TLS)
+    /// to this pcap file, which Wireshark and `grpcdoc pcap` read.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 
     /// Output format: aligned lines, or one JSON object per event per line.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]

@@ -355,6 +355,63 @@ pub enum EventKind {
     Shutdown { mode: String },
     /// Events lost because the reporter fell behind (never blocks producers).
     Dropped { count: u64 },
+    /// What a packet capture shows that no live event says (`grpcdoc
+    /// pcap`): a connection seen, TLS, bytes the capture lacks, silence
+    /// before a close.
+    Capture {
+        what: CaptureWhat,
+        detail: String,
+        /// A duration, for `idle` and `open_at_end`.
+        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "micros_opt")]
+        ms: Option<f64>,
+        /// A byte count, for `gap` and `truncated`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bytes: Option<u64>,
+    },
+}
+
+/// What a `capture` event tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureWhat {
+    /// A TCP connection: its client and server, and whether its SYN is in
+    /// the capture.
+    Open,
+    /// HTTP/2 found on a connection the capture joined midway: frames are
+    /// read, headers only where HPACK allows.
+    Midway,
+    /// TLS: only what TCP shows (open, silences, FIN/RST, who closed).
+    Tls,
+    /// Bytes of one direction missing from the capture.
+    Gap,
+    /// Bytes cut from packets by the capture's snap length.
+    Truncated,
+    /// Frame boundaries lost after a gap (found again later, or not).
+    FramesLost,
+    /// A header block could not be decoded: the calls on this direction
+    /// cannot be read from here on.
+    HeadersUnknown,
+    /// No byte either way for `ms` before the close.
+    Idle,
+    /// The capture ended with the connection open (`ms`: how long it had
+    /// been open).
+    OpenAtEnd,
+}
+
+impl CaptureWhat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Midway => "midway",
+            Self::Tls => "tls",
+            Self::Gap => "gap",
+            Self::Truncated => "truncated",
+            Self::FramesLost => "frames_lost",
+            Self::HeadersUnknown => "headers_unknown",
+            Self::Idle => "idle",
+            Self::OpenAtEnd => "open_at_end",
+        }
+    }
 }
 
 impl EventKind {

@@ -245,11 +245,24 @@ pub fn target(data: &[u8]) {
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
 
-pub const TARGETS: [(&str, Target); 6] = [
+/// A capture from arbitrary bytes (the seeds are real captures): read to
+/// its end or a clean error, never a panic; every event serialises as a
+/// JSON line, and the notes of every event are made.
+pub fn pcap(data: &[u8]) {
+    let opts = crate::pcap::Options { frames: true };
+    let mut notes = crate::pcap::notes::CaptureNotes::default();
+    let _ = crate::pcap::read(data, opts, &mut |e| {
+        serde_json::to_string(&e).expect("an event serialises");
+        notes.notes(&e);
+    });
+}
+
+pub const TARGETS: [(&str, Target); 7] = [
     ("frames", frames),
     ("frame_io", frame_io),
     ("wire", wire),
     ("scenario", scenario),
     ("fault_spec", fault_spec),
     ("target", target),
+    ("pcap", pcap),
 ];

@@ -29,7 +29,9 @@ pub fn percent_decode(s: &str) -> String {
 }
 
 pub fn parse_timeout(v: &str) -> Option<Duration> {
-    if v.len() < 2 || v.len() > 9 {
+    // A peer's header: not ASCII is not a timeout (and would not split at
+    // its last byte).
+    if v.len() < 2 || v.len() > 9 || !v.is_ascii() {
         return None;
     }
     let (num, unit) = v.split_at(v.len() - 1);
@@ -158,6 +160,7 @@ mod tests {
             ("123456789m", None),
             ("10x", None),
             ("+1S", None),
+            ("300000\u{fffd}", None),
         ] {
             assert_eq!(parse_timeout(v), want, "{v}");
         }

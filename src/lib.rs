@@ -19,6 +19,7 @@ pub mod h2wire;
 pub mod load;
 pub mod parse;
 pub mod pb;
+pub mod pcap;
 pub mod pem;
 pub mod proxy;
 pub mod redact;

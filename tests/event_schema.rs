@@ -122,6 +122,12 @@ fn every_kind() -> Vec<EventKind> {
             mode: "graceful".into(),
         },
         EventKind::Dropped { count: 7 },
+        EventKind::Capture {
+            what: grpcdoc::event::CaptureWhat::Idle,
+            detail: "no byte either way for 5m50s before the close".into(),
+            ms: Some(350000.0),
+            bytes: None,
+        },
     ]
 }
 

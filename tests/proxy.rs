@@ -917,6 +917,7 @@ async fn tap(upstream: std::net::SocketAddr) -> (RunningProxy, EventLog) {
             calls: true,
             ok_calls: true,
             as_client: false,
+            pcap: None,
         },
     )
     .await

@@ -48,6 +48,8 @@ pub struct ChannelConfig {
     /// Subchannels per address (round_robin), so load can spread over
     /// several connections to one server.
     pub connections_per_address: usize,
+    /// Write every connection's cleartext bytes to this capture.
+    pub pcap: Option<Arc<crate::pcap::writer::PcapFile>>,
 }
 
 impl ChannelConfig {
@@ -63,6 +65,7 @@ impl ChannelConfig {
             health_service: None,
             frames: false,
             connections_per_address: 1,
+            pcap: None,
         }
     }
 }
@@ -135,6 +138,7 @@ impl Channel {
                 tls,
                 keepalive: cfg.keepalive,
                 frames: cfg.frames,
+                pcap: cfg.pcap.clone(),
             },
             reconnect,
             health_service: cfg.health_service.clone(),

@@ -29,6 +29,8 @@ pub struct ConnectCtx {
     pub tls: TlsDial,
     pub keepalive: KeepaliveConfig,
     pub frames: bool,
+    /// Write the connection's cleartext bytes to this capture.
+    pub pcap: Option<Arc<crate::pcap::writer::PcapFile>>,
 }
 
 /// A connection that reached READY.
@@ -104,7 +106,15 @@ pub async fn connect(
 ) -> Result<Arc<Conn>, ConnectError> {
     let name = addr.to_string();
     let attempt = async {
-        let io = dial(addr, &ctx.tls).await?;
+        let mut io = dial(addr, &ctx.tls).await?;
+        if let Some(file) = &ctx.pcap {
+            let server = match addr {
+                Address::Tcp(a) => *a,
+                Address::Unix(_) => std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            };
+            let conn = file.connection(None, server);
+            io = Box::new(crate::pcap::writer::Recorded::new(io, conn));
+        }
         establish(io, name.clone(), ctx, events).await
     };
     match tokio::time::timeout(timeout, attempt).await {

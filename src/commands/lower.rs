@@ -37,6 +37,7 @@ pub fn channel_config(target: Target, c: &ConnArgs, frames: bool) -> ChannelConf
         health_service: c.health_service.clone(),
         frames,
         connections_per_address: 1,
+        pcap: None,
     }
 }
 

@@ -5,6 +5,7 @@ mod doctor;
 mod explain;
 mod load;
 mod lower;
+mod pcap;
 mod proxy;
 mod report;
 mod scenario;
@@ -173,6 +174,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Scenario(args) => scenario::run(args, cli.color).await,
             Command::Doctor(args) => doctor::run(args, cli.color).await,
             Command::Explain(args) => explain::run(args, cli.color),
+            Command::Pcap(args) => pcap::run(args, cli.color),
             Command::Report(cmd) => report::run(cmd, cli.color),
             Command::Completions { .. } | Command::Man { .. } => Ok(Exit::Success),
         }

@@ -31,6 +31,13 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         calls: args.calls != CallsShown::None,
         ok_calls: args.calls == CallsShown::All,
         as_client: false,
+        pcap: match &args.pcap {
+            Some(p) => Some(
+                crate::pcap::writer::PcapFile::create(p)
+                    .with_context(|| format!("--pcap {}: cannot create it", p.display()))?,
+            ),
+            None => None,
+        },
     };
     // The command line's proxy, when --upstream names one.
     let mut proxy = None;
@@ -48,7 +55,7 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
                 upstream,
                 args.faults.clone(),
                 events.clone(),
-                options,
+                options.clone(),
             )
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?,
@@ -65,7 +72,7 @@ pub async fn run(args: ProxyArgs, color: ColorChoice) -> anyhow::Result<Exit> {
             .await
             .with_context(|| format!("--api {at}: cannot listen"))?;
         let addr = listener.local_addr()?;
-        let api = Api::new(events.clone(), options);
+        let api = Api::new(events.clone(), options.clone());
         if let (Some(p), Some(up)) = (proxy.take(), &args.upstream) {
             api.adopt("grpcdoc", up, p).await;
         }

@@ -127,7 +127,15 @@ async fn probe_loop(channel: Channel, p: Probe, interval: Duration, events: Even
 }
 
 pub async fn run(args: WatchArgs, color: ColorChoice) -> anyhow::Result<Exit> {
-    let cfg = channel_config(args.target.clone(), &args.conn, args.frames);
+    let mut cfg = channel_config(args.target.clone(), &args.conn, args.frames);
+    let pcap = match &args.pcap {
+        Some(p) => Some(
+            crate::pcap::writer::PcapFile::create(p)
+                .with_context(|| format!("--pcap {}: cannot create it", p.display()))?,
+        ),
+        None => None,
+    };
+    cfg.pcap = pcap.clone();
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     super::lower::check_plaintext(&args.conn.tls, &args.target)?;
     super::lower::client_warnings(&args.conn);
@@ -174,5 +182,8 @@ pub async fn run(args: WatchArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     drop(channel);
     drop(events);
     printer.finish().await;
+    if let Some(p) = pcap {
+        p.flush().context("--pcap: cannot write the capture")?;
+    }
     Ok(exit)
 }

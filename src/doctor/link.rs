@@ -208,6 +208,7 @@ impl Dialer {
             tls: self.tls.clone(),
             keepalive: KeepaliveConfig::default(),
             frames: self.frames,
+            pcap: None,
         }
     }
 

@@ -193,10 +193,15 @@ impl Api {
     ) -> Result<Proxy, ApiError> {
         let up = upstream_addr(upstream).await?;
         let at = listen_addr(listen).await?;
-        let running =
-            RunningProxy::start_with(at, up, Vec::new(), self.events.clone(), self.options)
-                .await
-                .map_err(|e| ApiError::new(format!("listen {listen}: {e}"), 500))?;
+        let running = RunningProxy::start_with(
+            at,
+            up,
+            Vec::new(),
+            self.events.clone(),
+            self.options.clone(),
+        )
+        .await
+        .map_err(|e| ApiError::new(format!("listen {listen}: {e}"), 500))?;
         let mut p = Proxy::new(name, upstream, running);
         p.set_enabled(enabled);
         Ok(p)

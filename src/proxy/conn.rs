@@ -44,6 +44,8 @@ pub(crate) struct ProxyShared {
     pub tls_told: AtomicBool,
     pub stats: Arc<Stats>,
     pub attempts: Arc<Attempts>,
+    /// Write the client side's traffic to this capture.
+    pub pcap: Option<Arc<crate::pcap::writer::PcapFile>>,
 }
 
 /// Makes the next close of this socket a reset (RST), as toxiproxy's
@@ -185,13 +187,23 @@ pub(crate) async fn handle(
         };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
+    let capture = shared.pcap.as_ref().and_then(|f| {
+        let local = client.local_addr().ok()?;
+        Some(Arc::new(f.connection(Some(peer), local)))
+    });
+    let (mut up, mut down) = (
+        Pump::new(Direction::Upstream),
+        Pump::new(Direction::Downstream),
+    );
+    up.pcap = capture.clone();
+    down.pcap = capture;
     let mut conn = Conn {
         shared: shared.clone(),
         st,
         client,
         server,
-        up: Pump::new(Direction::Upstream),
-        down: Pump::new(Direction::Downstream),
+        up,
+        down,
         whole,
         tap: None,
         known,

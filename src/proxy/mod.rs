@@ -36,7 +36,7 @@ pub use summary::Summary;
 use crate::event::{EventKind, EventSink};
 
 /// How a proxy runs besides its faults.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ProxyOptions {
     /// Read the calls on cleartext HTTP/2 connections: an `rpc` event per
     /// call and the client's GOAWAY, PING and RST_STREAM frames.
@@ -46,6 +46,8 @@ pub struct ProxyOptions {
     /// Tell closes as the client saw them: `local` when it closed first
     /// (a scenario's tap in front of a client program).
     pub as_client: bool,
+    /// Write the client side's traffic to this capture.
+    pub pcap: Option<Arc<crate::pcap::writer::PcapFile>>,
 }
 
 /// How long connections get to tell their end when the proxy stops.
@@ -170,6 +172,7 @@ impl RunningProxy {
             tls_told: false.into(),
             stats: stats.clone(),
             attempts: Arc::default(),
+            pcap: options.pcap.clone(),
         });
         let task = tokio::spawn(serve(listener, shared, stop_rx, open_rx));
         Ok(Self {

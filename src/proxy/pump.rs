@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -95,6 +96,8 @@ pub(crate) struct Pump {
     injected: Vec<Bytes>,
     /// Bytes read.
     pub bytes: u64,
+    /// `--pcap`: the client side's traffic, as it was read.
+    pub pcap: Option<Arc<crate::pcap::writer::PcapConn>>,
 }
 
 /// Frames the tap reads.
@@ -126,6 +129,7 @@ impl Pump {
             spare: Vec::new(),
             injected: Vec::new(),
             bytes: 0,
+            pcap: None,
         }
     }
 
@@ -241,12 +245,20 @@ impl Pump {
         loop {
             ready!(src.poll_read_ready(cx))?;
             self.buf.reserve(READ_CHUNK);
+            let before = self.buf.len();
+            let from_client = self.dir == Direction::Upstream;
             match src.try_read_buf(&mut self.buf) {
                 Ok(0) => {
+                    if let Some(p) = &self.pcap {
+                        p.fin(from_client);
+                    }
                     self.eof(st, tap, now);
                     return Poll::Ready(Ok(()));
                 }
                 Ok(n) => {
+                    if let Some(p) = &self.pcap {
+                        p.data(from_client, &self.buf[before..]);
+                    }
                     self.bytes += n as u64;
                     st.last_active = now;
                     if st.forgotten == Some(Forgotten::Reset) {
@@ -262,7 +274,12 @@ impl Pump {
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+                Err(e) => {
+                    if let Some(p) = &self.pcap {
+                        p.rst(from_client);
+                    }
+                    return Poll::Ready(Err(e));
+                }
             }
         }
     }

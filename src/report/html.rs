@@ -248,6 +248,50 @@ pub fn scenario_page(runs: &[(ScenarioResult, Timeline)], comparisons: &[Compari
     )
 }
 
+/// The page of a packet capture (`grpcdoc pcap --report`): each
+/// connection's lane, then the notes and the connections as tables.
+/// `entries`: (catalogue entry, notes naming it); `conns`: a row of cells
+/// per connection under `head`.
+pub fn capture_page(
+    title: &str,
+    sub: &str,
+    t: &Timeline,
+    entries: &[(String, u64)],
+    head: &[&str],
+    conns: &[Vec<String>],
+) -> String {
+    page(
+        title,
+        html! {
+            h1 { (title) }
+            p.sub { (sub) ". grpcdoc " (crate::cli::VERSION) }
+            (timeline_svg(t))
+            @if !entries.is_empty() {
+                h2 { "What the capture shows" }
+                table.entries {
+                    tr { th { "entry" } th { "notes" } th { "cause" } th { "fix" } }
+                    @for (id, n) in entries {
+                        @let e = id.parse::<crate::catalogue::EntryId>().ok().map(crate::catalogue::entry);
+                        tr {
+                            td { (id) }
+                            td.num { (n) }
+                            td { (e.map(|e| e.cause).unwrap_or("")) }
+                            td { (e.map(|e| e.fix).unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+            h2 { "Connections" }
+            table.connections {
+                tr { @for h in head { th { (h) } } }
+                @for row in conns {
+                    tr { @for cell in row { td { (cell) } } }
+                }
+            }
+        },
+    )
+}
+
 /// One line of a chart: its name, colour and (x, y) points.
 type Line<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
 

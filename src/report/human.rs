@@ -18,6 +18,9 @@ pub struct HumanEvents {
     /// PINGs the peer sends on its own (BDP, keepalive) and their ACKs,
     /// per connection: the first pair is shown, later ones are counted.
     pub peer_pings: std::collections::HashMap<u64, PeerPings>,
+    /// Show who (connection, address) on each line; off where the lines
+    /// are one connection's, under its own header (`grpcdoc pcap`).
+    pub who: bool,
 }
 
 impl HumanEvents {
@@ -26,6 +29,7 @@ impl HumanEvents {
             style,
             explainer,
             peer_pings: Default::default(),
+            who: true,
         }
     }
 }
@@ -289,6 +293,15 @@ impl HumanEvents {
                 Tone::Bad,
                 &format!("{count} events dropped: the output fell behind"),
             ),
+            EventKind::Capture { what, detail, .. } => {
+                use crate::event::CaptureWhat as W;
+                let tone = match what {
+                    W::Gap | W::Truncated | W::FramesLost | W::HeadersUnknown => Tone::Warn,
+                    W::Idle => Tone::Warn,
+                    _ => Tone::Dim,
+                };
+                format!("{} {detail}", s.paint(tone, what.as_str()))
+            }
         }
     }
 }
@@ -309,6 +322,9 @@ impl HumanEvents {
             p.since_ms / 1e3
         );
         p.count = 0;
+        if !self.who {
+            return writeln!(out, "{}  {line}", self.style.paint(Tone::Dim, &t));
+        }
         writeln!(
             out,
             "{}  {:<30} {line}",
@@ -401,7 +417,11 @@ impl EventWriter for HumanEvents {
             (_, None, None) => String::new(),
         };
         let t = format!("{:>9.3}s", e.t_ms / 1e3);
-        writeln!(out, "{}  {who:<30} {what}", self.style.paint(Tone::Dim, &t))?;
+        if self.who {
+            writeln!(out, "{}  {who:<30} {what}", self.style.paint(Tone::Dim, &t))?;
+        } else {
+            writeln!(out, "{}  {what}", self.style.paint(Tone::Dim, &t))?;
+        }
         if let Some(note) = self.explainer.as_mut().and_then(|x| x.explain(e)) {
             writeln!(
                 out,

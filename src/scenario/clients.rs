@@ -50,6 +50,7 @@ pub fn channel_config(target: crate::target::Target, c: &ClientSpec) -> ChannelC
             crate::load::retry::health_check_service(&sc).ok().flatten()
         }),
         connections_per_address: c.connections.max(1) as usize,
+        pcap: None,
         ..ChannelConfig::new(target)
     }
 }
@@ -199,6 +200,7 @@ pub async fn start_program(
             calls: true,
             ok_calls: true,
             as_client: true,
+            pcap: None,
         },
     )
     .await
