@@ -312,6 +312,14 @@ pub enum EventKind {
         code: ErrorCode,
         last_stream_id: u32,
         debug: String,
+        /// Streams open on the connection when it came (a received GOAWAY,
+        /// where the producer knows).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        open_streams: Option<u64>,
+        /// How long no stream had been open on the connection before it
+        /// (0 while one was): what tells an idle drain from an age drain.
+        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "micros_opt")]
+        quiet_ms: Option<f64>,
     },
     Ping {
         dir: Dir,
@@ -335,6 +343,13 @@ pub enum EventKind {
         /// The shortest interval the policy allows here.
         #[serde(serialize_with = "micros")]
         min_interval_ms: f64,
+    },
+    /// What a client-side health check (gRFC A17) answered on a
+    /// connection.
+    Health {
+        answer: HealthAnswer,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        detail: String,
     },
     /// A connection (or the whole server) started a graceful drain.
     Drain { reason: String },
@@ -368,6 +383,22 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         bytes: Option<u64>,
     },
+}
+
+/// A health check's answer, typed (`health` events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthAnswer {
+    Serving,
+    NotServing,
+    /// The server does not know the service name asked about (grpc-go's
+    /// SERVICE_UNKNOWN, tonic's NOT_FOUND).
+    ServiceUnknown,
+    Unknown,
+    /// The server has no health service: taken as serving (A17).
+    Unimplemented,
+    /// The Watch call failed or ended.
+    Failed,
 }
 
 /// What a `capture` event tells.
@@ -447,6 +478,8 @@ impl EventKind {
                 code: *code,
                 last_stream_id: *last_stream_id,
                 debug: String::from_utf8_lossy(debug).into_owned(),
+                open_streams: None,
+                quiet_ms: None,
             },
             ControlFrame::RstStream { stream_id, code } => EventKind::RstStream {
                 dir,
@@ -656,6 +689,8 @@ mod tests {
                 code: ErrorCode::NO_ERROR,
                 last_stream_id: 2147483647,
                 debug: "max_idle".into(),
+                open_streams: None,
+                quiet_ms: None,
             },
             conn: Some(3),
             addr: Some("127.0.0.1:5000".into()),

@@ -16,6 +16,7 @@ pub mod explain;
 pub mod fuzzing;
 pub mod grpc;
 pub mod h2wire;
+pub mod history;
 pub mod load;
 pub mod parse;
 pub mod pb;

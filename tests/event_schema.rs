@@ -56,6 +56,8 @@ fn every_kind() -> Vec<EventKind> {
             code: grpcdoc::h2wire::ErrorCode::ENHANCE_YOUR_CALM,
             last_stream_id: 0,
             debug: "too_many_pings".into(),
+            open_streams: Some(1),
+            quiet_ms: Some(0.0),
         },
         EventKind::Ping {
             dir: Dir::Received,

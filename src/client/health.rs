@@ -19,13 +19,32 @@ use super::conn::Conn;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Health {
     Serving,
-    /// NOT_SERVING, SERVICE_UNKNOWN or UNKNOWN, by name.
-    NotServing(String),
+    /// NOT_SERVING, SERVICE_UNKNOWN or UNKNOWN.
+    NotServing(ServingStatus),
     /// The server has no health service: taken as serving.
     Unimplemented,
     /// The Watch call failed or ended (it is started again after a
-    /// backoff): the subchannel is not READY meanwhile.
-    Failed(String),
+    /// backoff): the subchannel is not READY meanwhile. The status code,
+    /// when a status ended it.
+    Failed(Option<tonic::Code>, String),
+}
+
+impl Health {
+    /// The answer as events say it.
+    pub fn answer(&self) -> crate::event::HealthAnswer {
+        use crate::event::HealthAnswer as A;
+        match self {
+            Health::Serving => A::Serving,
+            Health::NotServing(ServingStatus::ServiceUnknown) => A::ServiceUnknown,
+            Health::NotServing(ServingStatus::NotServing) => A::NotServing,
+            Health::NotServing(_) => A::Unknown,
+            Health::Unimplemented => A::Unimplemented,
+            // tonic's health service answers NOT_FOUND for a service name
+            // it does not know.
+            Health::Failed(Some(tonic::Code::NotFound), _) => A::ServiceUnknown,
+            Health::Failed(..) => A::Failed,
+        }
+    }
 }
 
 /// Sends every request on one connection (scheme and authority filled in).
@@ -84,10 +103,11 @@ pub fn watch(
         let mut client = HealthClient::new(svc);
         let mut backoff = super::backoff::Backoff::new(backoff);
         let mut retry = false;
-        let failed = |what: String| {
-            Health::Failed(format!(
-                "connection active but received health check RPC error: {what}"
-            ))
+        let failed = |code: Option<tonic::Code>, what: String| {
+            Health::Failed(
+                code,
+                format!("connection active but received health check RPC error: {what}"),
+            )
         };
         loop {
             if retry {
@@ -107,7 +127,11 @@ pub fn watch(
                     return;
                 }
                 Err(s) => {
-                    if tx.send(failed(status_text(&s))).await.is_err() {
+                    if tx
+                        .send(failed(Some(s.code()), status_text(&s)))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     continue;
@@ -119,17 +143,17 @@ pub fn watch(
                         backoff.reset();
                         match r.status() {
                             ServingStatus::Serving => Health::Serving,
-                            other => Health::NotServing(other.as_str_name().to_string()),
+                            other => Health::NotServing(other),
                         }
                     }
-                    Ok(None) => failed("the Watch stream ended".into()),
+                    Ok(None) => failed(None, "the Watch stream ended".into()),
                     Err(s) if s.code() == tonic::Code::Unimplemented => {
                         let _ = tx.send(Health::Unimplemented).await;
                         return;
                     }
-                    Err(s) => failed(status_text(&s)),
+                    Err(s) => failed(Some(s.code()), status_text(&s)),
                 };
-                let end = matches!(h, Health::Failed(_));
+                let end = matches!(h, Health::Failed(..));
                 if tx.send(h).await.is_err() {
                     return;
                 }

@@ -325,7 +325,24 @@ impl Subchannel {
             // Biased: a GOAWAY that is also a close is reported as the GOAWAY.
             tokio::select! {
                 biased;
-                h = next_health => match h {
+                h = next_health => {
+                if let Some(h) = &h {
+                    let detail = match h {
+                        Health::Failed(_, why) => why.clone(),
+                        Health::NotServing(s) => s.as_str_name().to_string(),
+                        _ => String::new(),
+                    };
+                    let addr = self.addresses().first().map(|a| a.to_string().into());
+                    self.events.emit(
+                        id,
+                        addr,
+                        EventKind::Health {
+                            answer: h.answer(),
+                            detail,
+                        },
+                    );
+                }
+                match h {
                     Some(Health::Serving) | Some(Health::Unimplemented) => {
                         let note = if h == Some(Health::Unimplemented) {
                             "health service UNIMPLEMENTED: taken as serving"
@@ -341,12 +358,17 @@ impl Subchannel {
                         }
                     }
                     Some(Health::NotServing(s)) => {
-                        self.set_state(State::TransientFailure, format!("health check: {s}"), id);
+                        self.set_state(
+                            State::TransientFailure,
+                            format!("health check: {}", s.as_str_name()),
+                            id,
+                        );
                     }
-                    Some(Health::Failed(why)) => {
+                    Some(Health::Failed(_, why)) => {
                         self.set_state(State::TransientFailure, why, id);
                     }
                     None => health = None,
+                }
                 },
                 _ = wait_draining(&c) => {
                     let g = c.shared.goaway();

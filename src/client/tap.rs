@@ -41,6 +41,8 @@ pub struct ConnShared {
     last_read_ns: AtomicU64,
     /// Streams open on this connection, and opened in all.
     pub active: AtomicUsize,
+    /// When a stream last opened or ended (ns since `start`; 0: none yet).
+    last_stream_ns: AtomicU64,
     total: AtomicU64,
     /// The first bytes the server sent (up to 9), to tell TLS or HTTP/1
     /// from HTTP/2 when the handshake fails.
@@ -70,6 +72,7 @@ impl ConnShared {
             start: Instant::now(),
             last_read_ns: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            last_stream_ns: AtomicU64::new(0),
             total: AtomicU64::new(0),
             first_bytes: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
@@ -116,10 +119,27 @@ impl ConnShared {
     pub fn stream_started(&self) {
         self.active.fetch_add(1, Ordering::AcqRel);
         self.total.fetch_add(1, Ordering::Relaxed);
+        self.touch_streams();
     }
 
     pub fn stream_ended(&self) {
         self.active.fetch_sub(1, Ordering::AcqRel);
+        self.touch_streams();
+    }
+
+    fn touch_streams(&self) {
+        let ns = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_stream_ns.store(ns.max(1), Ordering::Release);
+    }
+
+    /// How long no stream has been open here: zero while one is, the
+    /// connection's age when none ever was.
+    pub fn quiet(&self) -> Duration {
+        if self.active_streams() > 0 {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_nanos(self.last_stream_ns.load(Ordering::Acquire));
+        self.start.elapsed().saturating_sub(last)
     }
 
     /// What the server sent first, if anything.
@@ -247,6 +267,20 @@ impl FrameHook for ClientTap {
                 dir,
                 ack,
                 rtt_ms: rtt.map(|d| d.as_secs_f64() * 1e3),
+            }),
+            Some(EventKind::Goaway {
+                dir: Dir::Received,
+                code,
+                last_stream_id,
+                debug,
+                ..
+            }) => self.emit(EventKind::Goaway {
+                dir: Dir::Received,
+                code,
+                last_stream_id,
+                debug,
+                open_streams: Some(s.active_streams() as u64),
+                quiet_ms: Some(s.quiet().as_secs_f64() * 1e3),
             }),
             Some(kind) => self.emit(kind),
             None if self.frames => self.emit(EventKind::Frame {

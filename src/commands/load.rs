@@ -66,7 +66,7 @@ fn unreachable(e: descriptors::DescError, channel: &Channel) -> anyhow::Error {
     match (&e, channel.connect_failure()) {
         (descriptors::DescError::Reflection(_), Some((error, cause, addr))) => anyhow::anyhow!(
             "the server is not reachable: {error}\n  {}",
-            crate::diagnose::connect_note(cause, &addr)
+            crate::diagnose::connect_detail(cause, &addr)
         ),
         _ => e.into(),
     }

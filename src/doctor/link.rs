@@ -431,6 +431,7 @@ impl Link {
                     code,
                     last_stream_id,
                     debug,
+                    ..
                 } => Some(GoawaySeen {
                     at_ms: 0.0,
                     code: code.to_string(),

@@ -99,7 +99,7 @@ fn failure(e: &crate::client::dial::ConnectError, addr: &str) -> Failure {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default(),
         entry: crate::diagnose::connect_entry(cause),
-        explanation: Some(crate::diagnose::connect_note(cause, addr)),
+        explanation: Some(crate::diagnose::connect_detail(cause, addr)),
     }
 }
 

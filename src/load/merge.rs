@@ -96,7 +96,7 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
                         count: row.count,
                         id,
                         fix: id.map(|i| crate::catalogue::entry(i).fix),
-                        diagnosis: crate::diagnose::load_cause(&row.cause),
+                        diagnosis: crate::diagnose::cause_detail(&row.cause),
                     }
                 });
         }

@@ -366,7 +366,7 @@ impl LoadReport {
                     count: *n,
                     id,
                     fix: id.map(|i| crate::catalogue::entry(i).fix),
-                    diagnosis: crate::diagnose::load_cause(c),
+                    diagnosis: crate::diagnose::cause_detail(c),
                 }
             })
             .collect();
@@ -515,6 +515,8 @@ mod fold_tests {
                     code: crate::h2wire::ErrorCode::NO_ERROR,
                     last_stream_id: 1,
                     debug: "max_age".into(),
+                    open_streams: None,
+                    quiet_ms: None,
                 },
             ));
             c.record(&ev(

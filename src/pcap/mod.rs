@@ -238,7 +238,7 @@ mod tests {
         let ids: std::collections::BTreeSet<&str> = events
             .iter()
             .flat_map(|e| notes.notes(e))
-            .filter_map(|n| n.id.map(|i| i.as_str()))
+            .filter_map(|n| n.entry.map(|i| i.as_str()))
             .collect();
         assert!(ids.contains("max-age-drain"), "{ids:?}");
         for id in ["max-age-drain", "goaway-race", "deadline", "rst-stream"] {
@@ -258,7 +258,7 @@ mod tests {
         events
             .iter()
             .flat_map(|e| notes.notes(e))
-            .filter_map(|n| n.id.map(|i| i.as_str()))
+            .filter_map(|n| n.entry.map(|i| i.as_str()))
             .collect()
     }
 

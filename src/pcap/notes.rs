@@ -1,7 +1,7 @@
 //! What a capture's events mean, per connection: events in, notes out.
-//! Every event goes through the explainer `watch` uses (one per
-//! connection, so a drain on one does not colour another), and a capture
-//! adds what only the whole recording shows: a client pinging more often
+//! Every event goes through the explainer `watch` uses (and its one
+//! history of each connection), and a capture adds what only the whole
+//! recording shows: a client pinging more often
 //! than grpc-go's default enforcement allows (the strikes), silence and
 //! then an RST with no GOAWAY (a middlebox's idle timeout), and why each
 //! failed call failed.
@@ -19,7 +19,8 @@ const IDLE_RESET_MS: f64 = 1000.0;
 
 #[derive(Default)]
 struct ConnNotes {
-    explainer: Explainer,
+    /// The interval of the client's PINGs, once two were seen.
+    ping_every: Option<Duration>,
     /// The client's last PING (ms), for its interval.
     last_ping_ms: Option<f64>,
     /// Silence before the close, once told.
@@ -34,6 +35,7 @@ struct ConnNotes {
 /// The notes of a capture's connections.
 #[derive(Default)]
 pub struct CaptureNotes {
+    explainer: Explainer,
     conns: HashMap<u64, ConnNotes>,
 }
 
@@ -45,24 +47,8 @@ impl ConnNotes {
     /// Keeps what later notes need: the connection was up before a
     /// capture joined it, the silence before the close, the client's
     /// ping interval, a GOAWAY received.
-    fn observe(&mut self, id: u64, e: &Event) {
+    fn observe(&mut self, e: &Event) {
         match &e.kind {
-            EventKind::Capture {
-                what: CaptureWhat::Midway,
-                ..
-            } => {
-                let up = Event {
-                    kind: EventKind::Connect {
-                        result: ConnectResult::Ok,
-                        error: None,
-                        cause: None,
-                        elapsed_ms: 0.0,
-                        subchannel: id,
-                    },
-                    ..e.clone()
-                };
-                self.explainer.explain(&up);
-            }
             EventKind::Capture {
                 what: CaptureWhat::Idle,
                 ms,
@@ -78,8 +64,7 @@ impl ConnNotes {
                 ..
             } => {
                 if let Some(last) = self.last_ping_ms.replace(e.t_ms) {
-                    self.explainer.keepalive_time =
-                        Some(Duration::from_millis((e.t_ms - last).max(0.0) as u64));
+                    self.ping_every = Some(Duration::from_millis((e.t_ms - last).max(0.0) as u64));
                 }
             }
             EventKind::Goaway {
@@ -97,8 +82,9 @@ impl ConnNotes {
                 min_interval_ms,
                 ..
             } if self.said.insert("strike".into()) => Some(Note {
-                id: Some(EntryId::TooManyPings),
-                text: format!(
+                entry: Some(EntryId::TooManyPings),
+                also: Vec::new(),
+                detail: format!(
                     "the client pinged {} after its previous PING with no HEADERS or DATA from the server between: grpc-go's default enforcement (MinTime 5m; 2h while no call is open, unless PermitWithoutStream) counts that as a strike, and after 2 strikes a grpc-go or grpc-java server sends GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\" and closes. Fix: a client keepalive time at or above the server's minimum (here the limit was {}).",
                     dur(since_last_ping_ms.unwrap_or_default()),
                     dur(*min_interval_ms)
@@ -108,8 +94,9 @@ impl ConnNotes {
                 reason: CloseReason::Reset,
                 ..
             } if !self.goaway && self.idle_ms.is_some_and(|ms| ms >= IDLE_RESET_MS) => Some(Note {
-                id: Some(EntryId::IdleDrop),
-                text: format!(
+                entry: Some(EntryId::IdleDrop),
+                also: Vec::new(),
+                detail: format!(
                     "nothing went either way for {}, then an RST came and no GOAWAY: what an idle timeout in the path does (an L4 load balancer, NAT or firewall forgets the idle flow: AWS NLB 350s, Azure 4m, GCP 10m) - or a server that reset an idle connection. Calls on it fail UNAVAILABLE. Fix: client keepalive below that idle time, with permit-without-stream, which the server's ping policy must allow.",
                     dur(self.idle_ms.unwrap_or_default())
                 ),
@@ -134,8 +121,9 @@ impl ConnNotes {
         }
         let entry = crate::diagnose::cause_id(cause)?;
         self.said.insert(cause.key()).then(|| Note {
-            id: Some(entry),
-            text: crate::diagnose::load_cause(cause),
+            entry: Some(entry),
+            also: Vec::new(),
+            detail: crate::diagnose::cause_detail(cause),
         })
     }
 }
@@ -163,18 +151,24 @@ impl CaptureNotes {
             return Vec::new();
         };
         let c = self.conns.entry(id).or_default();
-        c.observe(id, e);
+        c.observe(e);
         let own = c.capture_note(e);
         // Silence then RST is its own cause: not also a crash; and a TLS
         // connection's close says nothing of a GOAWAY it may have carried.
         let idle_reset = own
             .as_ref()
-            .is_some_and(|n| n.id == Some(EntryId::IdleDrop));
+            .is_some_and(|n| n.entry == Some(EntryId::IdleDrop));
         let unseen = c.tls && matches!(e.kind, EventKind::Closed { .. });
+        // The history reads every event; the note is said unless the
+        // capture's own says more.
+        if c.ping_every.is_some() {
+            self.explainer.keepalive_time = c.ping_every;
+        }
+        let said = self.explainer.explain(e);
         let note = if idle_reset || unseen {
             None
         } else {
-            c.explainer.explain(e).or_else(|| c.call_note(e))
+            said.or_else(|| c.call_note(e))
         };
         if last(&e.kind) {
             self.conns.remove(&id);

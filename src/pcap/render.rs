@@ -85,27 +85,12 @@ pub(crate) struct Summary {
     pub connections_not_listed: u64,
 }
 
-#[derive(Serialize)]
-struct Explanation<'a> {
-    #[serde(serialize_with = "micros")]
-    t_ms: f64,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    conn: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<crate::catalogue::EntryId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cause: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fix: Option<&'static str>,
-    note: &'a str,
-}
-
 pub(crate) struct Renderer {
     json: bool,
     style: Style,
     calls: PcapCalls,
     notes: CaptureNotes,
+    note_lines: crate::report::note::NoteLines,
     blocks: HashMap<u64, Block>,
     /// Timeline text held in `blocks`, bytes.
     held: usize,
@@ -137,6 +122,7 @@ impl Renderer {
             style,
             calls,
             notes: CaptureNotes::default(),
+            note_lines: Default::default(),
             blocks: HashMap::new(),
             held: 0,
             rows: HashMap::new(),
@@ -164,7 +150,7 @@ impl Renderer {
     fn count(&mut self, e: &Event, notes: &[Note]) {
         let s = &mut self.summary;
         for n in notes {
-            if let Some(id) = n.id {
+            if let Some(id) = n.entry {
                 *s.entries.entry(id.to_string()).or_default() += 1;
             }
         }
@@ -329,12 +315,8 @@ impl Renderer {
             let before = block.text.len();
             block.human.write(&mut block.text, &e)?;
             for n in &notes {
-                let text = match n.id {
-                    Some(id) => format!("-> {} [{id}]", n.text),
-                    None => format!("-> {}", n.text),
-                };
-                for line in wrap(&text, 100 - 12) {
-                    writeln!(block.text, "{:>12}{}", "", style.paint(Tone::Dim, &line))?;
+                for line in self.note_lines.lines(n, &style) {
+                    writeln!(block.text, "{line}")?;
                 }
             }
             block.lines += block.text[before..].iter().filter(|b| **b == b'\n').count();
@@ -436,28 +418,6 @@ impl Renderer {
     }
 }
 
-/// Words in lines of at most `width` characters (continuations indented
-/// by three).
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let len = line.chars().count();
-        if len > 0 && len + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut line));
-            line.push_str("   ");
-        }
-        if !line.trim().is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.trim().is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
 /// A close's detail in a table cell: `client FIN, server RST`.
 fn short_close(detail: &str) -> String {
     detail.replace(" first", "").replace(", then ", ", ")
@@ -467,16 +427,7 @@ fn json_lines(out: &mut dyn Write, e: &Event, notes: &[Note]) -> io::Result<()> 
     serde_json::to_writer(&mut *out, e)?;
     out.write_all(b"\n")?;
     for n in notes {
-        let entry = n.id.map(crate::catalogue::entry);
-        let line = Explanation {
-            t_ms: e.t_ms,
-            kind: "explanation",
-            conn: e.conn,
-            id: n.id,
-            cause: entry.map(|x| x.cause),
-            fix: entry.map(|x| x.fix),
-            note: &n.text,
-        };
+        let line = crate::report::note::NoteJson::new(e.t_ms, e.conn, n);
         serde_json::to_writer(&mut *out, &line)?;
         out.write_all(b"\n")?;
     }

@@ -21,6 +21,8 @@ pub struct HumanEvents {
     /// Show who (connection, address) on each line; off where the lines
     /// are one connection's, under its own header (`grpcdoc pcap`).
     pub who: bool,
+    /// Renders the notes (each entry's fix once).
+    pub notes: super::note::NoteLines,
 }
 
 impl HumanEvents {
@@ -30,6 +32,7 @@ impl HumanEvents {
             explainer,
             peer_pings: Default::default(),
             who: true,
+            notes: Default::default(),
         }
     }
 }
@@ -114,6 +117,7 @@ impl HumanEvents {
                 code,
                 last_stream_id,
                 debug,
+                ..
             } => {
                 let tone = if *code == ErrorCode::NO_ERROR {
                     Tone::Warn
@@ -155,6 +159,22 @@ impl HumanEvents {
                 ));
                 if strikes > max_strikes {
                     line.push_str(" -> GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\" and close");
+                }
+                line
+            }
+            EventKind::Health { answer, detail } => {
+                let a = serde_json::to_value(answer)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_uppercase))
+                    .unwrap_or_default();
+                let tone = match answer {
+                    crate::event::HealthAnswer::Serving
+                    | crate::event::HealthAnswer::Unimplemented => Tone::Good,
+                    _ => Tone::Warn,
+                };
+                let mut line = s.paint(tone, &format!("health {a}"));
+                if !detail.is_empty() && !detail.eq_ignore_ascii_case(&a) {
+                    line.push_str(&format!(": {detail}"));
                 }
                 line
             }
@@ -423,18 +443,9 @@ impl EventWriter for HumanEvents {
             writeln!(out, "{}  {what}", self.style.paint(Tone::Dim, &t))?;
         }
         if let Some(note) = self.explainer.as_mut().and_then(|x| x.explain(e)) {
-            writeln!(
-                out,
-                "{:>12}{}",
-                "",
-                self.style.paint(
-                    Tone::Dim,
-                    &match note.id {
-                        Some(id) => format!("-> {} [{id}]", note.text),
-                        None => format!("-> {}", note.text),
-                    }
-                )
-            )?;
+            for line in self.notes.lines(&note, &self.style) {
+                writeln!(out, "{line}")?;
+            }
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ pub mod html;
 pub mod human;
 mod json;
 pub mod load;
+pub mod note;
 pub mod printer;
 pub mod progress;
 pub mod scenario;

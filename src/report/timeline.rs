@@ -202,6 +202,7 @@ pub fn build(events: &[Tagged], marks: &BTreeMap<String, f64>, duration_ms: f64)
                 code,
                 last_stream_id,
                 debug,
+                ..
             } => {
                 lane.mark(
                     bucket_ms,
@@ -369,6 +370,8 @@ mod tests {
                     code: crate::h2wire::ErrorCode::NO_ERROR,
                     last_stream_id: 7,
                     debug: "max_age".into(),
+                    open_streams: None,
+                    quiet_ms: None,
                 },
             ),
             tagged(

@@ -156,7 +156,7 @@ fn failure_diagnosis(r: &Recorded, f: &Filter) -> Option<String> {
                 Some(id) => format!("{} [{id}]", c.key()),
                 None => c.key(),
             },
-            crate::diagnose::load_cause(c),
+            crate::diagnose::cause_detail(c),
         ),
         None => ("unknown".into(), "see the failed calls' messages".into()),
     };
