@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::{free_addr, peer, wait_listening};
