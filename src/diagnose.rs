@@ -233,16 +233,19 @@ impl Explainer {
                 Some(EntryId::MaxAgeDrain),
                 "the server recycles connections after its MaxConnectionAge (so load spreads after scaling): calls in flight get MaxConnectionAgeGrace to finish and are cut when it runs out; new calls go to a new connection, and calls racing the GOAWAY are never processed (safe to retry).",
             ),
-            // grpc-go before 1.4x sends its idle GOAWAY without debug data:
-            // a drain of a connection nothing ran on for a second or more.
+            // grpc-go before 1.4x sends its idle GOAWAY without debug data
+            // (2^31-1, then the last stream), grpc-js one GOAWAY without it
+            // (the last stream processed, 0 on a connection nothing ran
+            // on): a drain of a connection nothing ran on for a second or
+            // more.
             ("NO_ERROR", "")
-                if last_stream_id == crate::h2wire::frame::MAX_STREAM_ID
+                if (last_stream_id == crate::h2wire::frame::MAX_STREAM_ID || last_stream_id == 0)
                     && quiet_ms.is_some_and(|q| q >= 1000.0) =>
             {
                 note(
                     Some(EntryId::IdleTimeout),
                     format!(
-                        "the server began draining a connection nothing had run on for {}: most likely its idle timeout (grpc-go MaxConnectionIdle; grpc-go before 1.4x sends it without debug data), else a graceful stop. Harmless, but a call racing it fails with UNAVAILABLE unless retried: client keepalive below the idle time (with permit-without-stream), or retry UNAVAILABLE.",
+                        "the server began draining a connection nothing had run on for {}: most likely its idle timeout (grpc-go MaxConnectionIdle, grpc-js grpc.max_connection_idle_ms; grpc-go before 1.4x and grpc-js send it without debug data), else a graceful stop. Harmless, but a call racing it fails with UNAVAILABLE unless retried: client keepalive below the idle time (with permit-without-stream), or retry UNAVAILABLE.",
                         dur_ms(quiet_ms.unwrap_or_default())
                     ),
                 )
