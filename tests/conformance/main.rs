@@ -79,7 +79,9 @@ fn connection_refused() {
     check::watch_names("connection-refused", &addr.to_string(), &flags, || {});
 }
 
-/// The grpc-go server SIGKILLed once every client's call is in flight.
+/// The grpc-go server SIGKILLed once every client's call is in flight (the
+/// server holds each for 20 s: long enough for a JVM to start on a busy
+/// machine; the kill ends them).
 #[cfg_attr(
     not(grpcdoc_peers),
     ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
@@ -88,7 +90,7 @@ fn connection_refused() {
 fn server_crash() {
     let Some(p) = peers() else { return };
     let (mut go, addr) = server(&p, Server::Go, &[]);
-    let said = clients::run(&p, SIX, &Call::new(addr, 6000, 10), || {
+    let said = clients::run(&p, SIX, &Call::new(addr, 20_000, 25), || {
         wait_connections(addr, SIX.len(), Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(700));
         go.kill();
@@ -97,9 +99,9 @@ fn server_crash() {
     // grpcdoc load, its calls in flight when the server is killed.
     let (mut go, addr) = server(&p, Server::Go, &[]);
     let target = addr.to_string();
-    let extra = ["-H", "x-delay-ms: 4000", "-n", "4", "-c", "4"];
+    let extra = ["-H", "x-delay-ms: 20000", "-n", "4", "-c", "4"];
     let report = std::thread::scope(|s| {
-        let load = s.spawn(|| check::load(&target, &[&extra[..], &["--timeout", "8s"]].concat()));
+        let load = s.spawn(|| check::load(&target, &[&extra[..], &["--timeout", "25s"]].concat()));
         wait_connections(addr, 1, Duration::from_secs(20));
         std::thread::sleep(Duration::from_millis(700));
         go.kill();
@@ -335,7 +337,7 @@ fn idle_timeouts_of_four_servers() {
 fn too_many_pings(which: Server, flags: &[&str]) {
     let p = peers().expect("peers");
     let (_server, addr) = server(&p, which, flags);
-    let call = Call::new(addr, 6000, 7).keepalive(1000, None);
+    let call = Call::new(addr, 10_000, 12).keepalive(1000, None);
     let mut said = Vec::new();
     let watch = [
         "--probe",
@@ -375,7 +377,8 @@ fn too_many_pings_from_grpc_java() {
 }
 
 /// A grpc-go server that allows pings, SIGSTOPped once the clients' calls
-/// are in flight: their PINGs go unanswered. C-core 1.85 is not among them:
+/// (held 20 s by the server) are in flight and grpcdoc watch has
+/// connected: their PINGs go unanswered. C-core 1.85 is not among them:
 /// with keepalive 1 s / 1 s its call still ran into the deadline.
 #[cfg_attr(
     not(grpcdoc_peers),
@@ -387,8 +390,7 @@ fn keepalive_timeout_against_a_stopped_grpc_go_server() {
     let flags = ["-ka-min-time", "1ns", "-ka-permit-without-stream"];
     let (go, addr) = server(&p, Server::Go, &flags);
     let pinging = [Client::Go133, Client::Node, Client::Java];
-    let call = Call::new(addr, 8000, 10).keepalive(1000, Some(1000));
-    let mut said = Vec::new();
+    let call = Call::new(addr, 20_000, 25).keepalive(1000, Some(1000));
     let watch = [
         "--probe",
         "none",
@@ -398,12 +400,12 @@ fn keepalive_timeout_against_a_stopped_grpc_go_server() {
         "1s",
         "--keepalive-permit-without-stream",
         "--for",
-        "10s",
+        "6s",
     ];
-    check::watch_names("keepalive-timeout", &addr.to_string(), &watch, || {
-        said = clients::run(&p, &pinging, &call, || {
-            // The three clients and grpcdoc watch.
-            wait_connections(addr, pinging.len() + 1, Duration::from_secs(30));
+    let said = clients::run(&p, &pinging, &call, || {
+        wait_connections(addr, pinging.len(), Duration::from_secs(30));
+        check::watch_names("keepalive-timeout", &addr.to_string(), &watch, || {
+            wait_connections(addr, pinging.len() + 1, Duration::from_secs(10));
             std::thread::sleep(Duration::from_millis(700));
             go.signal(libc::SIGSTOP);
         });
