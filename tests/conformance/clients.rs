@@ -212,6 +212,14 @@ impl Client {
         c
     }
 
+    /// Whether the client has made all its calls: pygrpc-watch stops
+    /// calling after `-n` but watches on until its `--duration`.
+    fn done(self, out: &str, call: &Call) -> bool {
+        // Whole lines only: the last may still be being written.
+        let lines = out.rsplit_once('\n').map_or("", |(whole, _)| whole);
+        self == Client::Core && lines.matches(" RPC #").count() >= call.calls as usize
+    }
+
     /// The first failed call in this client's output.
     pub fn parse(self, out: &str) -> Option<Said> {
         let (code, message) = match self {
@@ -241,7 +249,7 @@ pub fn run(p: &Peers, clients: &[Client], call: &Call, during: impl FnOnce()) ->
             .map(|c| {
                 let mut cmd = c.command(p, call, &script);
                 cmd.stdin(Stdio::null());
-                s.spawn(move || output(cmd, call.limit()))
+                s.spawn(move || output_until(cmd, call.limit(), |out| c.done(out, call)))
             })
             .collect();
         during();
@@ -275,8 +283,15 @@ impl Output {
 
 /// Runs `cmd` in a process group of its own for at most `limit`; what it
 /// printed. Its stdin is the caller's choice.
-pub fn output(mut cmd: Command, limit: Duration) -> Output {
+pub fn output(cmd: Command, limit: Duration) -> Output {
+    output_until(cmd, limit, |_| false)
+}
+
+/// [`output`], ended early (the group killed) once what it printed so far
+/// satisfies `done`.
+pub fn output_until(mut cmd: Command, limit: Duration, done: impl Fn(&str) -> bool) -> Output {
     use std::io::Read;
+    use std::sync::{Arc, Mutex};
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut proc = Proc::start(cmd);
     let pipes = [
@@ -289,24 +304,43 @@ pub fn output(mut cmd: Command, limit: Duration) -> Output {
             .take()
             .map(|s| Box::new(s) as Box<dyn Read + Send>),
     ];
+    let bufs: Vec<Arc<Mutex<Vec<u8>>>> = pipes.iter().map(|_| Arc::default()).collect();
     let readers: Vec<_> = pipes
         .into_iter()
-        .flatten()
-        .map(|mut r| {
+        .zip(&bufs)
+        .filter_map(|(pipe, buf)| Some((pipe?, buf.clone())))
+        .map(|(mut r, buf)| {
             std::thread::spawn(move || {
-                let mut b = Vec::new();
-                let _ = r.read_to_end(&mut b);
-                b
+                let mut chunk = [0u8; 8192];
+                while let Ok(n) = r.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut b) = buf.lock() {
+                        b.extend_from_slice(&chunk[..n]);
+                    }
+                }
             })
         })
         .collect();
-    proc.finish_within(limit);
-    let mut texts = readers
-        .into_iter()
-        .map(|r| String::from_utf8_lossy(&r.join().unwrap_or_default()).into_owned());
+    let text = |b: &Arc<Mutex<Vec<u8>>>| {
+        String::from_utf8_lossy(&b.lock().map(|b| b.clone()).unwrap_or_default()).into_owned()
+    };
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        let exited = matches!(proc.child().try_wait(), Ok(Some(_)));
+        if exited || done(&bufs.iter().map(text).collect::<String>()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proc.kill();
+    for r in readers {
+        let _ = r.join();
+    }
     Output {
-        stdout: texts.next().unwrap_or_default(),
-        stderr: texts.next().unwrap_or_default(),
+        stdout: text(&bufs[0]),
+        stderr: text(&bufs[1]),
     }
 }
 

@@ -308,15 +308,15 @@ fn caddy_with_its_upstream_down() {
 fn idle_timeouts_of_four_servers() {
     let Some(p) = peers() else { return };
     let servers = [
-        server(&p, Server::Core, &["--max-connection-idle-ms", "1500"]),
-        server(&p, Server::Go, &["-max-conn-idle", "1500ms"]),
-        server(&p, Server::Java, &["-max-conn-idle", "1500ms"]),
-        server(&p, Server::Node, &["--max-connection-idle-ms", "1500"]),
+        server(&p, Server::Core, &["--max-connection-idle-ms", "2000"]),
+        server(&p, Server::Go, &["-max-conn-idle", "2s"]),
+        server(&p, Server::Java, &["-max-conn-idle", "2s"]),
+        server(&p, Server::Node, &["--max-connection-idle-ms", "2000"]),
     ];
     std::thread::scope(|s| {
         for (_, addr) in &servers {
             s.spawn(move || {
-                let flags = ["--probe", "none", "--for", "3s"];
+                let flags = ["--probe", "none", "--for", "4s"];
                 let (ids, text) = check::watch_ids(&addr.to_string(), &flags, || {});
                 let goaway = text
                     .lines()

@@ -93,19 +93,6 @@ impl Proc {
         self.signal(libc::SIGKILL);
         let _ = self.child.wait();
     }
-
-    /// Waits up to `limit` for the leader to exit, then kills the group
-    /// (whatever it left behind, too).
-    pub fn finish_within(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
-    }
 }
 
 impl Drop for Proc {
