@@ -27,7 +27,8 @@ mod procs;
 use clients::{Call, Client, Said, PINGING, PROTO_DIR, SIX};
 use common::free_addr;
 use procs::{
-    fault_proxy, middlebox, peers, server, spawn, wait_connections, Middlebox, Server, BIN,
+    dead_port, fault_proxy, middlebox, peers, server, spawn, wait_connections, Middlebox, Server,
+    BIN,
 };
 
 /// A server with `flags`; the six clients call it with the server delay
@@ -49,12 +50,15 @@ fn server_case(which: Server, flags: &[&str], id: &str, delay_ms: u64, timeout_s
 /// (b) for `id`, and (c) grpcdoc load through it names `id`.
 fn proxy_case(which: Middlebox, lines: &[&str], up: bool, id: &str, delay_ms: u64) {
     let p = peers().expect("peers");
-    let (_server, upstream) = match up {
+    let (_server, _dead, upstream) = match up {
         true => {
             let (s, a) = server(&p, Server::Go, &[]);
-            (Some(s), a)
+            (Some(s), None, a)
         }
-        false => (None, free_addr()),
+        false => {
+            let (d, a) = dead_port();
+            (None, Some(d), a)
+        }
     };
     let (_proxy, listen) = middlebox(&p, which, upstream, lines);
     eprintln!("conformance | {id} | through {} | {lines:?}", which.name());
@@ -72,7 +76,7 @@ fn proxy_case(which: Middlebox, lines: &[&str], up: bool, id: &str, delay_ms: u6
 #[test]
 fn connection_refused() {
     let Some(p) = peers() else { return };
-    let addr = free_addr();
+    let (_dead, addr) = dead_port();
     let said = clients::run(&p, SIX, &Call::new(addr, 0, 3), || {});
     check::clients_say("connection-refused", &said);
     let flags = ["--for", "1500ms"];

@@ -196,6 +196,20 @@ pub fn middlebox(
     (spawn(bin, &args, listen), listen)
 }
 
+/// A loopback port nothing listens on, held (bound, not listening) while
+/// the guard lives so that no other process takes it: connecting to it is
+/// refused, however many tests pick free ports meanwhile.
+pub struct DeadPort(#[allow(dead_code)] tokio::net::TcpSocket);
+
+pub fn dead_port() -> (DeadPort, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("bind 127.0.0.1:0");
+    let addr = socket.local_addr().expect("its address");
+    (DeadPort(socket), addr)
+}
+
 /// Waits (at most `limit`) until `n` connections to `addr` are
 /// established, server side: every client has connected and, a moment
 /// later, sent its call. Linux: read from /proc/net/tcp.
