@@ -864,8 +864,10 @@ pub static CATALOGUE: &[Entry] = &[
         watch: "grpcdoc watch TARGET",
         says: &[
             says(GO133, "UNAVAILABLE", "connection closed"),
-            // grpcurl's blocking dial.
+            // grpcurl's blocking dial: its deadline, or (when the server's
+            // close crosses grpcurl's preface) the write that failed.
             says(GO144, "", "Failed to dial target host \"*\": context deadline exceeded"),
+            says(GO144, "", "Failed to dial target host \"*\": write tcp *: use of closed network connection"),
             says(GO173, "UNAVAILABLE", "* connection error: desc = \"error reading server preface: unexpected EOF\""),
             says(CORE, "UNAVAILABLE", "failed to connect to all addresses; last error: UNAVAILABLE: *: Socket closed"),
             says(JS, "UNAVAILABLE", "No connection established. Last error: Failed to connect (*). Resolution note: "),
