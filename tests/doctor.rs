@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,14 @@ struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // Its process group too, when it leads one (nginx's workers).
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            // SAFETY: kill(2) on a group this test started; no memory is
+            // touched (ESRCH when the child leads no group).
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -372,6 +381,7 @@ fn nginx_in_front_answers_for_the_server() {
         .args([&listen, &backend, "keepalive_timeout 3s;"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("spawn nginx-grpc");
     let _nginx = Proc(child);

@@ -40,7 +40,7 @@ fn a_message_names_its_failure_with_cause_fix_and_scenario() {
     );
     assert!(out.contains("[too-many-pings]"), "{out}");
     assert!(
-        out.contains("printed by:  grpc-go 1.33, grpc-js 1.14, grpc-java 1.41"),
+        out.contains("printed by:  grpc-go 1.33, C-core 1.85, grpc-js 1.14, grpc-java 1.41"),
         "{out}"
     );
     // The message's stack first, then the others.

@@ -8,6 +8,7 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -66,6 +67,14 @@ impl PeerServer {
 
 impl Drop for PeerServer {
     fn drop(&mut self) {
+        // Its process group too, when it leads one (nginx's workers).
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) on a group this test started; no memory is
+            // touched (ESRCH when the child leads no group).
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -906,6 +915,7 @@ fn an_html_504_from_real_nginx_is_unavailable() {
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("spawn nginx");
     let _proxy = PeerServer {

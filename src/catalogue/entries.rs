@@ -201,6 +201,8 @@ pub static CATALOGUE: &[Entry] = &[
             says(GO144, "UNAVAILABLE", "max connection age"),
             says(GO173, "UNAVAILABLE", "max connection age"),
             says(CORE, "UNAVAILABLE", "max connection age"),
+            says(JS, "UNAVAILABLE", "max connection age"),
+            says(JAVA, "UNAVAILABLE", "max connection age"),
         ],
         evidence: &[w("max connection age", 8), w("max connection age + unavailable", 3)],
     },
@@ -274,8 +276,16 @@ pub static CATALOGUE: &[Entry] = &[
         ],
         scenario: shipped("scenarios/too-many-pings.yaml"),
         watch: "grpcdoc watch TARGET --keepalive-time 1s",
+        // Recorded against grpc-go (MinTime 5m) and grpc-java
+        // (permitKeepAliveTime) servers; the grpc-js server enforces no ping
+        // policy, so no client gets it from one. grpc-go 1.44 (grpcurl) and
+        // 1.73 (k6) not recorded: grpcurl raises a keepalive below 10 s to
+        // 10 s, k6 has no keepalive option.
         says: &[
             says(GO133, "UNAVAILABLE", "transport is closing"),
+            // C-core sends at most two PINGs on a call without data unless
+            // grpc.http2.max_pings_without_data is 0 (as here).
+            says(CORE, "UNAVAILABLE", "Stream removed (Socket closed (GOAWAY received; Error code: 11; Debug Text: too_many_pings))"),
             says(JS, "RESOURCE_EXHAUSTED", "Bandwidth exhausted or memory limit exceeded"),
             says(JAVA, "RESOURCE_EXHAUSTED", "Connection closed after GOAWAY. HTTP/2 error code: ENHANCE_YOUR_CALM (Bandwidth exhausted), debug data: too_many_pings"),
         ],
@@ -307,10 +317,15 @@ pub static CATALOGUE: &[Entry] = &[
         ],
         scenario: shipped("scenarios/lost-keepalive-ping.yaml"),
         watch: "grpcdoc watch TARGET --keepalive-time 1s --keepalive-timeout 1s",
-        // Recorded against a SIGSTOPped grpc-go server. grpcurl (1.44)
-        // raises keepalive to 10 s and C-core throttles pings on a call
-        // without data: both ran into the call's deadline first (half-open).
-        says: &[says(GO133, "UNAVAILABLE", "transport is closing")],
+        // Recorded against a SIGSTOPped grpc-go server, keepalive 1 s / 1 s.
+        // Not recorded: grpc-go 1.44 (grpcurl raises keepalive to 10 s) and
+        // 1.73 (k6 has no keepalive option); C-core 1.85 ran into the call's
+        // deadline even with grpc.http2.max_pings_without_data 0 (half-open).
+        says: &[
+            says(GO133, "UNAVAILABLE", "transport is closing"),
+            says(JS, "UNAVAILABLE", "Connection dropped"),
+            says(JAVA, "UNAVAILABLE", "Keepalive failed. The connection is likely gone"),
+        ],
         evidence: &[
             w("keepalive ping failed to receive ack", 10),
             w("keepalive + ack + timeout", 6),
@@ -592,6 +607,19 @@ pub static CATALOGUE: &[Entry] = &[
             // the server's own limit, relayed to the client as is.
             says(GO144, "RESOURCE_EXHAUSTED", "grpc: received message larger than max (* vs. *)"),
             says(GO144, "RESOURCE_EXHAUSTED", "SERVER: Received message larger than max (* vs. *)"),
+            // Every client against a C-core server (`SERVER:`) and a grpc-js
+            // server with grpc.max_receive_message_length 2.
+            says(GO133, "RESOURCE_EXHAUSTED", "SERVER: Received message larger than max (* vs. *)"),
+            says(GO173, "RESOURCE_EXHAUSTED", "SERVER: Received message larger than max (* vs. *)"),
+            says(CORE, "RESOURCE_EXHAUSTED", "SERVER: Received message larger than max (* vs. *)"),
+            says(JS, "RESOURCE_EXHAUSTED", "SERVER: Received message larger than max (* vs. *)"),
+            says(JAVA, "RESOURCE_EXHAUSTED", "SERVER: Received message larger than max (* vs. *)"),
+            says(GO133, "RESOURCE_EXHAUSTED", "Received message larger than max (* vs *)"),
+            says(GO144, "RESOURCE_EXHAUSTED", "Received message larger than max (* vs *)"),
+            says(GO173, "RESOURCE_EXHAUSTED", "Received message larger than max (* vs *)"),
+            says(CORE, "RESOURCE_EXHAUSTED", "Received message larger than max (* vs *)"),
+            says(JS, "RESOURCE_EXHAUSTED", "Received message larger than max (* vs *)"),
+            says(JAVA, "RESOURCE_EXHAUSTED", "Received message larger than max (* vs *)"),
         ],
         evidence: &[
             w("larger than max", 9),
@@ -716,7 +744,7 @@ pub static CATALOGUE: &[Entry] = &[
             says(GO173, "UNAVAILABLE", "connection error: desc = \"transport: error while dialing: dial tcp *: connect: connection refused\""),
             says(CORE, "UNAVAILABLE", "failed to connect to all addresses; last error: UNKNOWN: *: Failed to connect to remote host: Connection refused"),
             says(JS, "UNAVAILABLE", "No connection established. Last error: Error: connect ECONNREFUSED *"),
-            says(JAVA, "UNAVAILABLE", "io exception"),
+            says(JAVA, "UNAVAILABLE", "io exception\nCaused by: io.netty.channel.AbstractChannel$AnnotatedConnectException: Connection refused: *"),
             says(DOC, "UNAVAILABLE", "connect to *: Connection refused*"),
         ],
         evidence: &[
@@ -838,8 +866,15 @@ pub static CATALOGUE: &[Entry] = &[
         watch: "grpcdoc watch TARGET",
         says: &[
             says(GO133, "UNAVAILABLE", "connection closed"),
+            // grpcurl's blocking dial: its deadline, or (when the server's
+            // close crosses grpcurl's preface) the write that failed.
+            says(GO144, "", "Failed to dial target host \"*\": context deadline exceeded"),
+            says(GO144, "", "Failed to dial target host \"*\": write tcp *: use of closed network connection"),
             says(GO173, "UNAVAILABLE", "* connection error: desc = \"error reading server preface: unexpected EOF\""),
             says(CORE, "UNAVAILABLE", "failed to connect to all addresses; last error: UNAVAILABLE: *: Socket closed"),
+            says(JS, "UNAVAILABLE", "No connection established. Last error: Failed to connect (*). Resolution note: "),
+            // The server's TLS record (15 03 03: an alert) read as a frame.
+            says(JAVA, "INTERNAL", "http2 exception\nCaused by: io.netty.handler.codec.http2.Http2Exception: First received frame was not SETTINGS. Hex dump for first 5 bytes: 1503030002"),
         ],
         evidence: &[
             w("first record does not look like a tls handshake", 10),
@@ -1157,12 +1192,19 @@ pub static CATALOGUE: &[Entry] = &[
         scenario: shipped("scenarios/nginx-read-timeout.yaml"),
         watch: "grpcdoc load TARGET --call pkg.Svc/Method",
         says: &[
+            // nginx grpc_read_timeout and HAProxy timeout server (an HTML
+            // page), Caddy response_header_timeout (no body, no content-type).
             says(GO133, "UNAVAILABLE", "Gateway Timeout: HTTP status code 504; transport: received the unexpected content-type \"text/html*\""),
+            says(GO133, "UNAVAILABLE", "Gateway Timeout: HTTP status code 504; transport: missing content-type field"),
             says(GO144, "UNAVAILABLE", "unexpected HTTP status code received from server: 504 (Gateway Timeout); transport: received unexpected content-type \"text/html*\""),
+            says(GO144, "UNAVAILABLE", "unexpected HTTP status code received from server: 504 (Gateway Timeout); malformed header: missing HTTP content-type"),
             says(GO173, "UNAVAILABLE", "unexpected HTTP status code received from server: 504 (Gateway Timeout); transport: received unexpected content-type \"text/html*\""),
+            says(GO173, "UNAVAILABLE", "unexpected HTTP status code received from server: 504 (Gateway Timeout); malformed header: missing HTTP content-type"),
             says(CORE, "UNAVAILABLE", "Received http2 header with status: 504"),
             says(JS, "UNAVAILABLE", "Received HTTP status code 504"),
-            says(JAVA, "UNAVAILABLE", "HTTP status code 504*"),
+            // Then the content-type, the headers and the body (nginx's and
+            // HAProxy's "504 Gateway Time-out" page).
+            says(JAVA, "UNAVAILABLE", "HTTP status code 504\ninvalid content-type: *"),
         ],
         evidence: &[
             http(504, 504, 9),
@@ -1170,6 +1212,8 @@ pub static CATALOGUE: &[Entry] = &[
             w("stream timeout", 6),
             w("request timeout", 5),
             w("gateway timeout", 6),
+            // nginx's and HAProxy's 504 page: "504 Gateway Time-out".
+            w("gateway time out", 7),
             w("upstream request timeout", 10),
             w("upstream timed out", 10),
             w("response header timeout", 7),
@@ -1201,10 +1245,24 @@ pub static CATALOGUE: &[Entry] = &[
         scenario: shipped("scenarios/nginx-upstream-down.yaml"),
         watch: "grpcdoc load TARGET --call pkg.Svc/Method",
         says: &[
-            says(GO133, "UNAVAILABLE", "Bad Gateway: HTTP status code 502*"),
+            // nginx and Caddy answer 502 (nginx an HTML page, Caddy no body
+            // and no content-type), HAProxy 503 "No server is available to
+            // handle this request" after its retries.
+            says(GO133, "UNAVAILABLE", "Bad Gateway: HTTP status code 502; transport: received the unexpected content-type \"text/html*\""),
+            says(GO133, "UNAVAILABLE", "Bad Gateway: HTTP status code 502; transport: missing content-type field"),
+            says(GO133, "UNAVAILABLE", "Service Unavailable: HTTP status code 503; transport: received the unexpected content-type \"text/html*\""),
+            says(GO144, "UNAVAILABLE", "unexpected HTTP status code received from server: 502 (Bad Gateway); transport: received unexpected content-type \"text/html*\""),
+            says(GO144, "UNAVAILABLE", "unexpected HTTP status code received from server: 502 (Bad Gateway); malformed header: missing HTTP content-type"),
+            says(GO144, "UNAVAILABLE", "unexpected HTTP status code received from server: 503 (Service Unavailable); transport: received unexpected content-type \"text/html*\""),
+            says(GO173, "UNAVAILABLE", "unexpected HTTP status code received from server: 502 (Bad Gateway); transport: received unexpected content-type \"text/html*\""),
+            says(GO173, "UNAVAILABLE", "unexpected HTTP status code received from server: 502 (Bad Gateway); malformed header: missing HTTP content-type"),
+            says(GO173, "UNAVAILABLE", "unexpected HTTP status code received from server: 503 (Service Unavailable); transport: received unexpected content-type \"text/html*\""),
             says(CORE, "UNAVAILABLE", "Received http2 header with status: 502"),
+            says(CORE, "UNAVAILABLE", "Received http2 header with status: 503"),
             says(JS, "UNAVAILABLE", "Received HTTP status code 502"),
-            says(JAVA, "UNAVAILABLE", "HTTP status code 502*"),
+            says(JS, "UNAVAILABLE", "Received HTTP status code 503"),
+            says(JAVA, "UNAVAILABLE", "HTTP status code 502\ninvalid content-type: *"),
+            says(JAVA, "UNAVAILABLE", "HTTP status code 503\ninvalid content-type: *No server is available*"),
         ],
         evidence: &[
             http(502, 503, 7),

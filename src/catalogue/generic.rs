@@ -242,7 +242,8 @@ pub static GENERIC: &[Generic] = &[
     },
     Generic {
         words: "connection dropped",
-        fits: &[ServerCrash, DrainCut, IdleDrop, MiddleboxGoaway],
+        // grpc-js: a crash, a drain cut, a keepalive timeout alike.
+        fits: &[ServerCrash, DrainCut, KeepaliveTimeout, IdleDrop, MiddleboxGoaway],
         mute: &[],
         tell: LOST_TELL,
     },

@@ -10,9 +10,12 @@
 //! `says` were recorded from the real clients (`../shared/peers`: grpc-go
 //! 1.33 `gogrpc-watch`, grpc-go 1.44 `grpcurl`, grpc-go 1.73 `k6`, C-core
 //! 1.85 `pygrpc-watch`, grpc-js 1.14 `nodegrpc-watch`, grpc-java 1.41
-//! `javagrpc-watch`) in the setup the entry names; `tests/conformance.rs`
-//! records them again and fails when a stack says something else. A `*` in
-//! a message stands for any text (an address, a number).
+//! `javagrpc-watch`) in the setup the entry names, directly and through
+//! nginx, HAProxy and Caddy; `tests/conformance/` records them again and
+//! fails when a stack says something else. Where a stack is not recorded,
+//! a comment in `says` says why. A `*` in a message stands for any text (an
+//! address, a number); grpc-java's message is its description, then its
+//! cause chain as `Caused by:` lines.
 
 mod entries;
 mod generic;
