@@ -314,8 +314,8 @@ pub struct LoadArgs {
 
     /// The method: pkg.Service/Method (or pkg.Service.Method). Without it,
     /// the error lists the methods found.
-    #[arg(long, value_parser = parse_method, value_name = "METHOD")]
-    pub call: Option<String>,
+    #[arg(long, value_parser = crate::rpc::MethodPath::parse, value_name = "METHOD")]
+    pub call: Option<crate::rpc::MethodPath>,
 
     /// Request message as JSON (inline, @FILE, or @- for stdin); an array
     /// gives one message per call in turn, or the messages of a client stream.
@@ -340,7 +340,7 @@ pub struct LoadArgs {
     pub protoset: Option<PathBuf>,
 
     /// Calls in flight at once.
-    #[arg(short = 'c', long, default_value_t = 50, value_parser = count::<1_000_000>, value_name = "N")]
+    #[arg(short = 'c', long, default_value_t = crate::load::plan::DEFAULT_CONCURRENCY, value_parser = count::<1_000_000>, value_name = "N")]
     pub concurrency: u32,
 
     /// Connections (subchannels) per address, calls spread round robin.
@@ -438,35 +438,63 @@ pub enum ReconnectMode {
     Eager,
 }
 
+/// A default of grpcdoc's client, from the one place they are set.
+fn client_default<T>(f: impl Fn(&crate::client::ClientSettings) -> T) -> T {
+    f(&crate::client::ClientSettings::default())
+}
+
+/// A duration default of grpcdoc's client, as `--help` shows it.
+fn duration_default(f: impl Fn(&crate::client::ClientSettings) -> Duration) -> String {
+    humantime::format_duration(client_default(f)).to_string()
+}
+
+impl From<crate::client::Lb> for LbPolicy {
+    fn from(l: crate::client::Lb) -> Self {
+        match l {
+            crate::client::Lb::PickFirst => Self::PickFirst,
+            crate::client::Lb::RoundRobin => Self::RoundRobin,
+        }
+    }
+}
+
+impl From<crate::client::Reconnect> for ReconnectMode {
+    fn from(r: crate::client::Reconnect) -> Self {
+        match r {
+            crate::client::Reconnect::OnDemand => Self::OnDemand,
+            crate::client::Reconnect::Eager => Self::Eager,
+        }
+    }
+}
+
 /// How grpcdoc's client connects: shared by the commands that dial.
 #[derive(Debug, Args)]
 pub struct ConnArgs {
     /// Load balancing over the resolved addresses.
-    #[arg(long, value_enum, default_value_t = LbPolicy::PickFirst)]
+    #[arg(long, value_enum, default_value_t = client_default(|c| LbPolicy::from(c.lb)))]
     pub lb: LbPolicy,
 
     /// When to reconnect after a GOAWAY or a lost connection.
-    #[arg(long, value_enum, default_value_t = ReconnectMode::OnDemand)]
+    #[arg(long, value_enum, default_value_t = client_default(|c| ReconnectMode::from(c.reconnect)))]
     pub reconnect: ReconnectMode,
 
     /// Least time a connection attempt gets (connection-backoff MIN_CONNECT_TIMEOUT).
-    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.backoff.min_connect_timeout), value_name = "DURATION")]
     pub connect_timeout: Duration,
 
     /// First reconnect backoff.
-    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.backoff.initial), value_name = "DURATION")]
     pub backoff_initial: Duration,
 
     /// Backoff growth per attempt.
-    #[arg(long, default_value_t = 1.6, value_parser = parse_multiplier, value_name = "FACTOR")]
+    #[arg(long, default_value_t = client_default(|c| c.backoff.multiplier), value_parser = parse_multiplier, value_name = "FACTOR")]
     pub backoff_multiplier: f64,
 
     /// Backoff randomization, as a fraction (0.2 = +-20%).
-    #[arg(long, default_value_t = 0.2, value_parser = parse_jitter, value_name = "FRACTION")]
+    #[arg(long, default_value_t = client_default(|c| c.backoff.jitter), value_parser = parse_jitter, value_name = "FRACTION")]
     pub backoff_jitter: f64,
 
     /// Longest backoff.
-    #[arg(long, value_parser = parse_duration, default_value = "120s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.backoff.max), value_name = "DURATION")]
     pub backoff_max: Duration,
 
     /// Ping the server after this long without reading from it (off by default).
@@ -474,15 +502,17 @@ pub struct ConnArgs {
     pub keepalive_time: Option<Duration>,
 
     /// Close the connection when a keepalive ping gets no answer this long.
-    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.keepalive.timeout), value_name = "DURATION")]
     pub keepalive_timeout: Duration,
 
     /// Send keepalive pings also while no call is running.
     #[arg(long)]
     pub keepalive_permit_without_stream: bool,
 
-    /// How often dns:/// targets are resolved again.
-    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    /// How often dns:/// targets are resolved again when nothing else makes
+    /// them (a lost or drained connection always does), as grpc-go's DNS
+    /// resolver.
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.resolve_interval), value_name = "DURATION")]
     pub resolve_interval: Duration,
 
     /// Client-side health checking: a connection counts as READY only while
@@ -640,7 +670,7 @@ pub struct DoctorArgs {
     pub service_config: Option<String>,
 
     /// Longest wait for a connection (TCP, TLS and the server's SETTINGS).
-    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.backoff.min_connect_timeout), value_name = "DURATION")]
     pub connect_timeout: Duration,
 
     #[command(flatten)]
@@ -806,7 +836,7 @@ pub struct ServeArgs {
     pub keepalive_time: Duration,
 
     /// Close the connection when a keepalive ping gets no answer this long.
-    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.keepalive.timeout), value_name = "DURATION")]
     pub keepalive_timeout: Duration,
 
     /// Enforcement: clients pinging more often get GOAWAY ENHANCE_YOUR_CALM

@@ -4,20 +4,18 @@
 //! connections under them. Ctrl-C stops, reports what was gathered, exits 130.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::lower::channel_config;
+use super::lower::client_settings;
 use crate::cli::{ColorChoice, LoadArgs, ReportOutput};
-use crate::client::{Channel, Lb};
+use crate::client::{Channel, ClientSettings};
 use crate::event::EventSink;
 use crate::exit::Exit;
-use crate::load::call::CallTemplate;
-use crate::load::engine::{self, LoadPlan};
+use crate::load::engine;
+use crate::load::plan::{CallKind, LoadRequest};
 use crate::load::report::{cpu_times, ConnEvents, LoadReport, RunFacts};
-use crate::load::retry;
 use crate::load::stats::Recorder;
 use crate::report::progress::Progress;
 use crate::report::style::Style;
@@ -81,15 +79,6 @@ pub(super) fn read_text(what: &str, arg: &str) -> anyhow::Result<String> {
     }
 }
 
-fn kind_name(m: &prost_reflect::MethodDescriptor) -> &'static str {
-    match (m.is_client_streaming(), m.is_server_streaming()) {
-        (false, false) => "unary",
-        (false, true) => "server streaming",
-        (true, false) => "client streaming",
-        (true, true) => "bidi streaming",
-    }
-}
-
 pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     super::lower::check_plaintext(&args.conn.tls, &args.target)?;
@@ -124,17 +113,14 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     };
     raise_nofile(connections * addresses * 2 + 64, connections * addresses)?;
 
-    let mut cfg = channel_config(args.target.clone(), &args.conn, false);
-    cfg.connections_per_address = args.connections as usize;
-    if let Some(sc) = &service_config {
-        crate::load::retry::validate(sc)?;
-        if let Some(service) = crate::load::retry::health_check_service(sc)? {
-            cfg.health_service.get_or_insert(service);
-        }
-    }
-    if args.connections > 1 {
-        cfg.lb = Lb::RoundRobin;
-    }
+    let settings = ClientSettings {
+        connections: args.connections as usize,
+        service_config,
+        wait_for_ready: args.wait_for_ready,
+        transparent_retry: !args.no_transparent_retry,
+        ..client_settings(&args.conn)
+    };
+    let cfg = crate::load::plan::channel_config(&settings, args.target.clone())?;
     let (events, mut rx) = EventSink::channel(64 * 1024);
     let channel = Channel::new(cfg, events.clone())?;
     channel.connect();
@@ -155,64 +141,34 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
             descriptors::list_methods(&pool)
         );
     };
-    let (service, method_name) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .map(|(s, m)| (s.to_string(), m.to_string()))
-        .unwrap_or_default();
-    let pool = descriptors::load(&source, &channel, Some(&service))
+    let pool = descriptors::load(&source, &channel, Some(path.service()))
         .await
         .map_err(|e| match &e {
             descriptors::DescError::UnknownService { service, services } => {
                 match descriptors::closest(service, services) {
-                    Some(c) => anyhow::anyhow!("{e} (--call {c}/{method_name})"),
+                    Some(c) => anyhow::anyhow!("{e} (--call {c}/{})", path.method()),
                     None => e.into(),
                 }
             }
             _ => unreachable(e, &channel),
         })?;
-    let method = descriptors::find_method(&pool, &path).map_err(anyhow::Error::msg)?;
-    let (origin, json) = data.unwrap_or_else(|| ("-d".into(), String::new()));
-    let messages = payload::encode(&method.input(), &origin, &json)?;
-    let policy = match &service_config {
-        Some(j) => retry::method_policy(j, &service, &method_name)?,
-        None => retry::MethodPolicy::default(),
-    };
-    let timeout = args.timeout.or(policy.timeout);
-
+    let method = descriptors::find_method(&pool, &path.path()).map_err(anyhow::Error::msg)?;
     let scheme = if args.target.tls { "https" } else { "http" };
-    let uri: http::Uri = format!("{scheme}://{}{path}", args.target.authority)
-        .parse()
-        .with_context(|| format!("cannot make a request URI for {path}"))?;
-    let headers = crate::load::call::request_headers(&args.metadata, timeout);
-    let total = args.total;
-    let duration = match (args.total, args.duration) {
-        (None, None) => Some(Duration::from_secs(10)),
-        (_, d) => d,
-    };
-    let plan = LoadPlan {
-        template: CallTemplate {
-            head: Arc::new(crate::load::call::request_head(&uri, &headers)),
-            uri,
-            headers,
-            messages: Arc::new(messages),
-            client_streaming: method.is_client_streaming(),
-            stream_messages: args.stream_messages as usize,
-            stream_interval: args.stream_interval,
-        },
+    let request = LoadRequest {
+        data,
+        metadata: args.metadata.clone(),
         concurrency: args.concurrency as usize,
-        total,
-        duration,
+        total: args.total,
+        duration: args.duration,
         rps: args.rps,
-        timeout,
-        retry: policy.retry.clone(),
-        transparent_retry: !args.no_transparent_retry,
-        wait_for_ready: args.wait_for_ready || policy.wait_for_ready == Some(true),
-        method: path.trim_start_matches('/').to_string(),
-        events: None,
-        sticky: true,
-        redial_unready: false,
+        timeout: args.timeout,
+        stream_messages: args.stream_messages as usize,
+        stream_interval: args.stream_interval,
+        ..LoadRequest::new(path.clone())
     };
+    let origin = format!("{scheme}://{}", args.target.authority);
+    let plan = crate::load::prepare(request, &settings, &method, &origin, None)?;
+    let duration = plan.duration;
 
     // One shard: load runs on one thread, and each shard's histogram is a
     // few hundred KiB that every call would touch (cache misses, not locks,
@@ -249,24 +205,23 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         .and_then(|r| r.ok())
         .unwrap_or_default();
     let snapshot = rec.snapshot();
-    use std::sync::atomic::Ordering::Relaxed;
     let report = LoadReport::build(
         &snapshot,
         &conns,
         RunFacts {
             target: args.target.text.clone(),
-            method: path.trim_start_matches('/').to_string(),
-            call_kind: kind_name(&method).to_string(),
+            method: path.to_string(),
+            call_kind: CallKind::of(&method).name().to_string(),
             concurrency: args.concurrency as usize,
             connections: (connections * addresses) as usize,
             elapsed_s: info.elapsed.as_secs_f64(),
             interrupted: info.interrupted,
-            retries: rec.retries.load(Relaxed),
-            transparent_retries: rec.transparent_retries.load(Relaxed),
-            slot_waits: rec.slot_waits.load(Relaxed),
-            slot_wait_us: rec.slot_wait_us.load(Relaxed),
+            retries: rec.retries(),
+            transparent_retries: rec.transparent_retries(),
+            slot_waits: rec.slot_waits(),
+            slot_wait_us: rec.slot_wait_us(),
             rps_target: args.rps,
-            late_calls: rec.late.load(Relaxed),
+            late_calls: rec.late(),
             duration_s: duration.map(|d| d.as_secs_f64()),
             cpu: (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1),
         },

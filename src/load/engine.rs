@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::call::{self, CallTemplate, Outcome};
-use super::retry::RetryPolicy;
-use super::stats::{Cause, Recorder, SecondStats};
+use super::call::{self, Outcome};
+pub use super::plan::LoadPlan;
+use super::stats::{Cause, Counters, Recorder, SecondStats};
 use crate::client::conn::Conn;
 use crate::client::Channel;
 
@@ -25,33 +25,6 @@ const LATE_AT_LEAST: Duration = Duration::from_millis(5);
 
 /// Transparent retries of never-processed streams per call, at most.
 const MAX_TRANSPARENT_RETRIES: u32 = 10;
-
-#[derive(Clone)]
-pub struct LoadPlan {
-    pub template: CallTemplate,
-    pub concurrency: usize,
-    pub total: Option<u64>,
-    pub duration: Option<Duration>,
-    pub rps: Option<f64>,
-    pub timeout: Option<Duration>,
-    pub retry: Option<RetryPolicy>,
-    pub transparent_retry: bool,
-    pub wait_for_ready: bool,
-    /// `pkg.Service/Method`, for per-call events.
-    pub method: String,
-    /// Emit an `rpc` event per call here (scenarios; not for heavy load).
-    pub events: Option<crate::event::EventSink>,
-    /// Each worker keeps the connection of its last call while the READY
-    /// set is unchanged and the connection takes new streams without
-    /// waiting: the calls of a connection then go out together (as h2load's
-    /// and ghz's workers own a connection), while any connection joining or
-    /// leaving makes every worker pick again by the channel's policy.
-    pub sticky: bool,
-    /// The fixed go-micro pool: a channel that is not READY when a call
-    /// needs it is dialed anew at once (its reconnect backoff cut short),
-    /// instead of being handed out to fail fast until its backoff ends.
-    pub redial_unready: bool,
-}
 
 /// How the run went, beside what the recorder holds.
 #[derive(Clone, Debug)]
@@ -114,7 +87,7 @@ fn home_conn(home: &Home, channel: &Channel) -> Option<Arc<Conn>> {
 async fn run_call(
     plan: &LoadPlan,
     channel: &Channel,
-    rec: &Recorder,
+    rec: &Counters,
     seq: u64,
     deadline: Option<Instant>,
     rng: &mut fastrand::Rng,
@@ -217,58 +190,100 @@ async fn run_call(
     }
 }
 
+/// The part of a run one thread plays: thread `index` of `of`. Each thread
+/// owns its workers and takes every `of`-th ticket of the run's schedule,
+/// so the threads together start the calls one thread would, without
+/// sharing a counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    pub index: usize,
+    pub of: usize,
+}
+
+impl Share {
+    /// The whole run on one thread.
+    pub const ALL: Share = Share { index: 0, of: 1 };
+
+    /// This thread's part of `n` (workers, connections): as even as can
+    /// be, the first threads taking one more.
+    pub fn part(&self, n: usize) -> usize {
+        n / self.of + usize::from(self.index < n % self.of)
+    }
+
+    /// The run's ticket for this thread's `local`-th.
+    fn ticket(&self, local: u64) -> u64 {
+        local * self.of as u64 + self.index as u64
+    }
+
+    /// The run's id for this thread's `local`-th worker.
+    fn worker(&self, local: usize) -> usize {
+        local * self.of + self.index
+    }
+}
+
+/// When the call of `ticket` begins (its latency counts from then), or
+/// `None` when the run is over.
+async fn begin(
+    plan: &LoadPlan,
+    ticket: u64,
+    start: Instant,
+    end: Option<Instant>,
+    rec: &Counters,
+) -> Option<Instant> {
+    if plan.total.is_some_and(|t| ticket >= t) {
+        return None;
+    }
+    let Some(r) = plan.rps else {
+        let now = Instant::now();
+        return end.is_none_or(|e| now < e).then_some(now);
+    };
+    let due = start + Duration::from_secs_f64(ticket as f64 / r);
+    // The run ends at its duration even with calls still due: those count
+    // as not started (the rate was not held).
+    if end.is_some_and(|e| due >= e || Instant::now() >= e) {
+        return None;
+    }
+    tokio::time::sleep_until(due).await;
+    // Late: no worker was free (tokio's timers alone may wake a
+    // millisecond after the due time).
+    if Instant::now() > due + LATE_AT_LEAST.max(Duration::from_secs_f64(1.0 / r)) {
+        rec.late.fetch_add(1, Ordering::Relaxed);
+    }
+    Some(due)
+}
+
 async fn worker(
     id: usize,
+    share: Share,
     plan: Arc<LoadPlan>,
     channel: Channel,
     rec: Arc<Recorder>,
     start: Instant,
     end: Option<Instant>,
 ) {
-    // Stopped by abort (see `run`): nothing per call waits on a stop signal.
+    // Stopped by abort (see `run_share`): nothing per call waits on a stop
+    // signal.
     let mut rng = fastrand::Rng::with_seed(id as u64 ^ 0x9e37_79b9_7f4a_7c15);
     let mut home: Home = None;
+    let slot = rec.slot(share.index);
+    let c = &slot.c;
     loop {
-        let ticket = rec.started.fetch_add(1, Ordering::Relaxed);
-        if plan.total.is_some_and(|t| ticket >= t) {
+        let ticket = share.ticket(c.started.fetch_add(1, Ordering::Relaxed));
+        let Some(begin) = begin(&plan, ticket, start, end, c).await else {
             return;
-        }
-        let begin = match plan.rps {
-            Some(r) => {
-                let due = start + Duration::from_secs_f64(ticket as f64 / r);
-                // The run ends at its duration even with calls still due:
-                // those count as not started (the rate was not held).
-                if end.is_some_and(|e| due >= e || Instant::now() >= e) {
-                    return;
-                }
-                tokio::time::sleep_until(due).await;
-                // Late: no worker was free (tokio's timers alone may wake a
-                // millisecond after the due time).
-                if Instant::now() > due + LATE_AT_LEAST.max(Duration::from_secs_f64(1.0 / r)) {
-                    rec.late.fetch_add(1, Ordering::Relaxed);
-                }
-                due
-            }
-            None => {
-                let now = Instant::now();
-                if end.is_some_and(|e| now >= e) {
-                    return;
-                }
-                now
-            }
         };
         let deadline = plan.timeout.map(|t| Instant::now() + t);
-        rec.in_flight.fetch_add(1, Ordering::Relaxed);
+        c.in_flight.fetch_add(1, Ordering::Relaxed);
         let (outcome, conn, cause) =
-            run_call(&plan, &channel, &rec, ticket, deadline, &mut rng, &mut home).await;
-        rec.in_flight.fetch_sub(1, Ordering::Relaxed);
+            run_call(&plan, &channel, c, ticket, deadline, &mut rng, &mut home).await;
+        c.in_flight.fetch_sub(1, Ordering::Relaxed);
         let latency = begin.elapsed();
         if let Some(ev) = &plan.events {
             ev.emit(
                 conn,
                 None,
                 crate::event::EventKind::Rpc {
-                    method: plan.method.clone(),
+                    method: plan.method.to_string(),
                     code: outcome.code,
                     message: outcome.message.clone(),
                     latency_ms: latency.as_secs_f64() * 1e3,
@@ -276,21 +291,18 @@ async fn worker(
                 },
             );
         }
-        rec.record(id, latency, &outcome, conn, cause);
+        rec.record(share.index, latency, &outcome, conn, cause);
     }
 }
 
 /// Records how many calls completed and failed in each second, and the
 /// latency percentiles of the calls that ended in it.
-async fn seconds(rec: Arc<Recorder>, start: Instant) {
+pub async fn seconds(rec: Arc<Recorder>, start: Instant) {
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     let (mut done, mut errs) = (0, 0);
     for t in 1.. {
         tick.tick().await;
-        let (d, e) = (
-            rec.completed.load(Ordering::Relaxed),
-            rec.errors.load(Ordering::Relaxed),
-        );
+        let (d, e) = (rec.completed(), rec.errors());
         let (p50_ms, p90_ms, p99_ms) = rec.second_percentiles();
         rec.push_second(SecondStats {
             t_s: t,
@@ -310,16 +322,31 @@ pub async fn run(
     plan: LoadPlan,
     channel: Channel,
     rec: Arc<Recorder>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> RunInfo {
-    let plan = Arc::new(plan);
     let start = Instant::now();
-    let end = plan.duration.map(|d| start + d);
     let series = tokio::spawn(seconds(rec.clone(), start));
-    let workers: Vec<_> = (0..plan.concurrency.max(1))
-        .map(|id| {
+    let info = run_share(Arc::new(plan), Share::ALL, channel, rec, stop, start).await;
+    series.abort();
+    info
+}
+
+/// Runs this thread's share of the plan from `start` (the run's clock,
+/// the same on every thread) on its own channel.
+pub async fn run_share(
+    plan: Arc<LoadPlan>,
+    share: Share,
+    channel: Channel,
+    rec: Arc<Recorder>,
+    mut stop: watch::Receiver<bool>,
+    start: Instant,
+) -> RunInfo {
+    let end = plan.duration.map(|d| start + d);
+    let workers: Vec<_> = (0..share.part(plan.concurrency.max(1)))
+        .map(|local| {
             tokio::spawn(worker(
-                id,
+                share.worker(local),
+                share,
                 plan.clone(),
                 channel.clone(),
                 rec.clone(),
@@ -343,7 +370,6 @@ pub async fn run(
             }
         }
     }
-    series.abort();
     RunInfo {
         elapsed: start.elapsed(),
         interrupted: *stop.borrow(),

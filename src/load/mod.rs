@@ -1,4 +1,5 @@
-//! `grpcdoc load`: a plan ([`engine::LoadPlan`]) run by workers over
+//! `grpcdoc load`: a plan ([`plan::LoadPlan`], made by [`plan::prepare`]
+//! for `load` and scenario clients alike) run by workers over
 //! grpcdoc's channel, each call on the wire as gRPC over HTTP/2
 //! ([`call`]), recorded into HDR histograms ([`stats`]); retries from the
 //! service config ([`retry`]); thresholds for CI ([`failon`]); reports of
@@ -8,6 +9,9 @@ pub mod call;
 pub mod engine;
 pub mod failon;
 pub mod merge;
+pub mod plan;
 pub mod report;
 pub mod retry;
 pub mod stats;
+
+pub use plan::{prepare, LoadRequest};

@@ -201,6 +201,21 @@ pub struct RateCheck {
     pub held: bool,
 }
 
+impl RateCheck {
+    /// Whether `calls` started in `seconds` held the rate `target`: at
+    /// least 95% of the due calls started and at most 1% of them late.
+    pub fn judge(target: f64, calls: u64, late: u64, seconds: f64) -> Self {
+        let achieved = calls as f64 / seconds.max(1e-9);
+        Self {
+            target,
+            achieved,
+            late_calls: late,
+            not_started: ((target * seconds).floor() as u64).saturating_sub(calls),
+            held: achieved >= target * 0.95 && late as f64 <= calls as f64 * 0.01,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Cpu {
     pub user_s: f64,
@@ -413,20 +428,15 @@ impl LoadReport {
             transparent_retries: facts.transparent_retries,
             slot_waits: facts.slot_waits,
             slot_wait_ms: facts.slot_wait_us as f64 / 1e3,
-            rate: facts.rps_target.map(|target| RateCheck {
-                target,
-                // Calls started over the planned time (the last ones' tails
-                // do not count against the rate).
-                achieved: total as f64 / facts.duration_s.unwrap_or(facts.elapsed_s).max(1e-9),
-                late_calls: facts.late_calls,
-                not_started: facts
-                    .duration_s
-                    .map(|d| ((target * d).floor() as u64).saturating_sub(total))
-                    .unwrap_or(0),
-                // Held: the achieved rate within 5% and at most 1% of calls late.
-                held: total as f64 / facts.duration_s.unwrap_or(facts.elapsed_s).max(1e-9)
-                    >= target * 0.95
-                    && (facts.late_calls as f64) <= total as f64 * 0.01,
+            // Calls started over the planned time (the last ones' tails do
+            // not count against the rate).
+            rate: facts.rps_target.map(|target| {
+                let secs = facts.duration_s.unwrap_or(facts.elapsed_s);
+                let mut r = RateCheck::judge(target, total, facts.late_calls, secs);
+                if facts.duration_s.is_none() {
+                    r.not_started = 0;
+                }
+                r
             }),
             cpu: Cpu {
                 user_s: facts.cpu.0,

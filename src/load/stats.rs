@@ -1,7 +1,10 @@
 //! What a load run records: latencies in HDR histograms (never stored
 //! samples), status codes with their messages, failure causes, per
-//! connection counts, retries and a per-second series. Workers record into
-//! one of a few shards (a short uncontended lock each); a snapshot merges them.
+//! connection counts, retries and a per-second series. Each load thread
+//! records into a slot of its own (its counters on cache lines of their
+//! own, its histograms behind a lock no other thread takes per call), so
+//! nothing on a call's path is shared between threads; the once-a-second
+//! series, the progress line and the snapshot merge the slots.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,8 +75,10 @@ pub struct SecondStats {
     pub p99_ms: f64,
 }
 
-pub struct Recorder {
-    shards: Vec<Mutex<Shard>>,
+/// A slot's counters, read by the progress line and summed by the report.
+#[derive(Default)]
+pub struct Counters {
+    /// Tickets taken: the calls this slot started or is about to.
     pub started: AtomicU64,
     pub completed: AtomicU64,
     pub errors: AtomicU64,
@@ -86,31 +91,78 @@ pub struct Recorder {
     /// Time spent waiting for a stream slot (MAX_CONCURRENT_STREAMS), in us.
     pub slot_wait_us: AtomicU64,
     pub slot_waits: AtomicU64,
+}
+
+/// One thread's part of the recorder, on cache lines of its own.
+#[repr(align(128))]
+pub struct Slot {
+    pub c: Counters,
+    shard: Mutex<Shard>,
+}
+
+pub struct Recorder {
+    slots: Vec<Slot>,
     series: Mutex<Vec<SecondStats>>,
 }
 
 impl Recorder {
-    pub fn new(shards: usize) -> Self {
+    /// A recorder with a slot for each of `slots` threads.
+    pub fn new(slots: usize) -> Self {
         Self {
-            shards: (0..shards.max(1))
-                .map(|_| Mutex::new(Shard::new()))
+            slots: (0..slots.max(1))
+                .map(|_| Slot {
+                    c: Counters::default(),
+                    shard: Mutex::new(Shard::new()),
+                })
                 .collect(),
-            started: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            transparent_retries: AtomicU64::new(0),
-            late: AtomicU64::new(0),
-            slot_wait_us: AtomicU64::new(0),
-            slot_waits: AtomicU64::new(0),
             series: Mutex::new(Vec::new()),
         }
     }
 
+    /// Slot `i` (wrapping).
+    pub fn slot(&self, i: usize) -> &Slot {
+        &self.slots[i % self.slots.len()]
+    }
+
+    fn sum(&self, f: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| f(&s.c).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn started(&self) -> u64 {
+        self.sum(|c| &c.started)
+    }
+    pub fn completed(&self) -> u64 {
+        self.sum(|c| &c.completed)
+    }
+    pub fn errors(&self) -> u64 {
+        self.sum(|c| &c.errors)
+    }
+    pub fn in_flight(&self) -> u64 {
+        self.sum(|c| &c.in_flight)
+    }
+    pub fn retries(&self) -> u64 {
+        self.sum(|c| &c.retries)
+    }
+    pub fn transparent_retries(&self) -> u64 {
+        self.sum(|c| &c.transparent_retries)
+    }
+    pub fn late(&self) -> u64 {
+        self.sum(|c| &c.late)
+    }
+    pub fn slot_waits(&self) -> u64 {
+        self.sum(|c| &c.slot_waits)
+    }
+    pub fn slot_wait_us(&self) -> u64 {
+        self.sum(|c| &c.slot_wait_us)
+    }
+
+    /// Records one call into slot `slot`.
     pub fn record(
         &self,
-        worker: usize,
+        slot: usize,
         latency: Duration,
         o: &Outcome,
         conn: Option<u64>,
@@ -120,7 +172,8 @@ impl Recorder {
             .unwrap_or(u64::MAX)
             .clamp(1, HIST_MAX_US);
         let failed = !o.ok();
-        if let Ok(mut s) = self.shards[worker % self.shards.len()].lock() {
+        let slot = self.slot(slot);
+        if let Ok(mut s) = slot.shard.lock() {
             let _ = s.hist.record(us);
             let _ = s.second.record(us);
             s.responses += o.responses;
@@ -146,9 +199,9 @@ impl Recorder {
                 s.conns[id].1 += u64::from(failed);
             }
         }
-        self.completed.fetch_add(1, Ordering::Relaxed);
+        slot.c.completed.fetch_add(1, Ordering::Relaxed);
         if failed {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+            slot.c.errors.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -156,8 +209,8 @@ impl Recorder {
     /// of this, which starts the next second.
     pub fn second_percentiles(&self) -> (f64, f64, f64) {
         let mut h = new_histogram();
-        for shard in &self.shards {
-            if let Ok(mut s) = shard.lock() {
+        for slot in &self.slots {
+            if let Ok(mut s) = slot.shard.lock() {
                 let _ = h.add(&s.second);
                 s.second.reset();
             }
@@ -181,8 +234,8 @@ impl Recorder {
             hist: new_histogram(),
             ..Snapshot::default()
         };
-        for shard in &self.shards {
-            let Ok(s) = shard.lock() else { continue };
+        for slot in &self.slots {
+            let Ok(s) = slot.shard.lock() else { continue };
             let _ = snap.hist.add(&s.hist);
             snap.responses += s.responses;
             for (i, c) in s.codes.iter().enumerate().filter(|(_, c)| c.count > 0) {
@@ -299,6 +352,6 @@ mod tests {
         assert_eq!(u.other, 30);
         assert_eq!(s.conns[&2], (50, 50));
         assert_eq!(s.causes[&Cause::ConnectionLost], 50);
-        assert_eq!(r.errors.load(Ordering::Relaxed), 50);
+        assert_eq!(r.errors(), 50);
     }
 }

@@ -2,7 +2,6 @@
 //! calls/s over the last second, failures, calls in flight, READY
 //! connections. Drawn on stderr, only when stdout is a terminal.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +29,7 @@ impl Progress {
             let mut window = std::collections::VecDeque::from([(std::time::Instant::now(), 0u64)]);
             loop {
                 tick.tick().await;
-                let done = rec.completed.load(Ordering::Relaxed);
+                let done = rec.completed();
                 let now = std::time::Instant::now();
                 window.push_back((now, done));
                 while window.len() > 5 {
@@ -46,8 +45,8 @@ impl Progress {
                 b.set_message(format!(
                     "{done} calls  {:.0}/s  {} failed  {} in flight  READY connections: {ready}",
                     (done - d0) as f64 / secs,
-                    rec.errors.load(Ordering::Relaxed),
-                    rec.in_flight.load(Ordering::Relaxed),
+                    rec.errors(),
+                    rec.in_flight(),
                 ));
                 b.tick();
             }
