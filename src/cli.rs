@@ -343,9 +343,16 @@ pub struct LoadArgs {
     #[arg(short = 'c', long, default_value_t = crate::load::plan::DEFAULT_CONCURRENCY, value_parser = count::<1_000_000>, value_name = "N")]
     pub concurrency: u32,
 
-    /// Connections (subchannels) per address, calls spread round robin.
-    #[arg(long, default_value_t = 1, value_parser = count::<100_000>, value_name = "N")]
-    pub connections: u32,
+    /// Connections (subchannels) per address, calls spread round robin; at
+    /// least one per thread (default: one per thread).
+    #[arg(long, value_parser = count::<100_000>, value_name = "N")]
+    pub connections: Option<u32>,
+
+    /// Threads, each owning its share of the connections and of the calls
+    /// in flight, as h2load's -t (default: the cores available; 1 runs
+    /// everything on one thread).
+    #[arg(short = 't', long, value_parser = count::<1024>, value_name = "N")]
+    pub threads: Option<u32>,
 
     /// Stop after N calls.
     #[arg(short = 'n', long = "total", value_parser = total, value_name = "N")]
@@ -359,6 +366,14 @@ pub struct LoadArgs {
     /// each call's intended start (coordinated omission corrected).
     #[arg(long, value_parser = parse_rate, value_name = "RATE")]
     pub rps: Option<f64>,
+
+    /// Calls in flight, or the rate, over time: DURATION:TARGET,... ramps
+    /// linearly from the last target (0 at the start), e.g.
+    /// 10s:100,30s:1000,10s:0; TARGET/s is a rate (10s:500/s, with -c
+    /// workers). ghz's step form: step:START,STEP,END,EVERY. The run lasts
+    /// as long as the stages.
+    #[arg(long, value_parser = crate::load::stages::Schedule::parse, value_name = "STAGES", conflicts_with_all = ["rps", "duration"])]
+    pub stages: Option<crate::load::stages::Schedule>,
 
     /// Deadline of each call (sent as grpc-timeout).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]

@@ -102,6 +102,7 @@ async fn unary_report_has_every_part() {
             "slot_waits",
             "started_unix_ms",
             "target",
+            "threads",
             "total",
             "transparent_retries",
         ]
@@ -124,9 +125,12 @@ async fn unary_report_has_every_part() {
         .deserialize(&mut raw.as_slice())
         .unwrap();
     assert_eq!(h.len(), 300);
+    // A connection per thread (the cores available), every call on one.
     let conns = r["connections_table"].as_array().unwrap();
-    assert_eq!(conns.len(), 1);
-    assert_eq!(conns[0]["rpcs"], 300);
+    assert_eq!(Some(conns.len() as u64), r["threads"].as_u64());
+    assert_eq!(r["connections"], r["threads"]);
+    let calls: u64 = conns.iter().map(|c| c["rpcs"].as_u64().unwrap()).sum();
+    assert_eq!(calls, 300);
     assert!(r["cpu"]["per_rpc_us"].as_f64().unwrap() > 0.0);
     assert!(r["series"].is_array());
 }
@@ -822,5 +826,154 @@ async fn deadlines_spent_waiting_for_a_stream_slot_are_the_stream_limit() {
     assert!(
         slow.is_none_or(|c| c["count"] == 1),
         "only the call on the slot was slow: {r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn threads_share_the_connections_the_calls_and_the_rate() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let out = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--threads",
+        "2",
+        "--connections",
+        "4",
+        "-c",
+        "8",
+        "--rps",
+        "300",
+        "-z",
+        "2s",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(
+        (r["threads"].as_u64(), r["connections"].as_u64()),
+        (Some(2), Some(4))
+    );
+    let conns = r["connections_table"].as_array().unwrap();
+    assert_eq!(conns.len(), 4, "{r}");
+    for c in conns {
+        assert!(
+            c["rpcs"].as_u64().unwrap() > 50,
+            "every thread's connections carry calls: {c}"
+        );
+    }
+    // The rate is the run's, split between the threads: 600 due in 2 s
+    // (timers on a busy machine may start some late, none early or twice).
+    let total = r["total"].as_u64().unwrap();
+    assert!((540..=600).contains(&total), "{total} calls: {}", r["rate"]);
+    assert_eq!(r["rate"]["target"], 300.0, "{}", r["rate"]);
+
+    // Without --connections each thread gets one, and the report says so.
+    let human = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--threads",
+        "2",
+        "-n",
+        "200",
+    ]))
+    .await;
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("2 threads"), "{text}");
+    assert!(
+        text.contains("2 connections per address: one per thread"),
+        "{text}"
+    );
+
+    // Fewer connections than threads, both given: refused before a call.
+    let bad = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--threads",
+        "3",
+        "--connections",
+        "2",
+    ]))
+    .await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--connections 2 is fewer than --threads 3"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stages_set_the_calls_in_flight_and_the_rate_over_time() {
+    let t = common::start(ServerConfig {
+        delay: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await;
+    let addr = t.addr.to_string();
+    let out = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--stages",
+        "1s:4,1s:4,1s:0",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r["schedule"], "1s:4,1s:4,1s:0");
+    let stages = r["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 3);
+    let calls: Vec<u64> = stages
+        .iter()
+        .map(|s| s["calls"].as_u64().unwrap())
+        .collect();
+    // 4 in flight for 1 s at 50 ms a call: at most 80 calls begin (and
+    // those in flight at its start), fewer while ramping up and down.
+    assert!((30..=84).contains(&calls[1]), "{calls:?}");
+    assert!(calls[0] < calls[1] && calls[2] < calls[1], "{calls:?}");
+    assert!(r["duration_ms"].as_f64().unwrap() < 4500.0);
+
+    // Rates: 0 -> 100/s over 1 s (50 calls due), then 100/s (100 more).
+    let out = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--stages",
+        "1s:100/s,1s:100/s",
+        "-c",
+        "20",
+        "-o",
+        "json",
+    ]))
+    .await;
+    let r = report(&out);
+    let stages = r["stages"].as_array().unwrap();
+    assert_eq!(stages[0]["calls"], 50, "{stages:?}");
+    assert!(stages[1]["calls"].as_u64().unwrap() >= 95, "{stages:?}");
+    assert_eq!(stages[1]["planned"], 100.0);
+    assert_eq!(r["rate"]["target"], 75.0, "{}", r["rate"]);
+
+    // A mistake in the schedule is named before anything is sent.
+    let bad = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--stages",
+        "10s:100,30x:5",
+    ]))
+    .await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("stage 2 (`30x:5`): `30x` is not a duration"),
+        "{}",
+        stderr(&bad)
     );
 }

@@ -13,15 +13,17 @@ use crate::cli::{ColorChoice, LoadArgs, ReportOutput};
 use crate::client::{Channel, ClientSettings};
 use crate::event::EventSink;
 use crate::exit::Exit;
-use crate::load::engine;
 use crate::load::plan::{CallKind, LoadRequest};
 use crate::load::report::{cpu_times, ConnEvents, LoadReport, RunFacts};
+use crate::load::stages::Level;
 use crate::load::stats::Recorder;
+use crate::load::threads::{Layout, Team};
 use crate::report::progress::Progress;
 use crate::report::style::Style;
 use crate::report::FileFormat;
 use crate::rpc::descriptors::{self, Source};
 use crate::rpc::payload;
+use crate::rpc::MethodPath;
 
 /// Raises the open-file soft limit to fit `needed` descriptors, as far as
 /// the hard limit allows.
@@ -79,11 +81,20 @@ pub(super) fn read_text(what: &str, arg: &str) -> anyhow::Result<String> {
     }
 }
 
-pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+/// What the flags name, read and checked before anything is sent.
+struct Inputs {
+    data: Option<(String, String)>,
+    report_format: Option<FileFormat>,
+    source: Source,
+    settings: ClientSettings,
+    layout: Layout,
+    /// Addresses the target names (connections are per address).
+    addresses: usize,
+}
+
+fn inputs(args: &LoadArgs) -> anyhow::Result<Inputs> {
     super::lower::check_plaintext(&args.conn.tls, &args.target)?;
     super::lower::client_warnings(&args.conn);
-    // Inputs first: nothing is sent before they are all good.
     let data = args.data.as_deref().map(payload::read_data).transpose()?;
     let report_format = args
         .report
@@ -106,42 +117,54 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     } else {
         Source::Reflection
     };
-    let connections = u64::from(args.connections);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let layout = Layout::choose(
+        args.threads.map(|t| t as usize),
+        args.connections.map(|c| c as usize),
+        args.concurrency as usize,
+        cores,
+    )
+    .map_err(anyhow::Error::msg)?;
     let addresses = match &args.target.endpoints {
-        crate::target::Endpoints::Hosts(h) | crate::target::Endpoints::Dns(h) => h.len() as u64,
+        crate::target::Endpoints::Hosts(h) | crate::target::Endpoints::Dns(h) => h.len(),
         crate::target::Endpoints::Unix(_) | crate::target::Endpoints::Named(_) => 1,
     };
-    raise_nofile(connections * addresses * 2 + 64, connections * addresses)?;
-
+    let all = (layout.connections * addresses) as u64;
+    raise_nofile(all * 2 + 64, all)?;
     let settings = ClientSettings {
-        connections: args.connections as usize,
+        connections: layout.connections,
         service_config,
         wait_for_ready: args.wait_for_ready,
         transparent_retry: !args.no_transparent_retry,
         ..client_settings(&args.conn)
     };
-    let cfg = crate::load::plan::channel_config(&settings, args.target.clone())?;
-    let (events, mut rx) = EventSink::channel(64 * 1024);
-    let channel = Channel::new(cfg, events.clone())?;
-    channel.connect();
-    let collector = std::thread::spawn(move || {
-        let mut c = ConnEvents::default();
-        while let Some(e) = rx.blocking_recv() {
-            c.record(&e);
-        }
-        c
-    });
+    Ok(Inputs {
+        data,
+        report_format,
+        source,
+        settings,
+        layout,
+        addresses,
+    })
+}
 
+/// The method `--call` names, from the descriptors (reflection over
+/// `channel`, or the files given); without `--call`, an error listing them.
+async fn find_method(
+    args: &LoadArgs,
+    source: &Source,
+    channel: &Channel,
+) -> anyhow::Result<(MethodPath, prost_reflect::MethodDescriptor)> {
     let Some(path) = args.call.clone() else {
-        let pool = descriptors::load(&source, &channel, None)
+        let pool = descriptors::load(source, channel, None)
             .await
-            .map_err(|e| unreachable(e, &channel))?;
+            .map_err(|e| unreachable(e, channel))?;
         bail!(
             "--call is required: name the method, e.g. --call helloworld.Greeter/SayHello; the methods found are:\n{}",
             descriptors::list_methods(&pool)
         );
     };
-    let pool = descriptors::load(&source, &channel, Some(path.service()))
+    let pool = descriptors::load(source, channel, Some(path.service()))
         .await
         .map_err(|e| match &e {
             descriptors::DescError::UnknownService { service, services } => {
@@ -150,36 +173,68 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
                     None => e.into(),
                 }
             }
-            _ => unreachable(e, &channel),
+            _ => unreachable(e, channel),
         })?;
     let method = descriptors::find_method(&pool, &path.path()).map_err(anyhow::Error::msg)?;
-    let scheme = if args.target.tls { "https" } else { "http" };
-    let request = LoadRequest {
+    Ok((path, method))
+}
+
+fn request(args: &LoadArgs, path: MethodPath, data: Option<(String, String)>) -> LoadRequest {
+    LoadRequest {
         data,
         metadata: args.metadata.clone(),
         concurrency: args.concurrency as usize,
         total: args.total,
         duration: args.duration,
         rps: args.rps,
+        stages: args.stages.clone(),
         timeout: args.timeout,
         stream_messages: args.stream_messages as usize,
         stream_interval: args.stream_interval,
-        ..LoadRequest::new(path.clone())
-    };
-    let origin = format!("{scheme}://{}", args.target.authority);
-    let plan = crate::load::prepare(request, &settings, &method, &origin, None)?;
-    let duration = plan.duration;
+        ..LoadRequest::new(path)
+    }
+}
 
-    // One shard: load runs on one thread, and each shard's histogram is a
-    // few hundred KiB that every call would touch (cache misses, not locks,
-    // are what more shards would cost here).
-    let rec = Arc::new(Recorder::new(1));
+pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    // Inputs first: nothing is sent before they are all good.
+    let inputs = inputs(&args)?;
+    let cfg = crate::load::plan::channel_config(&inputs.settings, args.target.clone())?;
+    let (events, mut rx) = EventSink::channel(64 * 1024);
+    let channel = Channel::new(inputs.layout.channel_config(&cfg, 0), events.clone())?;
+    channel.connect();
+    let collector = std::thread::spawn(move || {
+        let mut c = ConnEvents::default();
+        while let Some(e) = rx.blocking_recv() {
+            c.record(&e);
+        }
+        c
+    });
+    let (path, method) = find_method(&args, &inputs.source, &channel).await?;
+    let scheme = if args.target.tls { "https" } else { "http" };
+    let origin = format!("{scheme}://{}", args.target.authority);
+    let request = request(&args, path.clone(), inputs.data.clone());
+    let plan = crate::load::prepare(request, &inputs.settings, &method, &origin, None)?;
+    let duration = plan.duration;
+    let plan_stages = plan.stages.clone();
+
+    let rec = Arc::new(Recorder::new(inputs.layout.threads));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let team = Team::assemble(
+        &inputs.layout,
+        &cfg,
+        channel.clone(),
+        &events,
+        &rec,
+        &stop_rx,
+    )
+    .await?;
     let show_progress =
         args.output == ReportOutput::Human && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let progress = show_progress.then(|| Progress::start(rec.clone(), channel.clone()));
+    let progress = show_progress
+        .then(|| Progress::start(rec.clone(), team.channels.clone(), plan_stages.clone()));
     let cpu0 = cpu_times();
-    let run = engine::run(plan, channel.clone(), rec.clone(), stop_rx);
+    let run = team.run(plan, rec.clone(), stop_rx);
     tokio::pin!(run);
     let info = tokio::select! {
         info = &mut run => info,
@@ -204,47 +259,35 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         .ok()
         .and_then(|r| r.ok())
         .unwrap_or_default();
-    let snapshot = rec.snapshot();
     let report = LoadReport::build(
-        &snapshot,
+        &rec.snapshot(),
         &conns,
         RunFacts {
             target: args.target.text.clone(),
             method: path.to_string(),
             call_kind: CallKind::of(&method).name().to_string(),
             concurrency: args.concurrency as usize,
-            connections: (connections * addresses) as usize,
+            connections: inputs.layout.connections * inputs.addresses,
+            threads: inputs.layout.threads,
+            notes: inputs.layout.notes.clone(),
             elapsed_s: info.elapsed.as_secs_f64(),
             interrupted: info.interrupted,
             retries: rec.retries(),
             transparent_retries: rec.transparent_retries(),
             slot_waits: rec.slot_waits(),
             slot_wait_us: rec.slot_wait_us(),
-            rps_target: args.rps,
+            rps_target: args.rps.or_else(|| {
+                let st = plan_stages.as_deref()?;
+                (st.level == Level::Rate).then(|| st.calls() / st.total().as_secs_f64())
+            }),
             late_calls: rec.late(),
             duration_s: duration.map(|d| d.as_secs_f64()),
             cpu: (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1),
+            stages: plan_stages,
         },
         &args.fail_on,
     );
-    let text = match args.output {
-        ReportOutput::Json => serde_json::to_string(&report)? + "\n",
-        ReportOutput::Human => {
-            crate::report::load::render(&report, &Style::for_stdout(color.forced()))
-        }
-    };
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    // A closed stdout (| head) is not an error worth a message.
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-    if let (Some(path), Some(format)) = (&args.report, report_format) {
-        let file = match format {
-            FileFormat::Html => crate::report::html::load_page(&report),
-            FileFormat::Json | FileFormat::Junit => serde_json::to_string(&report)? + "\n",
-        };
-        std::fs::write(path, file)
-            .with_context(|| format!("cannot write the report {}", path.display()))?;
-    }
+    write_report(&report, &args, inputs.report_format, color)?;
     Ok(if info.interrupted {
         Exit::Interrupted
     } else if report.failed() {
@@ -252,4 +295,32 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// The report on stdout (tables or JSON), and in `--report FILE`.
+fn write_report(
+    report: &LoadReport,
+    args: &LoadArgs,
+    format: Option<FileFormat>,
+    color: ColorChoice,
+) -> anyhow::Result<()> {
+    let text = match args.output {
+        ReportOutput::Json => serde_json::to_string(report)? + "\n",
+        ReportOutput::Human => {
+            crate::report::load::render(report, &Style::for_stdout(color.forced()))
+        }
+    };
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (| head) is not an error worth a message.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    if let (Some(path), Some(format)) = (&args.report, format) {
+        let file = match format {
+            FileFormat::Html => crate::report::html::load_page(report),
+            FileFormat::Json | FileFormat::Junit => serde_json::to_string(report)? + "\n",
+        };
+        std::fs::write(path, file)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    Ok(())
 }

@@ -1,9 +1,7 @@
-//! The load engine: `concurrency` workers share a ticket counter. In a closed
-//! loop each starts its next call when the last ends; with `--rps`, ticket
-//! `i` is due at `start + i / rps` and its latency counts from then, so
-//! calls that waited for a free worker show it (coordinated omission
-//! corrected). Retries (gRFC A6) and transparent retries of streams the
-//! server never processed happen inside one call's deadline.
+//! The load engine: a thread's workers share its ticket counter and call
+//! when [`Pace`] says (closed loop, constant rate, stages). Retries (gRFC
+//! A6) and transparent retries of streams the server never processed
+//! happen inside one call's deadline.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,15 +11,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::call::{self, Outcome};
+use super::pace::Pace;
+pub use super::pace::Share;
 pub use super::plan::LoadPlan;
-use super::stats::{Cause, Counters, Recorder, SecondStats};
+use super::stats::{Call, Cause, Counters, Recorder, SecondStats};
 use crate::client::conn::Conn;
 use crate::client::Channel;
-
-/// A call that starts more than one interval (1/rps) after it was due
-/// counts as late (--rps): the workers could not keep up. At least this
-/// long, as tokio's timers alone may wake a millisecond late.
-const LATE_AT_LEAST: Duration = Duration::from_millis(5);
 
 /// Transparent retries of never-processed streams per call, at most.
 const MAX_TRANSPARENT_RETRIES: u32 = 10;
@@ -190,86 +185,24 @@ async fn run_call(
     }
 }
 
-/// The part of a run one thread plays: thread `index` of `of`. Each thread
-/// owns its workers and takes every `of`-th ticket of the run's schedule,
-/// so the threads together start the calls one thread would, without
-/// sharing a counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Share {
-    pub index: usize,
-    pub of: usize,
-}
-
-impl Share {
-    /// The whole run on one thread.
-    pub const ALL: Share = Share { index: 0, of: 1 };
-
-    /// This thread's part of `n` (workers, connections): as even as can
-    /// be, the first threads taking one more.
-    pub fn part(&self, n: usize) -> usize {
-        n / self.of + usize::from(self.index < n % self.of)
-    }
-
-    /// The run's ticket for this thread's `local`-th.
-    fn ticket(&self, local: u64) -> u64 {
-        local * self.of as u64 + self.index as u64
-    }
-
-    /// The run's id for this thread's `local`-th worker.
-    fn worker(&self, local: usize) -> usize {
-        local * self.of + self.index
-    }
-}
-
-/// When the call of `ticket` begins (its latency counts from then), or
-/// `None` when the run is over.
-async fn begin(
-    plan: &LoadPlan,
-    ticket: u64,
-    start: Instant,
-    end: Option<Instant>,
-    rec: &Counters,
-) -> Option<Instant> {
-    if plan.total.is_some_and(|t| ticket >= t) {
-        return None;
-    }
-    let Some(r) = plan.rps else {
-        let now = Instant::now();
-        return end.is_none_or(|e| now < e).then_some(now);
-    };
-    let due = start + Duration::from_secs_f64(ticket as f64 / r);
-    // The run ends at its duration even with calls still due: those count
-    // as not started (the rate was not held).
-    if end.is_some_and(|e| due >= e || Instant::now() >= e) {
-        return None;
-    }
-    tokio::time::sleep_until(due).await;
-    // Late: no worker was free (tokio's timers alone may wake a
-    // millisecond after the due time).
-    if Instant::now() > due + LATE_AT_LEAST.max(Duration::from_secs_f64(1.0 / r)) {
-        rec.late.fetch_add(1, Ordering::Relaxed);
-    }
-    Some(due)
-}
-
 async fn worker(
-    id: usize,
+    local: usize,
     share: Share,
     plan: Arc<LoadPlan>,
+    pace: Arc<Pace>,
     channel: Channel,
     rec: Arc<Recorder>,
-    start: Instant,
-    end: Option<Instant>,
 ) {
     // Stopped by abort (see `run_share`): nothing per call waits on a stop
     // signal.
+    let id = share.worker(local);
     let mut rng = fastrand::Rng::with_seed(id as u64 ^ 0x9e37_79b9_7f4a_7c15);
     let mut home: Home = None;
     let slot = rec.slot(share.index);
     let c = &slot.c;
     loop {
         let ticket = share.ticket(c.started.fetch_add(1, Ordering::Relaxed));
-        let Some(begin) = begin(&plan, ticket, start, end, c).await else {
+        let Some(begin) = pace.begin(local, ticket, c).await else {
             return;
         };
         let deadline = plan.timeout.map(|t| Instant::now() + t);
@@ -277,7 +210,7 @@ async fn worker(
         let (outcome, conn, cause) =
             run_call(&plan, &channel, c, ticket, deadline, &mut rng, &mut home).await;
         c.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let latency = begin.elapsed();
+        let latency = begin.at.elapsed();
         if let Some(ev) = &plan.events {
             ev.emit(
                 conn,
@@ -291,7 +224,13 @@ async fn worker(
                 },
             );
         }
-        rec.record(share.index, latency, &outcome, conn, cause);
+        let call = Call {
+            latency,
+            stage: begin.stage,
+            conn,
+            cause,
+        };
+        rec.record(share.index, &outcome, call);
     }
 }
 
@@ -341,17 +280,20 @@ pub async fn run_share(
     mut stop: watch::Receiver<bool>,
     start: Instant,
 ) -> RunInfo {
-    let end = plan.duration.map(|d| start + d);
+    let pace = Arc::new(Pace::new(&plan, share, start));
+    let gate = {
+        let pace = pace.clone();
+        tokio::spawn(async move { pace.drive().await })
+    };
     let workers: Vec<_> = (0..share.part(plan.concurrency.max(1)))
         .map(|local| {
             tokio::spawn(worker(
-                share.worker(local),
+                local,
                 share,
                 plan.clone(),
+                pace.clone(),
                 channel.clone(),
                 rec.clone(),
-                start,
-                end,
             ))
         })
         .collect();
@@ -370,6 +312,7 @@ pub async fn run_share(
             }
         }
     }
+    gate.abort();
     RunInfo {
         elapsed: start.elapsed(),
         interrupted: *stop.borrow(),

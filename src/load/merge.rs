@@ -125,6 +125,8 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
         call_kind: first.call_kind.clone(),
         concurrency: reports.iter().map(|(_, r)| r.concurrency).sum(),
         connections: reports.iter().map(|(_, r)| r.connections).sum(),
+        threads: reports.iter().map(|(_, r)| r.threads).sum(),
+        notes: Vec::new(),
         duration_ms,
         interrupted: reports.iter().any(|(_, r)| r.interrupted),
         total,
@@ -166,6 +168,10 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
             },
         },
         series: series(&reports, start),
+        // Stages of several machines do not line up: merged reports have
+        // the series instead.
+        schedule: None,
+        stages: Vec::new(),
         fail_on: Vec::new(),
         dropped_events: sum(|r| r.dropped_events),
     })

@@ -9,9 +9,12 @@ pub mod call;
 pub mod engine;
 pub mod failon;
 pub mod merge;
+pub mod pace;
 pub mod plan;
 pub mod report;
 pub mod retry;
+pub mod stages;
 pub mod stats;
+pub mod threads;
 
 pub use plan::{prepare, LoadRequest};

@@ -11,6 +11,7 @@ use prost_reflect::MethodDescriptor;
 
 use super::call::{request_head, request_headers, CallTemplate};
 use super::retry::{self, RetryPolicy, ServiceConfigError};
+use super::stages::{Level, Schedule};
 use crate::client::{ChannelConfig, ClientSettings};
 use crate::event::EventSink;
 use crate::rpc::payload::{self, PayloadError};
@@ -65,6 +66,9 @@ pub struct LoadRequest {
     /// Without `total` or `duration` a run lasts [`DEFAULT_DURATION`].
     pub duration: Option<Duration>,
     pub rps: Option<f64>,
+    /// The calls in flight or the rate over time (`--stages`): the run
+    /// lasts as long as they do.
+    pub stages: Option<Schedule>,
     /// Each call's deadline; without it, the service config's.
     pub timeout: Option<Duration>,
     /// Client and bidi streaming: messages per call and the time between.
@@ -87,6 +91,7 @@ impl LoadRequest {
             total: None,
             duration: None,
             rps: None,
+            stages: None,
             timeout: None,
             stream_messages: 1,
             stream_interval: Duration::ZERO,
@@ -104,6 +109,7 @@ pub struct LoadPlan {
     pub total: Option<u64>,
     pub duration: Option<Duration>,
     pub rps: Option<f64>,
+    pub stages: Option<Arc<Schedule>>,
     pub timeout: Option<Duration>,
     pub retry: Option<RetryPolicy>,
     pub transparent_retry: bool,
@@ -173,9 +179,15 @@ pub fn prepare(
         .parse()
         .map_err(|_| PrepareError::Uri(path.clone()))?;
     let headers = request_headers(&req.metadata, timeout);
-    let duration = match (req.total, req.duration) {
-        (None, None) => Some(DEFAULT_DURATION),
-        (_, d) => d,
+    let duration = match (&req.stages, req.total, req.duration) {
+        (Some(s), _, _) => Some(s.total()),
+        (None, None, None) => Some(DEFAULT_DURATION),
+        (None, _, d) => d,
+    };
+    // Stages of calls in flight need as many workers as their most.
+    let concurrency = match &req.stages {
+        Some(s) if s.level == Level::Concurrency => s.max().ceil() as usize,
+        _ => req.concurrency,
     };
     Ok(LoadPlan {
         template: CallTemplate {
@@ -188,10 +200,11 @@ pub fn prepare(
             stream_interval: req.stream_interval,
         },
         kind: CallKind::of(method),
-        concurrency: req.concurrency.max(1),
+        concurrency: concurrency.max(1),
         total: req.total,
         duration,
         rps: req.rps,
+        stages: req.stages.map(Arc::new),
         timeout,
         retry: policy.retry,
         transparent_retry: client.transparent_retry,

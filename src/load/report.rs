@@ -8,7 +8,8 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use serde::Serialize;
 
 use super::failon::{Metric, Threshold};
-use super::stats::{Cause, CodeSummary, SecondStats, Snapshot};
+use super::stages::{Level, Schedule};
+use super::stats::{Cause, CodeSummary, SecondStats, Snapshot, StageStats};
 use crate::event::{Event, EventKind};
 use crate::h2wire::Dir;
 
@@ -216,6 +217,66 @@ impl RateCheck {
     }
 }
 
+/// The calls that began in one stage of `--stages`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct StageRow {
+    /// 1-based.
+    pub stage: usize,
+    pub begins_s: f64,
+    pub ends_s: f64,
+    /// The target at its start and end (calls in flight, or calls/s).
+    pub from: f64,
+    pub to: f64,
+    /// `in_flight` or `per_second`.
+    pub unit: String,
+    /// `0:10.0-0:40.0 100 -> 1000 in flight`.
+    pub text: String,
+    pub calls: u64,
+    pub errors: u64,
+    /// Calls begun per second of the stage.
+    pub rps: f64,
+    /// Calls due in it (rate stages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned: Option<f64>,
+    pub latency_ms: Latency,
+}
+
+impl StageRow {
+    /// A row per stage of `schedule`, from the calls each began.
+    pub fn of(schedule: &Schedule, stats: &[StageStats]) -> Vec<Self> {
+        let empty = StageStats::default();
+        schedule
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                let got = stats.get(i).unwrap_or(&empty);
+                let secs = st.duration.as_secs_f64();
+                let calls = got.hist.len();
+                Self {
+                    stage: i + 1,
+                    begins_s: schedule.begins(i).as_secs_f64(),
+                    ends_s: (schedule.begins(i) + st.duration).as_secs_f64(),
+                    from: st.from,
+                    to: st.to,
+                    unit: match schedule.level {
+                        Level::Concurrency => "in_flight",
+                        Level::Rate => "per_second",
+                    }
+                    .into(),
+                    text: schedule.describe(i),
+                    calls,
+                    errors: got.errors,
+                    rps: calls as f64 / secs.max(1e-9),
+                    planned: (schedule.level == Level::Rate)
+                        .then(|| (st.from + st.to) / 2.0 * secs),
+                    latency_ms: Latency::of(&got.hist),
+                }
+            })
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Cpu {
     pub user_s: f64,
@@ -246,6 +307,13 @@ pub struct LoadReport {
     pub call_kind: String,
     pub concurrency: usize,
     pub connections: usize,
+    /// Threads the run used (`--threads`); 1 in reports from before it.
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// What the run changed from what was asked (threads or connections
+    /// raised or lowered), for people.
+    #[serde(skip)]
+    pub notes: Vec<String>,
     pub duration_ms: f64,
     pub interrupted: bool,
     pub total: u64,
@@ -272,6 +340,11 @@ pub struct LoadReport {
     pub rate: Option<RateCheck>,
     pub cpu: Cpu,
     pub series: Vec<SecondStats>,
+    /// `--stages`: the schedule and the calls of each stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageRow>,
     pub fail_on: Vec<CheckResult>,
     pub dropped_events: u64,
 }
@@ -283,6 +356,8 @@ pub struct RunFacts {
     pub call_kind: String,
     pub concurrency: usize,
     pub connections: usize,
+    pub threads: usize,
+    pub notes: Vec<String>,
     pub elapsed_s: f64,
     pub interrupted: bool,
     pub retries: u64,
@@ -294,6 +369,7 @@ pub struct RunFacts {
     /// The planned duration, when the run had one.
     pub duration_s: Option<f64>,
     pub cpu: (f64, f64),
+    pub stages: Option<std::sync::Arc<Schedule>>,
 }
 
 /// CPU time used by this process so far: (user, system) seconds.
@@ -305,6 +381,10 @@ pub fn cpu_times() -> (f64, f64) {
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The load report's format; `report merge` takes reports of this one.
@@ -400,6 +480,8 @@ impl LoadReport {
             call_kind: facts.call_kind,
             concurrency: facts.concurrency,
             connections: facts.connections,
+            threads: facts.threads,
+            notes: facts.notes,
             duration_ms: facts.elapsed_s * 1e3,
             interrupted: facts.interrupted,
             total,
@@ -448,6 +530,12 @@ impl LoadReport {
                 },
             },
             series: s.series.clone(),
+            schedule: facts.stages.as_ref().map(|st| st.text.clone()),
+            stages: facts
+                .stages
+                .as_ref()
+                .map(|st| StageRow::of(st, &s.stages))
+                .unwrap_or_default(),
             fail_on: Vec::new(),
             dropped_events: conns.dropped,
         };

@@ -34,8 +34,35 @@ struct CodeStat {
     other: u64,
 }
 
+/// What one call did, beside its outcome.
+pub struct Call {
+    pub latency: Duration,
+    /// The stage it began in (`--stages`).
+    pub stage: Option<usize>,
+    pub conn: Option<u64>,
+    pub cause: Option<Cause>,
+}
+
+/// The calls that began in one stage.
+#[derive(Clone, Debug)]
+pub struct StageStats {
+    pub hist: Histogram<u64>,
+    pub errors: u64,
+}
+
+impl Default for StageStats {
+    fn default() -> Self {
+        Self {
+            hist: new_histogram(),
+            errors: 0,
+        }
+    }
+}
+
 struct Shard {
     hist: Histogram<u64>,
+    /// By stage (`--stages`), grown as stages begin.
+    stages: Vec<StageStats>,
     /// The current second's latencies ([`Recorder::second_percentiles`]).
     second: Histogram<u64>,
     /// By status code number (0..=16).
@@ -50,6 +77,7 @@ impl Shard {
     fn new() -> Self {
         Self {
             hist: new_histogram(),
+            stages: Vec::new(),
             second: new_histogram(),
             codes: (0..=16).map(|_| CodeStat::default()).collect(),
             causes: HashMap::new(),
@@ -160,15 +188,8 @@ impl Recorder {
     }
 
     /// Records one call into slot `slot`.
-    pub fn record(
-        &self,
-        slot: usize,
-        latency: Duration,
-        o: &Outcome,
-        conn: Option<u64>,
-        cause: Option<Cause>,
-    ) {
-        let us = u64::try_from(latency.as_micros())
+    pub fn record(&self, slot: usize, o: &Outcome, call: Call) {
+        let us = u64::try_from(call.latency.as_micros())
             .unwrap_or(u64::MAX)
             .clamp(1, HIST_MAX_US);
         let failed = !o.ok();
@@ -176,6 +197,13 @@ impl Recorder {
         if let Ok(mut s) = slot.shard.lock() {
             let _ = s.hist.record(us);
             let _ = s.second.record(us);
+            if let Some(i) = call.stage {
+                if i >= s.stages.len() {
+                    s.stages.resize_with(i + 1, StageStats::default);
+                }
+                let _ = s.stages[i].hist.record(us);
+                s.stages[i].errors += u64::from(failed);
+            }
             s.responses += o.responses;
             let Some(c) = s.codes.get_mut(o.code as usize) else {
                 return;
@@ -188,10 +216,10 @@ impl Recorder {
                     c.other += 1;
                 }
             }
-            if let Some(cause) = cause {
+            if let Some(cause) = call.cause {
                 *s.causes.entry(cause).or_default() += 1;
             }
-            if let Some(id) = conn.and_then(|c| usize::try_from(c).ok()) {
+            if let Some(id) = call.conn.and_then(|c| usize::try_from(c).ok()) {
                 if id >= s.conns.len() {
                     s.conns.resize(id + 1, (0, 0));
                 }
@@ -222,6 +250,11 @@ impl Recorder {
         (q(0.5), q(0.9), q(0.99))
     }
 
+    /// The last whole second of the run, when one has ended.
+    pub fn last_second(&self) -> Option<SecondStats> {
+        self.series.lock().ok().and_then(|v| v.last().cloned())
+    }
+
     /// Adds the second that just ended (called once a second).
     pub fn push_second(&self, s: SecondStats) {
         if let Ok(mut v) = self.series.lock() {
@@ -237,6 +270,13 @@ impl Recorder {
         for slot in &self.slots {
             let Ok(s) = slot.shard.lock() else { continue };
             let _ = snap.hist.add(&s.hist);
+            if snap.stages.len() < s.stages.len() {
+                snap.stages.resize_with(s.stages.len(), StageStats::default);
+            }
+            for (all, st) in snap.stages.iter_mut().zip(&s.stages) {
+                let _ = all.hist.add(&st.hist);
+                all.errors += st.errors;
+            }
             snap.responses += s.responses;
             for (i, c) in s.codes.iter().enumerate().filter(|(_, c)| c.count > 0) {
                 let code = tonic::Code::from_i32(i as i32);
@@ -291,6 +331,8 @@ pub struct CodeSummary {
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub hist: Histogram<u64>,
+    /// By stage (`--stages`): the calls that began in each.
+    pub stages: Vec<StageStats>,
     pub codes: BTreeMap<String, CodeSummary>,
     pub causes: BTreeMap<Cause, u64>,
     pub conns: BTreeMap<u64, (u64, u64)>,
@@ -302,6 +344,7 @@ impl Default for Snapshot {
     fn default() -> Self {
         Self {
             hist: new_histogram(),
+            stages: Vec::new(),
             codes: BTreeMap::new(),
             causes: BTreeMap::new(),
             conns: BTreeMap::new(),
@@ -325,19 +368,25 @@ mod tests {
         for i in 0..100u64 {
             r.record(
                 i as usize,
-                Duration::from_millis(i + 1),
                 &outcome(tonic::Code::Ok, ""),
-                Some(1),
-                None,
+                Call {
+                    latency: Duration::from_millis(i + 1),
+                    stage: Some(0),
+                    conn: Some(1),
+                    cause: None,
+                },
             );
         }
         for i in 0..50 {
             r.record(
                 i,
-                Duration::from_millis(5),
                 &outcome(tonic::Code::Unavailable, &format!("m{i}")),
-                Some(2),
-                Some(Cause::ConnectionLost),
+                Call {
+                    latency: Duration::from_millis(5),
+                    stage: Some(1),
+                    conn: Some(2),
+                    cause: Some(Cause::ConnectionLost),
+                },
             );
         }
         let s = r.snapshot();
@@ -352,6 +401,9 @@ mod tests {
         assert_eq!(u.other, 30);
         assert_eq!(s.conns[&2], (50, 50));
         assert_eq!(s.causes[&Cause::ConnectionLost], 50);
+        assert_eq!(s.stages.len(), 2);
+        assert_eq!((s.stages[0].hist.len(), s.stages[0].errors), (100, 0));
+        assert_eq!((s.stages[1].hist.len(), s.stages[1].errors), (50, 50));
         assert_eq!(r.errors(), 50);
     }
 }

@@ -14,6 +14,55 @@ fn ms(v: f64) -> String {
     }
 }
 
+/// Seconds into the run, short: `40s`, `1m30s`.
+fn at(s: f64) -> String {
+    let s = s.round() as u64;
+    if s < 60 {
+        format!("{s}s")
+    } else if s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{}m{}s", s / 60, s % 60)
+    }
+}
+
+/// A row per stage of `--stages`: its time, its target, the calls that
+/// began in it (and, for rates, the calls due), their latency.
+fn stages_table(r: &LoadReport) -> comfy_table::Table {
+    let mut t = table();
+    t.set_header([
+        "stage", "time", "target", "calls", "calls/s", "failed", "p50", "p99",
+    ]);
+    for st in &r.stages {
+        let unit = if st.unit == "per_second" {
+            "/s"
+        } else {
+            " in flight"
+        };
+        let num = |v: f64| format!("{v:.0}");
+        let target = if st.from == st.to {
+            format!("{}{unit}", num(st.to))
+        } else {
+            format!("{} -> {}{unit}", num(st.from), num(st.to))
+        };
+        let calls = match st.planned {
+            Some(p) => format!("{} of {p:.0}", st.calls),
+            None => st.calls.to_string(),
+        };
+        t.add_row(vec![
+            format!("{}/{}", st.stage, r.stages.len()),
+            format!("{}-{}", at(st.begins_s), at(st.ends_s)),
+            target,
+            calls,
+            format!("{:.0}", st.rps),
+            st.errors.to_string(),
+            ms(st.latency_ms.p50),
+            ms(st.latency_ms.p99),
+        ]);
+    }
+    t
+}
+
 pub fn render(r: &LoadReport, style: &Style) -> String {
     let mut out = String::new();
     let head = format!(
@@ -56,6 +105,10 @@ pub fn render(r: &LoadReport, style: &Style) -> String {
         ms(l.max),
     ]);
     out.push_str(&format!("{t}\n"));
+
+    if !r.stages.is_empty() {
+        out.push_str(&format!("{}\n", stages_table(r)));
+    }
 
     let mut t = table();
     t.set_header(["status", "count", "messages"]);
@@ -124,9 +177,16 @@ pub fn render(r: &LoadReport, style: &Style) -> String {
         ms(r.slot_wait_ms)
     )];
     notes.push(format!(
-        "grpcdoc CPU: {:.2}s user + {:.2}s system, {:.1} us per call",
-        r.cpu.user_s, r.cpu.system_s, r.cpu.per_rpc_us
+        "grpcdoc CPU: {:.2}s user + {:.2}s system, {:.1} us per call, {} thread{}",
+        r.cpu.user_s,
+        r.cpu.system_s,
+        r.cpu.per_rpc_us,
+        r.threads,
+        if r.threads == 1 { "" } else { "s" }
     ));
+    for n in &r.notes {
+        notes.push(style.paint(Tone::Dim, &format!("note: {n}")));
+    }
     if let Some(rate) = &r.rate {
         if rate.held {
             notes.push(format!(
