@@ -318,7 +318,11 @@ pub struct LoadArgs {
     pub call: Option<crate::rpc::MethodPath>,
 
     /// Request message as JSON (inline, @FILE, or @- for stdin); an array
-    /// gives one message per call in turn, or the messages of a client stream.
+    /// gives one message per call in turn, or the messages of a client
+    /// stream; @FILE.jsonl gives one message a line, in turn. Placeholders
+    /// vary it per call: {{call}}, {{worker}}, {{uuid}}, {{rand 1 100}},
+    /// {{unix_ms}}, {{now}}, {{one_of a b c}} (and ghz's {{.RequestNumber}},
+    /// {{.WorkerID}}, {{.UUID}}, {{.TimestampUnix}}, ...).
     #[arg(short = 'd', long = "data", value_name = "JSON")]
     pub data: Option<String>,
 
@@ -401,9 +405,17 @@ pub struct LoadArgs {
     pub wait_for_ready: bool,
 
     /// Exit 1 when a threshold is breached (repeatable): p99>50ms,
-    /// error_rate>0.1%, code:UNAVAILABLE>0, rps<1000, ...
+    /// error_rate>0.1%, code:UNAVAILABLE>0, rps<1000, checks<100%, ...
     #[arg(long = "fail-on", value_parser = parse_threshold, value_name = "EXPR")]
     pub fail_on: Vec<crate::load::failon::Threshold>,
+
+    /// Check every response of the calls that end OK (repeatable): PATH OP
+    /// VALUE, e.g. 'message == "hi"', 'count >= 3', 'items[0].id matches
+    /// ^[0-9]+$'; OP is ==, !=, >, >=, <, <=, contains, matches. Counted
+    /// per check in the report; --fail-on 'checks<100%' fails the run on
+    /// one that did not hold.
+    #[arg(long = "expect", value_parser = crate::load::expect::Expect::parse, value_name = "CHECK")]
+    pub expect: Vec<crate::load::expect::Expect>,
 
     #[command(flatten)]
     pub conn: ConnArgs,

@@ -977,3 +977,209 @@ async fn stages_set_the_calls_in_flight_and_the_rate_over_time() {
         stderr(&bad)
     );
 }
+
+/// What a ghz or k6 user reaches for, in one run as a user sees it on a
+/// 100-column terminal (a pty from util-linux's `script`): three stages,
+/// request data that varies per call, checks on the responses; the
+/// progress line shows the stage, the report a row per stage and per
+/// check, and every table fits.
+#[tokio::test(flavor = "multi_thread")]
+async fn stages_a_template_and_checks_in_one_run() {
+    let t = common::start(ServerConfig {
+        delay: Duration::from_millis(10),
+        ..Default::default()
+    })
+    .await;
+    let cmd = format!(
+        "stty cols 100 rows 50; {BIN} load {} --call grpcdoc.echo.v1.Echo/Unary \
+         -d '{{\"message\": \"n{{{{call}}}}\"}}' --stages 1s:10,1s:20,1s:0 \
+         --expect 'message matches ^n[0-9]+$' --expect 'message == n0'",
+        t.addr
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run script")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let plain = regex::Regex::new(r"\x1b\[[0-9;?]*[a-zA-Z]")
+        .unwrap()
+        .replace_all(&text, "")
+        .replace('\r', "\n");
+    assert!(
+        plain.contains("stage 2/3 (0:01.0-0:02.0 10 -> 20 in flight) at"),
+        "{plain}"
+    );
+    let row = |start: &str| {
+        plain
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no row {start}: {plain}"))
+            .split(['│', '┆'])
+            .map(|c| c.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    for (stage, target) in [
+        ("1/3", "0 -> 10 in flight"),
+        ("2/3", "10 -> 20 in flight"),
+        ("3/3", "20 -> 0 in flight"),
+    ] {
+        let r = row(&format!("│ {stage}"));
+        assert_eq!(r[3], target, "{r:?}");
+        assert!(r[4].parse::<u64>().unwrap() > 0, "{r:?}");
+    }
+    let head = plain.lines().find(|l| l.starts_with("load:")).unwrap();
+    let total: u64 = head
+        .split(": ")
+        .nth(2)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Every call's message is its own: the pattern held on each, the
+    // first call's text on one only.
+    let every = row("│ message matches");
+    assert_eq!(every[2], format!("{total} (100.00%)"), "{every:?}");
+    let first = row("│ message == n0");
+    assert!(first[2].starts_with("1 ("), "{first:?}");
+    assert_eq!(first[3], (total - 1).to_string());
+    for line in plain
+        .lines()
+        .filter(|l| l.starts_with(['│', '┌', '└', '╞', '├']))
+    {
+        assert!(
+            line.chars().count() <= 100,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_per_address_when_the_target_names_several() {
+    let a = common::start(ServerConfig::default()).await;
+    let b = common::start(ServerConfig::default()).await;
+    let target = format!("{},{}", a.addr, b.addr);
+    let out = load(args(&[
+        &target,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--lb",
+        "round_robin",
+        "--threads",
+        "1",
+        "-n",
+        "200",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("│ address"), "{text}");
+    for addr in [a.addr, b.addr] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(&format!("│ {addr} ")) && l.matches('┆').count() == 3)
+            .unwrap_or_else(|| panic!("no totals for {addr}: {text}"));
+        let calls: u64 = row.split('┆').nth(2).unwrap().trim().parse().unwrap();
+        assert!(calls > 20, "round robin over both: {row}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_data_that_varies_and_response_checks() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let lines = dir.path().join("reqs.jsonl");
+    std::fs::write(
+        &lines,
+        "{\"message\": \"a\"}\n{\"message\": \"b\"}\n\n{\"message\": \"c{{call}}\"}\n",
+    )
+    .unwrap();
+    let data = format!("@{}", lines.display());
+    let echo = |extra: &[&str]| {
+        let mut a = args(&[&addr, "--call", "grpcdoc.echo.v1.Echo/Unary"]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        load(a)
+    };
+    // One message a line, in turn: the server echoes each back.
+    let out = echo(&[
+        "-d",
+        &data,
+        "-n",
+        "30",
+        "--expect",
+        "message == a",
+        "--expect",
+        "message matches ^c[0-9]+$",
+        "--fail-on",
+        "check:1<30%",
+        "-o",
+        "json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    let checks = r["checks"].as_array().unwrap();
+    assert_eq!(
+        (checks[0]["passed"].as_u64(), checks[0]["failed"].as_u64()),
+        (Some(10), Some(20))
+    );
+    assert_eq!(checks[1]["passed"], 10);
+    assert_eq!(checks[1]["not_made"], 0);
+    // A check that does not hold everywhere fails the run when asked to.
+    let strict = echo(&[
+        "-d",
+        &data,
+        "-n",
+        "30",
+        "--expect",
+        "message == a",
+        "--fail-on",
+        "checks<100%",
+    ])
+    .await;
+    assert_eq!(strict.status.code(), Some(1), "{}", stderr(&strict));
+    // A failed call makes no check: not made, never passed.
+    let failing = echo(&[
+        "-d",
+        r#"{"status_code": 14}"#,
+        "-n",
+        "5",
+        "--expect",
+        "message == a",
+        "-o",
+        "json",
+    ])
+    .await;
+    let r = report(&failing);
+    assert_eq!(r["checks"][0]["not_made"], 5, "{}", r["checks"]);
+    assert_eq!(r["checks"][0]["passed"], 0);
+
+    // Mistakes are placed before a call is made.
+    std::fs::write(&lines, "{\"message\": \"a\"}\n{\"mesage\": \"b\"}\n").unwrap();
+    for (extra, says) in [
+        (
+            vec!["-d", r#"{"message": "{{cal}}"}"#],
+            "-d:1:14: unknown placeholder `cal`",
+        ),
+        (vec!["-d", &data], "reqs.jsonl:2:"),
+        (
+            vec!["--expect", "mesage == a"],
+            "`mesage` is not a field of grpcdoc.echo.v1.EchoResponse",
+        ),
+        (vec!["--expect", "message"], "has no comparison"),
+    ] {
+        let mut all = extra.clone();
+        all.extend(["-n", "1"]);
+        let bad = echo(&all).await;
+        assert_eq!(bad.status.code(), Some(2), "{extra:?}: {}", stderr(&bad));
+        assert!(stderr(&bad).contains(says), "{extra:?}: {}", stderr(&bad));
+    }
+}

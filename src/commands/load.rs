@@ -188,6 +188,7 @@ fn request(args: &LoadArgs, path: MethodPath, data: Option<(String, String)>) ->
         duration: args.duration,
         rps: args.rps,
         stages: args.stages.clone(),
+        expect: args.expect.clone(),
         timeout: args.timeout,
         stream_messages: args.stream_messages as usize,
         stream_interval: args.stream_interval,
@@ -284,6 +285,7 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
             duration_s: duration.map(|d| d.as_secs_f64()),
             cpu: (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1),
             stages: plan_stages,
+            checks: args.expect.iter().map(|e| e.text.clone()).collect(),
         },
         &args.fail_on,
     );

@@ -15,6 +15,7 @@ use super::pace::Pace;
 pub use super::pace::Share;
 pub use super::plan::LoadPlan;
 use super::stats::{Call, Cause, Counters, Recorder, SecondStats};
+use super::template::Fill;
 use crate::client::conn::Conn;
 use crate::client::Channel;
 
@@ -83,9 +84,8 @@ async fn run_call(
     plan: &LoadPlan,
     channel: &Channel,
     rec: &Counters,
-    seq: u64,
+    fill: &mut Fill<'_>,
     deadline: Option<Instant>,
-    rng: &mut fastrand::Rng,
     home: &mut Home,
 ) -> (Outcome, Option<u64>, Option<Cause>) {
     let mut attempt = 1u32;
@@ -142,7 +142,7 @@ async fn run_call(
                 }
                 let o = match deadline {
                     Some(d) => {
-                        match tokio::time::timeout_at(d, call::call(&conn, &plan.template, seq))
+                        match tokio::time::timeout_at(d, call::call(&conn, &plan.template, fill))
                             .await
                         {
                             Ok(o) => o,
@@ -152,7 +152,7 @@ async fn run_call(
                             ),
                         }
                     }
-                    None => call::call(&conn, &plan.template, seq).await,
+                    None => call::call(&conn, &plan.template, fill).await,
                 };
                 (o, Some(conn))
             }
@@ -167,7 +167,7 @@ async fn run_call(
         }
         if let Some(p) = &plan.retry {
             if attempt < p.max_attempts && p.retries(outcome.code) {
-                let wait = p.backoff(attempt, rng);
+                let wait = p.backoff(attempt, fill.rng);
                 let late = deadline.is_some_and(|d| Instant::now() + wait >= d);
                 if !late {
                     tokio::time::sleep(wait).await;
@@ -207,8 +207,13 @@ async fn worker(
         };
         let deadline = plan.timeout.map(|t| Instant::now() + t);
         c.in_flight.fetch_add(1, Ordering::Relaxed);
+        let mut fill = Fill {
+            call: ticket,
+            worker: id,
+            rng: &mut rng,
+        };
         let (outcome, conn, cause) =
-            run_call(&plan, &channel, c, ticket, deadline, &mut rng, &mut home).await;
+            run_call(&plan, &channel, c, &mut fill, deadline, &mut home).await;
         c.in_flight.fetch_sub(1, Ordering::Relaxed);
         let latency = begin.at.elapsed();
         if let Some(ev) = &plan.events {

@@ -6,7 +6,9 @@
 //! several machines merged ([`merge`]).
 
 pub mod call;
+pub mod data;
 pub mod engine;
+pub mod expect;
 pub mod failon;
 pub mod merge;
 pub mod pace;
@@ -15,6 +17,7 @@ pub mod report;
 pub mod retry;
 pub mod stages;
 pub mod stats;
+pub mod template;
 pub mod threads;
 
 pub use plan::{prepare, LoadRequest};

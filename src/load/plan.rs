@@ -10,11 +10,12 @@ use std::time::Duration;
 use prost_reflect::MethodDescriptor;
 
 use super::call::{request_head, request_headers, CallTemplate};
+use super::data::{Data, DataError};
+use super::expect::{Checks, Expect};
 use super::retry::{self, RetryPolicy, ServiceConfigError};
 use super::stages::{Level, Schedule};
 use crate::client::{ChannelConfig, ClientSettings};
 use crate::event::EventSink;
-use crate::rpc::payload::{self, PayloadError};
 use crate::rpc::MethodPath;
 use crate::target::Target;
 
@@ -66,6 +67,8 @@ pub struct LoadRequest {
     /// Without `total` or `duration` a run lasts [`DEFAULT_DURATION`].
     pub duration: Option<Duration>,
     pub rps: Option<f64>,
+    /// Checks on every response (`--expect`).
+    pub expect: Vec<Expect>,
     /// The calls in flight or the rate over time (`--stages`): the run
     /// lasts as long as they do.
     pub stages: Option<Schedule>,
@@ -92,6 +95,7 @@ impl LoadRequest {
             duration: None,
             rps: None,
             stages: None,
+            expect: Vec::new(),
             timeout: None,
             stream_messages: 1,
             stream_interval: Duration::ZERO,
@@ -133,9 +137,11 @@ pub struct LoadPlan {
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error(transparent)]
-    Payload(#[from] PayloadError),
+    Data(#[from] DataError),
     #[error(transparent)]
     ServiceConfig(#[from] ServiceConfigError),
+    #[error("--expect {0}")]
+    Expect(String),
     #[error("cannot make a request URI for {0}")]
     Uri(String),
 }
@@ -168,7 +174,13 @@ pub fn prepare(
     events: Option<EventSink>,
 ) -> Result<LoadPlan, PrepareError> {
     let (from, json) = req.data.unwrap_or_else(|| ("-d".into(), String::new()));
-    let messages = payload::encode(&method.input(), &from, &json)?;
+    let data = Data::read(&method.input(), &from, &json)?;
+    let checks = match req.expect.as_slice() {
+        [] => None,
+        list => Some(Arc::new(
+            Checks::new(list, &method.output()).map_err(PrepareError::Expect)?,
+        )),
+    };
     let policy = match &client.service_config {
         Some(j) => retry::method_policy(j, req.method.service(), req.method.method())?,
         None => retry::MethodPolicy::default(),
@@ -194,10 +206,11 @@ pub fn prepare(
             head: Arc::new(request_head(&uri, &headers)),
             uri,
             headers,
-            messages: Arc::new(messages),
+            data,
             client_streaming: method.is_client_streaming(),
             stream_messages: req.stream_messages,
             stream_interval: req.stream_interval,
+            checks,
         },
         kind: CallKind::of(method),
         concurrency: concurrency.max(1),

@@ -217,6 +217,28 @@ impl RateCheck {
     }
 }
 
+/// One `--expect`: on how many calls it held, did not, or was not made
+/// (the call failed).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct CheckRow {
+    pub expect: String,
+    pub passed: u64,
+    pub failed: u64,
+    pub not_made: u64,
+}
+
+impl CheckRow {
+    /// Passed of the checks made (0 when none was made).
+    pub fn rate(&self) -> f64 {
+        let made = self.passed + self.failed;
+        if made == 0 {
+            0.0
+        } else {
+            self.passed as f64 / made as f64
+        }
+    }
+}
+
 /// The calls that began in one stage of `--stages`.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct StageRow {
@@ -345,6 +367,9 @@ pub struct LoadReport {
     pub schedule: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageRow>,
+    /// `--expect`, a row per check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckRow>,
     pub fail_on: Vec<CheckResult>,
     pub dropped_events: u64,
 }
@@ -370,6 +395,8 @@ pub struct RunFacts {
     pub duration_s: Option<f64>,
     pub cpu: (f64, f64),
     pub stages: Option<std::sync::Arc<Schedule>>,
+    /// The `--expect` texts, in order.
+    pub checks: Vec<String>,
 }
 
 /// CPU time used by this process so far: (user, system) seconds.
@@ -536,6 +563,20 @@ impl LoadReport {
                 .as_ref()
                 .map(|st| StageRow::of(st, &s.stages))
                 .unwrap_or_default(),
+            checks: facts
+                .checks
+                .iter()
+                .enumerate()
+                .map(|(i, expect)| {
+                    let (passed, failed) = s.checks.get(i).copied().unwrap_or_default();
+                    CheckRow {
+                        expect: expect.clone(),
+                        passed,
+                        failed,
+                        not_made: total.saturating_sub(passed + failed),
+                    }
+                })
+                .collect(),
             fail_on: Vec::new(),
             dropped_events: conns.dropped,
         };
@@ -567,6 +608,18 @@ impl LoadReport {
             Metric::Errors => self.errors as f64,
             Metric::Code(c) => self.codes.get(c).map_or(0.0, |s| s.count as f64),
             Metric::Rps => self.rps,
+            Metric::Checks => {
+                let (passed, made) = self
+                    .checks
+                    .iter()
+                    .fold((0, 0), |a, c| (a.0 + c.passed, a.1 + c.passed + c.failed));
+                if made == 0 {
+                    0.0
+                } else {
+                    passed as f64 / made as f64
+                }
+            }
+            Metric::Check(n) => self.checks.get(n - 1).map_or(0.0, CheckRow::rate),
         }
     }
 

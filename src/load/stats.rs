@@ -63,6 +63,8 @@ struct Shard {
     hist: Histogram<u64>,
     /// By stage (`--stages`), grown as stages begin.
     stages: Vec<StageStats>,
+    /// By check (`--expect`): (held, did not hold).
+    checks: Vec<(u64, u64)>,
     /// The current second's latencies ([`Recorder::second_percentiles`]).
     second: Histogram<u64>,
     /// By status code number (0..=16).
@@ -78,6 +80,7 @@ impl Shard {
         Self {
             hist: new_histogram(),
             stages: Vec::new(),
+            checks: Vec::new(),
             second: new_histogram(),
             codes: (0..=16).map(|_| CodeStat::default()).collect(),
             causes: HashMap::new(),
@@ -205,6 +208,17 @@ impl Recorder {
                 s.stages[i].errors += u64::from(failed);
             }
             s.responses += o.responses;
+            let (held, not) = o.checks;
+            if held | not != 0 {
+                let n = 64 - (held | not).leading_zeros() as usize;
+                if s.checks.len() < n {
+                    s.checks.resize(n, (0, 0));
+                }
+                for (i, c) in s.checks.iter_mut().enumerate() {
+                    c.0 += (held >> i) & 1;
+                    c.1 += (not >> i) & 1;
+                }
+            }
             let Some(c) = s.codes.get_mut(o.code as usize) else {
                 return;
             };
@@ -273,6 +287,13 @@ impl Recorder {
             if snap.stages.len() < s.stages.len() {
                 snap.stages.resize_with(s.stages.len(), StageStats::default);
             }
+            if snap.checks.len() < s.checks.len() {
+                snap.checks.resize(s.checks.len(), (0, 0));
+            }
+            for (all, c) in snap.checks.iter_mut().zip(&s.checks) {
+                all.0 += c.0;
+                all.1 += c.1;
+            }
             for (all, st) in snap.stages.iter_mut().zip(&s.stages) {
                 let _ = all.hist.add(&st.hist);
                 all.errors += st.errors;
@@ -333,6 +354,8 @@ pub struct Snapshot {
     pub hist: Histogram<u64>,
     /// By stage (`--stages`): the calls that began in each.
     pub stages: Vec<StageStats>,
+    /// By check (`--expect`): (held, did not hold).
+    pub checks: Vec<(u64, u64)>,
     pub codes: BTreeMap<String, CodeSummary>,
     pub causes: BTreeMap<Cause, u64>,
     pub conns: BTreeMap<u64, (u64, u64)>,
@@ -345,6 +368,7 @@ impl Default for Snapshot {
         Self {
             hist: new_histogram(),
             stages: Vec::new(),
+            checks: Vec::new(),
             codes: BTreeMap::new(),
             causes: BTreeMap::new(),
             conns: BTreeMap::new(),
