@@ -242,7 +242,7 @@ mod tests {
             e.contains("with the placeholders filled for the first call"),
             "{e}"
         );
-        let e = Data::read(&input(), "-d", r#"[{"name": "{{call}}"}]"#)
+        let e = Data::read(&input(), "-d", r#"[{"name": "{{call}}"}, {"name": "x"}]"#)
             .unwrap_err()
             .to_string();
         assert!(e.contains("a template makes one message"), "{e}");
