@@ -62,6 +62,8 @@ pub const LOAD_HELP: &str = concat!(
   grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Method -c 10000 --connections 4 -z 1m
   grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Method --rps 500 --fail-on 'p99>50ms' --fail-on 'code:UNAVAILABLE>0'
   grpcdoc load -plaintext 10.0.0.5:50051 --call pkg.Svc/Method -proto svc.proto -import-path protos -d @ < req.json
+  grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Method --threads 4 --connections 8 --stages 10s:100,30s:1000,10s:0
+  grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Get -d '{\"id\": {{rand 1 5000}}}' --expect 'name != \"\"' --fail-on 'checks<100%'
 
 ",
     exit_codes!()
