@@ -375,9 +375,9 @@ pub struct LoadArgs {
 
     /// Calls in flight, or the rate, over time: DURATION:TARGET,... ramps
     /// linearly from the last target (0 at the start), e.g.
-    /// 10s:100,30s:1000,10s:0; TARGET/s is a rate (10s:500/s, with -c
-    /// workers). ghz's step form: step:START,STEP,END,EVERY. The run lasts
-    /// as long as the stages.
+    /// 10s:100,30s:1000,10s:0 (calls in flight: -c is not used);
+    /// TARGET/s is a rate (10s:500/s, with -c workers). ghz's step form:
+    /// step:START,STEP,END,EVERY. The run lasts as long as the stages.
     #[arg(long, value_parser = crate::load::stages::Schedule::parse, value_name = "STAGES", conflicts_with_all = ["rps", "duration"])]
     pub stages: Option<crate::load::stages::Schedule>,
 

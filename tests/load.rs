@@ -479,6 +479,8 @@ async fn constant_rate_corrects_for_coordinated_omission() {
         &addr,
         "--call",
         "helloworld.Greeter/SayHello",
+        "--threads",
+        "1",
         "--rps",
         "20",
         "-c",
@@ -549,9 +551,12 @@ async fn age_drains_are_counted_and_classified_and_retries_help() {
     // Calls held 1 s, started every 50 ms: those started late in a
     // connection's life are cut; a retry on UNAVAILABLE moves them to a new
     // connection, and the failures go.
+    // One connection, so each retry meets the drain it follows.
     let base = [
         "--call",
         "helloworld.Greeter/SayHello",
+        "--threads",
+        "1",
         "-H",
         "x-delay-ms: 1000",
         "--rps",

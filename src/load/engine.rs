@@ -78,6 +78,68 @@ fn home_conn(home: &Home, channel: &Channel) -> Option<Arc<Conn>> {
         .then(|| conn.clone())
 }
 
+/// How long a call waited for a stream slot (MAX_CONCURRENT_STREAMS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Queued {
+    No,
+    /// More of its deadline than it had left when it got one.
+    Mostly,
+    /// Until its deadline: it never got one.
+    Expired,
+}
+
+/// One attempt on `conn`: a stream slot in turn, then the call, within
+/// the call's deadline.
+async fn on_conn(
+    conn: &Arc<Conn>,
+    plan: &LoadPlan,
+    rec: &Counters,
+    fill: &mut Fill<'_>,
+    deadline: Option<Instant>,
+) -> (Outcome, Queued) {
+    let mut queued = Queued::No;
+    // The permit is held until the call ends.
+    let _slot = match conn.try_slot() {
+        Some(p) => Some(p),
+        None => {
+            let t0 = Instant::now();
+            let p = match deadline {
+                Some(d) => tokio::time::timeout_at(d, conn.wait_slot())
+                    .await
+                    .ok()
+                    .flatten(),
+                None => conn.wait_slot().await,
+            };
+            rec.slot_waits.fetch_add(1, Ordering::Relaxed);
+            let waited = t0.elapsed();
+            rec.slot_wait_us
+                .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+            if deadline.is_some_and(|d| waited > d.saturating_duration_since(Instant::now())) {
+                queued = Queued::Mostly;
+            }
+            if p.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
+                let o = Outcome::local(
+                    tonic::Code::DeadlineExceeded,
+                    "deadline exceeded waiting for a stream slot (MAX_CONCURRENT_STREAMS)".into(),
+                );
+                return (o, Queued::Expired);
+            }
+            p
+        }
+    };
+    let o = match deadline {
+        Some(d) => match tokio::time::timeout_at(d, call::call(conn, &plan.template, fill)).await {
+            Ok(o) => o,
+            Err(_) => Outcome::local(
+                tonic::Code::DeadlineExceeded,
+                "deadline exceeded (client side)".into(),
+            ),
+        },
+        None => call::call(conn, &plan.template, fill).await,
+    };
+    (o, queued)
+}
+
 /// One call with its retries; returns the last attempt's outcome, the
 /// connection it ran on, and why it failed.
 async fn run_call(
@@ -105,56 +167,18 @@ async fn run_call(
                 p
             }
         };
-        // The call spent more of its deadline waiting for a stream slot than
-        // it had left when it got one.
-        let mut mostly_queued = false;
-        let (outcome, conn) = match picked {
-            Err(s) => (Outcome::local(s.code(), s.message().to_string()), None),
+        let (outcome, conn, queued) = match picked {
+            Err(s) => (
+                Outcome::local(s.code(), s.message().to_string()),
+                None,
+                Queued::No,
+            ),
             Ok(conn) => {
-                // A stream slot, in turn, within the call's deadline.
-                let slot = match conn.try_slot() {
-                    Some(p) => Some(p),
-                    None => {
-                        let t0 = Instant::now();
-                        let p = match deadline {
-                            Some(d) => tokio::time::timeout_at(d, conn.wait_slot())
-                                .await
-                                .ok()
-                                .flatten(),
-                            None => conn.wait_slot().await,
-                        };
-                        rec.slot_waits.fetch_add(1, Ordering::Relaxed);
-                        let waited = t0.elapsed();
-                        rec.slot_wait_us
-                            .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
-                        mostly_queued = deadline
-                            .is_some_and(|d| waited > d.saturating_duration_since(Instant::now()));
-                        p
-                    }
-                };
-                if slot.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
-                    let o = Outcome::local(
-                        tonic::Code::DeadlineExceeded,
-                        "deadline exceeded waiting for a stream slot (MAX_CONCURRENT_STREAMS)"
-                            .into(),
-                    );
+                let (o, queued) = on_conn(&conn, plan, rec, fill, deadline).await;
+                if queued == Queued::Expired {
                     return (o, Some(conn.shared.id), Some(Cause::QueuedDeadline));
                 }
-                let o = match deadline {
-                    Some(d) => {
-                        match tokio::time::timeout_at(d, call::call(&conn, &plan.template, fill))
-                            .await
-                        {
-                            Ok(o) => o,
-                            Err(_) => Outcome::local(
-                                tonic::Code::DeadlineExceeded,
-                                "deadline exceeded (client side)".into(),
-                            ),
-                        }
-                    }
-                    None => call::call(&conn, &plan.template, fill).await,
-                };
-                (o, Some(conn))
+                (o, Some(conn), queued)
             }
         };
         if outcome.never_processed
@@ -178,7 +202,7 @@ async fn run_call(
             }
         }
         let cause = match cause_of(&outcome, conn.as_ref()) {
-            Some(Cause::Deadline) if mostly_queued => Some(Cause::QueuedDeadline),
+            Some(Cause::Deadline) if queued == Queued::Mostly => Some(Cause::QueuedDeadline),
             c => c,
         };
         return (outcome, conn.map(|c| c.shared.id), cause);

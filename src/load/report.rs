@@ -38,6 +38,29 @@ pub struct CauseRow {
     pub diagnosis: String,
 }
 
+impl CauseRow {
+    /// A row per cause of failure, most frequent first, with the catalogue
+    /// entry and its fix where the cause is a known failure.
+    fn of(s: &Snapshot) -> Vec<Self> {
+        let mut causes: Vec<Self> = s
+            .causes
+            .iter()
+            .map(|(c, n)| {
+                let id = crate::diagnose::cause_id(c);
+                Self {
+                    cause: c.clone(),
+                    count: *n,
+                    id,
+                    fix: id.and_then(crate::catalogue::entry).map(|e| e.fix),
+                    diagnosis: crate::diagnose::load_cause(c),
+                }
+            })
+            .collect();
+        causes.sort_by_key(|c| std::cmp::Reverse(c.count));
+        causes
+    }
+}
+
 /// One connection of the run, from its events and the calls on it.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct ConnRow {
@@ -228,6 +251,24 @@ pub struct CheckRow {
 }
 
 impl CheckRow {
+    /// A row per `--expect` (`texts`, in order) from the counts of (held,
+    /// did not) of `total` calls.
+    pub fn of(texts: &[String], counts: &[(u64, u64)], total: u64) -> Vec<Self> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, expect)| {
+                let (passed, failed) = counts.get(i).copied().unwrap_or_default();
+                Self {
+                    expect: expect.clone(),
+                    passed,
+                    failed,
+                    not_made: total.saturating_sub(passed + failed),
+                }
+            })
+            .collect()
+    }
+
     /// Passed of the checks made (0 when none was made).
     pub fn rate(&self) -> f64 {
         let made = self.passed + self.failed;
@@ -478,21 +519,6 @@ impl LoadReport {
             0.0
         };
         let rows = conns.table(&s.conns, facts.elapsed_s * 1e3);
-        let mut causes: Vec<CauseRow> = s
-            .causes
-            .iter()
-            .map(|(c, n)| {
-                let id = crate::diagnose::cause_id(c);
-                CauseRow {
-                    cause: c.clone(),
-                    count: *n,
-                    id,
-                    fix: id.and_then(crate::catalogue::entry).map(|e| e.fix),
-                    diagnosis: crate::diagnose::load_cause(c),
-                }
-            })
-            .collect();
-        causes.sort_by_key(|c| std::cmp::Reverse(c.count));
         let cpu_total = facts.cpu.0 + facts.cpu.1;
         let started_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -524,7 +550,7 @@ impl LoadReport {
             latency_ms,
             histogram,
             codes: s.codes.clone(),
-            causes,
+            causes: CauseRow::of(s),
             connections_table: rows,
             connects_failed: conns.connects_failed,
             calls_without_connection: s
@@ -563,20 +589,7 @@ impl LoadReport {
                 .as_ref()
                 .map(|st| StageRow::of(st, &s.stages))
                 .unwrap_or_default(),
-            checks: facts
-                .checks
-                .iter()
-                .enumerate()
-                .map(|(i, expect)| {
-                    let (passed, failed) = s.checks.get(i).copied().unwrap_or_default();
-                    CheckRow {
-                        expect: expect.clone(),
-                        passed,
-                        failed,
-                        not_made: total.saturating_sub(passed + failed),
-                    }
-                })
-                .collect(),
+            checks: CheckRow::of(&facts.checks, &s.checks, total),
             fail_on: Vec::new(),
             dropped_events: conns.dropped,
         };

@@ -334,7 +334,7 @@ pub fn load_page(r: &LoadReport) -> String {
             p.sub {
                 (r.total) " calls in " (secs(r.duration_ms)) ", " (format!("{:.0}", r.rps)) " calls/s, "
                 (r.errors) " failed (" (format!("{:.2}", r.error_rate * 100.0)) "%), concurrency " (r.concurrency)
-                ", connections " (r.connections) @if r.interrupted { ", interrupted" }
+                ", connections " (r.connections) ", threads " (r.threads) @if r.interrupted { ", interrupted" }
                 ". grpcdoc " (crate::cli::VERSION)
             }
             (chart("Calls per second", "/s", &[
