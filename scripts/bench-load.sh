@@ -21,6 +21,7 @@
 # Needs the peers (../shared/peers/setup.sh; PEERS_HOME) and a release build
 # (built here unless GRPCDOC_BIN is set).
 # Env: N2 N10 N100 (calls per run), PORT, SERVERS ("gogrpc grpcdoc"),
+# SHAPES ("2 10 100": connections, 100 in flight each), TOOLS (a subset),
 # GRPCDOC_BASE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,11 +36,14 @@ if [ -z "${GRPCDOC_BIN:-}" ]; then
   cargo build --release --quiet
   GRPCDOC_BIN=target/release/grpcdoc
 fi
-TOOLS="h2load-t2 grpcdoc-t2 grpcdoc-t1"
-if [ -n "${GRPCDOC_BASE:-}" ]; then
-  [ -x "$GRPCDOC_BASE" ] || { echo "bench-load: GRPCDOC_BASE=$GRPCDOC_BASE is not an executable" >&2; exit 2; }
-  TOOLS="$TOOLS base"
+SHAPES=${SHAPES:-2 10 100}
+if [ -z "${TOOLS:-}" ]; then
+  TOOLS="h2load-t2 grpcdoc-t2 grpcdoc-t1"
+  [ -n "${GRPCDOC_BASE:-}" ] && TOOLS="$TOOLS base"
 fi
+case " $TOOLS " in *" base "*)
+  [ -x "${GRPCDOC_BASE:-}" ] || { echo "bench-load: the base tool needs GRPCDOC_BASE=BIN (an executable)" >&2; exit 2; } ;;
+esac
 LOGS=$(mktemp -d)
 SPID=
 cleanup() { [ -n "$SPID" ] && kill -KILL "$SPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$LOGS"; }
@@ -92,8 +96,9 @@ run_tool() {
 
 printf 'server\ttool\tconns\tin_flight\trun\tcalls_per_s\tfailed\tcpu_us_per_call\tpeak_rss_kb\n' > "$LOGS/results.tsv"
 for server in $SERVERS; do
-  for setting in "2 100 $N2" "10 100 $N10" "100 100 $N100"; do
-    read -r c m n <<<"$setting"
+  for c in $SHAPES; do
+    m=100
+    case $c in 2) n=$N2 ;; 10) n=$N10 ;; *) n=$N100 ;; esac
     for r in $(seq 1 "$R"); do
       # Rotate the order: each tool goes first in turn.
       order=$(python3 -c "import sys; t=sys.argv[2].split(); k=int(sys.argv[1])%len(t); print(' '.join(t[k:]+t[:k]))" "$r" "$TOOLS")
@@ -125,7 +130,7 @@ for server in dict.fromkeys(r["server"] for r in rows):
         base = med(server, c, "base", "calls_per_s") if "base" in tools else float("nan")
         hc, gc = med(server, c, "h2load-t2", "cpu_us_per_call"), med(server, c, "grpcdoc-t2", "cpu_us_per_call")
         rss = med(server, c, "grpcdoc-t2", "peak_rss_kb") / 1024
-        failed = max((r["failed"] for r in rows if r["server"] == server and r["conns"] == c and r["tool"] != "h2load-t2"), key=lambda f: (f != "0", f))
+        failed = max((r["failed"] for r in rows if r["server"] == server and r["conns"] == c and r["tool"] != "h2load-t2"), key=lambda f: (f != "0", f), default="-")
         print(f"  {c:>3}x100    {h:>10,.0f} {g2:>10,.0f} {g2 / h:>5.2f}x   {hc:>18.2f} {gc:>7.2f}"
               f"   {g2 / g1:>5.2f}x {g1 / base:>6.3f}x   {rss:>9.1f}    {failed}")
 PY

@@ -31,13 +31,13 @@ pub struct CallTemplate {
     pub head: Arc<RequestHead>,
     /// The request messages, used in turn (unary, server streaming) or
     /// all in order (client and bidi streaming).
-    pub data: Data,
+    pub(crate) data: Data,
     pub client_streaming: bool,
     /// Messages per client stream (cycling through `messages`).
     pub stream_messages: usize,
     pub stream_interval: Duration,
     /// `--expect`: the response is kept and checked.
-    pub checks: Option<Arc<Checks>>,
+    pub(crate) checks: Option<Arc<Checks>>,
 }
 
 /// How a call ended.
@@ -85,7 +85,7 @@ impl Outcome {
 /// and no copy per call.
 /// The request's frames are queued with the stream, and the response is
 /// counted as it arrives.
-pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, fill: &mut Fill<'_>) -> Outcome {
+pub(crate) async fn call(conn: &Arc<Conn>, t: &CallTemplate, fill: &mut Fill<'_>) -> Outcome {
     let w = conn.wire();
     let _guard = conn.guard();
     let message = |i: u64, fill: &mut Fill<'_>| {

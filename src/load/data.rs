@@ -21,7 +21,7 @@ enum Item {
 
 /// What a call sends.
 #[derive(Clone, Debug)]
-pub enum Data {
+pub(crate) enum Data {
     /// Framed messages, encoded once: used in turn by call (unary, server
     /// streaming) or all in order (a client stream's messages).
     Fixed(Arc<Vec<Bytes>>),
@@ -30,14 +30,14 @@ pub enum Data {
 }
 
 #[derive(Debug)]
-pub struct Varying {
+pub(crate) struct Varying {
     items: Vec<Item>,
     input: MessageDescriptor,
 }
 
 /// Why the data cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum DataError {
+pub(crate) enum DataError {
     #[error(transparent)]
     Payload(#[from] PayloadError),
     #[error("{0}")]
@@ -115,7 +115,7 @@ fn item(
 impl Data {
     /// The data of `text` (from `origin`: `-d`, a file, `data`) for
     /// requests of type `input`; empty text is one empty message.
-    pub fn read(input: &MessageDescriptor, origin: &str, text: &str) -> Result<Self, DataError> {
+    pub(crate) fn read(input: &MessageDescriptor, origin: &str, text: &str) -> Result<Self, DataError> {
         let varying = |items: Vec<Item>| {
             Self::Varying(Arc::new(Varying {
                 items,
@@ -151,21 +151,17 @@ impl Data {
     }
 
     /// How many messages it cycles through.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Self::Fixed(m) => m.len(),
             Self::Varying(v) => v.items.len(),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Message `i` of the cycle (a call number, or a message's place in a
     /// client stream), made for the call `f` describes; an error when
     /// varying data does not make a message of the request type.
-    pub fn message(&self, i: u64, f: &mut Fill<'_>) -> Result<Bytes, String> {
+    pub(crate) fn message(&self, i: u64, f: &mut Fill<'_>) -> Result<Bytes, String> {
         let n = self.len().max(1) as u64;
         let at = (i % n) as usize;
         match self {

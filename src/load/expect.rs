@@ -211,13 +211,13 @@ impl Expect {
 
 /// A run's checks, resolved against its response type.
 #[derive(Debug)]
-pub struct Checks {
+pub(crate) struct Checks {
     list: Vec<Expect>,
     output: MessageDescriptor,
 }
 
 impl Checks {
-    pub fn new(list: &[Expect], output: &MessageDescriptor) -> Result<Self, String> {
+    pub(crate) fn new(list: &[Expect], output: &MessageDescriptor) -> Result<Self, String> {
         if list.len() > MAX_CHECKS {
             return Err(format!("{} --expect; at most {MAX_CHECKS}", list.len()));
         }
@@ -230,15 +230,11 @@ impl Checks {
         })
     }
 
-    pub fn texts(&self) -> Vec<String> {
-        self.list.iter().map(|e| e.text.clone()).collect()
-    }
-
     /// The checks on a call's response (its DATA, gRPC-framed): a bit per
     /// check that held on every message, and one per check that did not.
     /// A response with no message, or one that does not decode, fails
     /// every check.
-    pub fn judge(&self, body: &[u8]) -> (u64, u64) {
+    pub(crate) fn judge(&self, body: &[u8]) -> (u64, u64) {
         let all = if self.list.len() == MAX_CHECKS {
             u64::MAX
         } else {
@@ -274,7 +270,7 @@ impl Checks {
 }
 
 /// How many gRPC messages a body holds (what a counted call would say).
-pub fn count(body: &[u8]) -> u64 {
+pub(crate) fn count(body: &[u8]) -> u64 {
     let mut c = crate::client::wire::MessageCounter::default();
     c.feed(body);
     c.count

@@ -20,4 +20,4 @@ pub mod stats;
 pub mod template;
 pub mod threads;
 
-pub use plan::{prepare, LoadRequest};
+pub(crate) use plan::{prepare, LoadRequest};

@@ -65,7 +65,7 @@ struct Gate {
 }
 
 /// One thread's pacing of a run.
-pub struct Pace {
+pub(crate) struct Pace {
     start: Instant,
     end: Option<Instant>,
     total: Option<u64>,
@@ -76,13 +76,13 @@ pub struct Pace {
 }
 
 /// When a call begins and the stage it belongs to.
-pub struct Begin {
-    pub at: Instant,
-    pub stage: Option<usize>,
+pub(crate) struct Begin {
+    pub(crate) at: Instant,
+    pub(crate) stage: Option<usize>,
 }
 
 impl Pace {
-    pub fn new(plan: &LoadPlan, share: Share, start: Instant) -> Self {
+    pub(crate) fn new(plan: &LoadPlan, share: Share, start: Instant) -> Self {
         let gate = plan
             .stages
             .as_ref()
@@ -104,7 +104,7 @@ impl Pace {
 
     /// Opens and closes the gate as the schedule says, until the end
     /// (nothing to do without stages of calls in flight).
-    pub async fn drive(&self) {
+    pub(crate) async fn drive(&self) {
         let (Some(gate), Some(s)) = (&self.gate, &self.stages) else {
             return;
         };
@@ -131,7 +131,7 @@ impl Pace {
 
     /// Waits until this thread's worker `local` may make the call of
     /// `ticket`; `None` when the run is over.
-    pub async fn begin(&self, local: usize, ticket: u64, c: &Counters) -> Option<Begin> {
+    pub(crate) async fn begin(&self, local: usize, ticket: u64, c: &Counters) -> Option<Begin> {
         if self.total.is_some_and(|t| ticket >= t) {
             return None;
         }

@@ -56,7 +56,7 @@ impl CallKind {
 
 /// What a load asks for, whoever describes it.
 #[derive(Clone, Debug)]
-pub struct LoadRequest {
+pub(crate) struct LoadRequest {
     pub method: MethodPath,
     /// The request JSON and where it came from (`-d`, a file, `data`);
     /// `None`: one empty message.
@@ -85,7 +85,7 @@ pub struct LoadRequest {
 
 impl LoadRequest {
     /// A closed-loop load of `method` with the defaults.
-    pub fn new(method: MethodPath) -> Self {
+    pub(crate) fn new(method: MethodPath) -> Self {
         Self {
             method,
             data: None,
@@ -135,7 +135,7 @@ pub struct LoadPlan {
 
 /// Why a load cannot be prepared.
 #[derive(Debug, thiserror::Error)]
-pub enum PrepareError {
+pub(crate) enum PrepareError {
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
@@ -149,7 +149,7 @@ pub enum PrepareError {
 /// The channel of a client: its settings, and the health checking its
 /// service config asks for (`healthCheckConfig`) unless a health service
 /// was given.
-pub fn channel_config(
+pub(crate) fn channel_config(
     settings: &ClientSettings,
     target: Target,
 ) -> Result<ChannelConfig, ServiceConfigError> {
@@ -166,7 +166,7 @@ pub fn channel_config(
 /// Builds the plan for calls of `method` (the request's method, found in
 /// the descriptors) to `origin` (`http://host:port`); `events` gets an
 /// `rpc` event per call.
-pub fn prepare(
+pub(crate) fn prepare(
     req: LoadRequest,
     client: &ClientSettings,
     method: &MethodDescriptor,

@@ -32,15 +32,15 @@ enum Part {
 }
 
 /// The values a call's placeholders draw on.
-pub struct Fill<'a> {
-    pub call: u64,
-    pub worker: usize,
-    pub rng: &'a mut fastrand::Rng,
+pub(crate) struct Fill<'a> {
+    pub(crate) call: u64,
+    pub(crate) worker: usize,
+    pub(crate) rng: &'a mut fastrand::Rng,
 }
 
 /// A text with placeholders, checked.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Template {
+pub(crate) struct Template {
     parts: Vec<Part>,
 }
 
@@ -100,13 +100,13 @@ fn var(inner: &str) -> Result<Var, String> {
 impl Template {
     /// Reads `text`; `Ok(None)` when it has no placeholder. Errors say
     /// `origin:line:column`.
-    pub fn parse(origin: &str, text: &str) -> Result<Option<Self>, String> {
+    pub(crate) fn parse(origin: &str, text: &str) -> Result<Option<Self>, String> {
         Self::parse_at(origin, text, 1)
     }
 
     /// As [`Template::parse`], for a text that starts on line `first` of
     /// its origin (a line of a JSONL file).
-    pub fn parse_at(origin: &str, text: &str, first: usize) -> Result<Option<Self>, String> {
+    pub(crate) fn parse_at(origin: &str, text: &str, first: usize) -> Result<Option<Self>, String> {
         let position = |at: usize| {
             let (l, c) = position(text, at);
             (l + first - 1, c)
@@ -166,7 +166,7 @@ impl Template {
     }
 
     /// The text for one call.
-    pub fn render(&self, f: &mut Fill<'_>) -> String {
+    pub(crate) fn render(&self, f: &mut Fill<'_>) -> String {
         let mut out = String::new();
         for p in &self.parts {
             match p {

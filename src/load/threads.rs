@@ -27,12 +27,12 @@ use crate::event::EventSink;
 /// How many threads, connections and calls in flight a run gets, and why
 /// when the user did not choose.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Layout {
-    pub threads: usize,
+pub(crate) struct Layout {
+    pub(crate) threads: usize,
     /// Per address.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// What the run changed from what was asked, for the report.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Layout {
@@ -41,7 +41,7 @@ impl Layout {
     /// call in flight. Unset threads are the `cores` available (fewer when
     /// there are fewer connections or calls to give them); unset
     /// connections are one per thread. Both set and in conflict: an error.
-    pub fn choose(
+    pub(crate) fn choose(
         threads: Option<usize>,
         connections: Option<usize>,
         concurrency: usize,
@@ -98,7 +98,7 @@ impl Layout {
     }
 
     /// The channel of thread `index`: its share of the connections.
-    pub fn channel_config(&self, cfg: &ChannelConfig, index: usize) -> ChannelConfig {
+    pub(crate) fn channel_config(&self, cfg: &ChannelConfig, index: usize) -> ChannelConfig {
         let share = Share {
             index,
             of: self.threads,
@@ -111,9 +111,9 @@ impl Layout {
 
 /// The threads beside the caller's, each with its channel made and
 /// connecting, waiting for the start.
-pub struct Team {
+pub(crate) struct Team {
     /// Every thread's channel, the caller's first.
-    pub channels: Vec<Channel>,
+    pub(crate) channels: Vec<Channel>,
     starts: Vec<oneshot::Sender<(Arc<LoadPlan>, Instant)>>,
     done: Vec<oneshot::Receiver<RunInfo>>,
     handles: Vec<std::thread::JoinHandle<()>>,
@@ -122,7 +122,7 @@ pub struct Team {
 impl Team {
     /// Starts threads 1.. of `layout` beside the caller's (whose channel is
     /// `first`); each makes its channel from `cfg` and connects it.
-    pub async fn assemble(
+    pub(crate) async fn assemble(
         layout: &Layout,
         cfg: &ChannelConfig,
         first: Channel,
@@ -173,7 +173,7 @@ impl Team {
 
     /// Runs the plan on every thread from now; the caller's share runs on
     /// the caller's runtime. Returns when every thread is done.
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         plan: LoadPlan,
         rec: Arc<Recorder>,
