@@ -115,7 +115,11 @@ fn item(
 impl Data {
     /// The data of `text` (from `origin`: `-d`, a file, `data`) for
     /// requests of type `input`; empty text is one empty message.
-    pub(crate) fn read(input: &MessageDescriptor, origin: &str, text: &str) -> Result<Self, DataError> {
+    pub(crate) fn read(
+        input: &MessageDescriptor,
+        origin: &str,
+        text: &str,
+    ) -> Result<Self, DataError> {
         let varying = |items: Vec<Item>| {
             Self::Varying(Arc::new(Varying {
                 items,

@@ -385,6 +385,20 @@ pub fn load_page(r: &LoadReport) -> String {
                     }
                 }
             }
+            @if !r.checks.is_empty() {
+                h2 { "Checks (--expect)" }
+                table.checks {
+                    tr { th { "check" } th { "passed" } th { "failed" } th { "not made (call failed)" } }
+                    @for c in &r.checks {
+                        tr {
+                            td { (c.expect) }
+                            td.num { (c.passed) " (" (format!("{:.2}", c.rate() * 100.0)) "%)" }
+                            td.num { (c.failed) }
+                            td.num { (c.not_made) }
+                        }
+                    }
+                }
+            }
             @if !r.causes.is_empty() {
                 h2 { "Failures by cause" }
                 table.causes {
