@@ -62,6 +62,8 @@ pub const LOAD_HELP: &str = concat!(
   grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Method -c 10000 --connections 4 -z 1m
   grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Method --rps 500 --fail-on 'p99>50ms' --fail-on 'code:UNAVAILABLE>0'
   grpcdoc load -plaintext 10.0.0.5:50051 --call pkg.Svc/Method -proto svc.proto -import-path protos -d @ < req.json
+  grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Method --threads 4 --connections 8 --stages 10s:100,30s:1000,10s:0
+  grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Get -d '{\"id\": {{rand 1 5000}}}' --expect 'name != \"\"' --fail-on 'checks<100%'
 
 ",
     exit_codes!()
@@ -466,11 +468,15 @@ pub struct LoadArgs {
 
     /// The method: pkg.Service/Method (or pkg.Service.Method). Without it,
     /// the error lists the methods found.
-    #[arg(long, value_parser = parse_method, value_name = "METHOD")]
-    pub call: Option<String>,
+    #[arg(long, value_parser = crate::rpc::MethodPath::parse, value_name = "METHOD")]
+    pub call: Option<crate::rpc::MethodPath>,
 
     /// Request message as JSON (inline, @FILE, or @- for stdin); an array
-    /// gives one message per call in turn, or the messages of a client stream.
+    /// gives one message per call in turn, or the messages of a client
+    /// stream; @FILE.jsonl gives one message a line, in turn. Placeholders
+    /// vary it per call: {{call}}, {{worker}}, {{uuid}}, {{rand 1 100}},
+    /// {{unix_ms}}, {{now}}, {{one_of a b c}} (and ghz's {{.RequestNumber}},
+    /// {{.WorkerID}}, {{.UUID}}, {{.TimestampUnix}}, ...).
     #[arg(short = 'd', long = "data", value_name = "JSON")]
     pub data: Option<String>,
 
@@ -492,12 +498,19 @@ pub struct LoadArgs {
     pub protoset: Option<PathBuf>,
 
     /// Calls in flight at once.
-    #[arg(short = 'c', long, default_value_t = 50, value_parser = count::<1_000_000>, value_name = "N")]
+    #[arg(short = 'c', long, default_value_t = crate::load::plan::DEFAULT_CONCURRENCY, value_parser = count::<1_000_000>, value_name = "N")]
     pub concurrency: u32,
 
-    /// Connections (subchannels) per address, calls spread round robin.
-    #[arg(long, default_value_t = 1, value_parser = count::<100_000>, value_name = "N")]
-    pub connections: u32,
+    /// Connections (subchannels) per address, calls spread round robin; at
+    /// least one per thread (default: one per thread).
+    #[arg(long, value_parser = count::<100_000>, value_name = "N")]
+    pub connections: Option<u32>,
+
+    /// Threads, each owning its share of the connections and of the calls
+    /// in flight, as h2load's -t (default: the cores available; 1 runs
+    /// everything on one thread).
+    #[arg(short = 't', long, value_parser = count::<1024>, value_name = "N")]
+    pub threads: Option<u32>,
 
     /// Stop after N calls.
     #[arg(short = 'n', long = "total", value_parser = total, value_name = "N")]
@@ -511,6 +524,14 @@ pub struct LoadArgs {
     /// each call's intended start (coordinated omission corrected).
     #[arg(long, value_parser = parse_rate, value_name = "RATE")]
     pub rps: Option<f64>,
+
+    /// Calls in flight, or the rate, over time: DURATION:TARGET,... ramps
+    /// linearly from the last target (0 at the start), e.g.
+    /// 10s:100,30s:1000,10s:0 (calls in flight: -c is not used);
+    /// TARGET/s is a rate (10s:500/s, with -c workers). ghz's step form:
+    /// step:START,STEP,END,EVERY. The run lasts as long as the stages.
+    #[arg(long, value_parser = crate::load::stages::Schedule::parse, value_name = "STAGES", conflicts_with_all = ["rps", "duration"])]
+    pub stages: Option<crate::load::stages::Schedule>,
 
     /// Deadline of each call (sent as grpc-timeout).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
@@ -538,9 +559,17 @@ pub struct LoadArgs {
     pub wait_for_ready: bool,
 
     /// Exit 1 when a threshold is breached (repeatable): p99>50ms,
-    /// error_rate>0.1%, code:UNAVAILABLE>0, rps<1000, ...
+    /// error_rate>0.1%, code:UNAVAILABLE>0, rps<1000, checks<100%, ...
     #[arg(long = "fail-on", value_parser = parse_threshold, value_name = "EXPR")]
     pub fail_on: Vec<crate::load::failon::Threshold>,
+
+    /// Check every response of the calls that end OK (repeatable): PATH OP
+    /// VALUE, e.g. 'message == "hi"', 'count >= 3', 'items[0].id matches
+    /// ^[0-9]+$'; OP is ==, !=, >, >=, <, <=, contains, matches. Counted
+    /// per check in the report; --fail-on 'checks<100%' fails the run on
+    /// one that did not hold.
+    #[arg(long = "expect", value_parser = crate::load::expect::Expect::parse, value_name = "CHECK")]
+    pub expect: Vec<crate::load::expect::Expect>,
 
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -590,35 +619,63 @@ pub enum ReconnectMode {
     Eager,
 }
 
+/// A default of grpcdoc's client, from the one place they are set.
+fn client_default<T>(f: impl Fn(&crate::client::ClientSettings) -> T) -> T {
+    f(&crate::client::ClientSettings::default())
+}
+
+/// A duration default of grpcdoc's client, as `--help` shows it.
+fn duration_default(f: impl Fn(&crate::client::ClientSettings) -> Duration) -> String {
+    humantime::format_duration(client_default(f)).to_string()
+}
+
+impl From<crate::client::Lb> for LbPolicy {
+    fn from(l: crate::client::Lb) -> Self {
+        match l {
+            crate::client::Lb::PickFirst => Self::PickFirst,
+            crate::client::Lb::RoundRobin => Self::RoundRobin,
+        }
+    }
+}
+
+impl From<crate::client::Reconnect> for ReconnectMode {
+    fn from(r: crate::client::Reconnect) -> Self {
+        match r {
+            crate::client::Reconnect::OnDemand => Self::OnDemand,
+            crate::client::Reconnect::Eager => Self::Eager,
+        }
+    }
+}
+
 /// How grpcdoc's client connects: shared by the commands that dial.
 #[derive(Debug, Args)]
 pub struct ConnArgs {
     /// Load balancing over the resolved addresses.
-    #[arg(long, value_enum, default_value_t = LbPolicy::PickFirst)]
+    #[arg(long, value_enum, default_value_t = client_default(|c| LbPolicy::from(c.lb)))]
     pub lb: LbPolicy,
 
     /// When to reconnect after a GOAWAY or a lost connection.
-    #[arg(long, value_enum, default_value_t = ReconnectMode::OnDemand)]
+    #[arg(long, value_enum, default_value_t = client_default(|c| ReconnectMode::from(c.reconnect)))]
     pub reconnect: ReconnectMode,
 
     /// Least time a connection attempt gets (connection-backoff MIN_CONNECT_TIMEOUT).
-    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.backoff.min_connect_timeout), value_name = "DURATION")]
     pub connect_timeout: Duration,
 
     /// First reconnect backoff.
-    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.backoff.initial), value_name = "DURATION")]
     pub backoff_initial: Duration,
 
     /// Backoff growth per attempt.
-    #[arg(long, default_value_t = 1.6, value_parser = parse_multiplier, value_name = "FACTOR")]
+    #[arg(long, default_value_t = client_default(|c| c.backoff.multiplier), value_parser = parse_multiplier, value_name = "FACTOR")]
     pub backoff_multiplier: f64,
 
     /// Backoff randomization, as a fraction (0.2 = +-20%).
-    #[arg(long, default_value_t = 0.2, value_parser = parse_jitter, value_name = "FRACTION")]
+    #[arg(long, default_value_t = client_default(|c| c.backoff.jitter), value_parser = parse_jitter, value_name = "FRACTION")]
     pub backoff_jitter: f64,
 
     /// Longest backoff.
-    #[arg(long, value_parser = parse_duration, default_value = "120s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.backoff.max), value_name = "DURATION")]
     pub backoff_max: Duration,
 
     /// Ping the server after this long without reading from it (off by default).
@@ -626,15 +683,17 @@ pub struct ConnArgs {
     pub keepalive_time: Option<Duration>,
 
     /// Close the connection when a keepalive ping gets no answer this long.
-    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.keepalive.timeout), value_name = "DURATION")]
     pub keepalive_timeout: Duration,
 
     /// Send keepalive pings also while no call is running.
     #[arg(long)]
     pub keepalive_permit_without_stream: bool,
 
-    /// How often dns:/// targets are resolved again.
-    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    /// How often dns:/// targets are resolved again when nothing else makes
+    /// them (a lost or drained connection always does), as grpc-go's DNS
+    /// resolver.
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.resolve_interval), value_name = "DURATION")]
     pub resolve_interval: Duration,
 
     /// Client-side health checking: a connection counts as READY only while
@@ -792,7 +851,7 @@ pub struct DoctorArgs {
     pub service_config: Option<String>,
 
     /// Longest wait for a connection (TCP, TLS and the server's SETTINGS).
-    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.backoff.min_connect_timeout), value_name = "DURATION")]
     pub connect_timeout: Duration,
 
     #[command(flatten)]
@@ -963,7 +1022,7 @@ pub struct ServeArgs {
     pub keepalive_time: Duration,
 
     /// Close the connection when a keepalive ping gets no answer this long.
-    #[arg(long, value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = duration_default(|c| c.keepalive.timeout), value_name = "DURATION")]
     pub keepalive_timeout: Duration,
 
     /// Enforcement: clients pinging more often get GOAWAY ENHANCE_YOUR_CALM

@@ -102,6 +102,7 @@ async fn unary_report_has_every_part() {
             "slot_waits",
             "started_unix_ms",
             "target",
+            "threads",
             "total",
             "transparent_retries",
         ]
@@ -124,9 +125,12 @@ async fn unary_report_has_every_part() {
         .deserialize(&mut raw.as_slice())
         .unwrap();
     assert_eq!(h.len(), 300);
+    // A connection per thread (the cores available), every call on one.
     let conns = r["connections_table"].as_array().unwrap();
-    assert_eq!(conns.len(), 1);
-    assert_eq!(conns[0]["rpcs"], 300);
+    assert_eq!(Some(conns.len() as u64), r["threads"].as_u64());
+    assert_eq!(r["connections"], r["threads"]);
+    let calls: u64 = conns.iter().map(|c| c["rpcs"].as_u64().unwrap()).sum();
+    assert_eq!(calls, 300);
     assert!(r["cpu"]["per_rpc_us"].as_f64().unwrap() > 0.0);
     assert!(r["series"].is_array());
 }
@@ -475,6 +479,8 @@ async fn constant_rate_corrects_for_coordinated_omission() {
         &addr,
         "--call",
         "helloworld.Greeter/SayHello",
+        "--threads",
+        "1",
         "--rps",
         "20",
         "-c",
@@ -545,9 +551,12 @@ async fn age_drains_are_counted_and_classified_and_retries_help() {
     // Calls held 1 s, started every 50 ms: those started late in a
     // connection's life are cut; a retry on UNAVAILABLE moves them to a new
     // connection, and the failures go.
+    // One connection, so each retry meets the drain it follows.
     let base = [
         "--call",
         "helloworld.Greeter/SayHello",
+        "--threads",
+        "1",
         "-H",
         "x-delay-ms: 1000",
         "--rps",
@@ -823,4 +832,359 @@ async fn deadlines_spent_waiting_for_a_stream_slot_are_the_stream_limit() {
         slow.is_none_or(|c| c["count"] == 1),
         "only the call on the slot was slow: {r}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn threads_share_the_connections_the_calls_and_the_rate() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let out = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--threads",
+        "2",
+        "--connections",
+        "4",
+        "-c",
+        "8",
+        "--rps",
+        "300",
+        "-z",
+        "2s",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(
+        (r["threads"].as_u64(), r["connections"].as_u64()),
+        (Some(2), Some(4))
+    );
+    let conns = r["connections_table"].as_array().unwrap();
+    assert_eq!(conns.len(), 4, "{r}");
+    for c in conns {
+        assert!(
+            c["rpcs"].as_u64().unwrap() > 50,
+            "every thread's connections carry calls: {c}"
+        );
+    }
+    // The rate is the run's, split between the threads: 600 due in 2 s
+    // (timers on a busy machine may start some late, none early or twice).
+    let total = r["total"].as_u64().unwrap();
+    assert!((540..=600).contains(&total), "{total} calls: {}", r["rate"]);
+    assert_eq!(r["rate"]["target"], 300.0, "{}", r["rate"]);
+
+    // Without --connections each thread gets one, and the report says so.
+    let human = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--threads",
+        "2",
+        "-n",
+        "200",
+    ]))
+    .await;
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("2 threads"), "{text}");
+    assert!(
+        text.contains("2 connections per address: one per thread"),
+        "{text}"
+    );
+
+    // Fewer connections than threads, both given: refused before a call.
+    let bad = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--threads",
+        "3",
+        "--connections",
+        "2",
+    ]))
+    .await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--connections 2 is fewer than --threads 3"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stages_set_the_calls_in_flight_and_the_rate_over_time() {
+    let t = common::start(ServerConfig {
+        delay: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await;
+    let addr = t.addr.to_string();
+    let out = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--stages",
+        "1s:4,1s:4,1s:0",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r["schedule"], "1s:4,1s:4,1s:0");
+    let stages = r["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 3);
+    let calls: Vec<u64> = stages
+        .iter()
+        .map(|s| s["calls"].as_u64().unwrap())
+        .collect();
+    // 4 in flight for 1 s at 50 ms a call: at most 80 calls begin (and
+    // those in flight at its start), fewer while ramping up and down.
+    assert!((30..=84).contains(&calls[1]), "{calls:?}");
+    assert!(calls[0] < calls[1] && calls[2] < calls[1], "{calls:?}");
+    assert!(r["duration_ms"].as_f64().unwrap() < 4500.0);
+
+    // Rates: 0 -> 100/s over 1 s (50 calls due), then 100/s (100 more).
+    let out = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--stages",
+        "1s:100/s,1s:100/s",
+        "-c",
+        "20",
+        "-o",
+        "json",
+    ]))
+    .await;
+    let r = report(&out);
+    let stages = r["stages"].as_array().unwrap();
+    assert_eq!(stages[0]["calls"], 50, "{stages:?}");
+    assert!(stages[1]["calls"].as_u64().unwrap() >= 95, "{stages:?}");
+    assert_eq!(stages[1]["planned"], 100.0);
+    assert_eq!(r["rate"]["target"], 75.0, "{}", r["rate"]);
+
+    // A mistake in the schedule is named before anything is sent.
+    let bad = load(args(&[
+        &addr,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--stages",
+        "10s:100,30x:5",
+    ]))
+    .await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("stage 2 (`30x:5`): `30x` is not a duration"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+/// What a ghz or k6 user reaches for, in one run as a user sees it on a
+/// 100-column terminal (a pty from util-linux's `script`): three stages,
+/// request data that varies per call, checks on the responses; the
+/// progress line shows the stage, the report a row per stage and per
+/// check, and every table fits.
+#[tokio::test(flavor = "multi_thread")]
+async fn stages_a_template_and_checks_in_one_run() {
+    let t = common::start(ServerConfig {
+        delay: Duration::from_millis(10),
+        ..Default::default()
+    })
+    .await;
+    let cmd = format!(
+        "stty cols 100 rows 50; {BIN} load {} --call grpcdoc.echo.v1.Echo/Unary \
+         -d '{{\"message\": \"n{{{{call}}}}\"}}' --stages 1s:10,1s:20,1s:0 \
+         --expect 'message matches ^n[0-9]+$' --expect 'message == n0'",
+        t.addr
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run script")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let plain = regex::Regex::new(r"\x1b\[[0-9;?]*[a-zA-Z]")
+        .unwrap()
+        .replace_all(&text, "")
+        .replace('\r', "\n");
+    assert!(
+        plain.contains("stage 2/3 (0:01.0-0:02.0 10 -> 20 in flight) at"),
+        "{plain}"
+    );
+    let row = |start: &str| {
+        plain
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no row {start}: {plain}"))
+            .split(['│', '┆'])
+            .map(|c| c.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    for (stage, target) in [
+        ("1/3", "0 -> 10 in flight"),
+        ("2/3", "10 -> 20 in flight"),
+        ("3/3", "20 -> 0 in flight"),
+    ] {
+        let r = row(&format!("│ {stage}"));
+        assert_eq!(r[3], target, "{r:?}");
+        assert!(r[4].parse::<u64>().unwrap() > 0, "{r:?}");
+    }
+    let head = plain.lines().find(|l| l.starts_with("load:")).unwrap();
+    let total: u64 = head
+        .split(": ")
+        .nth(2)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Every call's message is its own: the pattern held on each, the
+    // first call's text on one only.
+    let every = row("│ message matches");
+    assert_eq!(every[2], format!("{total} (100.00%)"), "{every:?}");
+    let first = row("│ message == n0");
+    assert!(first[2].starts_with("1 ("), "{first:?}");
+    assert_eq!(first[3], (total - 1).to_string());
+    for line in plain
+        .lines()
+        .filter(|l| l.starts_with(['│', '┌', '└', '╞', '├']))
+    {
+        assert!(
+            line.chars().count() <= 100,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_per_address_when_the_target_names_several() {
+    let a = common::start(ServerConfig::default()).await;
+    let b = common::start(ServerConfig::default()).await;
+    let target = format!("{},{}", a.addr, b.addr);
+    let out = load(args(&[
+        &target,
+        "--call",
+        "helloworld.Greeter/SayHello",
+        "--lb",
+        "round_robin",
+        "--threads",
+        "1",
+        "-n",
+        "200",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("│ address"), "{text}");
+    for addr in [a.addr, b.addr] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(&format!("│ {addr} ")) && l.matches('┆').count() == 3)
+            .unwrap_or_else(|| panic!("no totals for {addr}: {text}"));
+        let calls: u64 = row.split('┆').nth(2).unwrap().trim().parse().unwrap();
+        assert!(calls > 20, "round robin over both: {row}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_data_that_varies_and_response_checks() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let lines = dir.path().join("reqs.jsonl");
+    std::fs::write(
+        &lines,
+        "{\"message\": \"a\"}\n{\"message\": \"b\"}\n\n{\"message\": \"c{{call}}\"}\n",
+    )
+    .unwrap();
+    let data = format!("@{}", lines.display());
+    let echo = |extra: &[&str]| {
+        let mut a = args(&[&addr, "--call", "grpcdoc.echo.v1.Echo/Unary"]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        load(a)
+    };
+    // One message a line, in turn: the server echoes each back.
+    let out = echo(&[
+        "-d",
+        &data,
+        "-n",
+        "30",
+        "--expect",
+        "message == a",
+        "--expect",
+        "message matches ^c[0-9]+$",
+        "--fail-on",
+        "check:1<30%",
+        "-o",
+        "json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    let checks = r["checks"].as_array().unwrap();
+    assert_eq!(
+        (checks[0]["passed"].as_u64(), checks[0]["failed"].as_u64()),
+        (Some(10), Some(20))
+    );
+    assert_eq!(checks[1]["passed"], 10);
+    assert_eq!(checks[1]["not_made"], 0);
+    // A check that does not hold everywhere fails the run when asked to.
+    let strict = echo(&[
+        "-d",
+        &data,
+        "-n",
+        "30",
+        "--expect",
+        "message == a",
+        "--fail-on",
+        "checks<100%",
+    ])
+    .await;
+    assert_eq!(strict.status.code(), Some(1), "{}", stderr(&strict));
+    // A failed call makes no check: not made, never passed.
+    let failing = echo(&[
+        "-d",
+        r#"{"status_code": 14}"#,
+        "-n",
+        "5",
+        "--expect",
+        "message == a",
+        "-o",
+        "json",
+    ])
+    .await;
+    let r = report(&failing);
+    assert_eq!(r["checks"][0]["not_made"], 5, "{}", r["checks"]);
+    assert_eq!(r["checks"][0]["passed"], 0);
+
+    // Mistakes are placed before a call is made.
+    std::fs::write(&lines, "{\"message\": \"a\"}\n{\"mesage\": \"b\"}\n").unwrap();
+    for (extra, says) in [
+        (
+            vec!["-d", r#"{"message": "{{cal}}"}"#],
+            "-d:1:14: unknown placeholder `cal`",
+        ),
+        (vec!["-d", &data], "reqs.jsonl:2:"),
+        (
+            vec!["--expect", "mesage == a"],
+            "`mesage` is not a field of grpcdoc.echo.v1.EchoResponse",
+        ),
+        (vec!["--expect", "message"], "has no comparison"),
+    ] {
+        let mut all = extra.clone();
+        all.extend(["-n", "1"]);
+        let bad = echo(&all).await;
+        assert_eq!(bad.status.code(), Some(2), "{extra:?}: {}", stderr(&bad));
+        assert!(stderr(&bad).contains(says), "{extra:?}: {}", stderr(&bad));
+    }
 }

@@ -80,7 +80,16 @@ fn three_runs_merge_into_one_report() {
         p50s.iter().cloned().fold(0.0, f64::max),
     );
     assert!(lo <= p50 && p50 <= hi, "{p50} not within {p50s:?}");
-    assert_eq!(r["connections_table"].as_array().unwrap().len(), 3);
+    // Every run's connections (one per thread of each), listed by id.
+    let conns: u64 = runs
+        .iter()
+        .map(|r| r["connections"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        r["connections_table"].as_array().unwrap().len() as u64,
+        conns
+    );
+    assert_eq!(r["connections"], conns);
     let per_second: u64 = r["series"]
         .as_array()
         .unwrap()

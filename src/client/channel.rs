@@ -53,20 +53,9 @@ pub struct ChannelConfig {
 }
 
 impl ChannelConfig {
+    /// The channel of a client with the default settings.
     pub fn new(target: Target) -> Self {
-        Self {
-            target,
-            lb: Lb::PickFirst,
-            backoff: BackoffConfig::default(),
-            keepalive: KeepaliveConfig::default(),
-            tls: TlsOptions::default(),
-            reconnect: Reconnect::OnDemand,
-            resolve_interval: Duration::from_secs(30),
-            health_service: None,
-            frames: false,
-            connections_per_address: 1,
-            pcap: None,
-        }
+        super::ClientSettings::default().channel_config(target, false)
     }
 }
 

@@ -10,10 +10,12 @@ pub mod conn;
 pub mod dial;
 pub mod health;
 pub mod keepalive;
+pub mod settings;
 pub mod subchannel;
 pub mod tap;
 pub mod tls;
 pub mod wire;
 
 pub use channel::{Channel, ChannelConfig, Lb, WaitForReady};
+pub use settings::ClientSettings;
 pub use subchannel::Reconnect;

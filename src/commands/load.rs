@@ -4,26 +4,26 @@
 //! connections under them. Ctrl-C stops, reports what was gathered, exits 130.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::lower::channel_config;
+use super::lower::client_settings;
 use crate::cli::{ColorChoice, LoadArgs, ReportOutput};
-use crate::client::{Channel, Lb};
+use crate::client::{Channel, ClientSettings};
 use crate::event::EventSink;
 use crate::exit::Exit;
-use crate::load::call::CallTemplate;
-use crate::load::engine::{self, LoadPlan};
+use crate::load::plan::{CallKind, LoadRequest};
 use crate::load::report::{cpu_times, ConnEvents, LoadReport, RunFacts};
-use crate::load::retry;
+use crate::load::stages::Level;
 use crate::load::stats::Recorder;
+use crate::load::threads::{Layout, Team};
 use crate::report::progress::Progress;
 use crate::report::style::Style;
 use crate::report::FileFormat;
 use crate::rpc::descriptors::{self, Source};
 use crate::rpc::payload;
+use crate::rpc::MethodPath;
 
 /// Raises the open-file soft limit to fit `needed` descriptors, as far as
 /// the hard limit allows.
@@ -81,20 +81,20 @@ pub(super) fn read_text(what: &str, arg: &str) -> anyhow::Result<String> {
     }
 }
 
-fn kind_name(m: &prost_reflect::MethodDescriptor) -> &'static str {
-    match (m.is_client_streaming(), m.is_server_streaming()) {
-        (false, false) => "unary",
-        (false, true) => "server streaming",
-        (true, false) => "client streaming",
-        (true, true) => "bidi streaming",
-    }
+/// What the flags name, read and checked before anything is sent.
+struct Inputs {
+    data: Option<(String, String)>,
+    report_format: Option<FileFormat>,
+    source: Source,
+    settings: ClientSettings,
+    layout: Layout,
+    /// Addresses the target names (connections are per address).
+    addresses: usize,
 }
 
-pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+fn inputs(args: &LoadArgs) -> anyhow::Result<Inputs> {
     super::lower::check_plaintext(&args.conn.tls, &args.target)?;
     super::lower::client_warnings(&args.conn);
-    // Inputs first: nothing is sent before they are all good.
     let data = args.data.as_deref().map(payload::read_data).transpose()?;
     let report_format = args
         .report
@@ -117,26 +117,92 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     } else {
         Source::Reflection
     };
-    let connections = u64::from(args.connections);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let layout = Layout::choose(
+        args.threads.map(|t| t as usize),
+        args.connections.map(|c| c as usize),
+        args.concurrency as usize,
+        cores,
+    )
+    .map_err(anyhow::Error::msg)?;
     let addresses = match &args.target.endpoints {
-        crate::target::Endpoints::Hosts(h) | crate::target::Endpoints::Dns(h) => h.len() as u64,
+        crate::target::Endpoints::Hosts(h) | crate::target::Endpoints::Dns(h) => h.len(),
         crate::target::Endpoints::Unix(_) | crate::target::Endpoints::Named(_) => 1,
     };
-    raise_nofile(connections * addresses * 2 + 64, connections * addresses)?;
+    let all = (layout.connections * addresses) as u64;
+    raise_nofile(all * 2 + 64, all)?;
+    let settings = ClientSettings {
+        connections: layout.connections,
+        service_config,
+        wait_for_ready: args.wait_for_ready,
+        transparent_retry: !args.no_transparent_retry,
+        ..client_settings(&args.conn)
+    };
+    Ok(Inputs {
+        data,
+        report_format,
+        source,
+        settings,
+        layout,
+        addresses,
+    })
+}
 
-    let mut cfg = channel_config(args.target.clone(), &args.conn, false);
-    cfg.connections_per_address = args.connections as usize;
-    if let Some(sc) = &service_config {
-        crate::load::retry::validate(sc)?;
-        if let Some(service) = crate::load::retry::health_check_service(sc)? {
-            cfg.health_service.get_or_insert(service);
-        }
+/// The method `--call` names, from the descriptors (reflection over
+/// `channel`, or the files given); without `--call`, an error listing them.
+async fn find_method(
+    args: &LoadArgs,
+    source: &Source,
+    channel: &Channel,
+) -> anyhow::Result<(MethodPath, prost_reflect::MethodDescriptor)> {
+    let Some(path) = args.call.clone() else {
+        let pool = descriptors::load(source, channel, None)
+            .await
+            .map_err(|e| unreachable(e, channel))?;
+        bail!(
+            "--call is required: name the method, e.g. --call helloworld.Greeter/SayHello; the methods found are:\n{}",
+            descriptors::list_methods(&pool)
+        );
+    };
+    let pool = descriptors::load(source, channel, Some(path.service()))
+        .await
+        .map_err(|e| match &e {
+            descriptors::DescError::UnknownService { service, services } => {
+                match descriptors::closest(service, services) {
+                    Some(c) => anyhow::anyhow!("{e} (--call {c}/{})", path.method()),
+                    None => e.into(),
+                }
+            }
+            _ => unreachable(e, channel),
+        })?;
+    let method = descriptors::find_method(&pool, &path.path()).map_err(anyhow::Error::msg)?;
+    Ok((path, method))
+}
+
+fn request(args: &LoadArgs, path: MethodPath, data: Option<(String, String)>) -> LoadRequest {
+    LoadRequest {
+        data,
+        metadata: args.metadata.clone(),
+        concurrency: args.concurrency as usize,
+        total: args.total,
+        duration: args.duration,
+        rps: args.rps,
+        stages: args.stages.clone(),
+        expect: args.expect.clone(),
+        timeout: args.timeout,
+        stream_messages: args.stream_messages as usize,
+        stream_interval: args.stream_interval,
+        ..LoadRequest::new(path)
     }
-    if args.connections > 1 {
-        cfg.lb = Lb::RoundRobin;
-    }
+}
+
+pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    // Inputs first: nothing is sent before they are all good.
+    let inputs = inputs(&args)?;
+    let cfg = crate::load::plan::channel_config(&inputs.settings, args.target.clone())?;
     let (events, mut rx) = EventSink::channel(64 * 1024);
-    let channel = Channel::new(cfg, events.clone())?;
+    let channel = Channel::new(inputs.layout.channel_config(&cfg, 0), events.clone())?;
     channel.connect();
     let collector = std::thread::spawn(move || {
         let mut c = ConnEvents::default();
@@ -145,85 +211,31 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         }
         c
     });
-
-    let Some(path) = args.call.clone() else {
-        let pool = descriptors::load(&source, &channel, None)
-            .await
-            .map_err(|e| unreachable(e, &channel))?;
-        bail!(
-            "--call is required: name the method, e.g. --call helloworld.Greeter/SayHello; the methods found are:\n{}",
-            descriptors::list_methods(&pool)
-        );
-    };
-    let (service, method_name) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .map(|(s, m)| (s.to_string(), m.to_string()))
-        .unwrap_or_default();
-    let pool = descriptors::load(&source, &channel, Some(&service))
-        .await
-        .map_err(|e| match &e {
-            descriptors::DescError::UnknownService { service, services } => {
-                match descriptors::closest(service, services) {
-                    Some(c) => anyhow::anyhow!("{e} (--call {c}/{method_name})"),
-                    None => e.into(),
-                }
-            }
-            _ => unreachable(e, &channel),
-        })?;
-    let method = descriptors::find_method(&pool, &path).map_err(anyhow::Error::msg)?;
-    let (origin, json) = data.unwrap_or_else(|| ("-d".into(), String::new()));
-    let messages = payload::encode(&method.input(), &origin, &json)?;
-    let policy = match &service_config {
-        Some(j) => retry::method_policy(j, &service, &method_name)?,
-        None => retry::MethodPolicy::default(),
-    };
-    let timeout = args.timeout.or(policy.timeout);
-
+    let (path, method) = find_method(&args, &inputs.source, &channel).await?;
     let scheme = if args.target.tls { "https" } else { "http" };
-    let uri: http::Uri = format!("{scheme}://{}{path}", args.target.authority)
-        .parse()
-        .with_context(|| format!("cannot make a request URI for {path}"))?;
-    let headers = crate::load::call::request_headers(&args.metadata, timeout);
-    let total = args.total;
-    let duration = match (args.total, args.duration) {
-        (None, None) => Some(Duration::from_secs(10)),
-        (_, d) => d,
-    };
-    let plan = LoadPlan {
-        template: CallTemplate {
-            head: Arc::new(crate::load::call::request_head(&uri, &headers)),
-            uri,
-            headers,
-            messages: Arc::new(messages),
-            client_streaming: method.is_client_streaming(),
-            stream_messages: args.stream_messages as usize,
-            stream_interval: args.stream_interval,
-        },
-        concurrency: args.concurrency as usize,
-        total,
-        duration,
-        rps: args.rps,
-        timeout,
-        retry: policy.retry.clone(),
-        transparent_retry: !args.no_transparent_retry,
-        wait_for_ready: args.wait_for_ready || policy.wait_for_ready == Some(true),
-        method: path.trim_start_matches('/').to_string(),
-        events: None,
-        sticky: true,
-        redial_unready: false,
-    };
+    let origin = format!("{scheme}://{}", args.target.authority);
+    let request = request(&args, path.clone(), inputs.data.clone());
+    let plan = crate::load::prepare(request, &inputs.settings, &method, &origin, None)?;
+    let duration = plan.duration;
+    let plan_stages = plan.stages.clone();
 
-    // One shard: load runs on one thread, and each shard's histogram is a
-    // few hundred KiB that every call would touch (cache misses, not locks,
-    // are what more shards would cost here).
-    let rec = Arc::new(Recorder::new(1));
+    let rec = Arc::new(Recorder::new(inputs.layout.threads));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let team = Team::assemble(
+        &inputs.layout,
+        &cfg,
+        channel.clone(),
+        &events,
+        &rec,
+        &stop_rx,
+    )
+    .await?;
     let show_progress =
         args.output == ReportOutput::Human && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let progress = show_progress.then(|| Progress::start(rec.clone(), channel.clone()));
+    let progress = show_progress
+        .then(|| Progress::start(rec.clone(), team.channels.clone(), plan_stages.clone()));
     let cpu0 = cpu_times();
-    let run = engine::run(plan, channel.clone(), rec.clone(), stop_rx);
+    let run = team.run(plan, rec.clone(), stop_rx);
     tokio::pin!(run);
     let info = tokio::select! {
         info = &mut run => info,
@@ -248,48 +260,36 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         .ok()
         .and_then(|r| r.ok())
         .unwrap_or_default();
-    let snapshot = rec.snapshot();
-    use std::sync::atomic::Ordering::Relaxed;
     let report = LoadReport::build(
-        &snapshot,
+        &rec.snapshot(),
         &conns,
         RunFacts {
             target: args.target.text.clone(),
-            method: path.trim_start_matches('/').to_string(),
-            call_kind: kind_name(&method).to_string(),
+            method: path.to_string(),
+            call_kind: CallKind::of(&method).name().to_string(),
             concurrency: args.concurrency as usize,
-            connections: (connections * addresses) as usize,
+            connections: inputs.layout.connections * inputs.addresses,
+            threads: inputs.layout.threads,
+            notes: inputs.layout.notes.clone(),
             elapsed_s: info.elapsed.as_secs_f64(),
             interrupted: info.interrupted,
-            retries: rec.retries.load(Relaxed),
-            transparent_retries: rec.transparent_retries.load(Relaxed),
-            slot_waits: rec.slot_waits.load(Relaxed),
-            slot_wait_us: rec.slot_wait_us.load(Relaxed),
-            rps_target: args.rps,
-            late_calls: rec.late.load(Relaxed),
+            retries: rec.retries(),
+            transparent_retries: rec.transparent_retries(),
+            slot_waits: rec.slot_waits(),
+            slot_wait_us: rec.slot_wait_us(),
+            rps_target: args.rps.or_else(|| {
+                let st = plan_stages.as_deref()?;
+                (st.level == Level::Rate).then(|| st.calls() / st.total().as_secs_f64())
+            }),
+            late_calls: rec.late(),
             duration_s: duration.map(|d| d.as_secs_f64()),
             cpu: (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1),
+            stages: plan_stages,
+            checks: args.expect.iter().map(|e| e.text.clone()).collect(),
         },
         &args.fail_on,
     );
-    let text = match args.output {
-        ReportOutput::Json => serde_json::to_string(&report)? + "\n",
-        ReportOutput::Human => {
-            crate::report::load::render(&report, &Style::for_stdout(color.forced()))
-        }
-    };
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    // A closed stdout (| head) is not an error worth a message.
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-    if let (Some(path), Some(format)) = (&args.report, report_format) {
-        let file = match format {
-            FileFormat::Html => crate::report::html::load_page(&report),
-            FileFormat::Json | FileFormat::Junit => serde_json::to_string(&report)? + "\n",
-        };
-        std::fs::write(path, file)
-            .with_context(|| format!("cannot write the report {}", path.display()))?;
-    }
+    write_report(&report, &args, inputs.report_format, color)?;
     Ok(if info.interrupted {
         Exit::Interrupted
     } else if report.failed() {
@@ -297,4 +297,32 @@ pub async fn run(args: LoadArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// The report on stdout (tables or JSON), and in `--report FILE`.
+fn write_report(
+    report: &LoadReport,
+    args: &LoadArgs,
+    format: Option<FileFormat>,
+    color: ColorChoice,
+) -> anyhow::Result<()> {
+    let text = match args.output {
+        ReportOutput::Json => serde_json::to_string(report)? + "\n",
+        ReportOutput::Human => {
+            crate::report::load::render(report, &Style::for_stdout(color.forced()))
+        }
+    };
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (| head) is not an error worth a message.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    if let (Some(path), Some(format)) = (&args.report, format) {
+        let file = match format {
+            FileFormat::Html => crate::report::html::load_page(report),
+            FileFormat::Json | FileFormat::Junit => serde_json::to_string(report)? + "\n",
+        };
+        std::fs::write(path, file)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    Ok(())
 }

@@ -5,13 +5,18 @@ use crate::cli::{ConnArgs, LbPolicy, ReconnectMode, TlsArgs};
 use crate::client::backoff::BackoffConfig;
 use crate::client::keepalive::KeepaliveConfig;
 use crate::client::tls::TlsOptions;
-use crate::client::{ChannelConfig, Lb, Reconnect};
+use crate::client::{ChannelConfig, ClientSettings, Lb, Reconnect};
 use crate::target::Target;
 
 /// The connection flags as a channel config; `frames` logs every frame.
 pub fn channel_config(target: Target, c: &ConnArgs, frames: bool) -> ChannelConfig {
-    ChannelConfig {
-        target,
+    client_settings(c).channel_config(target, frames)
+}
+
+/// The connection flags as the client's settings (the calls' settings,
+/// which only `load` has flags for, keep their defaults).
+pub fn client_settings(c: &ConnArgs) -> ClientSettings {
+    ClientSettings {
         lb: match c.lb {
             LbPolicy::PickFirst => Lb::PickFirst,
             LbPolicy::RoundRobin => Lb::RoundRobin,
@@ -35,9 +40,7 @@ pub fn channel_config(target: Target, c: &ConnArgs, frames: bool) -> ChannelConf
         },
         resolve_interval: c.resolve_interval,
         health_service: c.health_service.clone(),
-        frames,
-        connections_per_address: 1,
-        pcap: None,
+        ..ClientSettings::default()
     }
 }
 

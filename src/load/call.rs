@@ -10,8 +10,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
+use super::data::Data;
+use super::expect::Checks;
+use super::template::Fill;
 use crate::client::conn::{stream_status, Conn};
-use crate::client::wire::{Block, RequestHead, StreamError};
+use crate::client::wire::{Block, RequestHead, StreamError, WireStream};
+
+/// The most of a response's DATA kept for `--expect`.
+const MAX_KEPT: usize = 4 << 20;
 use crate::h2wire::ErrorCode;
 
 /// What a call sends, built once per run.
@@ -23,13 +29,15 @@ pub struct CallTemplate {
     pub headers: HeaderMap,
     /// The same head for grpcdoc's own HTTP/2 client (see [`request_head`]).
     pub head: Arc<RequestHead>,
-    /// Framed request messages, used in turn (unary, server streaming) or
+    /// The request messages, used in turn (unary, server streaming) or
     /// all in order (client and bidi streaming).
-    pub messages: Arc<Vec<Bytes>>,
+    pub(crate) data: Data,
     pub client_streaming: bool,
     /// Messages per client stream (cycling through `messages`).
     pub stream_messages: usize,
     pub stream_interval: Duration,
+    /// `--expect`: the response is kept and checked.
+    pub(crate) checks: Option<Arc<Checks>>,
 }
 
 /// How a call ended.
@@ -48,6 +56,9 @@ pub struct Outcome {
     pub reset: Option<ErrorCode>,
     /// The response was not gRPC: its HTTP status.
     pub http_status: Option<u16>,
+    /// `--expect`: a bit per check that held, and one per check that did
+    /// not; neither for a check not made (the call failed).
+    pub checks: (u64, u64),
 }
 
 impl Outcome {
@@ -64,30 +75,50 @@ impl Outcome {
             transport: false,
             reset: None,
             http_status: None,
+            checks: (0, 0),
         }
     }
 }
 
-/// Runs one call on `conn`; `seq` picks the payload. Everything happens in
-/// the caller's task: no task and no copy per call.
+/// Runs one call on `conn`; `fill` (the call's number and worker) picks
+/// or makes its messages. Everything happens in the caller's task: no task
+/// and no copy per call.
 /// The request's frames are queued with the stream, and the response is
 /// counted as it arrives.
-pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
+pub(crate) async fn call(conn: &Arc<Conn>, t: &CallTemplate, fill: &mut Fill<'_>) -> Outcome {
     let w = conn.wire();
     let _guard = conn.guard();
-    let n = t.messages.len().max(1);
+    let message = |i: u64, fill: &mut Fill<'_>| {
+        t.data
+            .message(i, fill)
+            .map_err(|e| Outcome::local(tonic::Code::InvalidArgument, e))
+    };
     let (first, end) = if !t.client_streaming {
-        (Some(t.messages[(seq as usize) % n].clone()), true)
+        match message(fill.call, fill) {
+            Ok(m) => (Some(m), true),
+            Err(o) => return o,
+        }
     } else if t.stream_messages == 0 {
         (None, true)
     } else {
-        (Some(t.messages[0].clone()), t.stream_messages == 1)
+        match message(0, fill) {
+            Ok(m) => (Some(m), t.stream_messages == 1),
+            Err(o) => return o,
+        }
     };
-    let stream = match w.open(Block::Head(&t.head), false, first, end) {
+    let keep = t.checks.is_some();
+    let stream = match w.open(Block::Head(&t.head), keep, first, end) {
         Ok(s) => s,
         Err(e) => return failed(conn, &e),
     };
-    let finish = std::future::poll_fn(|cx| stream.poll_finish(cx));
+    // With checks the response's DATA is kept and read as it comes.
+    let mut body = Vec::new();
+    let finish = async {
+        if t.checks.is_some() {
+            read_body(&stream, &mut body).await;
+        }
+        std::future::poll_fn(|cx| stream.poll_finish(cx)).await
+    };
     let done = if end {
         finish.await
     } else {
@@ -99,7 +130,10 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
                     tokio::time::sleep(t.stream_interval).await;
                 }
                 let last = i + 1 == t.stream_messages;
-                if stream.send(t.messages[i % n].clone(), last).is_err() {
+                let Ok(m) = message(i as u64, fill) else {
+                    break;
+                };
+                if stream.send(m, last).is_err() {
                     break;
                 }
             }
@@ -110,6 +144,10 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
             () = sending => finish.await,
         }
     };
+    let mut done = done;
+    if t.checks.is_some() {
+        done.messages = super::expect::count(&body);
+    }
     if let Some(e) = done.error {
         let mut o = failed(conn, &e);
         o.responses = done.messages;
@@ -131,7 +169,22 @@ pub async fn call(conn: &Arc<Conn>, t: &CallTemplate, seq: u64) -> Outcome {
                 ..Outcome::local(code, message)
             }
         }
-        _ => ended(grpc, done.messages),
+        _ => {
+            let mut o = ended(grpc, done.messages);
+            if let (Some(c), true) = (&t.checks, o.ok()) {
+                o.checks = c.judge(&body);
+            }
+            o
+        }
+    }
+}
+
+/// Reads a kept response's DATA into `body` (at most [`MAX_KEPT`] bytes;
+/// the rest is read and dropped) until it ends.
+async fn read_body(stream: &WireStream, body: &mut Vec<u8>) {
+    while let Some(Ok(b)) = std::future::poll_fn(|cx| stream.poll_data(cx)).await {
+        let room = MAX_KEPT.saturating_sub(body.len());
+        body.extend_from_slice(&b[..b.len().min(room)]);
     }
 }
 
@@ -164,6 +217,7 @@ fn failed(conn: &Conn, e: &StreamError) -> Outcome {
             _ => None,
         },
         http_status: None,
+        checks: (0, 0),
     }
 }
 

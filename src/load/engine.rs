@@ -1,9 +1,7 @@
-//! The load engine: `concurrency` workers share a ticket counter. In a closed
-//! loop each starts its next call when the last ends; with `--rps`, ticket
-//! `i` is due at `start + i / rps` and its latency counts from then, so
-//! calls that waited for a free worker show it (coordinated omission
-//! corrected). Retries (gRFC A6) and transparent retries of streams the
-//! server never processed happen inside one call's deadline.
+//! The load engine: a thread's workers share its ticket counter and call
+//! when [`Pace`] says (closed loop, constant rate, stages). Retries (gRFC
+//! A6) and transparent retries of streams the server never processed
+//! happen inside one call's deadline.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,46 +10,17 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::call::{self, CallTemplate, Outcome};
-use super::retry::RetryPolicy;
-use super::stats::{Cause, Recorder, SecondStats};
+use super::call::{self, Outcome};
+use super::pace::Pace;
+pub use super::pace::Share;
+pub use super::plan::LoadPlan;
+use super::stats::{Call, Cause, Counters, Recorder, SecondStats};
+use super::template::Fill;
 use crate::client::conn::Conn;
 use crate::client::Channel;
 
-/// A call that starts more than one interval (1/rps) after it was due
-/// counts as late (--rps): the workers could not keep up. At least this
-/// long, as tokio's timers alone may wake a millisecond late.
-const LATE_AT_LEAST: Duration = Duration::from_millis(5);
-
 /// Transparent retries of never-processed streams per call, at most.
 const MAX_TRANSPARENT_RETRIES: u32 = 10;
-
-#[derive(Clone)]
-pub struct LoadPlan {
-    pub template: CallTemplate,
-    pub concurrency: usize,
-    pub total: Option<u64>,
-    pub duration: Option<Duration>,
-    pub rps: Option<f64>,
-    pub timeout: Option<Duration>,
-    pub retry: Option<RetryPolicy>,
-    pub transparent_retry: bool,
-    pub wait_for_ready: bool,
-    /// `pkg.Service/Method`, for per-call events.
-    pub method: String,
-    /// Emit an `rpc` event per call here (scenarios; not for heavy load).
-    pub events: Option<crate::event::EventSink>,
-    /// Each worker keeps the connection of its last call while the READY
-    /// set is unchanged and the connection takes new streams without
-    /// waiting: the calls of a connection then go out together (as h2load's
-    /// and ghz's workers own a connection), while any connection joining or
-    /// leaving makes every worker pick again by the channel's policy.
-    pub sticky: bool,
-    /// The fixed go-micro pool: a channel that is not READY when a call
-    /// needs it is dialed anew at once (its reconnect backoff cut short),
-    /// instead of being handed out to fail fast until its backoff ends.
-    pub redial_unready: bool,
-}
 
 /// How the run went, beside what the recorder holds.
 #[derive(Clone, Debug)]
@@ -109,15 +78,76 @@ fn home_conn(home: &Home, channel: &Channel) -> Option<Arc<Conn>> {
         .then(|| conn.clone())
 }
 
+/// How long a call waited for a stream slot (MAX_CONCURRENT_STREAMS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Queued {
+    No,
+    /// More of its deadline than it had left when it got one.
+    Mostly,
+    /// Until its deadline: it never got one.
+    Expired,
+}
+
+/// One attempt on `conn`: a stream slot in turn, then the call, within
+/// the call's deadline.
+async fn on_conn(
+    conn: &Arc<Conn>,
+    plan: &LoadPlan,
+    rec: &Counters,
+    fill: &mut Fill<'_>,
+    deadline: Option<Instant>,
+) -> (Outcome, Queued) {
+    let mut queued = Queued::No;
+    // The permit is held until the call ends.
+    let _slot = match conn.try_slot() {
+        Some(p) => Some(p),
+        None => {
+            let t0 = Instant::now();
+            let p = match deadline {
+                Some(d) => tokio::time::timeout_at(d, conn.wait_slot())
+                    .await
+                    .ok()
+                    .flatten(),
+                None => conn.wait_slot().await,
+            };
+            rec.slot_waits.fetch_add(1, Ordering::Relaxed);
+            let waited = t0.elapsed();
+            rec.slot_wait_us
+                .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+            if deadline.is_some_and(|d| waited > d.saturating_duration_since(Instant::now())) {
+                queued = Queued::Mostly;
+            }
+            if p.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
+                let o = Outcome::local(
+                    tonic::Code::DeadlineExceeded,
+                    "deadline exceeded waiting for a stream slot (MAX_CONCURRENT_STREAMS)".into(),
+                );
+                return (o, Queued::Expired);
+            }
+            p
+        }
+    };
+    let o = match deadline {
+        Some(d) => match tokio::time::timeout_at(d, call::call(conn, &plan.template, fill)).await {
+            Ok(o) => o,
+            Err(_) => Outcome::local(
+                tonic::Code::DeadlineExceeded,
+                "deadline exceeded (client side)".into(),
+            ),
+        },
+        None => call::call(conn, &plan.template, fill).await,
+    };
+    (o, queued)
+}
+
 /// One call with its retries; returns the last attempt's outcome, the
 /// connection it ran on, and why it failed.
 async fn run_call(
     plan: &LoadPlan,
     channel: &Channel,
-    rec: &Recorder,
-    seq: u64,
+    rec: &Counters,
+    fill: &mut Fill<'_>,
     deadline: Option<Instant>,
-    rng: &mut fastrand::Rng,
     home: &mut Home,
 ) -> (Outcome, Option<u64>, Option<Cause>) {
     let mut attempt = 1u32;
@@ -137,56 +167,18 @@ async fn run_call(
                 p
             }
         };
-        // The call spent more of its deadline waiting for a stream slot than
-        // it had left when it got one.
-        let mut mostly_queued = false;
-        let (outcome, conn) = match picked {
-            Err(s) => (Outcome::local(s.code(), s.message().to_string()), None),
+        let (outcome, conn, queued) = match picked {
+            Err(s) => (
+                Outcome::local(s.code(), s.message().to_string()),
+                None,
+                Queued::No,
+            ),
             Ok(conn) => {
-                // A stream slot, in turn, within the call's deadline.
-                let slot = match conn.try_slot() {
-                    Some(p) => Some(p),
-                    None => {
-                        let t0 = Instant::now();
-                        let p = match deadline {
-                            Some(d) => tokio::time::timeout_at(d, conn.wait_slot())
-                                .await
-                                .ok()
-                                .flatten(),
-                            None => conn.wait_slot().await,
-                        };
-                        rec.slot_waits.fetch_add(1, Ordering::Relaxed);
-                        let waited = t0.elapsed();
-                        rec.slot_wait_us
-                            .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
-                        mostly_queued = deadline
-                            .is_some_and(|d| waited > d.saturating_duration_since(Instant::now()));
-                        p
-                    }
-                };
-                if slot.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
-                    let o = Outcome::local(
-                        tonic::Code::DeadlineExceeded,
-                        "deadline exceeded waiting for a stream slot (MAX_CONCURRENT_STREAMS)"
-                            .into(),
-                    );
+                let (o, queued) = on_conn(&conn, plan, rec, fill, deadline).await;
+                if queued == Queued::Expired {
                     return (o, Some(conn.shared.id), Some(Cause::QueuedDeadline));
                 }
-                let o = match deadline {
-                    Some(d) => {
-                        match tokio::time::timeout_at(d, call::call(&conn, &plan.template, seq))
-                            .await
-                        {
-                            Ok(o) => o,
-                            Err(_) => Outcome::local(
-                                tonic::Code::DeadlineExceeded,
-                                "deadline exceeded (client side)".into(),
-                            ),
-                        }
-                    }
-                    None => call::call(&conn, &plan.template, seq).await,
-                };
-                (o, Some(conn))
+                (o, Some(conn), queued)
             }
         };
         if outcome.never_processed
@@ -199,7 +191,7 @@ async fn run_call(
         }
         if let Some(p) = &plan.retry {
             if attempt < p.max_attempts && p.retries(outcome.code) {
-                let wait = p.backoff(attempt, rng);
+                let wait = p.backoff(attempt, fill.rng);
                 let late = deadline.is_some_and(|d| Instant::now() + wait >= d);
                 if !late {
                     tokio::time::sleep(wait).await;
@@ -210,7 +202,7 @@ async fn run_call(
             }
         }
         let cause = match cause_of(&outcome, conn.as_ref()) {
-            Some(Cause::Deadline) if mostly_queued => Some(Cause::QueuedDeadline),
+            Some(Cause::Deadline) if queued == Queued::Mostly => Some(Cause::QueuedDeadline),
             c => c,
         };
         return (outcome, conn.map(|c| c.shared.id), cause);
@@ -218,57 +210,42 @@ async fn run_call(
 }
 
 async fn worker(
-    id: usize,
+    local: usize,
+    share: Share,
     plan: Arc<LoadPlan>,
+    pace: Arc<Pace>,
     channel: Channel,
     rec: Arc<Recorder>,
-    start: Instant,
-    end: Option<Instant>,
 ) {
-    // Stopped by abort (see `run`): nothing per call waits on a stop signal.
+    // Stopped by abort (see `run_share`): nothing per call waits on a stop
+    // signal.
+    let id = share.worker(local);
     let mut rng = fastrand::Rng::with_seed(id as u64 ^ 0x9e37_79b9_7f4a_7c15);
     let mut home: Home = None;
+    let slot = rec.slot(share.index);
+    let c = &slot.c;
     loop {
-        let ticket = rec.started.fetch_add(1, Ordering::Relaxed);
-        if plan.total.is_some_and(|t| ticket >= t) {
+        let ticket = share.ticket(c.started.fetch_add(1, Ordering::Relaxed));
+        let Some(begin) = pace.begin(local, ticket, c).await else {
             return;
-        }
-        let begin = match plan.rps {
-            Some(r) => {
-                let due = start + Duration::from_secs_f64(ticket as f64 / r);
-                // The run ends at its duration even with calls still due:
-                // those count as not started (the rate was not held).
-                if end.is_some_and(|e| due >= e || Instant::now() >= e) {
-                    return;
-                }
-                tokio::time::sleep_until(due).await;
-                // Late: no worker was free (tokio's timers alone may wake a
-                // millisecond after the due time).
-                if Instant::now() > due + LATE_AT_LEAST.max(Duration::from_secs_f64(1.0 / r)) {
-                    rec.late.fetch_add(1, Ordering::Relaxed);
-                }
-                due
-            }
-            None => {
-                let now = Instant::now();
-                if end.is_some_and(|e| now >= e) {
-                    return;
-                }
-                now
-            }
         };
         let deadline = plan.timeout.map(|t| Instant::now() + t);
-        rec.in_flight.fetch_add(1, Ordering::Relaxed);
+        c.in_flight.fetch_add(1, Ordering::Relaxed);
+        let mut fill = Fill {
+            call: ticket,
+            worker: id,
+            rng: &mut rng,
+        };
         let (outcome, conn, cause) =
-            run_call(&plan, &channel, &rec, ticket, deadline, &mut rng, &mut home).await;
-        rec.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let latency = begin.elapsed();
+            run_call(&plan, &channel, c, &mut fill, deadline, &mut home).await;
+        c.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let latency = begin.at.elapsed();
         if let Some(ev) = &plan.events {
             ev.emit(
                 conn,
                 None,
                 crate::event::EventKind::Rpc {
-                    method: plan.method.clone(),
+                    method: plan.method.to_string(),
                     code: outcome.code,
                     message: outcome.message.clone(),
                     latency_ms: latency.as_secs_f64() * 1e3,
@@ -277,21 +254,24 @@ async fn worker(
                 },
             );
         }
-        rec.record(id, latency, &outcome, conn, cause);
+        let call = Call {
+            latency,
+            stage: begin.stage,
+            conn,
+            cause,
+        };
+        rec.record(share.index, &outcome, call);
     }
 }
 
 /// Records how many calls completed and failed in each second, and the
 /// latency percentiles of the calls that ended in it.
-async fn seconds(rec: Arc<Recorder>, start: Instant) {
+pub async fn seconds(rec: Arc<Recorder>, start: Instant) {
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     let (mut done, mut errs) = (0, 0);
     for t in 1.. {
         tick.tick().await;
-        let (d, e) = (
-            rec.completed.load(Ordering::Relaxed),
-            rec.errors.load(Ordering::Relaxed),
-        );
+        let (d, e) = (rec.completed(), rec.errors());
         let (p50_ms, p90_ms, p99_ms) = rec.second_percentiles();
         rec.push_second(SecondStats {
             t_s: t,
@@ -311,21 +291,39 @@ pub async fn run(
     plan: LoadPlan,
     channel: Channel,
     rec: Arc<Recorder>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> RunInfo {
-    let plan = Arc::new(plan);
     let start = Instant::now();
-    let end = plan.duration.map(|d| start + d);
     let series = tokio::spawn(seconds(rec.clone(), start));
-    let workers: Vec<_> = (0..plan.concurrency.max(1))
-        .map(|id| {
+    let info = run_share(Arc::new(plan), Share::ALL, channel, rec, stop, start).await;
+    series.abort();
+    info
+}
+
+/// Runs this thread's share of the plan from `start` (the run's clock,
+/// the same on every thread) on its own channel.
+pub async fn run_share(
+    plan: Arc<LoadPlan>,
+    share: Share,
+    channel: Channel,
+    rec: Arc<Recorder>,
+    mut stop: watch::Receiver<bool>,
+    start: Instant,
+) -> RunInfo {
+    let pace = Arc::new(Pace::new(&plan, share, start));
+    let gate = {
+        let pace = pace.clone();
+        tokio::spawn(async move { pace.drive().await })
+    };
+    let workers: Vec<_> = (0..share.part(plan.concurrency.max(1)))
+        .map(|local| {
             tokio::spawn(worker(
-                id,
+                local,
+                share,
                 plan.clone(),
+                pace.clone(),
                 channel.clone(),
                 rec.clone(),
-                start,
-                end,
             ))
         })
         .collect();
@@ -344,7 +342,7 @@ pub async fn run(
             }
         }
     }
-    series.abort();
+    gate.abort();
     RunInfo {
         elapsed: start.elapsed(),
         interrupted: *stop.borrow(),

@@ -1,5 +1,7 @@
 //! `--fail-on EXPR` thresholds for CI: `p99>50ms`, `p99.9>=1s`, `mean>20ms`,
-//! `max>2s`, `error_rate>0.1%`, `errors>0`, `code:UNAVAILABLE>0`, `rps<1000`.
+//! `max>2s`, `error_rate>0.1%`, `errors>0`, `code:UNAVAILABLE>0`, `rps<1000`,
+//! `checks<100%` (of the `--expect` checks made, those that held),
+//! `check:2<99%` (the second `--expect`).
 //! A breached threshold makes the run exit 1.
 
 use std::fmt;
@@ -17,6 +19,10 @@ pub enum Metric {
     /// Calls ending with this status code.
     Code(String),
     Rps,
+    /// The checks (`--expect`) that held, of those made (0..=1).
+    Checks,
+    /// Check `n` (1-based, in the order given) that held, of those made.
+    Check(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +48,7 @@ impl fmt::Display for Threshold {
     }
 }
 
-const EXPECTED: &str = "expected METRIC OP VALUE: p50/p90/p99/p99.9/pNN, mean, min, max (a duration: 50ms), error_rate (0.1% or 0.001), errors, code:NAME (counts), rps; OP is >, >=, < or <=";
+const EXPECTED: &str = "expected METRIC OP VALUE: p50/p90/p99/p99.9/pNN, mean, min, max (a duration: 50ms), error_rate (0.1% or 0.001), errors, code:NAME (counts), rps, checks or check:N (--expect passed: 99% or 0.99); OP is >, >=, < or <=";
 
 impl Threshold {
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -65,21 +71,33 @@ impl Threshold {
                 .filter(|v| *v >= 0.0)
                 .ok_or_else(|| bad_value("a number"))
         };
+        let rate = || {
+            match value.strip_suffix('%') {
+                Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
+                None => value.parse::<f64>(),
+            }
+            .ok()
+            .filter(|v| (0.0..=1.0).contains(v))
+            .ok_or_else(|| bad_value("a rate like 0.1% or 0.001"))
+        };
         let (metric, limit) = match name {
             "mean" => (Metric::Mean, duration_ms()?),
             "min" => (Metric::Min, duration_ms()?),
             "max" => (Metric::Max, duration_ms()?),
             "errors" => (Metric::Errors, count()?),
             "rps" => (Metric::Rps, count()?),
-            "error_rate" => {
-                let v = match value.strip_suffix('%') {
-                    Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
-                    None => value.parse::<f64>(),
-                }
-                .ok()
-                .filter(|v| (0.0..=1.0).contains(v))
-                .ok_or_else(|| bad_value("a rate like 0.1% or 0.001"))?;
-                (Metric::ErrorRate, v)
+            "error_rate" => (Metric::ErrorRate, rate()?),
+            "checks" => (Metric::Checks, rate()?),
+            n if n.starts_with("check:") => {
+                let k: usize = n["check:".len()..]
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|k| *k >= 1)
+                    .ok_or_else(|| {
+                        format!("`{n}` in `{s}` is not check:N, N the place of an --expect (1 for the first)")
+                    })?;
+                (Metric::Check(k), rate()?)
             }
             n if n.starts_with("code:") => {
                 let code = n["code:".len()..].trim().to_ascii_uppercase();
@@ -139,6 +157,12 @@ mod tests {
             Metric::Code("UNAVAILABLE".into())
         );
         assert_eq!(Threshold::parse("rps<1000").unwrap().op, Op::Lt);
+        let c = Threshold::parse("checks<99%").unwrap();
+        assert_eq!((c.metric, c.limit), (Metric::Checks, 0.99));
+        assert_eq!(
+            Threshold::parse("check:2 < 1").unwrap().metric,
+            Metric::Check(2)
+        );
         assert!(Threshold::parse("rps<1000").unwrap().breached(999.0));
         assert!(!Threshold::parse("errors>0").unwrap().breached(0.0));
     }
@@ -152,6 +176,8 @@ mod tests {
             ("error_rate>5", "not a rate"),
             ("code:SOMETIMES>0", "not a gRPC status code"),
             ("latency>1ms", "unknown metric"),
+            ("check:0<1", "is not check:N"),
+            ("checks<150%", "not a rate"),
         ] {
             let e = Threshold::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

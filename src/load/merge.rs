@@ -125,6 +125,8 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
         call_kind: first.call_kind.clone(),
         concurrency: reports.iter().map(|(_, r)| r.concurrency).sum(),
         connections: reports.iter().map(|(_, r)| r.connections).sum(),
+        threads: reports.iter().map(|(_, r)| r.threads).sum(),
+        notes: Vec::new(),
         duration_ms,
         interrupted: reports.iter().any(|(_, r)| r.interrupted),
         total,
@@ -166,9 +168,41 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
             },
         },
         series: series(&reports, start),
+        // Stages of several machines do not line up: merged reports have
+        // the series instead.
+        schedule: None,
+        stages: Vec::new(),
+        checks: checks(&reports),
         fail_on: Vec::new(),
         dropped_events: sum(|r| r.dropped_events),
     })
+}
+
+/// The `--expect` rows of reports that made the same checks, added; none
+/// when their checks differ.
+fn checks(reports: &[(String, LoadReport)]) -> Vec<super::report::CheckRow> {
+    let Some((_, first)) = reports.first() else {
+        return Vec::new();
+    };
+    let same = |r: &LoadReport| {
+        r.checks.len() == first.checks.len()
+            && r.checks
+                .iter()
+                .zip(&first.checks)
+                .all(|(a, b)| a.expect == b.expect)
+    };
+    if !reports.iter().all(|(_, r)| same(r)) {
+        return Vec::new();
+    }
+    let mut out = first.checks.clone();
+    for (_, r) in &reports[1..] {
+        for (o, c) in out.iter_mut().zip(&r.checks) {
+            o.passed += c.passed;
+            o.failed += c.failed;
+            o.not_made += c.not_made;
+        }
+    }
+    out
 }
 
 /// The per-second series on one wall clock: each run's seconds moved by

@@ -8,7 +8,8 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use serde::Serialize;
 
 use super::failon::{Metric, Threshold};
-use super::stats::{Cause, CodeSummary, SecondStats, Snapshot};
+use super::stages::{Level, Schedule};
+use super::stats::{Cause, CodeSummary, SecondStats, Snapshot, StageStats};
 use crate::event::{Event, EventKind};
 use crate::h2wire::Dir;
 
@@ -35,6 +36,29 @@ pub struct CauseRow {
     #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub fix: Option<&'static str>,
     pub diagnosis: String,
+}
+
+impl CauseRow {
+    /// A row per cause of failure, most frequent first, with the catalogue
+    /// entry and its fix where the cause is a known failure.
+    fn of(s: &Snapshot) -> Vec<Self> {
+        let mut causes: Vec<Self> = s
+            .causes
+            .iter()
+            .map(|(c, n)| {
+                let id = crate::diagnose::cause_id(c);
+                Self {
+                    cause: c.clone(),
+                    count: *n,
+                    id,
+                    fix: id.map(|i| crate::catalogue::entry(i).fix),
+                    diagnosis: crate::diagnose::cause_detail(c),
+                }
+            })
+            .collect();
+        causes.sort_by_key(|c| std::cmp::Reverse(c.count));
+        causes
+    }
 }
 
 /// One connection of the run, from its events and the calls on it.
@@ -201,6 +225,121 @@ pub struct RateCheck {
     pub held: bool,
 }
 
+impl RateCheck {
+    /// Whether `calls` started in `seconds` held the rate `target`: at
+    /// least 95% of the due calls started and at most 1% of them late.
+    pub fn judge(target: f64, calls: u64, late: u64, seconds: f64) -> Self {
+        let achieved = calls as f64 / seconds.max(1e-9);
+        Self {
+            target,
+            achieved,
+            late_calls: late,
+            not_started: ((target * seconds).floor() as u64).saturating_sub(calls),
+            held: achieved >= target * 0.95 && late as f64 <= calls as f64 * 0.01,
+        }
+    }
+}
+
+/// One `--expect`: on how many calls it held, did not, or was not made
+/// (the call failed).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct CheckRow {
+    pub expect: String,
+    pub passed: u64,
+    pub failed: u64,
+    pub not_made: u64,
+}
+
+impl CheckRow {
+    /// A row per `--expect` (`texts`, in order) from the counts of (held,
+    /// did not) of `total` calls.
+    pub fn of(texts: &[String], counts: &[(u64, u64)], total: u64) -> Vec<Self> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, expect)| {
+                let (passed, failed) = counts.get(i).copied().unwrap_or_default();
+                Self {
+                    expect: expect.clone(),
+                    passed,
+                    failed,
+                    not_made: total.saturating_sub(passed + failed),
+                }
+            })
+            .collect()
+    }
+
+    /// Passed of the checks made (0 when none was made).
+    pub fn rate(&self) -> f64 {
+        let made = self.passed + self.failed;
+        if made == 0 {
+            0.0
+        } else {
+            self.passed as f64 / made as f64
+        }
+    }
+}
+
+/// The calls that began in one stage of `--stages`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct StageRow {
+    /// 1-based.
+    pub stage: usize,
+    pub begins_s: f64,
+    pub ends_s: f64,
+    /// The target at its start and end (calls in flight, or calls/s).
+    pub from: f64,
+    pub to: f64,
+    /// `in_flight` or `per_second`.
+    pub unit: String,
+    /// `0:10.0-0:40.0 100 -> 1000 in flight`.
+    pub text: String,
+    pub calls: u64,
+    pub errors: u64,
+    /// Calls begun per second of the stage.
+    pub rps: f64,
+    /// Calls due in it (rate stages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned: Option<f64>,
+    pub latency_ms: Latency,
+}
+
+impl StageRow {
+    /// A row per stage of `schedule`, from the calls each began.
+    pub fn of(schedule: &Schedule, stats: &[StageStats]) -> Vec<Self> {
+        let empty = StageStats::default();
+        schedule
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                let got = stats.get(i).unwrap_or(&empty);
+                let secs = st.duration.as_secs_f64();
+                let calls = got.hist.len();
+                Self {
+                    stage: i + 1,
+                    begins_s: schedule.begins(i).as_secs_f64(),
+                    ends_s: (schedule.begins(i) + st.duration).as_secs_f64(),
+                    from: st.from,
+                    to: st.to,
+                    unit: match schedule.level {
+                        Level::Concurrency => "in_flight",
+                        Level::Rate => "per_second",
+                    }
+                    .into(),
+                    text: schedule.describe(i),
+                    calls,
+                    errors: got.errors,
+                    rps: calls as f64 / secs.max(1e-9),
+                    planned: (schedule.level == Level::Rate)
+                        .then(|| (st.from + st.to) / 2.0 * secs),
+                    latency_ms: Latency::of(&got.hist),
+                }
+            })
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Cpu {
     pub user_s: f64,
@@ -231,6 +370,13 @@ pub struct LoadReport {
     pub call_kind: String,
     pub concurrency: usize,
     pub connections: usize,
+    /// Threads the run used (`--threads`); 1 in reports from before it.
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// What the run changed from what was asked (threads or connections
+    /// raised or lowered), for people.
+    #[serde(skip)]
+    pub notes: Vec<String>,
     pub duration_ms: f64,
     pub interrupted: bool,
     pub total: u64,
@@ -257,6 +403,14 @@ pub struct LoadReport {
     pub rate: Option<RateCheck>,
     pub cpu: Cpu,
     pub series: Vec<SecondStats>,
+    /// `--stages`: the schedule and the calls of each stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageRow>,
+    /// `--expect`, a row per check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckRow>,
     pub fail_on: Vec<CheckResult>,
     pub dropped_events: u64,
 }
@@ -268,6 +422,8 @@ pub struct RunFacts {
     pub call_kind: String,
     pub concurrency: usize,
     pub connections: usize,
+    pub threads: usize,
+    pub notes: Vec<String>,
     pub elapsed_s: f64,
     pub interrupted: bool,
     pub retries: u64,
@@ -279,6 +435,9 @@ pub struct RunFacts {
     /// The planned duration, when the run had one.
     pub duration_s: Option<f64>,
     pub cpu: (f64, f64),
+    pub stages: Option<std::sync::Arc<Schedule>>,
+    /// The `--expect` texts, in order.
+    pub checks: Vec<String>,
 }
 
 /// CPU time used by this process so far: (user, system) seconds.
@@ -290,6 +449,10 @@ pub fn cpu_times() -> (f64, f64) {
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The load report's format; `report merge` takes reports of this one.
@@ -356,21 +519,6 @@ impl LoadReport {
             0.0
         };
         let rows = conns.table(&s.conns, facts.elapsed_s * 1e3);
-        let mut causes: Vec<CauseRow> = s
-            .causes
-            .iter()
-            .map(|(c, n)| {
-                let id = crate::diagnose::cause_id(c);
-                CauseRow {
-                    cause: c.clone(),
-                    count: *n,
-                    id,
-                    fix: id.map(|i| crate::catalogue::entry(i).fix),
-                    diagnosis: crate::diagnose::cause_detail(c),
-                }
-            })
-            .collect();
-        causes.sort_by_key(|c| std::cmp::Reverse(c.count));
         let cpu_total = facts.cpu.0 + facts.cpu.1;
         let started_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -385,6 +533,8 @@ impl LoadReport {
             call_kind: facts.call_kind,
             concurrency: facts.concurrency,
             connections: facts.connections,
+            threads: facts.threads,
+            notes: facts.notes,
             duration_ms: facts.elapsed_s * 1e3,
             interrupted: facts.interrupted,
             total,
@@ -400,7 +550,7 @@ impl LoadReport {
             latency_ms,
             histogram,
             codes: s.codes.clone(),
-            causes,
+            causes: CauseRow::of(s),
             connections_table: rows,
             connects_failed: conns.connects_failed,
             calls_without_connection: s
@@ -413,20 +563,15 @@ impl LoadReport {
             transparent_retries: facts.transparent_retries,
             slot_waits: facts.slot_waits,
             slot_wait_ms: facts.slot_wait_us as f64 / 1e3,
-            rate: facts.rps_target.map(|target| RateCheck {
-                target,
-                // Calls started over the planned time (the last ones' tails
-                // do not count against the rate).
-                achieved: total as f64 / facts.duration_s.unwrap_or(facts.elapsed_s).max(1e-9),
-                late_calls: facts.late_calls,
-                not_started: facts
-                    .duration_s
-                    .map(|d| ((target * d).floor() as u64).saturating_sub(total))
-                    .unwrap_or(0),
-                // Held: the achieved rate within 5% and at most 1% of calls late.
-                held: total as f64 / facts.duration_s.unwrap_or(facts.elapsed_s).max(1e-9)
-                    >= target * 0.95
-                    && (facts.late_calls as f64) <= total as f64 * 0.01,
+            // Calls started over the planned time (the last ones' tails do
+            // not count against the rate).
+            rate: facts.rps_target.map(|target| {
+                let secs = facts.duration_s.unwrap_or(facts.elapsed_s);
+                let mut r = RateCheck::judge(target, total, facts.late_calls, secs);
+                if facts.duration_s.is_none() {
+                    r.not_started = 0;
+                }
+                r
             }),
             cpu: Cpu {
                 user_s: facts.cpu.0,
@@ -438,6 +583,13 @@ impl LoadReport {
                 },
             },
             series: s.series.clone(),
+            schedule: facts.stages.as_ref().map(|st| st.text.clone()),
+            stages: facts
+                .stages
+                .as_ref()
+                .map(|st| StageRow::of(st, &s.stages))
+                .unwrap_or_default(),
+            checks: CheckRow::of(&facts.checks, &s.checks, total),
             fail_on: Vec::new(),
             dropped_events: conns.dropped,
         };
@@ -469,6 +621,18 @@ impl LoadReport {
             Metric::Errors => self.errors as f64,
             Metric::Code(c) => self.codes.get(c).map_or(0.0, |s| s.count as f64),
             Metric::Rps => self.rps,
+            Metric::Checks => {
+                let (passed, made) = self
+                    .checks
+                    .iter()
+                    .fold((0, 0), |a, c| (a.0 + c.passed, a.1 + c.passed + c.failed));
+                if made == 0 {
+                    0.0
+                } else {
+                    passed as f64 / made as f64
+                }
+            }
+            Metric::Check(n) => self.checks.get(n - 1).map_or(0.0, CheckRow::rate),
         }
     }
 

@@ -1,7 +1,10 @@
 //! What a load run records: latencies in HDR histograms (never stored
 //! samples), status codes with their messages, failure causes, per
-//! connection counts, retries and a per-second series. Workers record into
-//! one of a few shards (a short uncontended lock each); a snapshot merges them.
+//! connection counts, retries and a per-second series. Each load thread
+//! records into a slot of its own (its counters on cache lines of their
+//! own, its histograms behind a lock no other thread takes per call), so
+//! nothing on a call's path is shared between threads; the once-a-second
+//! series, the progress line and the snapshot merge the slots.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,8 +34,37 @@ struct CodeStat {
     other: u64,
 }
 
+/// What one call did, beside its outcome.
+pub struct Call {
+    pub latency: Duration,
+    /// The stage it began in (`--stages`).
+    pub stage: Option<usize>,
+    pub conn: Option<u64>,
+    pub cause: Option<Cause>,
+}
+
+/// The calls that began in one stage.
+#[derive(Clone, Debug)]
+pub struct StageStats {
+    pub hist: Histogram<u64>,
+    pub errors: u64,
+}
+
+impl Default for StageStats {
+    fn default() -> Self {
+        Self {
+            hist: new_histogram(),
+            errors: 0,
+        }
+    }
+}
+
 struct Shard {
     hist: Histogram<u64>,
+    /// By stage (`--stages`), grown as stages begin.
+    stages: Vec<StageStats>,
+    /// By check (`--expect`): (held, did not hold).
+    checks: Vec<(u64, u64)>,
     /// The current second's latencies ([`Recorder::second_percentiles`]).
     second: Histogram<u64>,
     /// By status code number (0..=16).
@@ -47,6 +79,8 @@ impl Shard {
     fn new() -> Self {
         Self {
             hist: new_histogram(),
+            stages: Vec::new(),
+            checks: Vec::new(),
             second: new_histogram(),
             codes: (0..=16).map(|_| CodeStat::default()).collect(),
             causes: HashMap::new(),
@@ -72,8 +106,10 @@ pub struct SecondStats {
     pub p99_ms: f64,
 }
 
-pub struct Recorder {
-    shards: Vec<Mutex<Shard>>,
+/// A slot's counters, read by the progress line and summed by the report.
+#[derive(Default)]
+pub struct Counters {
+    /// Tickets taken: the calls this slot started or is about to.
     pub started: AtomicU64,
     pub completed: AtomicU64,
     pub errors: AtomicU64,
@@ -86,44 +122,103 @@ pub struct Recorder {
     /// Time spent waiting for a stream slot (MAX_CONCURRENT_STREAMS), in us.
     pub slot_wait_us: AtomicU64,
     pub slot_waits: AtomicU64,
+}
+
+/// One thread's part of the recorder, on cache lines of its own.
+#[repr(align(128))]
+pub struct Slot {
+    pub c: Counters,
+    shard: Mutex<Shard>,
+}
+
+pub struct Recorder {
+    slots: Vec<Slot>,
     series: Mutex<Vec<SecondStats>>,
 }
 
 impl Recorder {
-    pub fn new(shards: usize) -> Self {
+    /// A recorder with a slot for each of `slots` threads.
+    pub fn new(slots: usize) -> Self {
         Self {
-            shards: (0..shards.max(1))
-                .map(|_| Mutex::new(Shard::new()))
+            slots: (0..slots.max(1))
+                .map(|_| Slot {
+                    c: Counters::default(),
+                    shard: Mutex::new(Shard::new()),
+                })
                 .collect(),
-            started: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            transparent_retries: AtomicU64::new(0),
-            late: AtomicU64::new(0),
-            slot_wait_us: AtomicU64::new(0),
-            slot_waits: AtomicU64::new(0),
             series: Mutex::new(Vec::new()),
         }
     }
 
-    pub fn record(
-        &self,
-        worker: usize,
-        latency: Duration,
-        o: &Outcome,
-        conn: Option<u64>,
-        cause: Option<Cause>,
-    ) {
-        let us = u64::try_from(latency.as_micros())
+    /// Slot `i` (wrapping).
+    pub fn slot(&self, i: usize) -> &Slot {
+        &self.slots[i % self.slots.len()]
+    }
+
+    fn sum(&self, f: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| f(&s.c).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn started(&self) -> u64 {
+        self.sum(|c| &c.started)
+    }
+    pub fn completed(&self) -> u64 {
+        self.sum(|c| &c.completed)
+    }
+    pub fn errors(&self) -> u64 {
+        self.sum(|c| &c.errors)
+    }
+    pub fn in_flight(&self) -> u64 {
+        self.sum(|c| &c.in_flight)
+    }
+    pub fn retries(&self) -> u64 {
+        self.sum(|c| &c.retries)
+    }
+    pub fn transparent_retries(&self) -> u64 {
+        self.sum(|c| &c.transparent_retries)
+    }
+    pub fn late(&self) -> u64 {
+        self.sum(|c| &c.late)
+    }
+    pub fn slot_waits(&self) -> u64 {
+        self.sum(|c| &c.slot_waits)
+    }
+    pub fn slot_wait_us(&self) -> u64 {
+        self.sum(|c| &c.slot_wait_us)
+    }
+
+    /// Records one call into slot `slot`.
+    pub fn record(&self, slot: usize, o: &Outcome, call: Call) {
+        let us = u64::try_from(call.latency.as_micros())
             .unwrap_or(u64::MAX)
             .clamp(1, HIST_MAX_US);
         let failed = !o.ok();
-        if let Ok(mut s) = self.shards[worker % self.shards.len()].lock() {
+        let slot = self.slot(slot);
+        if let Ok(mut s) = slot.shard.lock() {
             let _ = s.hist.record(us);
             let _ = s.second.record(us);
+            if let Some(i) = call.stage {
+                if i >= s.stages.len() {
+                    s.stages.resize_with(i + 1, StageStats::default);
+                }
+                let _ = s.stages[i].hist.record(us);
+                s.stages[i].errors += u64::from(failed);
+            }
             s.responses += o.responses;
+            let (held, not) = o.checks;
+            if held | not != 0 {
+                let n = 64 - (held | not).leading_zeros() as usize;
+                if s.checks.len() < n {
+                    s.checks.resize(n, (0, 0));
+                }
+                for (i, c) in s.checks.iter_mut().enumerate() {
+                    c.0 += (held >> i) & 1;
+                    c.1 += (not >> i) & 1;
+                }
+            }
             let Some(c) = s.codes.get_mut(o.code as usize) else {
                 return;
             };
@@ -135,10 +230,10 @@ impl Recorder {
                     c.other += 1;
                 }
             }
-            if let Some(cause) = cause {
+            if let Some(cause) = call.cause {
                 *s.causes.entry(cause).or_default() += 1;
             }
-            if let Some(id) = conn.and_then(|c| usize::try_from(c).ok()) {
+            if let Some(id) = call.conn.and_then(|c| usize::try_from(c).ok()) {
                 if id >= s.conns.len() {
                     s.conns.resize(id + 1, (0, 0));
                 }
@@ -146,9 +241,9 @@ impl Recorder {
                 s.conns[id].1 += u64::from(failed);
             }
         }
-        self.completed.fetch_add(1, Ordering::Relaxed);
+        slot.c.completed.fetch_add(1, Ordering::Relaxed);
         if failed {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+            slot.c.errors.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -156,8 +251,8 @@ impl Recorder {
     /// of this, which starts the next second.
     pub fn second_percentiles(&self) -> (f64, f64, f64) {
         let mut h = new_histogram();
-        for shard in &self.shards {
-            if let Ok(mut s) = shard.lock() {
+        for slot in &self.slots {
+            if let Ok(mut s) = slot.shard.lock() {
                 let _ = h.add(&s.second);
                 s.second.reset();
             }
@@ -167,6 +262,11 @@ impl Recorder {
         }
         let q = |q: f64| h.value_at_quantile(q) as f64 / 1e3;
         (q(0.5), q(0.9), q(0.99))
+    }
+
+    /// The last whole second of the run, when one has ended.
+    pub fn last_second(&self) -> Option<SecondStats> {
+        self.series.lock().ok().and_then(|v| v.last().cloned())
     }
 
     /// Adds the second that just ended (called once a second).
@@ -181,9 +281,23 @@ impl Recorder {
             hist: new_histogram(),
             ..Snapshot::default()
         };
-        for shard in &self.shards {
-            let Ok(s) = shard.lock() else { continue };
+        for slot in &self.slots {
+            let Ok(s) = slot.shard.lock() else { continue };
             let _ = snap.hist.add(&s.hist);
+            if snap.stages.len() < s.stages.len() {
+                snap.stages.resize_with(s.stages.len(), StageStats::default);
+            }
+            if snap.checks.len() < s.checks.len() {
+                snap.checks.resize(s.checks.len(), (0, 0));
+            }
+            for (all, c) in snap.checks.iter_mut().zip(&s.checks) {
+                all.0 += c.0;
+                all.1 += c.1;
+            }
+            for (all, st) in snap.stages.iter_mut().zip(&s.stages) {
+                let _ = all.hist.add(&st.hist);
+                all.errors += st.errors;
+            }
             snap.responses += s.responses;
             for (i, c) in s.codes.iter().enumerate().filter(|(_, c)| c.count > 0) {
                 let code = tonic::Code::from_i32(i as i32);
@@ -238,6 +352,10 @@ pub struct CodeSummary {
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub hist: Histogram<u64>,
+    /// By stage (`--stages`): the calls that began in each.
+    pub stages: Vec<StageStats>,
+    /// By check (`--expect`): (held, did not hold).
+    pub checks: Vec<(u64, u64)>,
     pub codes: BTreeMap<String, CodeSummary>,
     pub causes: BTreeMap<Cause, u64>,
     pub conns: BTreeMap<u64, (u64, u64)>,
@@ -249,6 +367,8 @@ impl Default for Snapshot {
     fn default() -> Self {
         Self {
             hist: new_histogram(),
+            stages: Vec::new(),
+            checks: Vec::new(),
             codes: BTreeMap::new(),
             causes: BTreeMap::new(),
             conns: BTreeMap::new(),
@@ -272,19 +392,25 @@ mod tests {
         for i in 0..100u64 {
             r.record(
                 i as usize,
-                Duration::from_millis(i + 1),
                 &outcome(tonic::Code::Ok, ""),
-                Some(1),
-                None,
+                Call {
+                    latency: Duration::from_millis(i + 1),
+                    stage: Some(0),
+                    conn: Some(1),
+                    cause: None,
+                },
             );
         }
         for i in 0..50 {
             r.record(
                 i,
-                Duration::from_millis(5),
                 &outcome(tonic::Code::Unavailable, &format!("m{i}")),
-                Some(2),
-                Some(Cause::ConnectionLost),
+                Call {
+                    latency: Duration::from_millis(5),
+                    stage: Some(1),
+                    conn: Some(2),
+                    cause: Some(Cause::ConnectionLost),
+                },
             );
         }
         let s = r.snapshot();
@@ -299,6 +425,9 @@ mod tests {
         assert_eq!(u.other, 30);
         assert_eq!(s.conns[&2], (50, 50));
         assert_eq!(s.causes[&Cause::ConnectionLost], 50);
-        assert_eq!(r.errors.load(Ordering::Relaxed), 50);
+        assert_eq!(s.stages.len(), 2);
+        assert_eq!((s.stages[0].hist.len(), s.stages[0].errors), (100, 0));
+        assert_eq!((s.stages[1].hist.len(), s.stages[1].errors), (50, 50));
+        assert_eq!(r.errors(), 50);
     }
 }

@@ -295,8 +295,9 @@ pub fn capture_page(
 /// One line of a chart: its name, colour and (x, y) points.
 type Line<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
 
-/// A line chart of per-second values.
-fn chart(title: &str, unit: &str, lines: &[Line<'_>]) -> Markup {
+/// A line chart of per-second values; `stages` (each stage's start and
+/// name) are drawn as vertical lines.
+fn chart(title: &str, unit: &str, lines: &[Line<'_>], stages: &[(f64, String)]) -> Markup {
     let (w, h, left, top, bottom) = (W, 220.0, 64.0, 16.0, 30.0);
     let xmax = lines
         .iter()
@@ -339,6 +340,11 @@ fn chart(title: &str, unit: &str, lines: &[Line<'_>]) -> Markup {
             @for v in &xticks {
                 text x=(format!("{:.1}", px(*v))) y=(h - 10.0) text-anchor="middle" { (secs(*v * 1e3)) }
             }
+            @for (x, name) in stages {
+                line class="stage" x1=(format!("{:.1}", px(*x))) x2=(format!("{:.1}", px(*x))) y1=(top) y2=(h - bottom) stroke="#9e9e9e" stroke-dasharray="4 3" {
+                    title { (name) }
+                }
+            }
             @for (name, color, values) in lines {
                 polyline class="series" fill="none" stroke=(color) stroke-width="1.5" points=(values.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect::<Vec<_>>().join(" ")) {
                     title { (name) }
@@ -360,6 +366,11 @@ pub fn load_page(r: &LoadReport) -> String {
     };
     let ok_or = |s: &crate::load::stats::SecondStats, v: f64| if s.completed > 0 { v } else { 0.0 };
     let title = format!("grpcdoc load {} on {}", r.method, r.target);
+    let stages: Vec<(f64, String)> = r
+        .stages
+        .iter()
+        .map(|s| (s.begins_s, format!("stage {}: {}", s.stage, s.text)))
+        .collect();
     page(
         &title,
         html! {
@@ -367,18 +378,37 @@ pub fn load_page(r: &LoadReport) -> String {
             p.sub {
                 (r.total) " calls in " (secs(r.duration_ms)) ", " (format!("{:.0}", r.rps)) " calls/s, "
                 (r.errors) " failed (" (format!("{:.2}", r.error_rate * 100.0)) "%), concurrency " (r.concurrency)
-                ", connections " (r.connections) @if r.interrupted { ", interrupted" }
+                ", connections " (r.connections) ", threads " (r.threads) @if r.interrupted { ", interrupted" }
                 ". grpcdoc " (crate::cli::VERSION)
             }
             (chart("Calls per second", "/s", &[
                 ("completed", "#1565c0", per_s(|s| s.completed as f64)),
                 ("failed", "#c62828", per_s(|s| s.errors as f64)),
-            ]))
+            ], &stages))
             (chart("Latency of the calls that ended each second", "ms", &[
                 ("p50", "#2e7d32", r.series.iter().map(|s| (s.t_s as f64, ok_or(s, s.p50_ms))).collect()),
                 ("p90", "#f9a825", r.series.iter().map(|s| (s.t_s as f64, ok_or(s, s.p90_ms))).collect()),
                 ("p99", "#c62828", r.series.iter().map(|s| (s.t_s as f64, ok_or(s, s.p99_ms))).collect()),
-            ]))
+            ], &stages))
+            @if !r.stages.is_empty() {
+                h2 { "Stages" }
+                p.sub { "--stages " (r.schedule.as_deref().unwrap_or("")) ": the calls that began in each stage" }
+                table.stages {
+                    tr { th { "stage" } th { "time, target" } th { "calls" } th { "calls/s" } th { "failed" } th { "p50" } th { "p90" } th { "p99" } }
+                    @for st in &r.stages {
+                        tr {
+                            td.num { (st.stage) }
+                            td { (st.text) }
+                            td.num { (st.calls) @if let Some(p) = st.planned { " of " (format!("{p:.0}")) " due" } }
+                            td.num { (format!("{:.0}", st.rps)) }
+                            td.num { (st.errors) }
+                            td.num { (format!("{:.2} ms", st.latency_ms.p50)) }
+                            td.num { (format!("{:.2} ms", st.latency_ms.p90)) }
+                            td.num { (format!("{:.2} ms", st.latency_ms.p99)) }
+                        }
+                    }
+                }
+            }
             h2 { "Latency (all calls)" }
             table {
                 tr { th { "min" } th { "mean" } th { "p50" } th { "p90" } th { "p99" } th { "p99.9" } th { "max" } }
@@ -396,6 +426,20 @@ pub fn load_page(r: &LoadReport) -> String {
                         td { (code) }
                         td.num { (c.count) }
                         td { (c.messages.iter().map(|(m, n)| format!("{n}x {m}")).collect::<Vec<_>>().join("; ")) @if c.other > 0 { " (+" (c.other) " others)" } }
+                    }
+                }
+            }
+            @if !r.checks.is_empty() {
+                h2 { "Checks (--expect)" }
+                table.checks {
+                    tr { th { "check" } th { "passed" } th { "failed" } th { "not made (call failed)" } }
+                    @for c in &r.checks {
+                        tr {
+                            td { (c.expect) }
+                            td.num { (c.passed) " (" (format!("{:.2}", c.rate() * 100.0)) "%)" }
+                            td.num { (c.failed) }
+                            td.num { (c.not_made) }
+                        }
                     }
                 }
             }
@@ -476,5 +520,43 @@ mod tests {
         let page = load_page(&r);
         assert!(page.len() < 1_000_000, "{} bytes", page.len());
         assert!(page.contains("class=\"series\""));
+    }
+
+    #[test]
+    fn stages_are_lines_on_the_charts_and_a_table() {
+        let mut r: LoadReport = serde_json::from_value(serde_json::json!({
+            "kind": "load_report", "format": 1, "started_unix_ms": 0.0, "target": "t", "method": "a.B/C",
+            "call_kind": "unary", "concurrency": 1, "connections": 1, "duration_ms": 2e3,
+            "interrupted": false, "total": 1, "ok": 1, "errors": 0, "error_rate": 0.0, "rps": 1.0,
+            "responses": 1, "latency_ms": {"min": 1.0, "mean": 1.0, "p50": 1.0, "p90": 1.0, "p99": 1.0, "p99_9": 1.0, "max": 1.0},
+            "histogram": "", "codes": {}, "causes": [], "connections_table": [], "connects_failed": 0,
+            "calls_without_connection": 0, "retries": 0, "transparent_retries": 0, "slot_waits": 0,
+            "slot_wait_ms": 0.0, "rate": null, "cpu": {"user_s": 0.0, "system_s": 0.0, "per_rpc_us": 0.0},
+            "series": [], "fail_on": [], "dropped_events": 0
+        }))
+        .unwrap();
+        let schedule = crate::load::stages::Schedule::parse("1s:10,1s:20/s").err();
+        assert!(schedule.is_some(), "mixed levels are refused");
+        let schedule = crate::load::stages::Schedule::parse("1s:10,1s:20").unwrap();
+        r.schedule = Some(schedule.text.clone());
+        r.stages = crate::load::report::StageRow::of(&schedule, &[]);
+        r.series = (1..=2)
+            .map(|t| crate::load::stats::SecondStats {
+                t_s: t,
+                completed: 10,
+                ..Default::default()
+            })
+            .collect();
+        let page = load_page(&r);
+        assert_eq!(
+            page.matches("class=\"stage\"").count(),
+            4,
+            "two stages on two charts"
+        );
+        assert!(
+            page.contains("stage 2: 0:01.0-0:02.0 10 -&gt; 20 in flight"),
+            "{page}"
+        );
+        assert!(page.contains("--stages 1s:10,1s:20"));
     }
 }

@@ -177,6 +177,9 @@ pub fn render_result(r: &ScenarioResult, style: &Style) -> String {
             let _ = writeln!(out, "        -> {d}");
         }
     }
+    if let Some(t) = super::load::client_totals(&r.calls) {
+        let _ = writeln!(out, "{t}");
+    }
     let verdict = if r.interrupted {
         style.paint(Tone::Warn, "interrupted")
     } else if r.passed {

@@ -12,46 +12,50 @@ use super::plan::NamedClient;
 use super::run::RunError;
 use crate::client::backoff::BackoffConfig;
 use crate::client::keepalive::KeepaliveConfig;
-use crate::client::{Channel, ChannelConfig, Lb, Reconnect};
+use crate::client::{Channel, ChannelConfig, ClientSettings, Lb, Reconnect};
 use crate::event::EventSink;
-use crate::load::call::{request_headers, CallTemplate};
-use crate::load::engine::{self, LoadPlan};
+use crate::load::engine;
+use crate::load::report::RateCheck;
 use crate::load::stats::Recorder;
+use crate::load::LoadRequest;
+use crate::rpc::MethodPath;
 
 pub fn channel_config(target: crate::target::Target, c: &ClientSpec) -> ChannelConfig {
+    let s = settings(c);
+    crate::load::plan::channel_config(&s, target.clone())
+        .unwrap_or_else(|_| s.channel_config(target, false))
+}
+
+/// The client's settings: what it gives, the defaults for the rest.
+fn settings(c: &ClientSpec) -> ClientSettings {
+    let d = ClientSettings::default();
     let ka = c.keepalive.clone().unwrap_or_default();
-    ChannelConfig {
+    let b = c.backoff.clone().unwrap_or_default();
+    ClientSettings {
         lb: match c.lb {
-            LbSpec::PickFirst if c.connections <= 1 => Lb::PickFirst,
+            LbSpec::PickFirst => Lb::PickFirst,
             _ => Lb::RoundRobin,
         },
-        backoff: {
-            let d = BackoffConfig::default();
-            let b = c.backoff.clone().unwrap_or_default();
-            BackoffConfig {
-                initial: b.initial.map_or(d.initial, |x| x.0),
-                multiplier: b.multiplier.unwrap_or(d.multiplier),
-                jitter: b.jitter.unwrap_or(d.jitter),
-                max: b.max.map_or(d.max, |x| x.0),
-                ..d
-            }
+        connections: c.connections.max(1) as usize,
+        backoff: BackoffConfig {
+            initial: b.initial.map_or(d.backoff.initial, |x| x.0),
+            multiplier: b.multiplier.unwrap_or(d.backoff.multiplier),
+            jitter: b.jitter.unwrap_or(d.backoff.jitter),
+            max: b.max.map_or(d.backoff.max, |x| x.0),
+            ..d.backoff
         },
         keepalive: KeepaliveConfig {
-            time: ka.time.map(|d| d.0),
-            timeout: ka.timeout.map_or(Duration::from_secs(20), |d| d.0),
+            time: ka.time.map(|t| t.0),
+            timeout: ka.timeout.map_or(d.keepalive.timeout, |t| t.0),
             permit_without_stream: ka.permit_without_stream,
         },
         reconnect: Reconnect::OnDemand,
-        resolve_interval: c
-            .resolve_interval
-            .map_or(Duration::from_secs(30 * 60), |d| d.0),
-        health_service: c.health_service.clone().or_else(|| {
-            let sc = c.service_config.as_ref()?.to_string();
-            crate::load::retry::health_check_service(&sc).ok().flatten()
-        }),
-        connections_per_address: c.connections.max(1) as usize,
-        pcap: None,
-        ..ChannelConfig::new(target)
+        resolve_interval: c.resolve_interval.map_or(d.resolve_interval, |t| t.0),
+        health_service: c.health_service.clone(),
+        service_config: c.service_config.as_ref().map(|j| j.to_string()),
+        wait_for_ready: c.wait_for_ready,
+        transparent_retry: c.transparent_retry,
+        ..d
     }
 }
 
@@ -78,90 +82,58 @@ pub async fn start_load(
         client: nc.name.clone(),
         reason,
     };
-    let path = crate::rpc::method_path(&l.call.value).map_err(&fail)?;
+    let path = MethodPath::parse(&l.call.value).map_err(&fail)?;
     let pool = if run.builtin {
         prost_reflect::DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
             .map_err(|e| fail(e.to_string()))?
     } else {
-        let svc = path
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
         crate::rpc::descriptors::load(
             &crate::rpc::descriptors::Source::Reflection,
             channel,
-            Some(&svc),
+            Some(path.service()),
         )
         .await
         .map_err(|e| fail(e.to_string()))?
     };
-    let method = crate::rpc::descriptors::find_method(&pool, &path).map_err(&fail)?;
-    let json = l.data.as_ref().map(|d| d.to_string()).unwrap_or_default();
-    let messages = crate::rpc::payload::encode(&method.input(), "data", &json)
-        .map_err(|e| fail(e.to_string()))?;
-    let (service, mname) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or_default();
-    let policy = match &nc.spec.service_config {
-        Some(j) => crate::load::retry::method_policy(&j.to_string(), service, mname)
-            .map_err(|e| fail(e.to_string()))?,
-        None => Default::default(),
-    };
-    let timeout = l.timeout.map(|d| d.0).or(policy.timeout);
-    let metadata: Vec<(String, String)> = l
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .collect();
-    let uri: http::Uri = format!("{}{path}", run.origin)
-        .parse()
-        .map_err(|_| fail(format!("bad URI for {path}")))?;
-    let plan = LoadPlan {
-        template: CallTemplate {
-            head: Arc::new(crate::load::call::request_head(
-                &uri,
-                &request_headers(&metadata, timeout),
-            )),
-            uri,
-            headers: request_headers(&metadata, timeout),
-            messages: Arc::new(messages),
-            client_streaming: method.is_client_streaming(),
-            stream_messages: 1,
-            stream_interval: Duration::ZERO,
-        },
+    let method = crate::rpc::descriptors::find_method(&pool, &path.path()).map_err(&fail)?;
+    let request = LoadRequest {
+        data: l.data.as_ref().map(|d| ("data".into(), d.to_string())),
+        metadata: l
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect(),
         concurrency: l.concurrency.max(1) as usize,
-        total: None,
         duration: Some(run.duration),
         rps: l.rps,
-        timeout,
-        retry: policy.retry,
-        transparent_retry: nc.spec.transparent_retry,
-        wait_for_ready: nc.spec.wait_for_ready || policy.wait_for_ready == Some(true),
-        method: path.trim_start_matches('/').to_string(),
-        events: Some(events),
+        timeout: l.timeout.map(|d| d.0),
         // Every call picks by the client's policy, as the clients being
         // reproduced do.
         sticky: false,
         redial_unready: nc.spec.pool == Pool::StateChecked,
+        ..LoadRequest::new(path)
     };
+    let plan = crate::load::prepare(
+        request,
+        &settings(&nc.spec),
+        &method,
+        &run.origin,
+        Some(events),
+    )
+    .map_err(|e| fail(e.to_string()))?;
     let (channel, stop) = (channel.clone(), run.stop.clone());
     let (name, rps, planned) = (nc.name.clone(), l.rps, run.duration);
     Ok(tokio::spawn(async move {
-        let rec = Arc::new(Recorder::new(4));
+        let rec = Arc::new(Recorder::new(1));
         let info = engine::run(plan, channel, rec.clone(), stop).await;
-        // As grpcdoc load's report: the rate is held when at least 95% of
-        // the due calls started and at most 1% of them late.
         let target = rps?;
-        let secs = info.elapsed.min(planned).as_secs_f64().max(1e-9);
-        let started = rec.started.load(std::sync::atomic::Ordering::Relaxed);
-        let late = rec.late.load(std::sync::atomic::Ordering::Relaxed);
-        let achieved = started as f64 / secs;
-        (achieved < target * 0.95 || late as f64 > started as f64 * 0.01).then(|| {
+        let secs = info.elapsed.min(planned).as_secs_f64();
+        let started = rec.started();
+        let rate = RateCheck::judge(target, started, rec.late(), secs);
+        (!rate.held).then(|| {
             format!(
-                "{name}: the rate of {target:.1}/s was not held ({achieved:.1}/s started, {late} calls late); raise its concurrency"
+                "{name}: the rate of {target:.1}/s was not held ({:.1}/s started, {} calls late); raise its concurrency",
+                rate.achieved, rate.late_calls
             )
         })
     }))

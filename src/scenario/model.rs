@@ -243,7 +243,7 @@ fn one() -> u32 {
 
 /// `grpcdoc load`'s default concurrency (`-c 50`).
 fn load_concurrency() -> u32 {
-    50
+    crate::load::plan::DEFAULT_CONCURRENCY
 }
 
 /// A percentile as users write it: `99`, `99.9`, `"p99"`, `"p99.9"`, `"99%"`.
