@@ -119,7 +119,7 @@ async fn probe_loop(channel: Channel, p: Probe, interval: Duration, events: Even
                 code: status.code(),
                 message: status.message().to_string(),
                 latency_ms: started.elapsed().as_secs_f64() * 1e3,
-                cause: None,
+                cause: crate::diagnose::probe_cause(&status),
                 attempts: Vec::new(),
             },
         );

@@ -127,6 +127,14 @@ impl Explainer {
                 _,
             ) => {
                 let addr = e.addr.as_deref().unwrap_or("the server").to_string();
+                if *cause == ConnectCause::Refused {
+                    if let Some(note) = stopped_after_drain(h, e) {
+                        // It says nothing listens: the refusal's own note
+                        // would repeat it.
+                        self.said.insert(format!("{cause:?} {addr}"));
+                        return self.once(format!("stopped {addr}"), note);
+                    }
+                }
                 let note = Note {
                     entry: connect_entry(*cause),
                     also: Vec::new(),
@@ -155,6 +163,37 @@ impl Explainer {
             _ => None,
         }
     }
+}
+
+/// How soon after a drain a refused redial shows the server stopped.
+const STOP_WINDOW_MS: f64 = 30_000.0;
+
+/// A redial refused by the address whose connection drained (NO_ERROR, no
+/// policy named in its debug data) shortly before: the server said goodbye
+/// and stopped listening, a graceful stop. Max age and idle timeouts leave
+/// the server listening, so a refusal tells them apart.
+fn stopped_after_drain(h: &History, e: &Event) -> Option<Note> {
+    let addr = e.addr.as_deref()?;
+    let d = h.recent_drains().rev().find(|d| {
+        d.dir == Dir::Received
+            && d.code == ErrorCode::NO_ERROR
+            && !["max_age", "idle", "too_many_pings"]
+                .iter()
+                .any(|w| d.debug.contains(w))
+            && e.t_ms - d.at_ms <= STOP_WINDOW_MS
+            && h.conn(d.conn)
+                .and_then(|c| c.addr.as_deref())
+                .is_some_and(|a| a == addr)
+    })?;
+    Some(Note::one(
+        EntryId::GracefulStop,
+        format!(
+            "connection {} got {} {} ago, and now nothing listens on {addr} (connection refused): the server stopped after draining its connections, a graceful stop, not max age or an idle timeout",
+            d.conn,
+            goaway_words(d.code, &d.debug),
+            dur(e.t_ms - d.at_ms)
+        ),
+    ))
 }
 
 /// What a health answer means, when it is notable.

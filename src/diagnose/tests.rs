@@ -212,3 +212,43 @@ fn a_call_in_flight_when_a_drain_began_was_cut() {
         .explain(&ev(2001.0, 1, rpc(Some(CallCause::NeverProcessed))))
         .is_none());
 }
+
+fn refused(t_ms: f64) -> Event {
+    Event {
+        t_ms,
+        kind: EventKind::Connect {
+            result: ConnectResult::Error,
+            error: Some("connection refused".into()),
+            cause: Some(ConnectCause::Refused),
+            elapsed_ms: 0.2,
+            subchannel: 1,
+        },
+        conn: None,
+        addr: Some("127.0.0.1:1".into()),
+    }
+}
+
+#[test]
+fn a_refused_redial_after_a_drain_is_a_graceful_stop() {
+    // grpc-go GracefulStop: GOAWAY on a busy connection, then the port
+    // closes. Once drained, nothing listens: not max age.
+    let mut x = Explainer::default();
+    let first = drains(&mut x, &[(0.0, 800.0, 1, 0.0)]);
+    assert_eq!(first[0].entry, Some(EntryId::MaxAgeDrain));
+    let n = x.explain(&refused(1200.0)).expect("a note");
+    assert_eq!((n.entry, n.also.len()), (Some(EntryId::GracefulStop), 0));
+    // Said once; the next refusals say nothing new.
+    assert_eq!(x.explain(&refused(2200.0)), None);
+}
+
+#[test]
+fn a_refusal_without_a_drain_or_after_max_age_is_only_a_refusal() {
+    let mut x = Explainer::default();
+    let n = x.explain(&refused(100.0)).expect("a note");
+    assert_eq!(n.entry, Some(EntryId::ConnectionRefused));
+    let mut x = Explainer::default();
+    x.explain(&ev(0.0, 1, ready()));
+    x.explain(&ev(4000.0, 1, goaway("max_age", 1, 0.0)));
+    let n = x.explain(&refused(4100.0)).expect("a note");
+    assert_eq!(n.entry, Some(EntryId::ConnectionRefused));
+}
