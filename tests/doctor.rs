@@ -15,12 +15,39 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
 
-/// A child process killed on drop.
+/// A child process in a process group of its own, stopped with the whole
+/// group on drop (also when the test panics): SIGTERM (nginx and HAProxy
+/// stop their workers on it), then SIGKILL for what is left.
 struct Proc(Child);
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        Proc(cmd.process_group(0).spawn().expect("spawn"))
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let pid = self.0.id() as i32;
+        // SAFETY: signals to the group (or, not a group leader, the
+        // process) this test started.
+        let group = match unsafe { libc::kill(-pid, libc::SIGTERM) } {
+            0 => -pid,
+            _ => {
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                pid
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as above; workers that outlived their master go too.
+        unsafe { libc::kill(group, libc::SIGKILL) };
         let _ = self.0.wait();
     }
 }
@@ -36,15 +63,14 @@ fn serve(args: &[&str]) -> (Proc, String) {
 /// A peer server on a free port: `flag ADDR extra...`.
 fn peer_server(bin: &std::path::Path, flag: &str, extra: &[&str]) -> (Proc, String) {
     let addr = free_addr();
-    let child = Command::new(bin)
-        .arg(flag)
-        .arg(addr.to_string())
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the peer server");
-    let guard = Proc(child);
+    let guard = Proc::spawn(
+        Command::new(bin)
+            .arg(flag)
+            .arg(addr.to_string())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     wait_listening(addr, "peer server");
     (guard, addr.to_string())
 }
@@ -368,13 +394,12 @@ fn nginx_in_front_answers_for_the_server() {
     // after 3 s: the client sees nginx's.
     let (_s, backend) = peer_server(&go, "-addr", &["-max-conn-idle", "2s"]);
     let listen = free_addr().to_string();
-    let child = Command::new(nginx)
-        .args([&listen, &backend, "keepalive_timeout 3s;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nginx-grpc");
-    let _nginx = Proc(child);
+    let _nginx = Proc::spawn(
+        Command::new(nginx)
+            .args([&listen, &backend, "keepalive_timeout 3s;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     wait_listening(listen.parse().unwrap(), "nginx");
     let (code, r, err, _) = doctor(&[&listen, "--budget", "12s", "--no-provoke"]);
     assert_eq!(code, 0, "{err}\n{r:#}");
@@ -424,4 +449,99 @@ fn a_default_grpc_go_run_stays_within_its_budget() {
     assert!(min["lower_ms"].as_f64().unwrap() >= 800.0, "{min:#}");
     assert_eq!(finding(&r, "idle_timeout")["outcome"], "none_seen");
     assert_eq!(finding(&r, "max_age")["outcome"], "none_seen");
+}
+
+/// A self-signed certificate for localhost (a CA when `ca`), as PEM files.
+fn localhost_cert(ca: bool) -> (tempfile::TempDir, String, String, rcgen::CertifiedKey) {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    if ca {
+        // What `openssl req -x509` makes by default.
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    let key_pair = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key_pair).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key_pair.serialize_pem()).unwrap();
+    let (c, k) = (c.display().to_string(), k.display().to_string());
+    (dir, c, k, rcgen::CertifiedKey { cert, key_pair })
+}
+
+#[test]
+fn a_self_signed_ca_given_with_cacert_is_accepted() {
+    let (_dir, cert, key, _) = localhost_cert(true);
+    let (_s, addr) = serve(&["--tls-cert", &cert, "--tls-key", &key]);
+    let port = addr.rsplit(':').next().unwrap();
+    let target = format!("https://localhost:{port}");
+    let (code, r, err, _) = doctor(&[&target, "--cacert", &cert, "--budget", "2s", "--no-provoke"]);
+    assert_eq!(code, 0, "{err}\n{r:#}");
+    assert!(r.get("failure").is_none(), "{r:#}");
+    assert_eq!(r["setup"]["tls"]["alpn"], "h2");
+    assert_eq!(r["setup"]["health"], "SERVING");
+}
+
+/// An HTTPS server that speaks HTTP/1.1 only (hyper's, no ALPN), on
+/// loopback while the guard lives.
+fn https_h1_server(key: &rcgen::CertifiedKey) -> (tokio::runtime::Runtime, String) {
+    use tokio_rustls::rustls;
+    let chain = vec![key.cert.der().clone()];
+    let private = rustls::pki_types::PrivateKeyDer::try_from(key.key_pair.serialize_der()).unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, private)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let page = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"<html>hi</html>")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), page)
+                    .await;
+            });
+        }
+    });
+    (rt, addr)
+}
+
+#[test]
+fn an_https_server_that_is_not_grpc_is_named() {
+    let (_dir, cert, _, key) = localhost_cert(false);
+    let (_rt, addr) = https_h1_server(&key);
+    let port = addr.rsplit(':').next().unwrap();
+    let target = format!("https://localhost:{port}");
+    let (code, r, err, took) = doctor(&[&target, "--cacert", &cert, "--budget", "30s"]);
+    assert_eq!(code, 2, "{err}\n{r:#}");
+    let f = &r["failure"];
+    assert_eq!(f["entry"], "no-alpn-h2", "{f:#}");
+    let text = f["explanation"].as_str().unwrap();
+    assert!(text.contains("TLS handshake succeeded"), "{text}");
+    assert!(
+        !text.contains("firewall") && !text.contains("https://"),
+        "{text}"
+    );
+    // It waits a few seconds for HTTP/2, not the whole connect timeout.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
 }
