@@ -10,6 +10,9 @@ pub enum Exit {
     CheckFailed,
     /// 2: bad input or environment (also every error returned as `Err`).
     Input,
+    /// 3: a check that was asked for could not be made (doctor: a policy
+    /// not measured); nothing failed, nothing is proved either.
+    Incomplete,
     /// 130: interrupted, after printing what was gathered.
     Interrupted,
 }
@@ -20,6 +23,7 @@ impl Exit {
             Exit::Success => 0,
             Exit::CheckFailed => 1,
             Exit::Input => 2,
+            Exit::Incomplete => 3,
             Exit::Interrupted => 130,
         }
     }

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,20 +15,39 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
 
-/// A child process killed on drop.
+/// A child process in a process group of its own, stopped with the whole
+/// group on drop (also when the test panics): SIGTERM (nginx and HAProxy
+/// stop their workers on it), then SIGKILL for what is left.
 struct Proc(Child);
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        Proc(cmd.process_group(0).spawn().expect("spawn"))
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        // Its process group too, when it leads one (nginx's workers).
-        if let Ok(pid) = i32::try_from(self.0.id()) {
-            // SAFETY: kill(2) on a group this test started; no memory is
-            // touched (ESRCH when the child leads no group).
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
+        let pid = self.0.id() as i32;
+        // SAFETY: signals to the group (or, not a group leader, the
+        // process) this test started.
+        let group = match unsafe { libc::kill(-pid, libc::SIGTERM) } {
+            0 => -pid,
+            _ => {
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                pid
             }
+        };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.0.kill();
+        // SAFETY: as above; workers that outlived their master go too.
+        unsafe { libc::kill(group, libc::SIGKILL) };
         let _ = self.0.wait();
     }
 }
@@ -45,15 +63,14 @@ fn serve(args: &[&str]) -> (Proc, String) {
 /// A peer server on a free port: `flag ADDR extra...`.
 fn peer_server(bin: &std::path::Path, flag: &str, extra: &[&str]) -> (Proc, String) {
     let addr = free_addr();
-    let child = Command::new(bin)
-        .arg(flag)
-        .arg(addr.to_string())
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the peer server");
-    let guard = Proc(child);
+    let guard = Proc::spawn(
+        Command::new(bin)
+            .arg(flag)
+            .arg(addr.to_string())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     wait_listening(addr, "peer server");
     (guard, addr.to_string())
 }
@@ -377,14 +394,12 @@ fn nginx_in_front_answers_for_the_server() {
     // after 3 s: the client sees nginx's.
     let (_s, backend) = peer_server(&go, "-addr", &["-max-conn-idle", "2s"]);
     let listen = free_addr().to_string();
-    let child = Command::new(nginx)
-        .args([&listen, &backend, "keepalive_timeout 3s;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("spawn nginx-grpc");
-    let _nginx = Proc(child);
+    let _nginx = Proc::spawn(
+        Command::new(nginx)
+            .args([&listen, &backend, "keepalive_timeout 3s;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     wait_listening(listen.parse().unwrap(), "nginx");
     let (code, r, err, _) = doctor(&[&listen, "--budget", "12s", "--no-provoke"]);
     assert_eq!(code, 0, "{err}\n{r:#}");
@@ -434,4 +449,180 @@ fn a_default_grpc_go_run_stays_within_its_budget() {
     assert!(min["lower_ms"].as_f64().unwrap() >= 800.0, "{min:#}");
     assert_eq!(finding(&r, "idle_timeout")["outcome"], "none_seen");
     assert_eq!(finding(&r, "max_age")["outcome"], "none_seen");
+}
+
+/// A self-signed certificate for localhost (a CA when `ca`), as PEM files.
+fn localhost_cert(ca: bool) -> (tempfile::TempDir, String, String, rcgen::CertifiedKey) {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    if ca {
+        // What `openssl req -x509` makes by default.
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    let key_pair = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key_pair).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key_pair.serialize_pem()).unwrap();
+    let (c, k) = (c.display().to_string(), k.display().to_string());
+    (dir, c, k, rcgen::CertifiedKey { cert, key_pair })
+}
+
+#[test]
+fn a_self_signed_ca_given_with_cacert_is_accepted() {
+    let (_dir, cert, key, _) = localhost_cert(true);
+    let (_s, addr) = serve(&["--tls-cert", &cert, "--tls-key", &key]);
+    let port = addr.rsplit(':').next().unwrap();
+    let target = format!("https://localhost:{port}");
+    let (code, r, err, _) = doctor(&[&target, "--cacert", &cert, "--budget", "2s", "--no-provoke"]);
+    assert_eq!(code, 0, "{err}\n{r:#}");
+    assert!(r.get("failure").is_none(), "{r:#}");
+    assert_eq!(r["setup"]["tls"]["alpn"], "h2");
+    assert_eq!(r["setup"]["health"], "SERVING");
+}
+
+/// An HTTPS server that speaks HTTP/1.1 only (hyper's, no ALPN), on
+/// loopback while the guard lives.
+fn https_h1_server(key: &rcgen::CertifiedKey) -> (tokio::runtime::Runtime, String) {
+    use tokio_rustls::rustls;
+    let chain = vec![key.cert.der().clone()];
+    let private = rustls::pki_types::PrivateKeyDer::try_from(key.key_pair.serialize_der()).unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, private)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let page = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"<html>hi</html>")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), page)
+                    .await;
+            });
+        }
+    });
+    (rt, addr)
+}
+
+#[test]
+fn an_https_server_that_is_not_grpc_is_named() {
+    let (_dir, cert, _, key) = localhost_cert(false);
+    let (_rt, addr) = https_h1_server(&key);
+    let port = addr.rsplit(':').next().unwrap();
+    let target = format!("https://localhost:{port}");
+    let (code, r, err, took) = doctor(&[&target, "--cacert", &cert, "--budget", "30s"]);
+    assert_eq!(code, 2, "{err}\n{r:#}");
+    let f = &r["failure"];
+    assert_eq!(f["entry"], "no-alpn-h2", "{f:#}");
+    let text = f["explanation"].as_str().unwrap();
+    assert!(text.contains("TLS handshake succeeded"), "{text}");
+    assert!(
+        !text.contains("firewall") && !text.contains("https://"),
+        "{text}"
+    );
+    // It waits a few seconds for HTTP/2, not the whole connect timeout.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}
+
+/// grpc-java counts a PING from the connection's start (its first PING on
+/// a new connection is already a strike): the minimum is still measured,
+/// with a call held open, and a client keepalive below it is a conflict.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
+#[test]
+fn grpc_java_keepalive_enforcement() {
+    let Some(bin) = peer("javagrpc-server") else {
+        return;
+    };
+    let (_s, addr) = peer_server(&bin, "--addr", &["--ka-min-time", "2s"]);
+    let (code, r, err, _) = doctor(&[&addr, "--budget", "25s", "--client-keepalive-time", "1s"]);
+    let min = finding(&r, "ping_min_interval");
+    assert_eq!(min["outcome"], "measured", "{err}\n{min:#}");
+    within("minimum PING interval", &min["value_ms"], 2000.0, 0.2);
+    assert_eq!(code, 1, "{r:#}");
+    let c = conflicts(&r);
+    assert!(c.iter().any(|c| c.contains("too_many_pings")), "{c:?}");
+}
+
+/// A server whose max age is shorter than the probes: every run measures
+/// the keepalive minimum or says it did not (exit 3, a NOT MEASURED
+/// verdict), and no drain of the max age is called an idle timeout.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
+#[test]
+fn a_short_max_age_is_not_idle_and_the_minimum_is_measured_or_said_not_to_be() {
+    let Some(bin) = peer("gogrpc-server") else {
+        return;
+    };
+    let (_s, addr) = peer_server(
+        &bin,
+        "-addr",
+        &["-max-conn-age", "3s", "-ka-min-time", "2s"],
+    );
+    for run in 0..2 {
+        let (code, r, err, _) = doctor(&[&addr, "--budget", "20s"]);
+        for key in ["idle_timeout", "idle_after_call"] {
+            let f = finding(&r, key);
+            assert_ne!(
+                f["outcome"], "measured",
+                "run {run}: max age called idle: {f:#}"
+            );
+        }
+        assert_eq!(finding(&r, "max_age")["outcome"], "measured", "{r:#}");
+        let min = finding(&r, "ping_min_interval");
+        let not_measured = r["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["not_measured"] == true);
+        match min["outcome"].as_str() {
+            Some("measured") => {
+                within("minimum PING interval", &min["value_ms"], 2000.0, 0.2);
+                assert_eq!(code, 0, "run {run}: {err}\n{r:#}");
+            }
+            Some("not_measured") => {
+                assert!(not_measured, "run {run}: {r:#}");
+                assert_eq!(code, 3, "run {run}: {err}\n{r:#}");
+            }
+            other => panic!("run {run}: {other:?}: {min:#}"),
+        }
+    }
+}
+
+/// `value` within `rel` of `want` (probes that bisect to 10% land a step
+/// either side of it).
+fn within(what: &str, value: &Value, want: f64, rel: f64) {
+    let v = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: no value ({value})"));
+    assert!(
+        (v - want).abs() <= want * rel,
+        "{what}: {v} ms is not within {rel} of {want} ms"
+    );
 }

@@ -536,10 +536,13 @@ async fn age_drains_are_counted_and_classified_and_retries_help() {
         .find(|c| c["cause"] == "draining")
         .expect("draining cause");
     assert_eq!(draining["debug"], "max_age");
+    // The facts of this run, the catalogue entry and its fix beside them.
     assert!(draining["diagnosis"]
         .as_str()
         .unwrap()
-        .contains("MaxConnectionAgeGrace"));
+        .contains("draining (GOAWAY \"max_age\")"));
+    assert_eq!(draining["id"], "drain-cut");
+    assert!(draining["fix"].as_str().unwrap().contains("grace"));
     let goaways: u64 = r["connections_table"]
         .as_array()
         .unwrap()
@@ -624,6 +627,39 @@ async fn ctrl_c_prints_the_partial_report_and_exits_130() {
     assert_eq!(r["interrupted"], true);
     assert!(r["ok"].as_u64().unwrap() > 0);
     assert!(r["duration_ms"].as_f64().unwrap() < 10_000.0);
+}
+
+/// Ctrl-C during `--rps`: the rate is judged on the time the run had,
+/// not against the plan it did not finish.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_rate_run_is_judged_on_the_time_it_ran() {
+    let t = common::start(ServerConfig::default()).await;
+    let addr = t.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        let child = Command::new(BIN)
+            .args(["load", &addr, "--call", "helloworld.Greeter/SayHello"])
+            .args(["--rps", "100", "-c", "20", "-z", "60s", "-o", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r["interrupted"], true);
+    let rate = &r["rate"];
+    // 100/s for about 2.5 s of a 60 s plan: held, nothing "never started".
+    assert_eq!(rate["held"], true, "{rate:#}");
+    assert!(rate["not_started"].as_u64().unwrap() < 30, "{rate:#}");
+    assert!(rate["achieved"].as_f64().unwrap() > 80.0, "{rate:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -372,9 +372,19 @@ fn compare(file: &Path, servers: &[u16], watched: u16, live: &[Value]) -> Vec<Va
         .filter_map(|l| l["id"].as_str().map(str::to_string))
         .collect();
     let live_ids = ids(live);
+    let story: Vec<String> = all
+        .iter()
+        .filter(|l| {
+            ["ping", "rpc", "closed", "explanation", "goaway"]
+                .contains(&l["kind"].as_str().unwrap_or(""))
+        })
+        .map(|l| format!("{} {} {} {}", l["t_ms"], l["kind"], l["dir"], l["code"]))
+        .collect();
     assert_eq!(
-        ours, live_ids,
-        "the entries named live and from the capture"
+        ours,
+        live_ids,
+        "the entries named live and from the capture; the capture's story:\n{}",
+        story.join("\n")
     );
     all
 }

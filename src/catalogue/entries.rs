@@ -485,6 +485,7 @@ pub static CATALOGUE: &[Entry] = &[
             // grpc-go server's own timer fires first, its status is relayed.
             says(CORE, "DEADLINE_EXCEEDED", "context deadline exceeded"),
             says(JS, "DEADLINE_EXCEEDED", "Deadline exceeded*"),
+            says(JS, "DEADLINE_EXCEEDED", "context deadline exceeded"),
             says(JAVA, "DEADLINE_EXCEEDED", "deadline exceeded after *"),
         ],
         evidence: &[

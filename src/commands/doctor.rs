@@ -137,6 +137,8 @@ pub async fn run(args: DoctorArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         Exit::Input
     } else if report.conflict {
         Exit::CheckFailed
+    } else if report.incomplete {
+        Exit::Incomplete
     } else {
         Exit::Success
     })

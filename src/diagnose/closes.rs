@@ -11,7 +11,13 @@ use crate::history::Conn;
 /// A peer PING this close before a close may be its keepalive's last.
 const PEER_KEEPALIVE_MS: f64 = 30_000.0;
 
-pub(super) fn explain(c: &Conn) -> Option<Note> {
+/// The least quiet before a PING that can be a keepalive PING.
+const KEEPALIVE_QUIET_MS: f64 = 1000.0;
+
+/// `last_call_end_ms`: when the last call whose connection is not known
+/// (watch's probes) ended, read as this connection's when it has no
+/// calls of its own.
+pub(super) fn explain(c: &Conn, last_call_end_ms: Option<f64>) -> Option<Note> {
     let close = c.close.as_ref()?;
     // A failed handshake is explained by its connect event.
     c.ready_ms?;
@@ -19,10 +25,12 @@ pub(super) fn explain(c: &Conn) -> Option<Note> {
         .age_at(close.at_ms)
         .map(|a| format!(" after {}", dur(a)))
         .unwrap_or_default();
+    // `streams` counts every stream the connection carried; the calls it
+    // cut are told by their own failures.
     let lost = match close.streams {
-        0 => " (no call was lost here)".to_string(),
-        1 => ", with 1 call in flight".to_string(),
-        n => format!(", with {n} calls in flight"),
+        0 => " (it had carried no call)".to_string(),
+        1 => ", after 1 stream on it".to_string(),
+        n => format!(", after {n} streams on it"),
     };
     match close.reason {
         CloseReason::KeepaliveTimeout => Some(Note::one(
@@ -38,7 +46,7 @@ pub(super) fn explain(c: &Conn) -> Option<Note> {
                     close.error.as_deref().unwrap_or("an I/O error")
                 ),
             };
-            if let Some(note) = peer_keepalive(c, close.at_ms, &how, &lost) {
+            if let Some(note) = peer_keepalive(c, last_call_end_ms, close.at_ms, &how, &lost) {
                 return Some(note);
             }
             Some(Note::one(
@@ -53,10 +61,26 @@ pub(super) fn explain(c: &Conn) -> Option<Note> {
 /// The peer PINGed shortly before it closed without GOAWAY, and no call
 /// ended after that PING: its keepalive timeout (the ACK did not reach it)
 /// fits as well as a crash.
-fn peer_keepalive(c: &Conn, at_ms: f64, how: &str, lost: &str) -> Option<Note> {
+fn peer_keepalive(
+    c: &Conn,
+    unplaced_end_ms: Option<f64>,
+    at_ms: f64,
+    how: &str,
+    lost: &str,
+) -> Option<Note> {
     let p = c.last_peer_ping_before(at_ms)?;
     let gap = at_ms - p.at_ms;
-    let quiet_since = c.calls.last_end_ms.is_none_or(|e| e <= p.at_ms);
+    let own = c.calls.ok + c.calls.failed > 0;
+    let last_end = if own {
+        c.calls.last_end_ms
+    } else {
+        unplaced_end_ms
+    };
+    // Keepalive pings only a connection quiet for its keepalive time (at
+    // least 1 s in grpc-go and grpc-java servers): a PING within a second
+    // of a call is the flow control's (BDP), and a call that ended after
+    // it shows the peer at work, not waiting for an ACK.
+    let quiet_since = last_end.is_none_or(|e| e + KEEPALIVE_QUIET_MS <= p.at_ms);
     if gap > PEER_KEEPALIVE_MS || !quiet_since {
         return None;
     }

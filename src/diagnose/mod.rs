@@ -116,7 +116,7 @@ impl Explainer {
             (EventKind::Rpc { .. }, _) => calls::explain(h, e),
             (EventKind::Closed { .. }, Change::Closed(conn)) => {
                 let c = h.conn(conn)?;
-                closes::explain(c)
+                closes::explain(c, h.last_call_end_ms)
             }
             (
                 EventKind::Connect {

@@ -187,7 +187,48 @@ fn the_servers_keepalive_is_not_called_a_crash() {
     );
     // Without a PING before it, a close without GOAWAY is a loss.
     x.explain(&ev(0.0, 2, ready()));
-    let n = x.explain(&ev(6000.0, 2, closed)).unwrap();
+    let n = x.explain(&ev(6000.0, 2, closed.clone())).unwrap();
+    assert_eq!((n.entry, n.also.len()), (Some(EntryId::ServerCrash), 0));
+    // A probe (its connection not known) answered after the PING: the
+    // server was at work, not waiting for an ACK (grpc-go's BDP pings
+    // every 200 ms, then a kill).
+    x.explain(&ev(7000.0, 3, ready()));
+    x.explain(&ev(8000.0, 3, ping(Dir::Received, false)));
+    x.explain(&ev(8000.1, 3, ping(Dir::Sent, true)));
+    x.explain(&Event {
+        t_ms: 8000.3,
+        kind: EventKind::Rpc {
+            method: "grpc.health.v1.Health/Check".into(),
+            code: tonic::Code::Ok,
+            message: String::new(),
+            latency_ms: 1.0,
+            cause: None,
+            attempts: Vec::new(),
+        },
+        conn: None,
+        addr: None,
+    });
+    let n = x.explain(&ev(8130.0, 3, closed.clone())).unwrap();
+    assert_eq!((n.entry, n.also.len()), (Some(EntryId::ServerCrash), 0));
+    // The call's answer just before the PING (the BDP PING follows the
+    // data): not a quiet connection's keepalive either.
+    x.explain(&ev(9000.0, 4, ready()));
+    x.explain(&Event {
+        t_ms: 9500.0,
+        kind: EventKind::Rpc {
+            method: "grpc.health.v1.Health/Check".into(),
+            code: tonic::Code::Ok,
+            message: String::new(),
+            latency_ms: 1.0,
+            cause: None,
+            attempts: Vec::new(),
+        },
+        conn: Some(4),
+        addr: None,
+    });
+    x.explain(&ev(9500.2, 4, ping(Dir::Received, false)));
+    x.explain(&ev(9500.3, 4, ping(Dir::Sent, true)));
+    let n = x.explain(&ev(9700.0, 4, closed)).unwrap();
     assert_eq!((n.entry, n.also.len()), (Some(EntryId::ServerCrash), 0));
 }
 

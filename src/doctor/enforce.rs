@@ -38,6 +38,9 @@ pub struct Enforcement {
     pub error: Option<String>,
 }
 
+/// How many times a probe cut by a drain is tried again.
+const MAX_DRAINED: u32 = 4;
+
 /// What a probe saw.
 enum Probe {
     Accepted,
@@ -51,11 +54,15 @@ enum Probe {
 /// it, or the server forgot them since), then two 10 ms apart. C-core
 /// forgets strikes when it writes a WINDOW_UPDATE, and writes one with the
 /// ACK of the first PING after a call opens: then one more PING is needed.
-async fn prime(link: &Link) -> Result<(), String> {
+/// grpc-java counts from the connection's start (its first PING is already
+/// a strike): with `from_start`, two PINGs in all.
+async fn prime(link: &Link, from_start: bool) -> Result<(), String> {
     let before = link.log.strike_resets();
     ping(link).await?;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let more = if link.log.strike_resets() != before {
+    let more = if from_start {
+        1
+    } else if link.log.strike_resets() != before {
         3
     } else {
         2
@@ -135,14 +142,47 @@ struct Primed {
     resets: usize,
 }
 
-async fn primed(dialer: &Dialer, hold: &str) -> Result<Primed, String> {
-    let link = dialer.open().await.map_err(|e| e.to_string())?;
-    let held = link.hold(hold).map_err(|e| e.to_string())?;
+/// Why a connection could not be primed.
+enum Unprimed {
+    /// GOAWAY too_many_pings while priming: the server counted the first
+    /// PING too (grpc-java counts from the connection's start).
+    Calm,
+    /// The connection drained (max age, a stop): another one may do.
+    Drained(String),
+    Failed(String),
+}
+
+impl Unprimed {
+    fn of(link: &Link, why: String) -> Self {
+        match link.goaway() {
+            Some(g) if g.code == "ENHANCE_YOUR_CALM" => Unprimed::Calm,
+            Some(g) if g.code == "NO_ERROR" => Unprimed::Drained(why),
+            _ => Unprimed::Failed(why),
+        }
+    }
+}
+
+async fn primed(dialer: &Dialer, hold: &str, from_start: bool) -> Result<Primed, Unprimed> {
+    let link = dialer
+        .open()
+        .await
+        .map_err(|e| Unprimed::Failed(e.to_string()))?;
+    let held = link
+        .hold(hold)
+        .map_err(|e| Unprimed::Failed(e.to_string()))?;
     // The call's HEADERS go out before the first PING.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    prime(&link).await?;
+    if let Err(why) = prime(&link, from_start).await {
+        return Err(Unprimed::of(&link, why));
+    }
     if held.is_end() {
-        return Err(format!("the server ended the call to {hold} held open"));
+        // Give a GOAWAY that ended it a moment to be read.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let why = other(
+            &link,
+            &format!("the server ended the call to {hold} held open"),
+        );
+        return Err(Unprimed::of(&link, why));
     }
     let resets = link.log.strike_resets();
     Ok(Primed {
@@ -164,6 +204,12 @@ pub async fn measure(dialer: &Dialer, hold: &str, budget: &Budget) -> Enforcemen
     };
     let mut conn: Option<Primed> = None;
     let mut retries = 0;
+    // Connections cut by a drain (max age, a stop) before a probe ended:
+    // tried again on a new one, this many times.
+    let mut drained = 0;
+    let mut from_start = false;
+    // The shortest life of a connection a drain ended under a probe.
+    let mut lifetime: Option<Duration> = None;
     // Up from the floor, doubling, until an interval is accepted; then
     // halve the range (geometrically) to within 10%.
     let mut next = FLOOR;
@@ -174,15 +220,47 @@ pub async fn measure(dialer: &Dialer, hold: &str, budget: &Budget) -> Enforcemen
             }
             next = Duration::from_secs_f64((lo.as_secs_f64() * hi.as_secs_f64()).sqrt());
         }
+        // Connections that drain sooner than the interval cannot test it:
+        // the longest interval that fits in their life, else no verdict.
+        if let Some(life) = lifetime {
+            let cap = life.mul_f64(0.8).saturating_sub(Duration::from_millis(100));
+            if next > cap {
+                if e.struck_max
+                    .is_none_or(|lo| cap.as_secs_f64() > lo.as_secs_f64() * 1.1)
+                {
+                    next = cap;
+                } else {
+                    e.error = Some(format!(
+                        "the server drains connections after about {}, too soon to test PINGs {} apart (above the {} that drew too_many_pings)",
+                        super::model::secs(super::link::ms(life)),
+                        super::model::secs(super::link::ms(next)),
+                        super::model::secs(e.struck_max.map_or(0.0, super::link::ms)),
+                    ));
+                    break;
+                }
+            }
+        }
         if budget.left() < next + Duration::from_secs(2) {
             e.out_of_budget = true;
             break;
         }
         if conn.as_ref().is_none_or(|c| c.link.is_closed()) {
             e.connections += 1;
-            match primed(dialer, hold).await {
+            match primed(dialer, hold, from_start).await {
                 Ok(c) => conn = Some(c),
-                Err(err) => {
+                Err(Unprimed::Calm) if !from_start => {
+                    from_start = true;
+                    continue;
+                }
+                Err(Unprimed::Drained(_)) if drained < MAX_DRAINED => {
+                    drained += 1;
+                    continue;
+                }
+                Err(Unprimed::Calm) => {
+                    e.error = Some("GOAWAY too_many_pings while priming, with two PINGs 10ms apart: the server allows fewer strikes than grpc-go, C-core and grpc-java".into());
+                    return e;
+                }
+                Err(Unprimed::Drained(err) | Unprimed::Failed(err)) => {
                     e.error = Some(err);
                     return e;
                 }
@@ -219,14 +297,27 @@ pub async fn measure(dialer: &Dialer, hold: &str, budget: &Budget) -> Enforcemen
                 );
                 return e;
             }
+            Some(Probe::Other(_)) if drained < MAX_DRAINED && c.link.drained() => {
+                // A drain cut the probe: the interval is tried again on a
+                // new connection, within the life connections have.
+                drained += 1;
+                if let Some(age) = c.link.drained_at_age() {
+                    lifetime = Some(lifetime.map_or(age, |l| l.min(age)));
+                }
+                conn = None;
+            }
             Some(Probe::Other(why)) => {
-                e.error = Some(why);
+                e.error = Some(if c.link.drained() {
+                    format!("{why} (a drain cut {} probes; the server's max age is shorter than a probe)", drained + 1)
+                } else {
+                    why
+                });
                 return e;
             }
         }
     }
     drop(conn);
-    e.without_calls = without_calls(dialer, e.accepted_min, budget).await;
+    e.without_calls = without_calls(dialer, e.accepted_min, from_start, budget).await;
     e
 }
 
@@ -236,6 +327,7 @@ pub async fn measure(dialer: &Dialer, hold: &str, budget: &Budget) -> Enforcemen
 async fn without_calls(
     dialer: &Dialer,
     min: Option<Duration>,
+    from_start: bool,
     budget: &Budget,
 ) -> Result<bool, String> {
     let Some(min) = min else {
@@ -251,7 +343,7 @@ async fn without_calls(
     for _ in 0..3 {
         let link = dialer.open().await.map_err(|e| e.to_string())?;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        prime(&link).await?;
+        prime(&link, from_start).await?;
         let resets = link.log.strike_resets();
         match probe(&link, wait, resets, budget).await {
             Some(Probe::Accepted) => return Ok(true),

@@ -23,10 +23,18 @@ fn goaway_text(g: &GoawaySeen) -> String {
 /// A connection that a GOAWAY or a close ended `start_ms` into its quiet:
 /// the idle finding it makes (or, when the GOAWAY was the max age's, a
 /// "not measured").
+/// How a quiet connection was watched: since when it was quiet, since
+/// when it was open, and the longest quiet it had already survived.
+struct Watched {
+    start_ms: f64,
+    ready_ms: f64,
+    survived_ms: Option<f64>,
+}
+
 fn ended_finding(
     f: &Finding,
     how: &str,
-    start_ms: f64,
+    w: Watched,
     goaway: Option<&GoawaySeen>,
     closed: Option<&(f64, String)>,
     age_ms: Option<f64>,
@@ -34,9 +42,29 @@ fn ended_finding(
 ) -> Option<Finding> {
     let f = f.clone().how(how);
     if let Some(g) = goaway {
-        let after = g.at_ms - start_ms;
+        let after = g.at_ms - w.start_ms;
+        let conn_age = g.at_ms - w.ready_ms;
+        let named_idle = is_idle_debug(&g.debug);
+        // A drain after less quiet than the connection had already
+        // survived is not an idle timeout.
+        if let Some(s) = w.survived_ms.filter(|s| !named_idle && after + 50.0 < *s) {
+            return Some(
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    lower_ms: Some(s),
+                    ..f
+                }
+                .result(format!(
+                    "{} after {} without calls, though {} without calls had passed before: not an idle timeout (max age or a stop, at connection age {})",
+                    goaway_text(g),
+                    secs(after),
+                    secs(s),
+                    secs(conn_age)
+                )),
+            );
+        }
         let is_age = g.debug.contains("max_age")
-            || (!is_idle_debug(&g.debug) && age_ms.is_some_and(|a| (after - a).abs() <= 0.15 * a));
+            || (!named_idle && age_ms.is_some_and(|a| (conn_age - a).abs() <= 0.15 * a));
         if is_age {
             return Some(
                 Finding {
@@ -45,7 +73,8 @@ fn ended_finding(
                     ..f
                 }
                 .result(format!(
-                    "the max age ({}) ended the quiet connection first: an idle timeout, if any, is longer",
+                    "the max age (connection age {}) ended the quiet connection first, after {} without calls: an idle timeout, if any, is longer",
+                    secs(conn_age),
                     secs(after)
                 )),
             );
@@ -70,7 +99,7 @@ fn ended_finding(
         );
     }
     let (at, reason) = closed?;
-    let after = at - start_ms;
+    let after = at - w.start_ms;
     Some(
         Finding {
             value_ms: Some(after),
@@ -109,7 +138,11 @@ pub(super) fn idle_finding(
     if let Some(found) = ended_finding(
         &f,
         how,
-        q.ready_ms,
+        Watched {
+            start_ms: q.ready_ms,
+            ready_ms: q.ready_ms,
+            survived_ms: None,
+        },
         q.goaway.as_ref(),
         q.closed.as_ref(),
         age_ms,
@@ -164,7 +197,11 @@ pub(super) fn idle_after_call_finding(
     if let Some(found) = ended_finding(
         &f,
         how,
-        l.last_call_end_ms,
+        Watched {
+            start_ms: l.last_call_end_ms,
+            ready_ms: l.ready_ms,
+            survived_ms: l.last_ok_s.map(|s| s * 1e3),
+        },
         l.goaway.as_ref(),
         l.closed.as_ref(),
         age_ms,

@@ -87,6 +87,8 @@ pub struct Ladder {
     pub out_of_budget: bool,
     /// When the last answered call ended (ms, run's clock).
     pub last_call_end_ms: f64,
+    /// When the connection was READY (ms, run's clock).
+    pub ready_ms: f64,
     /// How the connection was ended during a gap.
     pub goaway: Option<GoawaySeen>,
     pub closed: Option<(f64, String)>,
@@ -98,6 +100,7 @@ pub struct Ladder {
 pub async fn ladder(link: &Link, budget: &Budget) -> Ladder {
     let mut l = Ladder {
         last_call_end_ms: budget.now_ms(),
+        ready_ms: link.ready_ms,
         ..Ladder::default()
     };
     let mut gap = 1.0f64;

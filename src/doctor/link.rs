@@ -213,25 +213,52 @@ impl Dialer {
     }
 
     /// Dials, timing TCP and TLS apart, and waits for the server's SETTINGS.
-    pub async fn open(&self) -> Result<Link, ConnectError> {
-        match tokio::time::timeout(self.connect_timeout, self.open_inner()).await {
-            Ok(r) => r,
-            Err(_) => Err(ConnectError::Timeout {
+    pub async fn open(&self) -> Result<Link, DialError> {
+        let began = tokio::time::Instant::now();
+        let deadline = began + self.connect_timeout;
+        let timeout = |tls, waited| DialError {
+            error: ConnectError::Timeout {
                 addr: self.addr.to_string(),
-                timeout: self.connect_timeout,
-            }),
+                timeout: waited,
+            },
+            tls,
+        };
+        let mut timing = DialTiming::default();
+        let connected = tokio::time::timeout_at(deadline, self.connect(&mut timing)).await;
+        let io = match connected {
+            Ok(Ok(io)) => io,
+            Ok(Err(error)) => return Err(DialError { error, tls: None }),
+            Err(_) => return Err(timeout(None, self.connect_timeout)),
+        };
+        // A TLS server that did not choose h2 may not speak HTTP/2 at all
+        // (an HTTPS server waits for an HTTP/1.1 request): a short wait.
+        let no_h2 = timing
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.alpn.as_deref() != Some("h2"));
+        let h2_deadline = if no_h2 {
+            deadline.min(tokio::time::Instant::now() + NO_H2_WAIT)
+        } else {
+            deadline
+        };
+        let waited = h2_deadline - began;
+        let tls = timing.tls.clone();
+        match tokio::time::timeout_at(h2_deadline, self.establish(io, timing)).await {
+            Ok(Ok(link)) => Ok(link),
+            Ok(Err(error)) => Err(DialError { error, tls }),
+            Err(_) => Err(timeout(tls, waited)),
         }
     }
 
-    async fn open_inner(&self) -> Result<Link, ConnectError> {
+    /// TCP (or Unix) and TLS, timed apart.
+    async fn connect(&self, timing: &mut DialTiming) -> Result<Box<dyn Io>, ConnectError> {
         let name = self.addr.to_string();
         let tcp_err = |source| ConnectError::Tcp {
             addr: name.clone(),
             source,
         };
         let begin = Instant::now();
-        let mut timing = DialTiming::default();
-        let io: Box<dyn Io> = match &self.addr {
+        Ok(match &self.addr {
             Address::Tcp(a) => {
                 let s = tokio::net::TcpStream::connect(a).await.map_err(tcp_err)?;
                 let _ = s.set_nodelay(true);
@@ -257,12 +284,20 @@ impl Dialer {
                     .await
                     .map_err(tcp_err)?,
             ),
-        };
+        })
+    }
+
+    /// HTTP/2 over `io`, until the server's SETTINGS.
+    async fn establish(
+        &self,
+        io: Box<dyn Io>,
+        mut timing: DialTiming,
+    ) -> Result<Link, ConnectError> {
         let h2 = Instant::now();
         let (sink, rx) = EventSink::channel_at(1024, self.start);
         let log = Log::spawn(rx);
         let held = HeldSink::new(sink.clone());
-        let conn = establish(io, name, &self.ctx(sink), held).await?;
+        let conn = establish(io, self.addr.to_string(), &self.ctx(sink), held).await?;
         conn.release_events();
         timing.http2_ready_ms = ms(h2.elapsed());
         Ok(Link {
@@ -274,6 +309,18 @@ impl Dialer {
             last_ping: Mutex::new(None),
         })
     }
+}
+
+/// How long a TLS server that did not choose h2 in ALPN gets to send
+/// HTTP/2 SETTINGS.
+const NO_H2_WAIT: Duration = Duration::from_secs(3);
+
+/// A dial that failed, and the TLS session when the handshake succeeded.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct DialError {
+    pub error: ConnectError,
+    pub tls: Option<TlsInfo>,
 }
 
 pub fn ms(d: Duration) -> f64 {
@@ -462,6 +509,20 @@ impl Link {
     /// Whether the connection has ended.
     pub fn is_closed(&self) -> bool {
         self.closed().is_some()
+    }
+
+    /// The server drained this connection: a GOAWAY NO_ERROR (max age, an
+    /// idle timeout, a stop), not a complaint about this client.
+    pub fn drained(&self) -> bool {
+        self.goaway().is_some_and(|g| g.code == "NO_ERROR")
+    }
+
+    /// The connection's age when its drain began.
+    pub fn drained_at_age(&self) -> Option<Duration> {
+        let g = self.goaway().filter(|g| g.code == "NO_ERROR")?;
+        Some(Duration::from_secs_f64(
+            ((g.at_ms - self.ready_ms) / 1e3).max(0.0),
+        ))
     }
 
     /// The SETTINGS the server sent first.

@@ -90,14 +90,73 @@ fn say(p: &ProgressTx, part: &'static str, text: impl Into<String>) {
     });
 }
 
-fn failure(e: &crate::client::dial::ConnectError, addr: &str) -> Failure {
-    let cause = e.cause();
+/// The catalogue's cause and fix of `id`, as one explanation.
+fn entry_text(id: EntryId, lead: &str) -> String {
+    let e = crate::catalogue::entry(id);
+    format!("{lead}{}. Fix: {}", e.cause, e.fix)
+}
+
+/// Why the first connection failed, by the evidence: a TLS handshake that
+/// succeeded says the peer is a TLS server, and its ALPN whether it chose
+/// HTTP/2; a refusal of the certificate because it is a CA says so.
+fn failure(e: &link::DialError, addr: &str) -> Failure {
+    use crate::client::dial::ConnectError;
+    let cause = e.error.cause();
+    let cause_name = serde_json::to_value(cause)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let make = |entry: EntryId, explanation: String| Failure {
+        error: e.error.to_string(),
+        cause: cause_name.clone(),
+        entry: Some(entry),
+        explanation: Some(explanation),
+    };
+    if let Some(t) = &e.tls {
+        let session = format!(
+            "the TLS handshake succeeded ({}{}) but no HTTP/2 SETTINGS followed",
+            t.version,
+            t.subject
+                .as_deref()
+                .map(|s| format!(", certificate {s}"))
+                .unwrap_or_default()
+        );
+        let fix = |id| crate::catalogue::entry(id).fix;
+        return match t.alpn.as_deref() {
+            Some("h2") => make(
+                EntryId::NotGrpcEndpoint,
+                format!(
+                    "{session}, although the server chose h2 in ALPN: it does not speak gRPC over HTTP/2 here. Fix: {}",
+                    fix(EntryId::NotGrpcEndpoint)
+                ),
+            ),
+            alpn => make(
+                EntryId::NoAlpnH2,
+                format!(
+                    "{session}, and the server chose {} in ALPN, not h2: a TLS server that does not speak gRPC (an HTTPS server speaking HTTP/1.1), or a TLS terminator without HTTP/2. Fix: {}",
+                    alpn.map(|a| format!("`{a}`")).unwrap_or_else(|| "no protocol".into()),
+                    fix(EntryId::NoAlpnH2)
+                ),
+            ),
+        };
+    }
+    if let ConnectError::Tls { source, .. } = &e.error {
+        let rustls_error = source
+            .get_ref()
+            .and_then(|x| x.downcast_ref::<tokio_rustls::rustls::Error>());
+        if rustls_error.is_some_and(crate::client::tls::is_ca_as_end_entity) {
+            return make(
+                EntryId::TlsCaAsServer,
+                entry_text(
+                    EntryId::TlsCaAsServer,
+                    "the server's certificate is a CA (CA:TRUE) that is not itself among the --cacert certificates: ",
+                ),
+            );
+        }
+    }
     Failure {
-        error: e.to_string(),
-        cause: serde_json::to_value(cause)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
+        error: e.error.to_string(),
+        cause: cause_name,
         entry: crate::diagnose::connect_entry(cause),
         explanation: Some(crate::diagnose::connect_detail(cause, addr)),
     }
@@ -121,6 +180,7 @@ pub async fn run(
         findings: Vec::new(),
         verdicts: Vec::new(),
         conflict: false,
+        incomplete: false,
         client: cfg.client.clone(),
     };
     say(&progress, "setup", "resolving");
@@ -131,10 +191,7 @@ pub async fn run(
                 error: format!("{} resolves to no address", cfg.target.text),
                 cause: "name_resolution".into(),
                 entry: Some(EntryId::NameResolution),
-                explanation: Some({
-                    let e = crate::catalogue::entry(EntryId::NameResolution);
-                    format!("{}. Fix: {}", e.cause, e.fix)
-                }),
+                explanation: Some(entry_text(EntryId::NameResolution, "")),
             });
             report.elapsed_ms = budget.now_ms();
             return report;
@@ -300,6 +357,7 @@ pub async fn run(
     report.setup = setup;
     report.verdicts = verdict::judge(&report, &cfg.client);
     report.conflict = report.verdicts.iter().any(|v| v.conflict);
+    report.incomplete = report.verdicts.iter().any(|v| v.not_measured);
     report.interrupted = budget.stopped();
     report.elapsed_ms = budget.now_ms();
     report

@@ -182,6 +182,10 @@ pub struct Intermediary {
 pub struct Verdict {
     /// The client's settings will break against this policy.
     pub conflict: bool,
+    /// The policy this verdict needs could not be measured: the check was
+    /// not made (exit status 3 when nothing conflicts).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_measured: bool,
     /// The failure catalogue entry (src/catalogue.rs) that describes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry: Option<crate::catalogue::EntryId>,
@@ -221,6 +225,10 @@ pub struct Report {
     pub verdicts: Vec<Verdict>,
     /// True when a verdict is a conflict (exit status 1).
     pub conflict: bool,
+    /// True when a check asked for could not be made (exit status 3 when
+    /// nothing conflicts).
+    #[serde(default)]
+    pub incomplete: bool,
     /// The client configuration judged.
     pub client: super::ClientConfig,
 }

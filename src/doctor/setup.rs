@@ -152,6 +152,9 @@ async fn choose_hold(link: &Link, hold: Option<&str>, s: &Setup) -> Option<Strin
     }
     if s.health.as_deref().is_some_and(|h| h != "UNIMPLEMENTED") {
         candidates.push(HEALTH_CHECK.into());
+        // A server-streaming call: kept open by servers that end a unary
+        // call still waiting for its request.
+        candidates.push("/grpc.health.v1.Health/Watch".into());
     }
     match s.reflection.as_deref() {
         Some("v1") => {

@@ -13,6 +13,7 @@ use crate::catalogue::EntryId;
 fn conflict(entry: EntryId, text: String, fix: String) -> Verdict {
     Verdict {
         conflict: true,
+        not_measured: false,
         entry: Some(entry),
         text,
         fix: Some(fix),
@@ -23,6 +24,7 @@ fn conflict(entry: EntryId, text: String, fix: String) -> Verdict {
 fn note(entry: EntryId, text: String, scenario: Option<&'static str>) -> Verdict {
     Verdict {
         conflict: false,
+        not_measured: false,
         entry: Some(entry),
         text,
         fix: None,
@@ -87,6 +89,28 @@ fn keepalive(
     without: Option<&Finding>,
     c: &ClientConfig,
 ) {
+    if let Some(f) = min.filter(|f| f.outcome == Outcome::NotMeasured) {
+        let asked = c
+            .keepalive_time
+            .map(|t| {
+                format!(
+                    "; whether a client keepalive of {} draws GOAWAY too_many_pings is unknown",
+                    d(t)
+                )
+            })
+            .unwrap_or_default();
+        v.push(Verdict {
+            conflict: false,
+            not_measured: true,
+            entry: Some(EntryId::TooManyPings),
+            text: format!(
+                "not measured: the server's minimum PING interval ({}){asked}",
+                f.result
+            ),
+            fix: Some("run again with a longer --budget, or name a method the server keeps open with --hold-method (a streaming method)".into()),
+            scenario: None,
+        });
+    }
     let Some(time) = c.keepalive_time else {
         return;
     };
@@ -122,7 +146,7 @@ fn keepalive(
                     go_note(m)
                 ),
                 format!(
-                    "set the client's keepalive Time {}{}, or ask for a lower minimum on the server (grpc-go EnforcementPolicy.MinTime, C-core grpc.http2.min_ping_interval_without_data_ms)",
+                    "set the client's keepalive Time {}{}, or ask for a lower minimum on the server (grpc-go EnforcementPolicy.MinTime, C-core grpc.http2.min_ping_interval_without_data_ms, grpc-java NettyServerBuilder.permitKeepAliveTime)",
                     if at_least.is_empty() { ">= " } else { "well " },
                     format_args!("{at_least}{}", secs(m))
                 ),

@@ -73,7 +73,7 @@ pub struct Close {
     pub reason: CloseReason,
     pub detail: Option<String>,
     pub error: Option<String>,
-    /// Streams open when it closed.
+    /// Streams it carried in its life.
     pub streams: u64,
 }
 

@@ -114,6 +114,7 @@ pub fn merge(reports: Vec<(String, LoadReport)>) -> Result<LoadReport, MergeErro
             achieved: rates.iter().map(|r| r.achieved).sum(),
             late_calls: rates.iter().map(|r| r.late_calls).sum(),
             not_started: rates.iter().map(|r| r.not_started).sum(),
+            started: rates.iter().map(|r| r.started).sum(),
             held: rates.iter().all(|r| r.held),
         });
     Ok(LoadReport {

@@ -222,6 +222,9 @@ pub struct RateCheck {
     pub late_calls: u64,
     /// Calls that were due within the run but never started.
     pub not_started: u64,
+    /// Calls started within the judged time.
+    #[serde(default)]
+    pub started: u64,
     pub held: bool,
 }
 
@@ -235,8 +238,30 @@ impl RateCheck {
             achieved,
             late_calls: late,
             not_started: ((target * seconds).floor() as u64).saturating_sub(calls),
+            started: calls,
             held: achieved >= target * 0.95 && late as f64 <= calls as f64 * 0.01,
         }
+    }
+
+    /// Which of the two rules failed, with its figure.
+    pub fn why_not_held(&self) -> String {
+        let mut why = Vec::new();
+        if self.achieved < self.target * 0.95 {
+            why.push(format!(
+                "{:.1}/s achieved (under 95% of it), {} due calls never started",
+                self.achieved, self.not_started
+            ));
+        }
+        if self.late_calls as f64 > self.started as f64 * 0.01 {
+            why.push(format!(
+                "{} calls started late (over 1% of the calls started)",
+                self.late_calls
+            ));
+        }
+        if why.is_empty() {
+            why.push(format!("{:.1}/s achieved", self.achieved));
+        }
+        why.join("; ")
     }
 }
 
@@ -566,7 +591,13 @@ impl LoadReport {
             // Calls started over the planned time (the last ones' tails do
             // not count against the rate).
             rate: facts.rps_target.map(|target| {
-                let secs = facts.duration_s.unwrap_or(facts.elapsed_s);
+                // An interrupted run is judged on the time it ran, not
+                // the plan it did not finish.
+                let secs = match facts.duration_s {
+                    Some(d) if facts.interrupted => d.min(facts.elapsed_s),
+                    Some(d) => d,
+                    None => facts.elapsed_s,
+                };
                 let mut r = RateCheck::judge(target, total, facts.late_calls, secs);
                 if facts.duration_s.is_none() {
                     r.not_started = 0;
@@ -733,5 +764,30 @@ mod fold_tests {
             rows[0].closed.as_deref(),
             Some("error (FRAME_SIZE_ERROR: too big)")
         );
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::RateCheck;
+
+    #[test]
+    fn the_rule_that_failed_is_named_with_its_figure() {
+        // The rate reached, but 10% of the calls late: not "300/s achieved".
+        let r = RateCheck::judge(300.0, 3000, 300, 10.0);
+        assert!(!r.held);
+        let why = r.why_not_held();
+        assert!(why.contains("300 calls started late"), "{why}");
+        assert!(!why.contains("under 95%"), "{why}");
+        // Too few calls started.
+        let r = RateCheck::judge(300.0, 2000, 0, 10.0);
+        assert!(!r.held);
+        let why = r.why_not_held();
+        assert!(
+            why.contains("200.0/s achieved (under 95% of it), 1000 due"),
+            "{why}"
+        );
+        assert!(!why.contains("late"), "{why}");
+        assert!(RateCheck::judge(300.0, 2990, 3, 10.0).held);
     }
 }

@@ -200,6 +200,8 @@ pub fn render(r: &Report, style: &Style) -> String {
     for v in &r.verdicts {
         let tag = if v.conflict {
             style.paint(Tone::Bad, "CONFLICT")
+        } else if v.not_measured {
+            style.paint(Tone::Warn, "NOT MEASURED")
         } else {
             style.paint(Tone::Dim, "note")
         };

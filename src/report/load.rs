@@ -274,8 +274,9 @@ pub fn render(r: &LoadReport, style: &Style) -> String {
             notes.push(style.paint(
                 Tone::Warn,
                 &format!(
-                    "warning: the rate of {:.1}/s was not held ({:.1}/s achieved, {} calls started late, {} due calls never started); latencies count from each call's intended start",
-                    rate.target, rate.achieved, rate.late_calls, rate.not_started
+                    "warning: the rate of {:.1}/s was not held: {}; latencies count from each call's intended start",
+                    rate.target,
+                    rate.why_not_held()
                 ),
             ));
         }

@@ -237,6 +237,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     io::ErrorKind::UnexpectedEof,
                     "the server closed the connection in the middle of a frame",
                 )))
+            } else if self.shared.lock().goaway.is_some() {
+                // The close a GOAWAY announced: not an unexplained EOF.
+                Ok(Ending::AfterGoaway)
             } else {
                 Ok(Ending::PeerClosed)
             });

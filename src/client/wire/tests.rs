@@ -297,6 +297,45 @@ async fn goaway_refuses_the_streams_above_its_last_id_and_every_new_one() {
 }
 
 #[tokio::test]
+async fn a_close_after_a_goaway_is_not_called_an_eof_without_one() {
+    let l = listener().await;
+    let (wire, drive) = client(&l).await;
+    let mut p = Peer::accept(&l, &settings(&[])).await;
+    let h = head();
+    let s = wire
+        .open(
+            Block::Head(&h),
+            false,
+            Some(Bytes::from(grpc_message(b""))),
+            true,
+        )
+        .expect("open");
+    loop {
+        let g = p.next().await.expect("frame");
+        if g.h.kind == FrameType::Headers {
+            break;
+        }
+    }
+    // GOAWAY that lets stream 1 finish, then the socket closes under it.
+    let mut ga = 1u32.to_be_bytes().to_vec();
+    ga.extend_from_slice(&0u32.to_be_bytes());
+    p.send(&frame(FrameType::GoAway, 0, 0, &ga)).await;
+    // Read what the client sent (unread bytes would make the close an
+    // RST), then a FIN.
+    while let Ok(Some(_)) =
+        tokio::time::timeout(std::time::Duration::from_millis(100), p.frame()).await
+    {}
+    drop(p);
+    let e = finish(&s).await.error.expect("cut");
+    let text = e.to_string();
+    assert!(text.contains("after its GOAWAY"), "{text}");
+    assert!(!text.contains("no GOAWAY"), "{text}");
+    assert!(!e.never_processed(), "{e:?}");
+    let end = tokio::time::timeout(LIMIT, drive).await.expect("ends");
+    assert!(matches!(end, Ok(Ok(super::Ending::AfterGoaway))), "{end:?}");
+}
+
+#[tokio::test]
 async fn refused_stream_is_never_processed_and_a_reset_one_is_not() {
     let l = listener().await;
     let (wire, _drive) = client(&l).await;
