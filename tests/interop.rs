@@ -1163,3 +1163,104 @@ fn injected_goaways_refuse_what_the_server_never_saw() {
         "grpc-go answered {served} calls, grpcdoc saw {ok} succeed: {r}"
     );
 }
+
+/// The explanations of the drains (GOAWAYs received) in watch's events:
+/// (first entry, every entry) per drain.
+fn drain_notes(events: &[serde_json::Value]) -> Vec<(String, Vec<String>)> {
+    let drained: std::collections::BTreeSet<u64> = events
+        .iter()
+        .filter(|e| e["kind"] == "goaway" && e["dir"] == "received")
+        .filter_map(|e| e["conn"].as_u64())
+        .collect();
+    events
+        .iter()
+        .filter(|e| e["kind"] == "explanation")
+        .filter(|e| e["conn"].as_u64().is_some_and(|c| drained.contains(&c)))
+        .map(|e| {
+            let id = e["id"].as_str().unwrap_or_default().to_string();
+            let mut all = vec![id.clone()];
+            all.extend(
+                e["also"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(String::from)),
+            );
+            (id, all)
+        })
+        .collect()
+}
+
+/// grpc-go 1.33 drains by max age with no debug data: with probes every
+/// 200 ms (a busy connection) no drain is called an idle timeout, and once
+/// two drains show the same age, max age is named alone.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
+#[test]
+fn ten_max_age_drains_of_grpc_go_are_never_called_idle() {
+    let Some(bin) = peer("gogrpc-server") else {
+        return;
+    };
+    let server = PeerServer::start(
+        bin,
+        "-addr",
+        &[
+            "-max-conn-age",
+            "1s",
+            "-max-conn-age-grace",
+            "300ms",
+            "-connlog=false",
+        ],
+    );
+    let events = grpcdoc_watch(&[
+        server.addr.to_string(),
+        "--probe-interval".into(),
+        "200ms".into(),
+        "--for".into(),
+        "12s".into(),
+    ]);
+    let notes = drain_notes(&events);
+    eprintln!("max-age drains of grpc-go 1.33, as watch named them: {notes:?}");
+    assert!(notes.len() >= 8, "{notes:?}");
+    for (_, all) in &notes {
+        assert!(!all.iter().any(|e| e == "idle-timeout"), "{notes:?}");
+    }
+    let alone = notes
+        .iter()
+        .filter(|(id, all)| id == "max-age-drain" && all.len() == 1)
+        .count();
+    assert!(alone + 1 >= notes.len(), "{notes:?}");
+}
+
+/// grpc-go 1.33 drains idle connections with no debug data: a probe every
+/// 2.5 s against a 1.5 s idle timeout; no drain is called max age first.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
+#[test]
+fn idle_drains_of_grpc_go_are_never_called_max_age() {
+    let Some(bin) = peer("gogrpc-server") else {
+        return;
+    };
+    let server = PeerServer::start(
+        bin,
+        "-addr",
+        &["-max-conn-idle", "1500ms", "-connlog=false"],
+    );
+    let events = grpcdoc_watch(&[
+        server.addr.to_string(),
+        "--probe-interval".into(),
+        "2500ms".into(),
+        "--for".into(),
+        "13s".into(),
+    ]);
+    let notes = drain_notes(&events);
+    eprintln!("idle drains of grpc-go 1.33, as watch named them: {notes:?}");
+    assert!(notes.len() >= 4, "{notes:?}");
+    for (id, _) in &notes {
+        assert_eq!(id, "idle-timeout", "{notes:?}");
+    }
+}
