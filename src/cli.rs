@@ -234,8 +234,9 @@ pub enum Command {
     /// command's: `grpcdoc man load > grpcdoc-load.1`; `--out DIR` writes
     /// them all.
     Man {
-        /// A command's page instead of grpcdoc's.
-        #[arg(value_parser = ["serve", "watch", "load", "proxy", "scenario", "doctor", "explain", "pcap"])]
+        /// A command's page instead of grpcdoc's (any command: load,
+        /// report, ...).
+        #[arg(value_name = "COMMAND")]
         command: Option<String>,
         /// Write grpcdoc.1 and a page per command (grpcdoc-load.1, ...) into
         /// this directory instead of printing one page.
@@ -347,7 +348,7 @@ pub struct ProxyArgs {
     #[arg(
         long,
         required_unless_present_any = ["list_faults", "api"],
-        value_name = "HOST:PORT"
+        value_hint = clap::ValueHint::Other, value_name = "HOST:PORT"
     )]
     pub upstream: Option<String>,
 
@@ -402,7 +403,7 @@ pub enum ProxyCommand {
 #[derive(Debug, Args)]
 pub struct CtlArgs {
     /// The proxy API's address, HOST:PORT (toxiproxy's port is 8474).
-    #[arg(long, default_value = "127.0.0.1:8474", value_name = "HOST:PORT")]
+    #[arg(long, default_value = "127.0.0.1:8474", value_hint = clap::ValueHint::Other, value_name = "HOST:PORT")]
     pub api: String,
 
     /// Output: lines for people, or the API's JSON.
@@ -463,12 +464,12 @@ pub struct LoadArgs {
     /// What to call: HOST:PORT, http(s)://HOST:PORT, dns:[//AUTH/]HOST[:PORT],
     /// ipv4:ADDR[:PORT], ipv6:[ADDR]:PORT, A:1,B:2, unix:PATH or
     /// unix-abstract:NAME.
-    #[arg(value_parser = parse_target, value_name = "TARGET")]
+    #[arg(value_parser = parse_target, value_hint = clap::ValueHint::Other, value_name = "TARGET")]
     pub target: crate::target::Target,
 
     /// The method: pkg.Service/Method (or pkg.Service.Method). Without it,
     /// the error lists the methods found.
-    #[arg(long, value_parser = crate::rpc::MethodPath::parse, value_name = "METHOD")]
+    #[arg(long, value_parser = crate::rpc::MethodPath::parse, value_hint = clap::ValueHint::Other, value_name = "METHOD")]
     pub call: Option<crate::rpc::MethodPath>,
 
     /// Request message as JSON (inline, @FILE, or @- for stdin); an array
@@ -533,8 +534,8 @@ pub struct LoadArgs {
     #[arg(long, value_parser = crate::load::stages::Schedule::parse, value_name = "STAGES", conflicts_with_all = ["rps", "duration"])]
     pub stages: Option<crate::load::stages::Schedule>,
 
-    /// Deadline of each call (sent as grpc-timeout).
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    /// Deadline of each call (sent as grpc-timeout); none when not given.
+    #[arg(long, value_parser = crate::parse::parse_deadline, value_name = "DURATION")]
     pub timeout: Option<Duration>,
 
     /// Client and bidi streaming: messages per call.
@@ -797,7 +798,7 @@ pub struct DoctorArgs {
     /// The server: HOST:PORT, http://HOST:PORT, https://HOST[:PORT],
     /// dns:[//AUTH/]HOST[:PORT], ipv4:..., ipv6:..., unix:PATH or
     /// unix-abstract:NAME (the first address is measured).
-    #[arg(value_parser = parse_target, value_name = "TARGET")]
+    #[arg(value_parser = parse_target, value_hint = clap::ValueHint::Other, value_name = "TARGET")]
     pub target: crate::target::Target,
 
     /// Time for everything; a measurement not finished in it says so.
@@ -814,12 +815,12 @@ pub struct DoctorArgs {
     /// (any unary or streaming method): held open to keep connections
     /// busy and to measure the max-age grace. Default: health Check, else
     /// reflection.
-    #[arg(long, value_parser = parse_method, value_name = "METHOD")]
+    #[arg(long, value_parser = parse_method, value_hint = clap::ValueHint::Other, value_name = "METHOD")]
     pub hold_method: Option<String>,
 
     /// A method that echoes its request (like grpc.examples.echo.Echo/UnaryEcho):
     /// the max message size is found by bisection, up to 16 MiB.
-    #[arg(long, value_parser = parse_method, value_name = "METHOD")]
+    #[arg(long, value_parser = parse_method, value_hint = clap::ValueHint::Other, value_name = "METHOD")]
     pub echo_method: Option<String>,
 
     /// Request metadata, `key: value` (repeatable); never printed.
@@ -867,7 +868,7 @@ pub struct WatchArgs {
     /// What to dial: HOST:PORT, http://HOST:PORT, https://HOST[:PORT],
     /// dns:[//AUTH/]HOST[:PORT], ipv4:ADDR[:PORT], ipv6:[ADDR]:PORT, A:1,B:2,
     /// unix:PATH or unix-abstract:NAME.
-    #[arg(value_parser = parse_target, value_name = "TARGET")]
+    #[arg(value_parser = parse_target, value_hint = clap::ValueHint::Other, value_name = "TARGET")]
     pub target: crate::target::Target,
 
     #[command(flatten)]

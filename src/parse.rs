@@ -54,6 +54,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e}; expected a duration like 500ms, 2s or 1m30s"))
 }
 
+/// A call deadline: a duration above zero (a zero deadline would fail
+/// every call at once; no flag at all means no deadline).
+pub fn parse_deadline(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(
+            "a zero deadline fails every call at once; leave the flag out for no deadline".into(),
+        );
+    }
+    Ok(d)
+}
+
 /// `HOST:PORT` with an IP address, `localhost:PORT`, or `:PORT` (loopback).
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     let s = s.trim();

@@ -53,6 +53,9 @@ pub(crate) fn event_writer(
 /// A command's manual page, named `grpcdoc-NAME` as its file is; the
 /// version flag is grpcdoc's alone.
 fn man_page(cmd: &clap::Command, name: &str) -> Option<clap::Command> {
+    if matches!(name, "completions" | "man" | "help") {
+        return None;
+    }
     let sub = cmd.find_subcommand(name)?;
     Some(
         sub.clone()
@@ -109,7 +112,15 @@ fn generated(cli: &Cli) -> Option<ExitCode> {
                 Some(name) => match man_page(&cmd, name) {
                     Some(p) => p,
                     None => {
-                        eprintln!("grpcdoc: no command `{name}`");
+                        let names: Vec<&str> = cmd
+                            .get_subcommands()
+                            .map(|c| c.get_name())
+                            .filter(|n| !matches!(*n, "completions" | "man" | "help"))
+                            .collect();
+                        eprintln!(
+                            "grpcdoc man: no command `{name}`; one of: {}",
+                            names.join(", ")
+                        );
                         return Some(Exit::Input.into());
                     }
                 },
