@@ -266,3 +266,48 @@ fn tables_fit_a_100_column_terminal() {
         );
     }
 }
+
+/// watch's lines, notes and tables, and doctor's report, written to a pipe
+/// (a CI log): every line fits 100 columns.
+#[test]
+fn watch_and_doctor_fit_100_columns_in_a_pipe() {
+    let (c, addr) = spawn_listening(
+        BIN,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--for",
+            "60s",
+            "--max-connection-age",
+            "400ms",
+        ],
+    );
+    let _s = Serve(c, addr.clone());
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let runs: [Vec<&str>; 3] = [
+        vec!["watch", &addr, "--for", "1500ms", "--frames"],
+        vec!["watch", &refused, "--for", "500ms"],
+        vec!["doctor", &addr, "--budget", "3s"],
+    ];
+    for args in runs {
+        let out = Command::new(BIN)
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .env_remove("COLUMNS")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.lines().count() > 3, "{args:?}: {text}");
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 100,
+                "{args:?}: {} columns: {line}",
+                line.chars().count()
+            );
+        }
+    }
+}

@@ -28,7 +28,7 @@ fn progress_line(
         indicatif::ProgressDrawTarget::stderr_with_hz(4),
     );
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {elapsed} of {prefix}  {msg}")
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed} of {prefix}  {wide_msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     bar.set_prefix(humantime::format_duration(budget).to_string());

@@ -16,6 +16,8 @@ fn ms_text(v: f64) -> String {
 }
 
 pub fn render(r: &Report, style: &Style) -> String {
+    use super::wrap::hanging;
+    let w = super::wrap::width();
     let mut out = String::new();
     let bold = |t: &str| style.paint(Tone::Bold, t);
     let _ = writeln!(
@@ -45,7 +47,7 @@ pub fn render(r: &Report, style: &Style) -> String {
             f.error
         );
         if let Some(e) = &f.explanation {
-            let _ = writeln!(out, "  {e}");
+            out.push_str(&hanging("  ", e, w));
         }
         if let Some(id) = f.entry {
             let _ = writeln!(out, "  catalogue entry {id}");
@@ -55,7 +57,7 @@ pub fn render(r: &Report, style: &Style) -> String {
     let s = &r.setup;
     let _ = writeln!(out, "\n{}", bold("Connection setup"));
     let mut line = |k: &str, v: String| {
-        let _ = writeln!(out, "  {k:<15} {v}");
+        out.push_str(&hanging(&format!("  {k:<15} "), &v, w));
     };
     if let Some(t) = s.timing.tcp_connect_ms {
         line("TCP connect", ms_text(t));
@@ -137,7 +139,7 @@ pub fn render(r: &Report, style: &Style) -> String {
         }
     );
     for e in &i.evidence {
-        let _ = writeln!(out, "  - {e}");
+        out.push_str(&hanging("  - ", e, w));
     }
 
     let mut t = super::table();
@@ -205,9 +207,9 @@ pub fn render(r: &Report, style: &Style) -> String {
         } else {
             style.paint(Tone::Dim, "note")
         };
-        let _ = writeln!(out, "  {tag} {}", v.text);
+        out.push_str(&hanging(&format!("  {tag} "), &v.text, w));
         if let Some(f) = &v.fix {
-            let _ = writeln!(out, "      fix: {f}");
+            out.push_str(&hanging("      fix: ", f, w));
         }
         let mut refs = Vec::new();
         if let Some(e) = v.entry {
@@ -217,7 +219,7 @@ pub fn render(r: &Report, style: &Style) -> String {
             refs.push(format!("grpcdoc scenario {s}"));
         }
         if !refs.is_empty() {
-            let _ = writeln!(out, "      see: {}", refs.join("; "));
+            out.push_str(&hanging("      see: ", &refs.join("; "), w));
         }
     }
     out

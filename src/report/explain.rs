@@ -122,41 +122,6 @@ impl Match {
     }
 }
 
-/// Word-wraps `text` to `width` columns, the first line after `head`, the
-/// rest indented to line up under it.
-fn wrapped(head: &str, text: &str, width: usize) -> String {
-    let indent = " ".repeat(head.chars().count());
-    let room = width.saturating_sub(indent.len()).max(20);
-    let mut out = String::from(head);
-    let mut col = head.chars().count();
-    let mut first = true;
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
-        // A word longer than a line (a JSON config) is cut where it must.
-        let chars: Vec<char> = word.chars().collect();
-        for piece in chars.chunks(room) {
-            let n = piece.len();
-            if !first && col + 1 + n > width {
-                out.push('\n');
-                out.push_str(&indent);
-                col = indent.len();
-            } else if !first {
-                out.push(' ');
-                col += 1;
-            }
-            out.extend(piece);
-            col += n;
-            first = false;
-        }
-    }
-    out.push('\n');
-    out
-}
-
-/// The width human output wraps to.
-fn width() -> usize {
-    super::terminal_width().map_or(100, |(w, _)| usize::from(w).clamp(60, 100))
-}
-
 fn plural(n: u64) -> &'static str {
     if n == 1 {
         ""
@@ -167,7 +132,7 @@ fn plural(n: u64) -> &'static str {
 
 /// One entry, in full (`full`: every stack's fix and the evidence).
 fn entry_block(out: &mut String, i: usize, m: &Match, x: &Explanation, s: &Style, full: bool) {
-    let w = width();
+    let w = super::wrap::width();
     let count = if x.source == "message" {
         String::new()
     } else {
@@ -183,16 +148,28 @@ fn entry_block(out: &mut String, i: usize, m: &Match, x: &Explanation, s: &Style
         out.push_str(&format!("   seen:        {a} .. {b}\n"));
     }
     if full && !m.evidence.is_empty() {
-        out.push_str(&wrapped("   evidence:    ", &m.evidence.join(", "), w));
+        out.push_str(&super::wrap::hanging(
+            "   evidence:    ",
+            &m.evidence.join(", "),
+            w,
+        ));
     }
     if !m.stacks.is_empty() && full {
-        out.push_str(&wrapped("   printed by:  ", &m.stacks.join(", "), w));
+        out.push_str(&super::wrap::hanging(
+            "   printed by:  ",
+            &m.stacks.join(", "),
+            w,
+        ));
     }
-    out.push_str(&wrapped("   cause:       ", m.cause, w));
+    out.push_str(&super::wrap::hanging("   cause:       ", m.cause, w));
     if full {
-        out.push_str(&wrapped("   on the wire: ", m.wire, w));
+        out.push_str(&super::wrap::hanging("   on the wire: ", m.wire, w));
     }
-    out.push_str(&wrapped("   fix:         ", &s.paint(Tone::Good, m.fix), w));
+    out.push_str(&super::wrap::hanging(
+        "   fix:         ",
+        &s.paint(Tone::Good, m.fix),
+        w,
+    ));
     let fixes: Vec<&Fix> = if full {
         m.fixes.iter().collect()
     } else {
@@ -206,12 +183,14 @@ fn entry_block(out: &mut String, i: usize, m: &Match, x: &Explanation, s: &Style
     };
     for f in fixes {
         let head = format!("   {:<13}", format!("{}:", short(f.on)));
-        out.push_str(&wrapped(&head, f.text, w));
+        out.push_str(&super::wrap::hanging(&head, f.text, w));
     }
     out.push_str(&format!("   see it:      {}\n", m.watch));
     match (m.scenario, m.no_scenario) {
         (Some(sc), _) => out.push_str(&format!("   reproduce:   grpcdoc scenario {sc}\n")),
-        (None, Some(why)) if full => out.push_str(&wrapped("   reproduce:   ", why, w)),
+        (None, Some(why)) if full => {
+            out.push_str(&super::wrap::hanging("   reproduce:   ", why, w))
+        }
         _ => {}
     }
     out.push('\n');
@@ -229,7 +208,7 @@ fn short(f: Family) -> &'static str {
 }
 
 pub fn render(x: &Explanation, s: &Style, verbose: bool) -> String {
-    let w = width();
+    let w = super::wrap::width();
     if x.matches.is_empty() && x.unresolved.is_empty() {
         return format!(
             "no known failure prints that ({} line{} read); `grpcdoc watch TARGET` shows what the connection does\n",
@@ -245,11 +224,13 @@ pub fn render(x: &Explanation, s: &Style, verbose: bool) -> String {
     if x.source == "message" {
         match x.verdict {
             Verdict::One => out.push_str(&format!("one cause fits this message{from}:\n\n")),
-            _ if x.generic.is_none() && x.matches.len() == 1 => out.push_str(&wrapped(
-                "",
-                &format!("the evidence points to this cause{from} but does not prove it:\n"),
-                w,
-            )),
+            _ if x.generic.is_none() && x.matches.len() == 1 => {
+                out.push_str(&super::wrap::hanging(
+                    "",
+                    &format!("the evidence points to this cause{from} but does not prove it:\n"),
+                    w,
+                ))
+            }
             _ => {
                 let what = x
                     .generic
@@ -260,7 +241,7 @@ pub fn render(x: &Explanation, s: &Style, verbose: bool) -> String {
                         )
                     })
                     .unwrap_or_else(|| "the evidence fits several causes".into());
-                out.push_str(&wrapped(
+                out.push_str(&super::wrap::hanging(
                     "",
                     &format!("{what}{from}; the text alone does not tell which. Likeliest first:"),
                     w,
@@ -278,7 +259,7 @@ pub fn render(x: &Explanation, s: &Style, verbose: bool) -> String {
     if several && !verbose {
         // A list, then the likeliest in full.
         for (i, m) in x.matches.iter().enumerate() {
-            out.push_str(&wrapped(
+            out.push_str(&super::wrap::hanging(
                 &format!("  {}. {:<20} ", i + 1, m.id.as_str()),
                 m.title,
                 w,
@@ -286,7 +267,7 @@ pub fn render(x: &Explanation, s: &Style, verbose: bool) -> String {
         }
         out.push('\n');
         if let Some(tell) = x.tell {
-            out.push_str(&wrapped("To tell them apart: ", tell, w));
+            out.push_str(&super::wrap::hanging("To tell them apart: ", tell, w));
             out.push('\n');
         }
         if let Some(m) = x.matches.first() {
@@ -302,11 +283,11 @@ pub fn render(x: &Explanation, s: &Style, verbose: bool) -> String {
                 entry_block(&mut out, i, m, x, s, true);
             }
             if let Some(tell) = x.tell {
-                out.push_str(&wrapped("To tell them apart: ", tell, w));
+                out.push_str(&super::wrap::hanging("To tell them apart: ", tell, w));
             }
         } else if x.matches.len() > 1 {
             let rest: Vec<&str> = x.matches[1..].iter().map(|m| m.id.as_str()).collect();
-            out.push_str(&wrapped(
+            out.push_str(&super::wrap::hanging(
                 "",
                 &format!(
                     "Weaker evidence also points to: {} (-v shows them).",
@@ -326,7 +307,7 @@ pub fn render(x: &Explanation, s: &Style, verbose: bool) -> String {
             _ => String::new(),
         };
         let fits: Vec<&str> = u.fits.iter().map(|f| f.as_str()).collect();
-        out.push_str(&wrapped(
+        out.push_str(&super::wrap::hanging(
             "",
             &format!(
                 "{} line{} `{}`{seen} fit several causes: {}",
@@ -338,7 +319,7 @@ pub fn render(x: &Explanation, s: &Style, verbose: bool) -> String {
             w,
         ));
         if let Some(t) = u.tell {
-            out.push_str(&wrapped("   to tell them apart: ", t, w));
+            out.push_str(&super::wrap::hanging("   to tell them apart: ", t, w));
         }
     }
     out

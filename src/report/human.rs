@@ -437,11 +437,13 @@ impl EventWriter for HumanEvents {
             (_, None, None) => String::new(),
         };
         let t = format!("{:>9.3}s", e.t_ms / 1e3);
-        if self.who {
-            writeln!(out, "{}  {who:<30} {what}", self.style.paint(Tone::Dim, &t))?;
+        let head = if self.who {
+            format!("{}  {who:<30} ", self.style.paint(Tone::Dim, &t))
         } else {
-            writeln!(out, "{}  {what}", self.style.paint(Tone::Dim, &t))?;
-        }
+            format!("{}  ", self.style.paint(Tone::Dim, &t))
+        };
+        // Long lines (SETTINGS, errors) wrap under their text.
+        out.write_all(super::wrap::hanging(&head, &what, super::wrap::width()).as_bytes())?;
         if let Some(note) = self.explainer.as_mut().and_then(|x| x.explain(e)) {
             for line in self.notes.lines(&note, &self.style) {
                 writeln!(out, "{line}")?;

@@ -14,6 +14,7 @@ pub mod scenario;
 pub mod style;
 pub mod summary;
 pub mod timeline;
+pub mod wrap;
 
 use std::io::{self, Write};
 
@@ -49,15 +50,15 @@ pub fn terminal_width() -> Option<(u16, u16)> {
     (ok && ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
 }
 
-/// A table for people: condensed lines, and on a terminal as wide as the
-/// terminal (long cells wrap); full text stays in `-o json`.
+/// A table for people: condensed lines, as wide as the terminal or 100
+/// columns (long cells wrap); full text stays in `-o json`.
 pub fn table() -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    if let Some((w, _)) = terminal_width() {
-        t.set_width(w);
-        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-    }
+    // As wide as the terminal, or 100 columns in a file or a pipe.
+    let w = terminal_width().map_or(wrap::width(), |(w, _)| usize::from(w));
+    t.set_width(u16::try_from(w).unwrap_or(100));
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
     t
 }
 

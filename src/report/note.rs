@@ -14,8 +14,6 @@ use crate::event::micros;
 
 /// Where note lines start: under the event they follow.
 const INDENT: usize = 12;
-/// The width they wrap to.
-const WIDTH: usize = 100;
 
 /// Renders notes for people, telling each entry's fix once.
 #[derive(Debug, Default)]
@@ -34,7 +32,7 @@ impl NoteLines {
             Some(_) => format!("-> {} [{}]", n.detail, ids.join(" or ")),
             None => format!("-> {}", n.detail),
         };
-        let mut out: Vec<String> = wrap(&text, WIDTH - INDENT)
+        let mut out: Vec<String> = super::wrap::lines(&text, super::wrap::width() - INDENT, "   ")
             .into_iter()
             .map(|l| format!("{:>INDENT$}{}", "", style.paint(Tone::Dim, &l)))
             .collect();
@@ -42,36 +40,16 @@ impl NoteLines {
             if self.fixed.insert(e) {
                 let fix = format!("fix: {}", entry(e).fix);
                 out.extend(
-                    wrap(&fix, WIDTH - INDENT - 3).into_iter().map(|l| {
-                        format!("{:>w$}{}", "", style.paint(Tone::Good, &l), w = INDENT + 3)
-                    }),
+                    super::wrap::lines(&fix, super::wrap::width() - INDENT - 3, "     ")
+                        .into_iter()
+                        .map(|l| {
+                            format!("{:>w$}{}", "", style.paint(Tone::Good, &l), w = INDENT + 3)
+                        }),
                 );
             }
         }
         out
     }
-}
-
-/// Word-wraps `text` to `width` columns; continuation lines are indented
-/// by three.
-pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let len = line.chars().count();
-        if len > 0 && len + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut line));
-            line.push_str("   ");
-        }
-        if !line.trim().is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.trim().is_empty() {
-        lines.push(line);
-    }
-    lines
 }
 
 /// A note as an `explanation` JSON line.

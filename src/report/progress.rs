@@ -47,7 +47,7 @@ impl Progress {
     ) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            ProgressStyle::with_template("{spinner} {elapsed_precise} {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         let b = bar.clone();
