@@ -45,6 +45,20 @@ fn ended_finding(
         let after = g.at_ms - w.start_ms;
         let conn_age = g.at_ms - w.ready_ms;
         let named_idle = is_idle_debug(&g.debug);
+        // A drain that came while a call was running is not idle.
+        if !named_idle && after < 0.0 {
+            return Some(
+                Finding {
+                    outcome: Outcome::NotMeasured,
+                    ..f
+                }
+                .result(format!(
+                    "{} came while a call was running (connection age {}): not an idle timeout (max age or a stop)",
+                    goaway_text(g),
+                    secs(conn_age)
+                )),
+            );
+        }
         // A drain after less quiet than the connection had already
         // survived is not an idle timeout.
         if let Some(s) = w.survived_ms.filter(|s| !named_idle && after + 50.0 < *s) {

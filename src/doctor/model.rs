@@ -241,6 +241,8 @@ impl Report {
 
 /// Milliseconds as a short duration: `850ms`, `3.02s`, `2m5s`.
 pub fn secs(ms: f64) -> String {
+    // A figure just below zero (clocks read a moment apart) is zero.
+    let ms = ms.max(0.0);
     if ms < 1000.0 {
         format!("{ms:.0}ms")
     } else if ms < 60_000.0 {

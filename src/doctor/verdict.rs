@@ -126,8 +126,29 @@ fn keepalive(
     };
     if let Some(f) = min {
         let t = ms(time);
+        // Measured to within its bounds: at or below the interval that
+        // drew too_many_pings breaks; between the bounds is at the limit.
+        if let (Outcome::Measured, Some(lo), Some(hi)) = (f.outcome, f.lower_ms, f.upper_ms) {
+            if t > lo && t < hi {
+                v.push(Verdict {
+                    conflict: false,
+                    not_measured: false,
+                    entry: Some(EntryId::TooManyPings),
+                    text: format!(
+                        "at the limit: client keepalive {} lies between {} (drew too_many_pings) and {} (accepted), the resolution of the measured minimum: it may draw GOAWAY too_many_pings",
+                        d(time),
+                        secs(lo),
+                        secs(hi)
+                    ),
+                    fix: Some(format!("a client keepalive Time of {} or more is clear of it", secs(hi))),
+                    scenario: crate::catalogue::entry(EntryId::TooManyPings).scenario_path(),
+                });
+            }
+        }
         let breaks = match f.outcome {
-            Outcome::Measured => f.value_ms.filter(|m| t < *m),
+            Outcome::Measured => f
+                .value_ms
+                .filter(|m| t < *m && f.lower_ms.is_none_or(|lo| t <= lo)),
             Outcome::OutOfBudget => f.lower_ms.filter(|m| t <= *m),
             _ => None,
         };
@@ -285,5 +306,65 @@ fn drains(
                 None,
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimum measured between `lo` (struck) and `hi` (accepted).
+    fn min(lo: f64, hi: f64) -> Finding {
+        Finding {
+            value_ms: Some(hi),
+            lower_ms: Some(lo),
+            upper_ms: Some(hi),
+            ..Finding::new(
+                "ping_min_interval",
+                "keepalive: minimum PING interval",
+                Outcome::Measured,
+            )
+        }
+    }
+
+    fn judged(time_ms: u64, f: &Finding) -> Vec<Verdict> {
+        let c = ClientConfig {
+            keepalive_time: Some(Duration::from_millis(time_ms)),
+            ..ClientConfig::default()
+        };
+        let mut v = Vec::new();
+        keepalive(&mut v, Some(f), None, &c);
+        v
+    }
+
+    #[test]
+    fn a_keepalive_within_the_resolution_is_at_the_limit_not_a_conflict() {
+        let f = min(2900.0, 3300.0);
+        let at = judged(3100, &f);
+        assert_eq!(at.len(), 1, "{at:?}");
+        assert!(
+            !at[0].conflict && at[0].text.starts_with("at the limit"),
+            "{at:?}"
+        );
+        let below = judged(2900, &f);
+        assert!(below.len() == 1 && below[0].conflict, "{below:?}");
+        assert!(judged(3300, &f).is_empty());
+    }
+
+    #[test]
+    fn a_minimum_not_measured_is_a_verdict_of_its_own() {
+        let f = Finding::new(
+            "ping_min_interval",
+            "keepalive: minimum PING interval",
+            Outcome::NotMeasured,
+        )
+        .result("no method to hold a call open on");
+        let v = judged(1000, &f);
+        assert!(
+            v.iter()
+                .any(|v| v.not_measured && v.text.starts_with("not measured")),
+            "{v:?}"
+        );
+        assert!(!v.iter().any(|v| v.conflict), "{v:?}");
     }
 }
