@@ -128,6 +128,37 @@ pub enum CallCause {
     Http { status: u16 },
 }
 
+/// Why the built-in server drains a connection (also its GOAWAY's debug
+/// data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainReason {
+    MaxIdle,
+    MaxAge,
+    GracefulStop,
+}
+
+impl DrainReason {
+    /// The name on the wire (GOAWAY debug data) and in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainReason::MaxIdle => "max_idle",
+            DrainReason::MaxAge => "max_age",
+            DrainReason::GracefulStop => "graceful_stop",
+        }
+    }
+}
+
+/// How the built-in server stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShutdownMode {
+    /// GOAWAY, then the calls finish.
+    Graceful,
+    /// Connections closed at once.
+    Forced,
+}
+
 impl CallCause {
     /// A short name: `draining:max_age`, `connection_lost`, `status:INTERNAL`.
     pub fn key(&self) -> String {
@@ -294,7 +325,7 @@ pub enum EventKind {
     Frame {
         dir: Dir,
         #[serde(rename = "type")]
-        frame_type: String,
+        frame_type: crate::h2wire::FrameType,
         flags: u8,
         stream_id: u32,
         length: u32,
@@ -352,7 +383,7 @@ pub enum EventKind {
         detail: String,
     },
     /// A connection (or the whole server) started a graceful drain.
-    Drain { reason: String },
+    Drain { reason: DrainReason },
     Closed {
         reason: CloseReason,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -367,7 +398,7 @@ pub enum EventKind {
     /// A chaos proxy fault acted (or was refused).
     Fault { name: String, detail: String },
     /// The server stops: `graceful` (drain) or `forced` (close now).
-    Shutdown { mode: String },
+    Shutdown { mode: ShutdownMode },
     /// Events lost because the reporter fell behind (never blocks producers).
     Dropped { count: u64 },
     /// What a packet capture shows that no live event says (`grpcdoc
@@ -707,19 +738,34 @@ mod tests {
     fn held_events_follow_the_release_in_order() {
         let (sink, mut rx) = EventSink::channel(16);
         let held = HeldSink::new(sink.clone());
-        held.emit(Some(1), None, EventKind::Drain { reason: "a".into() });
+        held.emit(
+            Some(1),
+            None,
+            EventKind::Fault {
+                name: "a".into(),
+                detail: String::new(),
+            },
+        );
         sink.emit(
             Some(1),
             None,
-            EventKind::Drain {
-                reason: "connect".into(),
+            EventKind::Fault {
+                name: "connect".into(),
+                detail: String::new(),
             },
         );
         held.release();
-        held.emit(Some(1), None, EventKind::Drain { reason: "b".into() });
+        held.emit(
+            Some(1),
+            None,
+            EventKind::Fault {
+                name: "b".into(),
+                detail: String::new(),
+            },
+        );
         let order: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
             .map(|e| match e.kind {
-                EventKind::Drain { reason } => reason,
+                EventKind::Fault { name, .. } => name,
                 _ => String::new(),
             })
             .collect();
@@ -731,7 +777,14 @@ mod tests {
         let (sink, mut rx) = EventSink::channel(4 * MAX_HELD);
         let held = HeldSink::new(sink.clone());
         for _ in 0..2 * MAX_HELD {
-            held.emit(Some(1), None, EventKind::Drain { reason: "f".into() });
+            held.emit(
+                Some(1),
+                None,
+                EventKind::Fault {
+                    name: "f".into(),
+                    detail: String::new(),
+                },
+            );
         }
         held.emit(
             Some(1),

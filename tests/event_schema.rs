@@ -76,7 +76,7 @@ fn every_kind() -> Vec<EventKind> {
             min_interval_ms: 300000.0,
         },
         EventKind::Drain {
-            reason: "max_age".into(),
+            reason: grpcdoc::event::DrainReason::MaxAge,
         },
         EventKind::Closed {
             reason: CloseReason::KeepaliveTimeout,
@@ -111,7 +111,7 @@ fn every_kind() -> Vec<EventKind> {
         },
         EventKind::Frame {
             dir: Dir::Sent,
-            frame_type: "HEADERS".into(),
+            frame_type: grpcdoc::h2wire::FrameType::Headers,
             flags: 4,
             stream_id: 1,
             length: 42,
@@ -121,7 +121,7 @@ fn every_kind() -> Vec<EventKind> {
             detail: "dropped a PING ack upstream".into(),
         },
         EventKind::Shutdown {
-            mode: "graceful".into(),
+            mode: grpcdoc::event::ShutdownMode::Graceful,
         },
         EventKind::Dropped { count: 7 },
         EventKind::Capture {

@@ -200,7 +200,7 @@ impl FrameHook for ClientTap {
             if self.frames {
                 self.emit(EventKind::Frame {
                     dir,
-                    frame_type: header.kind.name().to_string(),
+                    frame_type: header.kind,
                     flags: header.flags,
                     stream_id: header.stream_id,
                     length: header.length,
@@ -285,7 +285,7 @@ impl FrameHook for ClientTap {
             Some(kind) => self.emit(kind),
             None if self.frames => self.emit(EventKind::Frame {
                 dir,
-                frame_type: FrameType::WindowUpdate.name().to_string(),
+                frame_type: FrameType::WindowUpdate,
                 flags: header.flags,
                 stream_id: header.stream_id,
                 length: header.length,

@@ -111,7 +111,7 @@ impl Log {
     pub fn strike_resets(&self) -> usize {
         self.count(|e| {
             matches!(&e.kind, EventKind::Frame { dir: Dir::Received, frame_type, .. }
-                if matches!(frame_type.as_str(), "HEADERS" | "DATA" | "WINDOW_UPDATE"))
+                if matches!(frame_type, crate::h2wire::FrameType::Headers | crate::h2wire::FrameType::Data | crate::h2wire::FrameType::WindowUpdate))
         })
     }
 

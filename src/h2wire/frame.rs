@@ -107,6 +107,19 @@ impl FrameType {
     }
 }
 
+/// As the event JSON names it: `HEADERS`, `DATA`, ... (`UNKNOWN`).
+impl serde::Serialize for FrameType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl fmt::Display for FrameType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The 9-byte frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {

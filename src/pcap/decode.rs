@@ -390,7 +390,7 @@ impl Decoder {
         if self.opts.frames && control.is_none() {
             events.push(EventKind::Frame {
                 dir,
-                frame_type: h.kind.name().to_string(),
+                frame_type: h.kind,
                 flags: h.flags,
                 stream_id: h.stream_id,
                 length: h.length,
@@ -482,7 +482,7 @@ impl Decoder {
             Some(kind) => events.push(kind),
             None if self.opts.frames => events.push(EventKind::Frame {
                 dir,
-                frame_type: h.kind.name().to_string(),
+                frame_type: h.kind,
                 flags: h.flags,
                 stream_id: h.stream_id,
                 length: h.length,

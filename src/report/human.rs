@@ -81,12 +81,12 @@ fn state(s: &Style, st: crate::connectivity::State) -> String {
     s.paint(tone, st.as_str())
 }
 
-fn drain_note(reason: &str) -> &'static str {
+fn drain_note(reason: crate::event::DrainReason) -> &'static str {
+    use crate::event::DrainReason as R;
     match reason {
-        "max_idle" => "no active stream for --max-connection-idle",
-        "max_age" => "the connection reached --max-connection-age",
-        "graceful_stop" => "the server is stopping",
-        _ => "",
+        R::MaxIdle => "no active stream for --max-connection-idle",
+        R::MaxAge => "the connection reached --max-connection-age",
+        R::GracefulStop => "the server is stopping",
     }
 }
 
@@ -179,12 +179,8 @@ impl HumanEvents {
                 line
             }
             EventKind::Drain { reason } => {
-                let note = drain_note(reason);
-                let mut line = s.paint(Tone::Warn, &format!("drain {reason}"));
-                if !note.is_empty() {
-                    line.push_str(&format!(": {note}"));
-                }
-                line
+                let line = format!("drain {}", reason.as_str());
+                format!("{}: {}", s.paint(Tone::Warn, &line), drain_note(*reason))
             }
             EventKind::Closed {
                 reason,
@@ -307,6 +303,10 @@ impl HumanEvents {
                 )
             }
             EventKind::Shutdown { mode } => {
+                let mode = match mode {
+                    crate::event::ShutdownMode::Graceful => "graceful",
+                    crate::event::ShutdownMode::Forced => "forced",
+                };
                 s.paint(Tone::Bold, &format!("server stopping ({mode})"))
             }
             EventKind::Dropped { count } => s.paint(

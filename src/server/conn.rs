@@ -128,7 +128,7 @@ fn close_now(
         Some(conn),
         Some(peer.clone()),
         EventKind::Drain {
-            reason: "max_idle".to_string(),
+            reason: crate::event::DrainReason::MaxIdle,
         },
     );
     injector.inject(
@@ -185,14 +185,13 @@ where
     // A drain: hyper's graceful shutdown, with the reason as GOAWAY debug data.
     macro_rules! start_drain {
         ($reason:expr) => {{
-            let reason: &'static str = $reason;
+            let why: crate::event::DrainReason = $reason;
+            let reason = why.as_str();
             state.set_drain_debug(reason);
             ctx.events.emit(
                 Some(conn),
                 Some(peer.clone()),
-                EventKind::Drain {
-                    reason: reason.to_string(),
-                },
+                EventKind::Drain { reason: why },
             );
             hyper_conn.as_mut().graceful_shutdown();
             drain = Some(reason);
@@ -222,7 +221,7 @@ where
                 if let (Some(since), Some(max)) = (state.idle_since(), cfg.max_connection_idle) {
                     if Instant::from_std(since) + max <= Instant::now() {
                         match cfg.idle_drain {
-                            IdleDrain::Graceful => start_drain!("max_idle"),
+                            IdleDrain::Graceful => start_drain!(crate::event::DrainReason::MaxIdle),
                             IdleDrain::Immediate => {
                                 if close_now(&state, &injector, &ctx.events, conn, &peer) {
                                     drain = Some("max_idle");
@@ -243,7 +242,7 @@ where
             }
             _ = state.idle.notified(), if idle_at.is_none() && drain.is_none() && cfg.max_connection_idle.is_some() => {}
             _ = sleep_until_opt(age_at), if drain.is_none() => {
-                start_drain!("max_age");
+                start_drain!(crate::event::DrainReason::MaxAge);
                 hard_close_at = cfg.max_connection_age_grace.map(|g| Instant::now() + g);
             }
             _ = sleep_until_opt(hard_close_at) => break Outcome::local("max_age_grace"),
@@ -278,7 +277,7 @@ where
                 match stop {
                     Stop::Running => {}
                     Stop::Graceful => if drain.is_none() {
-                        start_drain!("graceful_stop");
+                        start_drain!(crate::event::DrainReason::GracefulStop);
                     },
                     Stop::Now => break Outcome::local("forced_stop"),
                 }

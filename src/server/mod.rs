@@ -160,7 +160,11 @@ async fn serve(
                 let s = if changed.is_ok() { *stop.borrow_and_update() } else { Stop::Now };
                 if s == Stop::Running { continue; }
                 events.emit(None, None, EventKind::Shutdown {
-                    mode: if s == Stop::Now { "forced" } else { "graceful" }.into(),
+                    mode: if s == Stop::Now {
+                        crate::event::ShutdownMode::Forced
+                    } else {
+                        crate::event::ShutdownMode::Graceful
+                    },
                 });
                 if s == Stop::Graceful {
                     set_health(&health, ServingStatus::NotServing).await;
