@@ -23,6 +23,10 @@ fn goaway_text(g: &GoawaySeen) -> String {
 /// A connection that a GOAWAY or a close ended `start_ms` into its quiet:
 /// the idle finding it makes (or, when the GOAWAY was the max age's, a
 /// "not measured").
+/// How far apart two drains of one max age can be: grpc-go and grpc-java
+/// add +-10% of jitter to each connection's age.
+const AGE_SPREAD: f64 = 0.25;
+
 /// How a quiet connection was watched: since when it was quiet, since
 /// when it was open, and the longest quiet it had already survived.
 struct Watched {
@@ -78,7 +82,7 @@ fn ended_finding(
             );
         }
         let is_age = g.debug.contains("max_age")
-            || (!named_idle && age_ms.is_some_and(|a| (conn_age - a).abs() <= 0.15 * a));
+            || (!named_idle && age_ms.is_some_and(|a| (conn_age - a).abs() <= AGE_SPREAD * a));
         if is_age {
             return Some(
                 Finding {

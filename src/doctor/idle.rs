@@ -125,6 +125,14 @@ pub async fn ladder(link: &Link, budget: &Budget) -> Ladder {
             return l;
         }
         let c = link.call(UNKNOWN_METHOD, &[], ANSWER_WAIT).await;
+        if link.goaway().is_some() {
+            // The drain came as this call went out: the quiet that ended
+            // is the gap before it, from the previous call's end.
+            l.ended_in_s = Some(gap);
+            l.goaway = link.goaway();
+            l.closed = link.closed();
+            return l;
+        }
         if c.answered() {
             // The quiet starts again; a call that failed (a GOAWAY that
             // crossed it) leaves it where it was.
