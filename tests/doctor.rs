@@ -626,3 +626,38 @@ fn within(what: &str, value: &Value, want: f64, rel: f64) {
         "{what}: {v} ms is not within {rel} of {want} ms"
     );
 }
+
+/// HAProxy's `timeout server` ends a call that waits for its response:
+/// doctor's held call finds it, with the 504 HAProxy answers, and names
+/// the proxy-timeout entry.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
+#[test]
+fn haproxy_timeout_server_ends_a_waiting_call() {
+    let (Some(go), Some(haproxy)) = (peer("gogrpc-server"), peer("haproxy-grpc")) else {
+        return;
+    };
+    let (_s, backend) = peer_server(&go, "-addr", &["-connlog=false"]);
+    let listen = free_addr().to_string();
+    let _haproxy = Proc::spawn(
+        Command::new(haproxy)
+            .args([&listen, &backend, "timeout server 2s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_listening(listen.parse().unwrap(), "haproxy");
+    let (code, r, err, _) = doctor(&[&listen, "--budget", "8s", "--no-provoke"]);
+    assert_eq!(code, 0, "{err}\n{r:#}");
+    let f = finding(&r, "held_call_end");
+    assert_eq!(f["outcome"], "measured", "{f:#}");
+    within("held call", &f["value_ms"], 2000.0, 0.2);
+    assert_eq!(f["by"], "proxy", "{f:#}");
+    assert!(f["result"].as_str().unwrap().contains("504"), "{f:#}");
+    let notes: Vec<&Value> = r["verdicts"].as_array().unwrap().iter().collect();
+    assert!(
+        notes.iter().any(|v| v["entry"] == "proxy-timeout"),
+        "{notes:#?}"
+    );
+}

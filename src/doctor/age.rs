@@ -16,6 +16,40 @@ pub struct AgeRun {
     /// A call was held open when the GOAWAY came.
     pub held_across: bool,
     pub held_method: Option<String>,
+    /// The held call was ended before any GOAWAY or close: after how long
+    /// (ms) and how (an HTTP status, a gRPC status, a reset).
+    pub held_ended: Option<(f64, String)>,
+    /// How long the held call was watched (ms) when it did not end.
+    pub held_open_ms: f64,
+}
+
+/// How a call ended, in the words of the wire.
+fn ending(f: &crate::client::wire::Finished) -> String {
+    if let Some(e) = &f.error {
+        return e.to_string();
+    }
+    match (f.status, f.grpc_status) {
+        (Some(s), None) if s != 200 => format!("HTTP {s} without gRPC status"),
+        (_, Some(g)) => format!(
+            "grpc-status {} ({}){}",
+            g,
+            tonic::Code::from_i32(g).description(),
+            f.grpc_message
+                .as_deref()
+                .filter(|m| !m.is_empty())
+                .map(|m| format!(" {m:?}"))
+                .unwrap_or_default()
+        ),
+        _ => "ended without a status".into(),
+    }
+}
+
+/// The held call's end (never, without one).
+async fn held_end(held: &Option<crate::client::wire::WireStream>) -> crate::client::wire::Finished {
+    match held {
+        Some(s) => std::future::poll_fn(|cx| s.poll_finish(cx)).await,
+        None => std::future::pending().await,
+    }
 }
 
 const CALL_EVERY: Duration = Duration::from_secs(1);
@@ -27,9 +61,11 @@ pub async fn measure(
 ) -> Result<AgeRun, String> {
     let link = dialer.open().await.map_err(|e| e.to_string())?;
     let held = hold.as_deref().and_then(|h| link.hold(h).ok());
+    let held_at = budget.now_ms();
     // The held call ended before any GOAWAY (the server or a proxy ended
     // it): it cannot show the grace.
     let mut hold_lost = held.is_none();
+    let mut held_ended = None;
     loop {
         if link.goaway().is_some() || link.is_closed() {
             break;
@@ -43,9 +79,17 @@ pub async fn measure(
         tokio::select! {
             done = budget.run(async { tokio::join!(call, tick) }) => if done.is_none() { break },
             _ = changed => {}
+            f = held_end(&held), if !hold_lost => {
+                hold_lost = true;
+                // Ended by itself, not by the connection's end.
+                if link.goaway().is_none() && !link.is_closed() {
+                    held_ended = Some((budget.now_ms() - held_at, ending(&f)));
+                }
+            }
         }
     }
     let held_across = link.goaway().is_some() && !hold_lost;
+    let held_open_ms = budget.now_ms() - held_at;
     if link.goaway().is_some() {
         link.wait_closed(budget).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -56,5 +100,7 @@ pub async fn measure(
         closed: link.closed(),
         held_across,
         held_method: held.map(|_| hold.unwrap_or_default()),
+        held_ended,
+        held_open_ms,
     })
 }

@@ -599,3 +599,57 @@ pub(super) fn server_pings(q: &idle::Quiet) -> Finding {
         f.result(format!("{} in {}", q.server_pings, secs(q.watched_ms)))
     }
 }
+
+/// The call held open on the busy connection, waiting for a response that
+/// never comes: ended before any GOAWAY, it shows a per-call timeout (a
+/// proxy's read timeout: nginx grpc_read_timeout, HAProxy timeout server,
+/// Envoy's route timeout), else none within what was watched.
+pub(super) fn held_call_finding(a: &Result<age::AgeRun, String>, proxy: bool) -> Finding {
+    let f = Finding::new(
+        "held_call_end",
+        "a call waiting for its response",
+        Outcome::Measured,
+    )
+    .how("a call whose request never ends, held open on the busy connection");
+    let a = match a {
+        Ok(a) if a.held_method.is_some() => a,
+        Ok(_) => {
+            return Finding {
+                outcome: Outcome::Skipped,
+                ..f
+            }
+            .result("no method to hold a call open on (--hold-method)")
+        }
+        Err(e) => {
+            return Finding {
+                outcome: Outcome::NotMeasured,
+                ..f
+            }
+            .result(format!("no busy connection: {e}"))
+        }
+    };
+    match &a.held_ended {
+        Some((after, how)) => {
+            let by = if proxy || how.starts_with("HTTP") {
+                Party::Proxy
+            } else {
+                Party::Server
+            };
+            Finding {
+                value_ms: Some(*after),
+                by: Some(by),
+                ..f
+            }
+            .result(format!(
+                "ended after {} with no response: {how}",
+                secs(*after)
+            ))
+        }
+        None => Finding {
+            outcome: Outcome::NoneSeen,
+            lower_ms: Some(a.held_open_ms),
+            ..f
+        }
+        .result(format!("still open after {}", secs(a.held_open_ms))),
+    }
+}

@@ -31,8 +31,8 @@ use tokio::sync::mpsc;
 
 pub use budget::Budget;
 use findings::{
-    age_findings, drop_finding, enforce_findings, idle_after_call_finding, idle_finding,
-    server_pings,
+    age_findings, drop_finding, enforce_findings, held_call_finding, idle_after_call_finding,
+    idle_finding, server_pings,
 };
 use link::{ms, Dialer};
 use model::{secs, Failure, Finding, Intermediary, Outcome, Report, Setup};
@@ -340,6 +340,7 @@ pub async fn run(
     report.findings.push(drop_finding(&ladder, &quiet));
     report.findings.push(age_finding.0);
     report.findings.push(age_finding.1);
+    report.findings.push(held_call_finding(&age, proxy));
     report
         .findings
         .extend(enforce_findings(enforce, &hold, cfg.provoke, proxy));

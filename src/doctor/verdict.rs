@@ -68,6 +68,24 @@ pub fn judge(r: &Report, c: &ClientConfig) -> Vec<Verdict> {
         .filter(drained_idle)
         .or_else(|| get("idle_timeout").filter(drained_idle));
     drains(&mut v, idle, get("max_age"), get("max_age_grace"), c);
+    if let Some(f) = get("held_call_end").filter(|f| f.measured()) {
+        if let Some(t) = f.value_ms {
+            let who = if f.by == Some(Party::Proxy) {
+                "a proxy's per-call timeout (nginx grpc_read_timeout, HAProxy timeout server, Envoy's route timeout)"
+            } else {
+                "the server's own limit"
+            };
+            v.push(note(
+                EntryId::ProxyTimeout,
+                format!(
+                    "a call that waits {} for its response is ended ({}): {who}; slower calls and quiet streams need it longer",
+                    secs(t),
+                    f.result.rsplit(": ").next().unwrap_or_default()
+                ),
+                None,
+            ));
+        }
+    }
     if let Some(f) = get("max_message_size").filter(|f| f.measured()) {
         if let Some(b) = f.bytes {
             v.push(note(
