@@ -77,7 +77,32 @@ fn state_color(s: LaneState) -> &'static str {
     match s {
         LaneState::Ready => "#4caf50",
         LaneState::Draining => "#ffa726",
+        LaneState::TransientFailure => "#f4b4b4",
     }
+}
+
+fn state_name(s: LaneState) -> &'static str {
+    match s {
+        LaneState::Ready => "READY",
+        LaneState::Draining => "draining (after GOAWAY)",
+        LaneState::TransientFailure => "TRANSIENT_FAILURE (calls fail fast)",
+    }
+}
+
+/// About how wide a label is drawn (px).
+fn text_w(s: &str) -> f64 {
+    6.2 * s.chars().count() as f64
+}
+
+/// A lane label cut to the label column, with an ellipsis.
+fn fit_label(s: &str) -> String {
+    let room = ((LABEL_W - 12.0) / 6.2) as usize;
+    if s.chars().count() <= room {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(room.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 fn mark(kind: MarkKind, x: f64, y: f64, detail: &str) -> Markup {
@@ -107,7 +132,13 @@ pub fn timeline_svg(t: &Timeline) -> Markup {
         .iter()
         .map(|l| {
             let lx = x(l.t_ms);
-            let end = lx + 6.0 * l.label.chars().count() as f64 + 8.0;
+            // A label that would run past the right edge is drawn leftwards.
+            let (start, end) = if lx + 3.0 + text_w(&l.label) > W {
+                (lx - 3.0 - text_w(&l.label), lx)
+            } else {
+                (lx, lx + text_w(&l.label) + 8.0)
+            };
+            let lx = start;
             match row_ends.iter().position(|e| *e <= lx) {
                 Some(r) => {
                     row_ends[r] = end;
@@ -140,10 +171,10 @@ pub fn timeline_svg(t: &Timeline) -> Markup {
                     @if i % 2 == 1 {
                         rect x="0" y=(format!("{y:.1}")) width=(W) height=(LANE_H) fill="#f6f6f6" {}
                     }
-                    text x="6" y=(format!("{:.1}", y + 14.0)) { (lane.label) }
+                    text x="6" y=(format!("{:.1}", y + 14.0)) { (fit_label(&lane.label)) title { (lane.label) } }
                     @for s in &lane.segments {
-                        rect class=(format!("seg {}", if s.state == LaneState::Ready { "ready" } else { "draining" })) x=(format!("{:.1}", x(s.from_ms))) y=(format!("{:.1}", y + 5.0)) width=(format!("{:.1}", (x(s.to_ms) - x(s.from_ms)).max(1.0))) height=(format!("{:.1}", LANE_H - 10.0)) fill=(state_color(s.state)) {
-                            title { (if s.state == LaneState::Ready { "READY" } else { "draining (after GOAWAY)" }) " " (secs(s.from_ms)) " to " (secs(s.to_ms)) }
+                        rect class=(format!("seg {}", match s.state { LaneState::Ready => "ready", LaneState::Draining => "draining", LaneState::TransientFailure => "transient-failure" })) x=(format!("{:.1}", x(s.from_ms))) y=(format!("{:.1}", y + 5.0)) width=(format!("{:.1}", (x(s.to_ms) - x(s.from_ms)).max(1.0))) height=(format!("{:.1}", LANE_H - 10.0)) fill=(state_color(s.state)) {
+                            title { (state_name(s.state)) " " (secs(s.from_ms)) " to " (secs(s.to_ms)) }
                         }
                     }
                     @for m in &lane.marks {
@@ -153,9 +184,10 @@ pub fn timeline_svg(t: &Timeline) -> Markup {
             }
             @for (l, row) in t.lines.iter().zip(&rows) {
                 @let lx = x(l.t_ms);
+                @let leftwards = lx + 3.0 + text_w(&l.label) > W;
                 g class=(if l.step { "vline step" } else { "vline mark" }) {
                     line x1=(format!("{lx:.1}")) x2=(format!("{lx:.1}")) y1=(format!("{:.1}", 6.0 + *row as f64 * 13.0)) y2=(format!("{bottom:.1}")) stroke=(if l.step { "#1565c0" } else { "#00897b" }) stroke-dasharray=(if l.step { "none" } else { "4 3" }) {}
-                    text x=(format!("{:.1}", lx + 3.0)) y=(format!("{:.1}", 14.0 + *row as f64 * 13.0)) fill=(if l.step { "#1565c0" } else { "#00897b" }) {
+                    text x=(format!("{:.1}", if leftwards { lx - 3.0 } else { lx + 3.0 })) text-anchor=(if leftwards { "end" } else { "start" }) y=(format!("{:.1}", 14.0 + *row as f64 * 13.0)) fill=(if l.step { "#1565c0" } else { "#00897b" }) {
                         (l.label)
                         title { (secs(l.t_ms)) " " (l.label) }
                     }
@@ -165,6 +197,7 @@ pub fn timeline_svg(t: &Timeline) -> Markup {
         p class="legend" {
             span { span.sw style="background:#4caf50" {} "READY" }
             span { span.sw style="background:#ffa726" {} "draining after GOAWAY" }
+            span { span.sw style="background:#f4b4b4" {} "channel in TRANSIENT_FAILURE" }
             span { span.sw style="background:#d32f2f" {} "GOAWAY" }
             span { span.sw style="background:#607d8b" {} "PING" }
             span { span.sw style="background:#8e24aa" {} "RST_STREAM" }

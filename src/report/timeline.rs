@@ -25,6 +25,8 @@ pub enum LaneState {
     Ready,
     /// After the server's GOAWAY: no new calls, the old ones finish.
     Draining,
+    /// The client's channel in TRANSIENT_FAILURE: calls fail fast.
+    TransientFailure,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,11 +135,23 @@ pub fn build(events: &[Tagged], marks: &BTreeMap<String, f64>, duration_ms: f64)
     let bucket_ms = (duration_ms / BUCKETS).max(1.0);
     let mut lanes: BTreeMap<(String, u64), Building> = BTreeMap::new();
     let mut calls: BTreeMap<String, Building> = BTreeMap::new();
+    // Connections numbered per client in the order they came, from 1: a
+    // run's lanes read alike whatever ids the process gave them.
+    let mut numbered: BTreeMap<String, u64> = BTreeMap::new();
+    let client_lane = |client: &str, t_ms: f64| Building {
+        label: format!("{client}: channel, calls without a connection"),
+        first_ms: t_ms,
+        ..Building::default()
+    };
     let mut lines = Vec::new();
     for t in events {
         let e = &t.event;
         if t.who == "timeline" {
             if let EventKind::Step { action, detail } = &e.kind {
+                // A mark step is drawn as its mark's line.
+                if action == "mark" && marks.contains_key(detail) {
+                    continue;
+                }
                 lines.push(VLine {
                     t_ms: e.t_ms,
                     label: if detail.is_empty() {
@@ -155,6 +169,22 @@ pub fn build(events: &[Tagged], marks: &BTreeMap<String, f64>, duration_ms: f64)
         }
         let client = t.via_client().to_string();
         let Some(conn) = e.conn else {
+            if let EventKind::State {
+                channel: true, to, ..
+            } = &e.kind
+            {
+                let lane = calls
+                    .entry(client.clone())
+                    .or_insert_with(|| client_lane(&client, e.t_ms));
+                let failing = *to == crate::connectivity::State::TransientFailure;
+                let was = matches!(lane.open_since, Some((_, LaneState::TransientFailure)));
+                if failing && !was {
+                    lane.switch(e.t_ms, Some(LaneState::TransientFailure));
+                } else if !failing && was {
+                    lane.switch(e.t_ms, None);
+                }
+                continue;
+            }
             let mark = match &e.kind {
                 EventKind::Rpc {
                     code,
@@ -173,27 +203,27 @@ pub fn build(events: &[Tagged], marks: &BTreeMap<String, f64>, duration_ms: f64)
             if let Some((kind, detail)) = mark {
                 calls
                     .entry(client.clone())
-                    .or_insert_with(|| Building {
-                        label: format!("{client}: calls without a connection, failed connects"),
-                        first_ms: e.t_ms,
-                        ..Building::default()
-                    })
+                    .or_insert_with(|| client_lane(&client, e.t_ms))
                     .mark(bucket_ms, e.t_ms, kind, detail);
             }
             continue;
         };
         let key = (t.who.clone(), conn);
-        let lane = lanes.entry(key).or_insert_with(|| Building {
-            label: format!(
-                "{} conn {conn}{}",
-                t.who,
-                e.addr
-                    .as_deref()
-                    .map(|a| format!(" to {a}"))
-                    .unwrap_or_default()
-            ),
-            first_ms: e.t_ms,
-            ..Building::default()
+        let lane = lanes.entry(key).or_insert_with(|| {
+            let n = numbered.entry(t.who.clone()).or_insert(0);
+            *n += 1;
+            Building {
+                label: format!(
+                    "{} conn {n}{}",
+                    t.who,
+                    e.addr
+                        .as_deref()
+                        .map(|a| format!(" to {a}"))
+                        .unwrap_or_default()
+                ),
+                first_ms: e.t_ms,
+                ..Building::default()
+            }
         });
         match &e.kind {
             EventKind::Connect { error: None, .. } => lane.switch(e.t_ms, Some(LaneState::Ready)),
@@ -279,7 +309,20 @@ pub fn build(events: &[Tagged], marks: &BTreeMap<String, f64>, duration_ms: f64)
             step: false,
         });
     }
-    lines.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+    lines.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms).then(b.step.cmp(&a.step)));
+    // One label per moment: a mark at a step of the same name (or the
+    // same line twice) is drawn once.
+    let near = (duration_ms / 200.0).max(1.0);
+    let mut kept: Vec<VLine> = Vec::with_capacity(lines.len());
+    for l in lines {
+        if !kept
+            .iter()
+            .any(|k| k.label == l.label && (k.t_ms - l.t_ms).abs() <= near)
+        {
+            kept.push(l);
+        }
+    }
+    let lines = kept;
     let mut all: Vec<Building> = lanes.into_values().collect();
     all.sort_by(|a, b| a.first_ms.total_cmp(&b.first_ms));
     all.extend(calls.into_values());
@@ -444,5 +487,74 @@ mod tests {
         assert!(marks <= MAX_MARKS, "{marks}");
         let page = crate::report::html::timeline_svg(&t).into_string();
         assert!(page.len() < 1_000_000, "{} bytes", page.len());
+    }
+
+    #[test]
+    fn connections_are_numbered_per_client_failure_is_shaded_and_labels_said_once() {
+        use crate::connectivity::State;
+        let connect = || EventKind::Connect {
+            result: crate::event::ConnectResult::Ok,
+            error: None,
+            cause: None,
+            elapsed_ms: 1.0,
+            subchannel: 1,
+        };
+        let channel = |from, to| EventKind::State {
+            from,
+            to,
+            reason: String::new(),
+            channel: true,
+            subchannel: None,
+        };
+        let step = |t| {
+            tagged(
+                "timeline",
+                t,
+                None,
+                EventKind::Step {
+                    action: "restart".into(),
+                    detail: String::new(),
+                },
+            )
+        };
+        let events = vec![
+            // Ids as a process gives them across variants: 7 and 9.
+            tagged("app", 10.0, Some(7), connect()),
+            tagged(
+                "app",
+                300.0,
+                None,
+                channel(State::Ready, State::TransientFailure),
+            ),
+            tagged(
+                "app",
+                600.0,
+                None,
+                channel(State::TransientFailure, State::Connecting),
+            ),
+            tagged("app", 650.0, Some(9), connect()),
+            step(200.0),
+            step(200.5),
+        ];
+        let t = build(
+            &events,
+            &BTreeMap::from([("restart".to_string(), 200.0)]),
+            1000.0,
+        );
+        let labels: Vec<&str> = t.lanes.iter().map(|l| l.label.as_str()).collect();
+        assert!(
+            labels.contains(&"app conn 1") && labels.contains(&"app conn 2"),
+            "{labels:?}"
+        );
+        let shaded: Vec<(f64, f64)> = t
+            .lanes
+            .iter()
+            .flat_map(|l| &l.segments)
+            .filter(|s| s.state == LaneState::TransientFailure)
+            .map(|s| (s.from_ms, s.to_ms))
+            .collect();
+        assert_eq!(shaded, [(300.0, 600.0)]);
+        assert_eq!(t.lines.len(), 1, "{:?}", t.lines);
+        assert!(t.lines[0].step);
     }
 }
