@@ -24,6 +24,7 @@ td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 svg{display:block;margin:8px 0;background:#fcfcfc;border:1px solid #e4e4e4}
+.scroll{overflow-x:auto;max-width:100%}
 svg text{font:11px system-ui,sans-serif;fill:#333}
 .legend span{display:inline-block;margin-right:14px}
 .sw{display:inline-block;width:12px;height:10px;margin-right:4px;vertical-align:middle}
@@ -160,6 +161,8 @@ pub fn timeline_svg(t: &Timeline) -> Markup {
         .take_while(|v| *v <= dur + 1e-6)
         .collect();
     html! {
+        // Narrower windows scroll the timeline sideways rather than cut it.
+        div class="scroll" {
         svg class="timeline" xmlns="http://www.w3.org/2000/svg" width=(W) height=(format!("{h:.0}")) viewBox=(format!("0 0 {W} {h:.0}")) {
             @for v in &ticks {
                 line x1=(format!("{:.1}", x(*v))) x2=(format!("{:.1}", x(*v))) y1=(format!("{top:.1}")) y2=(format!("{bottom:.1}")) stroke="#eee" {}
@@ -193,6 +196,7 @@ pub fn timeline_svg(t: &Timeline) -> Markup {
                     }
                 }
             }
+        }
         }
         p class="legend" {
             span { span.sw style="background:#4caf50" {} "READY" }
