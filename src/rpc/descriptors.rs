@@ -15,8 +15,10 @@ pub trait Transport:
     tonic::client::GrpcService<
         tonic::body::Body,
         Error: Into<tonic::codegen::StdError>,
-        ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<tonic::codegen::StdError> + Send>
-                          + Send
+        ResponseBody: http_body::Body<
+            Data = bytes::Bytes,
+            Error: Into<tonic::codegen::StdError> + Send,
+        > + Send
                           + 'static,
         Future: Send,
     > + Clone
@@ -30,8 +32,10 @@ impl<T> Transport for T where
     T: tonic::client::GrpcService<
             tonic::body::Body,
             Error: Into<tonic::codegen::StdError>,
-            ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<tonic::codegen::StdError> + Send>
-                              + Send
+            ResponseBody: http_body::Body<
+                Data = bytes::Bytes,
+                Error: Into<tonic::codegen::StdError> + Send,
+            > + Send
                               + 'static,
             Future: Send,
         > + Clone
@@ -294,7 +298,10 @@ async fn ask(channel: &impl Transport, v1: bool, req: RefRequest) -> Result<Answ
     }
 }
 
-async fn reflect(channel: &impl Transport, service: Option<&str>) -> Result<DescriptorPool, DescError> {
+async fn reflect(
+    channel: &impl Transport,
+    service: Option<&str>,
+) -> Result<DescriptorPool, DescError> {
     let fail = |e: String| DescError::Reflection(e);
     // v1 first; UNIMPLEMENTED -> v1alpha.
     let (v1, services) = match ask(channel, true, RefRequest::List).await {

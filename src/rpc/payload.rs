@@ -208,7 +208,9 @@ mod tests {
         assert_eq!(m.len(), 3);
         assert_eq!(messages(&d, "-d", "[{}, {}]").unwrap().len(), 2);
         assert_eq!(messages(&d, "-d", "").unwrap().len(), 1);
-        let e = messages(&d, "-d", "{} {\n \"nope\": 1}").unwrap_err().to_string();
+        let e = messages(&d, "-d", "{} {\n \"nope\": 1}")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("-d:2:"), "{e}");
         assert!(messages(&d, "-d", "{} x").is_err());
     }

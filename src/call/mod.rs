@@ -1,0 +1,446 @@
+//! `grpcdoc call`: one call seen whole. Resolves the target, dials its
+//! first address with TCP and TLS timed apart (doctor's dialer), reads the
+//! descriptors on that connection (or from the files given), makes the
+//! call and gathers every step on one clock; on failure, the diagnosis
+//! says which catalogue entry explains it. Rendering lives in [`render`].
+
+pub(crate) mod describe;
+pub(crate) mod exchange;
+pub(crate) mod render;
+pub(crate) mod steps;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost_reflect::DescriptorPool;
+use serde::Serialize;
+
+use crate::client::dial::TlsDial;
+use crate::diagnose::{Explainer, Note};
+use crate::doctor::link::{DialError, Dialer, Link};
+use crate::event::{CallCause, ConnectResult, Event, EventKind};
+use crate::rpc::descriptors::{self, Source};
+use crate::rpc::MethodPath;
+use crate::target::Target;
+use exchange::{Recording, Seen};
+use steps::{CallStep, Step};
+
+/// What the command line asks, checked.
+pub(crate) enum Action {
+    Call {
+        method: MethodPath,
+        /// Where the JSON came from, and its text.
+        data: (String, String),
+    },
+    List(Option<String>),
+    Describe(Option<String>),
+}
+
+/// One call, lowered from the flags.
+pub(crate) struct Plan {
+    pub target: Target,
+    pub action: Action,
+    pub tls: TlsDial,
+    /// `-H` and grpc-timeout, sent with every request.
+    pub metadata: http::HeaderMap,
+    pub deadline: Option<Duration>,
+    pub source: Source,
+    pub connect_timeout: Duration,
+}
+
+/// How the call went: its steps, the status, and what explains a failure.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Record {
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    pub addresses: Vec<String>,
+    pub steps: Vec<Step>,
+    pub responses: Vec<serde_json::Value>,
+    /// The status the call ended with (UNAVAILABLE when no connection was
+    /// made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusRecord>,
+    /// What `list` or `describe` printed.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    #[serde(skip)]
+    pub notes: Vec<(f64, Option<u64>, Note)>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct StatusRecord {
+    pub code: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// grpc-status-details-bin, read as google.rpc.Status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "cause_key")]
+    pub cause: Option<CallCause>,
+}
+
+fn cause_key<S: serde::Serializer>(c: &Option<CallCause>, s: S) -> Result<S::Ok, S::Error> {
+    match c {
+        Some(c) => s.serialize_str(&c.key()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Record {
+    /// The call (or list/describe) ended OK.
+    pub fn ok(&self) -> bool {
+        self.status.as_ref().is_none_or(|s| s.code == "OK")
+    }
+
+    fn fail(&mut self, message: String) {
+        self.status = Some(StatusRecord {
+            code: "UNAVAILABLE".into(),
+            message,
+            details: None,
+            cause: None,
+        });
+    }
+}
+
+/// An error in what the user gave (method, symbol, JSON, protos): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct InputError(pub String);
+
+/// Runs the plan; each response message goes to `each` as it is read.
+pub(crate) async fn run(
+    plan: Plan,
+    each: &mut (dyn FnMut(serde_json::Value) + Send),
+) -> Result<Record, InputError> {
+    let start = Instant::now();
+    let seen = Seen::new(start);
+    let mut rec = Record {
+        target: plan.target.text.clone(),
+        ..Record::default()
+    };
+    let mut explainer = Explainer::new(None);
+    let Some(link) = connect(&plan, &seen, &mut rec, &mut explainer).await else {
+        rec.steps = seen.take();
+        return Ok(rec);
+    };
+    let outcome = work(&plan, &link, &seen, &mut rec, each).await;
+    let call_from_ms = outcome.as_ref().map_or(f64::MAX, |o| o.0);
+    let events = finish(&link).await;
+    rec.steps = steps::merge(seen.take(), &events, call_from_ms);
+    for e in &events {
+        if let Some(n) = explainer.explain(e) {
+            rec.notes.push((e.t_ms, e.conn, n));
+        }
+    }
+    if let (_, Some(rpc)) = outcome? {
+        explain_call(&mut explainer, &mut rec, &rpc);
+    }
+    Ok(rec)
+}
+
+/// Resolves the target and dials its first address: the link, or `None`
+/// with the failure recorded and explained.
+async fn connect(
+    plan: &Plan,
+    seen: &Seen,
+    rec: &mut Record,
+    explainer: &mut Explainer,
+) -> Option<Link> {
+    let t0 = seen.now_ms();
+    let resolved = plan.target.resolve().await;
+    let elapsed_ms = seen.now_ms() - t0;
+    let (addrs, error) = match resolved {
+        Ok(a) if !a.is_empty() => (a, None),
+        Ok(_) => (Vec::new(), Some("no address".to_string())),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    rec.addresses = addrs.iter().map(ToString::to_string).collect();
+    seen.push(CallStep::Resolve {
+        target: plan.target.text.clone(),
+        addrs: rec.addresses.clone(),
+        error: error.clone(),
+        elapsed_ms,
+    });
+    if let Some(err) = error {
+        let kind = EventKind::Resolve {
+            addrs: Vec::new(),
+            error: Some(err.clone()),
+        };
+        note(explainer, rec, seen.now_ms(), None, kind);
+        rec.fail(format!("{} does not resolve: {err}", plan.target.text));
+        return None;
+    }
+    let dialer = Dialer {
+        addr: addrs[0].clone(),
+        tls: plan.tls.clone(),
+        authority: authority(&plan.target),
+        metadata: plan.metadata.clone(),
+        connect_timeout: plan.connect_timeout,
+        start: seen.start(),
+        frames: true,
+    };
+    let from = seen.now_ms();
+    match dialer.open().await {
+        Ok(link) => {
+            dialed(
+                seen,
+                from,
+                &addrs[0].to_string(),
+                link.timing.tcp_connect_ms,
+                link.timing.tls.clone(),
+            );
+            Some(link)
+        }
+        Err(e) => {
+            dial_failed(seen, from, &addrs[0].to_string(), &e, rec, explainer);
+            None
+        }
+    }
+}
+
+fn authority(target: &Target) -> http::uri::Authority {
+    target
+        .authority
+        .parse()
+        .unwrap_or_else(|_| http::uri::Authority::from_static("localhost"))
+}
+
+/// The TCP and TLS steps of a dial that began at `from` (ms).
+fn dialed(
+    seen: &Seen,
+    from: f64,
+    addr: &str,
+    tcp_ms: Option<f64>,
+    tls: Option<crate::doctor::link::TlsInfo>,
+) {
+    let tcp_end = from + tcp_ms.unwrap_or(0.0);
+    if let Some(elapsed_ms) = tcp_ms {
+        let step = CallStep::TcpConnect {
+            addr: addr.to_string(),
+            elapsed_ms,
+        };
+        seen.push_at(tcp_end, step);
+    }
+    if let Some(t) = tls {
+        seen.push_at(tcp_end + t.handshake_ms, CallStep::TlsHandshake(t));
+    }
+}
+
+fn dial_failed(
+    seen: &Seen,
+    from: f64,
+    addr: &str,
+    e: &DialError,
+    rec: &mut Record,
+    explainer: &mut Explainer,
+) {
+    dialed(seen, from, addr, e.tcp_connect_ms, e.tls.clone());
+    let cause = e.error.cause();
+    let error = crate::redact::text(&e.error.to_string());
+    seen.push(CallStep::ConnectFailed {
+        addr: addr.to_string(),
+        error: error.clone(),
+        cause,
+    });
+    let kind = EventKind::Connect {
+        result: ConnectResult::Error,
+        error: Some(error.clone()),
+        cause: Some(cause),
+        elapsed_ms: seen.now_ms() - from,
+        subchannel: 0,
+    };
+    let t = seen.now_ms();
+    let event = Event {
+        t_ms: t,
+        kind,
+        conn: None,
+        addr: Some(addr.into()),
+    };
+    if let Some(n) = explainer.explain(&event) {
+        rec.notes.push((t, None, n));
+    }
+    rec.fail(error);
+}
+
+fn note(
+    explainer: &mut Explainer,
+    rec: &mut Record,
+    t_ms: f64,
+    conn: Option<u64>,
+    kind: EventKind,
+) {
+    let e = Event {
+        t_ms,
+        kind,
+        conn,
+        addr: None,
+    };
+    if let Some(n) = explainer.explain(&e) {
+        rec.notes.push((t_ms, conn, n));
+    }
+}
+
+/// The call's end, for the diagnosis.
+struct RpcEnd {
+    t_ms: f64,
+    conn: u64,
+    method: String,
+    status: tonic::Status,
+    latency_ms: f64,
+    cause: Option<CallCause>,
+}
+
+/// Descriptors, then the action: when the call began (ms) and how it
+/// ended, or `None` for list/describe.
+async fn work(
+    plan: &Plan,
+    link: &Link,
+    seen: &Arc<Seen>,
+    rec: &mut Record,
+    each: &mut (dyn FnMut(serde_json::Value) + Send),
+) -> Result<(f64, Option<RpcEnd>), InputError> {
+    let pool = read_descriptors(plan, link, seen).await?;
+    let (method, data) = match &plan.action {
+        Action::List(svc) => {
+            rec.text = describe::list(&pool, svc.as_deref()).map_err(InputError)?;
+            return Ok((seen.now_ms(), None));
+        }
+        Action::Describe(sym) => {
+            rec.text = describe::describe(&pool, sym.as_deref()).map_err(InputError)?;
+            return Ok((seen.now_ms(), None));
+        }
+        Action::Call { method, data } => (method, data),
+    };
+    rec.method = Some(method.to_string());
+    let desc = descriptors::find_method(&pool, &method.path()).map_err(InputError)?;
+    let messages = crate::rpc::payload::messages(&desc.input(), &data.0, &data.1)
+        .map_err(|e| InputError(e.to_string()))?;
+    let messages = messages
+        .iter()
+        .map(|m| bytes::Bytes::from(prost::Message::encode_to_vec(m)))
+        .collect();
+    let from = seen.now_ms();
+    let req = exchange::Request {
+        method: desc,
+        messages,
+        deadline: plan.deadline,
+    };
+    let ending = exchange::call(recording(plan, link, seen.clone()), req, |m| {
+        each(serde_json::to_value(&m).unwrap_or(serde_json::Value::Null))
+    })
+    .await;
+    let latency_ms = seen.now_ms() - from;
+    let code = crate::grpc::code_name(ending.status.code()).to_string();
+    seen.push(CallStep::End {
+        code: code.clone(),
+        message: ending.status.message().to_string(),
+        elapsed_ms: latency_ms,
+    });
+    rec.status = Some(StatusRecord {
+        code,
+        message: ending.status.message().to_string(),
+        details: exchange::details_json(ending.status.details(), &pool),
+        cause: ending.cause.clone(),
+    });
+    let end = RpcEnd {
+        t_ms: seen.now_ms(),
+        conn: link.conn.shared.id,
+        method: method.to_string(),
+        status: ending.status,
+        latency_ms,
+        cause: ending.cause,
+    };
+    Ok((from, Some(end)))
+}
+
+fn recording(plan: &Plan, link: &Link, seen: Arc<Seen>) -> Recording {
+    Recording {
+        conn: link.conn.clone(),
+        scheme: if link.tls() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        },
+        authority: link.authority().clone(),
+        metadata: plan.metadata.clone(),
+        seen,
+    }
+}
+
+/// The descriptors, from reflection on the link (its own streams) or from
+/// the files given, with a step saying where from.
+async fn read_descriptors(
+    plan: &Plan,
+    link: &Link,
+    seen: &Arc<Seen>,
+) -> Result<DescriptorPool, InputError> {
+    let from = seen.now_ms();
+    let service = match &plan.action {
+        Action::Call { method, .. } => Some(method.service().to_string()),
+        Action::List(s) => s.clone(),
+        Action::Describe(_) => None,
+    };
+    // Reflection's requests are recorded apart and left out of the steps.
+    let quiet = recording(plan, link, Seen::new(Instant::now()));
+    let pool = descriptors::load(&plan.source, &quiet, service.as_deref())
+        .await
+        .map_err(|e| InputError(e.to_string()))?;
+    let source = match &plan.source {
+        Source::Reflection => "reflection".to_string(),
+        Source::Protos { files, .. } => format!("{} .proto file(s)", files.len()),
+        Source::Protoset(p) => format!("protoset {}", p.display()),
+    };
+    seen.push(CallStep::Descriptors {
+        source,
+        elapsed_ms: seen.now_ms() - from,
+        streams: Vec::new(),
+    });
+    Ok(pool)
+}
+
+/// Closes the connection (GOAWAY, then the socket) and returns its
+/// events once its close is logged (or after a second).
+async fn finish(link: &Link) -> Vec<Event> {
+    link.conn.close();
+    let _ = tokio::time::timeout(Duration::from_secs(1), link.conn.closed()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while link.closed().is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    link.log.events()
+}
+
+/// What explains the call's failure: the diagnosis of its end, or else the
+/// catalogue entry of its cause.
+fn explain_call(explainer: &mut Explainer, rec: &mut Record, rpc: &RpcEnd) {
+    if rpc.status.code() == tonic::Code::Ok {
+        return;
+    }
+    let e = Event {
+        t_ms: rpc.t_ms,
+        kind: EventKind::Rpc {
+            method: rpc.method.clone(),
+            code: rpc.status.code(),
+            message: rpc.status.message().to_string(),
+            latency_ms: rpc.latency_ms,
+            cause: rpc.cause.clone(),
+            attempts: Vec::new(),
+        },
+        conn: Some(rpc.conn),
+        addr: None,
+    };
+    if let Some(n) = explainer.explain(&e) {
+        rec.notes.push((e.t_ms, e.conn, n));
+        return;
+    }
+    let Some(cause) = &rpc.cause else { return };
+    if let Some(entry) = crate::diagnose::cause_id(cause) {
+        let n = Note {
+            entry: Some(entry),
+            also: Vec::new(),
+            detail: crate::diagnose::cause_detail(cause),
+        };
+        rec.notes.push((e.t_ms, e.conn, n));
+    }
+}
