@@ -436,10 +436,18 @@ fn explain_call(explainer: &mut Explainer, rec: &mut Record, rpc: &RpcEnd) {
     }
     let Some(cause) = &rpc.cause else { return };
     if let Some(entry) = crate::diagnose::cause_id(cause) {
+        let detail = match cause {
+            CallCause::Deadline => format!(
+                "{} ended DEADLINE_EXCEEDED after {}",
+                rpc.method,
+                crate::diagnose::dur(rpc.latency_ms)
+            ),
+            _ => crate::diagnose::cause_detail(cause),
+        };
         let n = Note {
             entry: Some(entry),
             also: Vec::new(),
-            detail: crate::diagnose::cause_detail(cause),
+            detail,
         };
         rec.notes.push((e.t_ms, e.conn, n));
     }

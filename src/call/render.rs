@@ -228,11 +228,13 @@ pub(crate) fn failure(rec: &Record, style: &Style) -> String {
     let Some(s) = rec.status.as_ref().filter(|_| !rec.ok()) else {
         return String::new();
     };
-    let mut out = style.paint(Tone::Bad, &format!("ERROR: {}", s.code));
+    let mut text = format!("ERROR: {}", s.code);
     if !s.message.is_empty() {
-        out.push_str(&format!(": {}", crate::redact::text(&s.message)));
+        text.push_str(&format!(": {}", crate::redact::text(&s.message)));
     }
-    out.push('\n');
+    let mut out = String::new();
+    wrapped(&mut out, "", &text, 2);
+    let mut out = style.paint(Tone::Bad, out.trim_end()) + "\n";
     if let Some(d) = &s.details {
         let text = serde_json::to_string_pretty(d).unwrap_or_default();
         out.push_str("  details (google.rpc.Status):\n");
