@@ -959,6 +959,11 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
 
+    /// Metadata for the probes and health checks, `key: value`
+    /// (repeatable); secrets are never printed.
+    #[arg(short = 'H', long = "metadata", value_parser = parse_metadata, value_name = "KEY: VALUE")]
+    pub metadata: Vec<(String, String)>,
+
     /// Stop after this long (default: until Ctrl-C).
     #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION")]
     pub run_for: Option<Duration>,

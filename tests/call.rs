@@ -520,3 +520,42 @@ fn a_call_to_grpc_go_shows_every_step() {
     assert_eq!(code, 0);
     assert!(out.contains("helloworld.Greeter"), "{out}");
 }
+
+/// `watch`'s probes carry `-H` as calls do: the built-in server delays
+/// its answer by `x-delay-ms`, past the probes' deadline.
+#[test]
+fn watch_probes_send_the_metadata_given_with_h() {
+    let (_s, addr) = serve(&[]);
+    let watch = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "watch",
+            addr.as_str(),
+            "--probe",
+            "grpcdoc.echo.v1.Echo/Unary",
+            "--probe-interval",
+            "200ms",
+            "--for",
+            "1s",
+            "-o",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = Command::new(BIN).args(&args).output().expect("watch");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["kind"] == "rpc")
+            .map(|e| e["code"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let plain = watch(&[]);
+    assert!(
+        !plain.is_empty() && plain.iter().all(|c| c == "OK"),
+        "{plain:?}"
+    );
+    let delayed = watch(&["-H", "x-delay-ms: 400"]);
+    assert!(
+        !delayed.is_empty() && delayed.iter().all(|c| c == "DEADLINE_EXCEEDED"),
+        "{delayed:?}"
+    );
+}

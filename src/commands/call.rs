@@ -45,10 +45,7 @@ fn plan(args: &CallArgs) -> anyhow::Result<Plan> {
     } else {
         None
     };
-    let mut metadata = crate::load::call::request_headers(&args.metadata, args.deadline);
-    // tonic sets these itself.
-    metadata.remove("content-type");
-    metadata.remove("te");
+    let metadata = super::lower::metadata(&args.metadata, args.deadline);
     let source = if let Some(p) = &args.protoset {
         Source::Protoset(p.clone())
     } else if !args.protos.is_empty() {
