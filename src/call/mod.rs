@@ -257,7 +257,14 @@ fn dial_failed(
         conn: None,
         addr: Some(addr.into()),
     };
-    if let Some(n) = explainer.explain(&event) {
+    if let Some(mut n) = explainer.explain(&event) {
+        // The catalogue's words speak of a channel that retries; this is
+        // one attempt.
+        if cause == crate::event::ConnectCause::Refused {
+            n.detail = format!(
+                "nothing listens on {addr}: the connection was refused (one attempt, no retry)"
+            );
+        }
         rec.notes.push((t, None, n));
     }
     rec.fail(error);
