@@ -559,3 +559,44 @@ fn watch_probes_send_the_metadata_given_with_h() {
         "{delayed:?}"
     );
 }
+
+/// Ctrl-C ends a hung call and shows where it hung, exit 130.
+#[test]
+fn an_interrupted_call_shows_its_steps_so_far() {
+    let (_s, addr) = serve(&[]);
+    let child = Command::new(BIN)
+        .args([
+            "call",
+            &addr,
+            "grpcdoc.echo.v1.Echo/Unary",
+            "-d",
+            r#"{"delay": "20s"}"#,
+            "-v",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut child = Proc(child);
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: a signal to the process this test started.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGINT) };
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no exit after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    let steps = step_lines(&err);
+    let sent = find(&steps, 0, "DATA sent");
+    find(&steps, sent, "call ended CANCELLED");
+    find(&steps, sent, "RST_STREAM sent stream");
+}

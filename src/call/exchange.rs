@@ -205,82 +205,104 @@ pub(crate) struct Ending {
 }
 
 /// Makes the call over `rec`, handing each decoded response message to
-/// `each` as it is read.
+/// `each` as it is read; gives up at the deadline, or when `stop` resolves
+/// (CANCELLED). Either way the stream is reset.
 pub(crate) async fn call(
     rec: Recording,
     req: Request,
-    mut each: impl FnMut(DynamicMessage),
+    each: impl FnMut(DynamicMessage),
+    stop: impl Future<Output = ()>,
 ) -> Ending {
     let seen = rec.seen.clone();
-    let output = req.method.output();
-    let run = async {
-        let path = format!(
-            "/{}/{}",
-            req.method.parent_service().full_name(),
-            req.method.name()
-        );
-        let path = http::uri::PathAndQuery::try_from(path)
-            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        let mut grpc = tonic::client::Grpc::new(rec);
-        grpc.ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let sent = seen.clone();
-        let outgoing = tokio_stream::StreamExt::map(
-            tokio_stream::iter(req.messages.into_iter().enumerate()),
-            move |(i, m)| {
-                sent.push(CallStep::Message {
-                    dir: Dir::Sent,
-                    index: i + 1,
-                    bytes: m.len(),
-                });
-                m
-            },
-        );
-        let request = tonic::Request::new(outgoing);
-        let mut stream = grpc
-            .streaming(request, path, crate::rpc::raw::RawCodec)
-            .await?
-            .into_inner();
-        let mut index = 0;
-        while let Some(bytes) = stream.message().await? {
-            index += 1;
-            seen.push(CallStep::Message {
-                dir: Dir::Received,
-                index,
-                bytes: bytes.len(),
-            });
-            match DynamicMessage::decode(output.clone(), bytes) {
-                Ok(m) => each(m),
-                Err(e) => {
-                    return Err(tonic::Status::internal(format!(
-                        "response {index} is not a {}: {e}",
-                        output.full_name()
-                    )))
-                }
+    let deadline = req.deadline;
+    let run = exchange(rec, req, each);
+    let timed = async {
+        match deadline {
+            Some(d) => tokio::time::timeout(d, run).await.map_err(|_| d),
+            None => Ok(run.await),
+        }
+    };
+    let ended = tokio::select! {
+        r = timed => r,
+        _ = stop => {
+            return Ending {
+                status: tonic::Status::cancelled("interrupted (Ctrl-C or SIGTERM)"),
+                cause: None,
             }
         }
-        Ok(())
     };
-    let result = match req.deadline {
-        Some(d) => match tokio::time::timeout(d, run).await {
-            Ok(r) => r,
-            Err(_) => {
-                let status = tonic::Status::deadline_exceeded(format!(
-                    "no answer within the deadline of {}",
-                    humantime::format_duration(d)
-                ));
-                return Ending {
-                    status,
-                    cause: Some(CallCause::Deadline),
-                };
-            }
+    match ended {
+        Ok(result) => {
+            let status = result.err().unwrap_or_else(|| tonic::Status::ok(""));
+            let cause = cause(&seen, &status);
+            Ending { status, cause }
+        }
+        Err(d) => Ending {
+            status: tonic::Status::deadline_exceeded(format!(
+                "no answer within the deadline of {}",
+                humantime::format_duration(d)
+            )),
+            cause: Some(CallCause::Deadline),
         },
-        None => run.await,
-    };
-    let status = result.err().unwrap_or_else(|| tonic::Status::ok(""));
-    let cause = cause(&seen, &status);
-    Ending { status, cause }
+    }
+}
+
+/// The request messages as a stream that records each as it goes out.
+fn outgoing(seen: Arc<Seen>, messages: Vec<Bytes>) -> impl tokio_stream::Stream<Item = Bytes> {
+    tokio_stream::StreamExt::map(
+        tokio_stream::iter(messages.into_iter().enumerate()),
+        move |(i, m)| {
+            seen.push(CallStep::Message {
+                dir: Dir::Sent,
+                index: i + 1,
+                bytes: m.len(),
+            });
+            m
+        },
+    )
+}
+
+/// The call on the wire, to its end: OK, or the status it ended with.
+async fn exchange(
+    rec: Recording,
+    req: Request,
+    mut each: impl FnMut(DynamicMessage),
+) -> Result<(), tonic::Status> {
+    let seen = rec.seen.clone();
+    let output = req.method.output();
+    let path = format!(
+        "/{}/{}",
+        req.method.parent_service().full_name(),
+        req.method.name()
+    );
+    let path = http::uri::PathAndQuery::try_from(path)
+        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+    let mut grpc = tonic::client::Grpc::new(rec);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let request = tonic::Request::new(outgoing(seen.clone(), req.messages));
+    let mut stream = grpc
+        .streaming(request, path, crate::rpc::raw::RawCodec)
+        .await?
+        .into_inner();
+    let mut index = 0;
+    while let Some(bytes) = stream.message().await? {
+        index += 1;
+        seen.push(CallStep::Message {
+            dir: Dir::Received,
+            index,
+            bytes: bytes.len(),
+        });
+        let m = DynamicMessage::decode(output.clone(), bytes).map_err(|e| {
+            tonic::Status::internal(format!(
+                "response {index} is not a {}: {e}",
+                output.full_name()
+            ))
+        })?;
+        each(m);
+    }
+    Ok(())
 }
 
 /// Why the call failed, from what was seen (never from message text).

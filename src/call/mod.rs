@@ -61,6 +61,9 @@ pub(crate) struct Record {
     /// made).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusRecord>,
+    /// Stopped by Ctrl-C or SIGTERM: what was seen until then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
     /// What `list` or `describe` printed.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub text: String,
@@ -93,6 +96,18 @@ impl Record {
         self.status.as_ref().is_none_or(|s| s.code == "OK")
     }
 
+    fn interrupt(&mut self) {
+        self.interrupted = true;
+        if self.status.is_none() {
+            self.status = Some(StatusRecord {
+                code: "CANCELLED".into(),
+                message: "interrupted (Ctrl-C or SIGTERM)".into(),
+                details: None,
+                cause: None,
+            });
+        }
+    }
+
     fn fail(&mut self, message: String) {
         self.status = Some(StatusRecord {
             code: "UNAVAILABLE".into(),
@@ -108,9 +123,19 @@ impl Record {
 #[error("{0}")]
 pub(crate) struct InputError(pub String);
 
+/// Resolves once `stop` turns true (never when its sender is gone).
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Runs the plan; each response message goes to `each` as it is read.
+/// When `stop` turns true the call ends there (CANCELLED) and what was
+/// seen so far is returned.
 pub(crate) async fn run(
     plan: Plan,
+    stop: tokio::sync::watch::Receiver<bool>,
     each: &mut (dyn FnMut(serde_json::Value) + Send),
 ) -> Result<Record, InputError> {
     let start = Instant::now();
@@ -120,11 +145,18 @@ pub(crate) async fn run(
         ..Record::default()
     };
     let mut explainer = Explainer::new(None);
-    let Some(link) = connect(&plan, &seen, &mut rec, &mut explainer).await else {
+    let connected = tokio::select! {
+        l = connect(&plan, &seen, &mut rec, &mut explainer) => Some(l),
+        _ = stopped(stop.clone()) => None,
+    };
+    let Some(Some(link)) = connected else {
+        if connected.is_none() {
+            rec.interrupt();
+        }
         rec.steps = seen.take();
         return Ok(rec);
     };
-    let outcome = work(&plan, &link, &seen, &mut rec, each).await;
+    let outcome = work(&plan, &link, &seen, &mut rec, each, stop).await;
     let call_from_ms = outcome.as_ref().map_or(f64::MAX, |o| o.0);
     let events = finish(&link).await;
     rec.steps = steps::merge(seen.take(), &events, call_from_ms);
@@ -306,8 +338,15 @@ async fn work(
     seen: &Arc<Seen>,
     rec: &mut Record,
     each: &mut (dyn FnMut(serde_json::Value) + Send),
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(f64, Option<RpcEnd>), InputError> {
-    let pool = read_descriptors(plan, link, seen).await?;
+    let pool = tokio::select! {
+        p = read_descriptors(plan, link, seen) => p?,
+        _ = stopped(stop.clone()) => {
+            rec.interrupt();
+            return Ok((seen.now_ms(), None));
+        }
+    };
     let (method, data) = match &plan.action {
         Action::List(svc) => {
             rec.text = describe::list(&pool, svc.as_deref()).map_err(InputError)?;
@@ -333,10 +372,19 @@ async fn work(
         messages,
         deadline: plan.deadline,
     };
-    let ending = exchange::call(recording(plan, link, seen.clone()), req, |m| {
+    let print = |m: prost_reflect::DynamicMessage| {
         each(serde_json::to_value(&m).unwrap_or(serde_json::Value::Null))
-    })
+    };
+    let ending = exchange::call(
+        recording(plan, link, seen.clone()),
+        req,
+        print,
+        stopped(stop.clone()),
+    )
     .await;
+    if *stop.borrow() {
+        rec.interrupt();
+    }
     let latency_ms = seen.now_ms() - from;
     let code = crate::grpc::code_name(ending.status.code()).to_string();
     seen.push(CallStep::End {

@@ -88,11 +88,17 @@ pub async fn run(args: CallArgs, color: ColorChoice) -> anyhow::Result<Exit> {
             print_response(&v);
         }
     };
-    let record = tokio::select! {
-        r = call::run(plan, &mut each) => r.map_err(|e| anyhow::anyhow!("{e}"))?,
-        _ = super::signalled(&mut term) => return Ok(Exit::Interrupted),
-    };
-    let mut record = record;
+    // The first signal ends the call and shows what was seen; a second
+    // exits at once.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        super::signalled(&mut term).await;
+        let _ = stop_tx.send(true);
+        std::future::pending::<()>().await;
+    });
+    let mut record = call::run(plan, stop, &mut each)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     record.responses = responses;
     let err_style = Style::for_stderr(color.forced());
     if json {
@@ -106,7 +112,9 @@ pub async fn run(args: CallArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         print!("{}", record.text);
         eprint!("{}", call::render::failure(&record, &err_style));
     }
-    Ok(if record.ok() {
+    Ok(if record.interrupted {
+        Exit::Interrupted
+    } else if record.ok() {
         Exit::Success
     } else {
         Exit::CheckFailed
