@@ -600,3 +600,39 @@ fn an_interrupted_call_shows_its_steps_so_far() {
     find(&steps, sent, "call ended CANCELLED");
     find(&steps, sent, "RST_STREAM sent stream");
 }
+
+/// A drain during the call shows among the steps (GOAWAY, PING, the
+/// second GOAWAY), and -v says what it was although the call ended OK.
+#[test]
+fn a_drain_during_a_stream_shows_in_its_steps() {
+    let (_s, addr) = serve(&[
+        "--max-connection-age",
+        "700ms",
+        "--max-connection-age-grace",
+        "10s",
+    ]);
+    let (code, out, err) = call(
+        &[
+            &addr,
+            "grpcdoc.echo.v1.Echo/ServerStream",
+            "-d",
+            r#"{"stream_count": 5, "stream_interval": "0.3s"}"#,
+            "-v",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("\"received\"").count(), 5, "{out}");
+    let steps = step_lines(&err);
+    let first = find(&steps, 0, "< message 1: ");
+    let goaway = find(
+        &steps,
+        first,
+        "GOAWAY received NO_ERROR last_stream_id=2147483647",
+    );
+    let ping = find(&steps, goaway, "< PING received");
+    let last = find(&steps, ping, "GOAWAY received NO_ERROR");
+    find(&steps, last, "< message 5: ");
+    find(&steps, last, "call ended OK");
+    assert!(err.contains("[max-age-drain]"), "{err}");
+}

@@ -222,31 +222,39 @@ fn client_step(c: &CallStep, style: &Style) -> String {
     }
 }
 
-/// The status of a call that did not end OK, its details, and the notes
-/// that explain it; nothing for a call that ended OK.
-pub(crate) fn failure(rec: &Record, style: &Style) -> String {
-    let Some(s) = rec.status.as_ref().filter(|_| !rec.ok()) else {
-        return String::new();
-    };
-    let mut text = format!("ERROR: {}", s.code);
-    if !s.message.is_empty() {
-        text.push_str(&format!(": {}", crate::redact::text(&s.message)));
-    }
+/// The status of a call that did not end OK and its details, and the
+/// notes on what the steps mean: for a failure always, with `-v` also
+/// for a call that ended OK (a drain it survived, say).
+pub(crate) fn outcome(rec: &Record, style: &Style, verbose: bool) -> String {
     let mut out = String::new();
-    wrapped(&mut out, "", &text, 2);
-    let mut out = style.paint(Tone::Bad, out.trim_end()) + "\n";
-    if let Some(d) = &s.details {
-        let text = serde_json::to_string_pretty(d).unwrap_or_default();
-        out.push_str("  details (google.rpc.Status):\n");
-        for l in text.lines() {
-            out.push_str(&format!("    {l}\n"));
-        }
+    if let Some(s) = rec.status.as_ref().filter(|_| !rec.ok()) {
+        out = error(s, style);
+    } else if !verbose {
+        return out;
     }
     let mut notes = NoteLines::default();
     for (_, _, n) in &rec.notes {
         for l in notes.lines(n, style) {
             out.push_str(&l);
             out.push('\n');
+        }
+    }
+    out
+}
+
+fn error(s: &super::StatusRecord, style: &Style) -> String {
+    let mut text = format!("ERROR: {}", s.code);
+    if !s.message.is_empty() {
+        text.push_str(&format!(": {}", crate::redact::text(&s.message)));
+    }
+    let mut lines = String::new();
+    wrapped(&mut lines, "", &text, 2);
+    let mut out = style.paint(Tone::Bad, lines.trim_end()) + "\n";
+    if let Some(d) = &s.details {
+        let text = serde_json::to_string_pretty(d).unwrap_or_default();
+        out.push_str("  details (google.rpc.Status):\n");
+        for l in text.lines() {
+            out.push_str(&format!("    {l}\n"));
         }
     }
     out

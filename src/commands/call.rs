@@ -110,7 +110,10 @@ pub async fn run(args: CallArgs, color: ColorChoice) -> anyhow::Result<Exit> {
             eprint!("{}", call::render::steps(&record, &err_style));
         }
         print!("{}", record.text);
-        eprint!("{}", call::render::failure(&record, &err_style));
+        eprint!(
+            "{}",
+            call::render::outcome(&record, &err_style, args.verbose)
+        );
     }
     Ok(if record.interrupted {
         Exit::Interrupted
