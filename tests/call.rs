@@ -636,3 +636,101 @@ fn a_drain_during_a_stream_shows_in_its_steps() {
     find(&steps, last, "call ended OK");
     assert!(err.contains("[max-age-drain]"), "{err}");
 }
+
+/// `google.rpc.Status`, as a server puts it in grpc-status-details-bin.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// A Greeter that fails every call NOT_FOUND with status details.
+struct Detailed;
+
+#[tonic::async_trait]
+impl grpcdoc::pb::helloworld::greeter_server::Greeter for Detailed {
+    async fn say_hello(
+        &self,
+        _: tonic::Request<grpcdoc::pb::helloworld::HelloRequest>,
+    ) -> Result<tonic::Response<grpcdoc::pb::helloworld::HelloReply>, tonic::Status> {
+        use prost::Message;
+        let why = grpcdoc::pb::helloworld::HelloReply {
+            message: "nobody by that name".into(),
+        };
+        let details = RpcStatus {
+            code: tonic::Code::NotFound as i32,
+            message: "no such name".into(),
+            details: vec![prost_types::Any {
+                type_url: "type.googleapis.com/helloworld.HelloReply".into(),
+                value: why.encode_to_vec(),
+            }],
+        };
+        Err(tonic::Status::with_details(
+            tonic::Code::NotFound,
+            "no such name",
+            details.encode_to_vec().into(),
+        ))
+    }
+}
+
+/// Status details in the trailers are read as google.rpc.Status, each
+/// detail as JSON when the descriptors know its type (a tonic server,
+/// in-process, over a loopback socket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_details_are_read_as_google_rpc_status() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(grpcdoc::pb::helloworld::greeter_server::GreeterServer::new(
+                Detailed,
+            ))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                async {
+                    let _ = stop_rx.await;
+                },
+            ),
+    );
+    let proto = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/proto/helloworld/helloworld.proto"
+    );
+    let (human, json) = tokio::task::spawn_blocking(move || {
+        let args = [
+            addr.as_str(),
+            "helloworld.Greeter/SayHello",
+            "--proto",
+            proto,
+        ];
+        let human = call(&[&args[..], &["-v"]].concat(), "");
+        let json = call_json(&args);
+        (human, json)
+    })
+    .await
+    .unwrap();
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    let (code, _, err) = human;
+    assert_eq!(code, 1, "{err}");
+    // Trailers-only: the status comes in the response headers.
+    assert!(err.contains("< grpc-status-details-bin:"), "{err}");
+    assert!(err.contains("ERROR: NOT_FOUND: no such name"), "{err}");
+    assert!(err.contains("details (google.rpc.Status)"), "{err}");
+    assert!(err.contains("nobody by that name"), "{err}");
+    let (code, r) = json;
+    assert_eq!(code, 1);
+    let d = &r["status"]["details"];
+    assert_eq!(d["code"], "NOT_FOUND", "{r:#}");
+    assert_eq!(d["message"], "no such name");
+    assert_eq!(
+        d["details"][0]["@type"],
+        "type.googleapis.com/helloworld.HelloReply"
+    );
+    assert_eq!(d["details"][0]["value"]["message"], "nobody by that name");
+}
