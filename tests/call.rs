@@ -734,3 +734,12 @@ async fn status_details_are_read_as_google_rpc_status() {
     );
     assert_eq!(d["details"][0]["value"]["message"], "nobody by that name");
 }
+
+#[test]
+fn a_name_that_does_not_resolve_names_name_resolution() {
+    let (code, r) = call_json(&["no-such-host.invalid:50051", "helloworld.Greeter/SayHello"]);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["steps"][0]["kind"], "resolve");
+    assert!(r["steps"][0]["error"].is_string(), "{r:#}");
+    assert_eq!(r["explanations"][0]["id"], "name-resolution", "{r:#}");
+}

@@ -200,6 +200,11 @@ async fn connect(
             error: Some(err.clone()),
         };
         note(explainer, rec, seen.now_ms(), None, kind);
+        // The catalogue's words speak of a channel that retries; this is
+        // one attempt.
+        if let Some((_, _, n)) = rec.notes.last_mut() {
+            n.detail = format!("{err} (one attempt, no retry)");
+        }
         rec.fail(format!("{} does not resolve: {err}", plan.target.text));
         return None;
     }
