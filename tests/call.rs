@@ -720,6 +720,7 @@ async fn status_details_are_read_as_google_rpc_status() {
     assert_eq!(code, 1, "{err}");
     // Trailers-only: the status comes in the response headers.
     assert!(err.contains("< grpc-status-details-bin:"), "{err}");
+    assert!(err.contains("= google.rpc.Status"), "{err}");
     assert!(err.contains("ERROR: NOT_FOUND: no such name"), "{err}");
     assert!(err.contains("details (google.rpc.Status)"), "{err}");
     assert!(err.contains("nobody by that name"), "{err}");

@@ -83,6 +83,17 @@ pub(crate) fn steps(rec: &Record, style: &Style) -> String {
     let mut out = String::new();
     for s in &rec.steps {
         let (m, text, more) = describe(s, &human, style);
+        // The status details beneath their field, read.
+        let details = rec.status.as_ref().and_then(|st| st.details.as_ref());
+        let more: Vec<String> = more
+            .into_iter()
+            .flat_map(|l| {
+                let read = details
+                    .filter(|_| l.get(2..).is_some_and(|f| f.starts_with(DETAILS)))
+                    .map(|d| format!("  = google.rpc.Status {d}"));
+                std::iter::once(l).chain(read)
+            })
+            .collect();
         wrapped(&mut out, &format!("{:>11}  {m} ", ms(s.t_ms)), &text, 2);
         for l in more {
             wrapped(&mut out, &" ".repeat(TEXT), &l, 4);
@@ -90,6 +101,9 @@ pub(crate) fn steps(rec: &Record, style: &Style) -> String {
     }
     out
 }
+
+/// The trailer that carries a `google.rpc.Status`.
+const DETAILS: &str = "grpc-status-details-bin:";
 
 fn fields(m: char, f: &[Field]) -> Vec<String> {
     f.iter()
