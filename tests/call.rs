@@ -22,14 +22,33 @@ struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
         let pid = self.0.id() as i32;
-        // SAFETY: signals to the group (or the process) this test started.
-        unsafe {
-            if libc::kill(-pid, libc::SIGKILL) != 0 {
-                libc::kill(pid, libc::SIGKILL);
+        // SAFETY: signals to the group (or the process) this test started:
+        // SIGTERM first (nginx stops its workers on it), then SIGKILL for
+        // what is left.
+        let group = match unsafe { libc::kill(-pid, libc::SIGTERM) } {
+            0 => -pid,
+            _ => {
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                pid
             }
+        };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        // SAFETY: as above.
+        unsafe { libc::kill(group, libc::SIGKILL) };
         let _ = self.0.wait();
     }
+}
+
+/// A child in a process group of its own.
+fn spawn_group(cmd: &mut Command) -> Proc {
+    use std::os::unix::process::CommandExt;
+    Proc(cmd.process_group(0).spawn().expect("spawn"))
 }
 
 /// `grpcdoc serve` with `args` for at most a minute: the guard and address.
@@ -476,17 +495,12 @@ fn a_call_to_grpc_go_shows_every_step() {
         return;
     };
     let addr = free_addr().to_string();
-    let child = {
-        use std::os::unix::process::CommandExt;
+    let _go = spawn_group(
         Command::new(bin)
             .args(["-addr", &addr])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("spawn gogrpc-server")
-    };
-    let _go = Proc(child);
+            .stderr(Stdio::null()),
+    );
     wait_listening(addr.parse().unwrap(), "gogrpc-server");
     let (code, out, err) = call(
         &[
@@ -743,4 +757,47 @@ fn a_name_that_does_not_resolve_names_name_resolution() {
     assert_eq!(r["steps"][0]["kind"], "resolve");
     assert!(r["steps"][0]["error"].is_string(), "{r:#}");
     assert_eq!(r["explanations"][0]["id"], "name-resolution", "{r:#}");
+}
+
+/// Through a real nginx whose upstream is down: reflection (and the call)
+/// meet nginx's 502 error page, named proxy-no-upstream.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
+#[test]
+fn an_error_page_from_nginx_names_proxy_no_upstream() {
+    let Some(bin) = peer("nginx-grpc") else {
+        return;
+    };
+    let (listen, upstream) = (free_addr().to_string(), free_addr().to_string());
+    let _nginx = spawn_group(
+        Command::new(bin)
+            .args([&listen, &upstream])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_listening(listen.parse().unwrap(), "nginx");
+    let (code, r) = call_json(&[&listen, "helloworld.Greeter/SayHello"]);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["status"]["cause"], "http:502", "{r:#}");
+    assert_eq!(r["explanations"][0]["id"], "proxy-no-upstream", "{r:#}");
+    let proto = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/proto/helloworld/helloworld.proto"
+    );
+    let (code, _, err) = call(
+        &[
+            &listen,
+            "helloworld.Greeter/SayHello",
+            "--proto",
+            proto,
+            "-v",
+        ],
+        "",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("< response headers (HTTP 502)"), "{err}");
+    assert!(err.contains("< content-type: text/html"), "{err}");
+    assert!(err.contains("[proxy-no-upstream]"), "{err}");
 }

@@ -70,6 +70,11 @@ impl Seen {
             .unwrap_or_default()
     }
 
+    /// The HTTP status of an answer that was not gRPC, if one came.
+    pub fn http_status(&self) -> Option<u16> {
+        self.http.lock().ok().and_then(|h| *h)
+    }
+
     fn saw_grpc_status(&self, h: &http::HeaderMap) {
         if h.contains_key("grpc-status") {
             if let Ok(mut g) = self.grpc_status.lock() {
@@ -140,6 +145,16 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Recording {
                 }
                 Err(e) => {
                     if let StreamError::Foreign(f) = &e {
+                        // An HTTP hop's answer without gRPC (an error page).
+                        let fields = f
+                            .content_type
+                            .iter()
+                            .map(|c| Field::new("content-type", c.as_bytes()))
+                            .collect();
+                        seen.push(CallStep::ResponseHeaders {
+                            status: f.status,
+                            fields,
+                        });
                         if let Ok(mut h) = seen.http.lock() {
                             *h = Some(f.status);
                         }
@@ -313,7 +328,7 @@ fn cause(seen: &Seen, status: &tonic::Status) -> Option<CallCause> {
     if let Some(c) = crate::diagnose::probe_cause(status) {
         return Some(c);
     }
-    if let Some(status) = seen.http.lock().ok().and_then(|h| *h) {
+    if let Some(status) = seen.http_status() {
         return Some(CallCause::Http { status });
     }
     let from_server = seen.grpc_status.lock().map(|g| *g).unwrap_or(false);

@@ -345,12 +345,21 @@ async fn work(
     each: &mut (dyn FnMut(serde_json::Value) + Send),
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(f64, Option<RpcEnd>), InputError> {
+    let from = seen.now_ms();
     let pool = tokio::select! {
-        p = read_descriptors(plan, link, seen) => p?,
+        p = read_descriptors(plan, link, seen) => p,
         _ = stopped(stop.clone()) => {
             rec.interrupt();
             return Ok((seen.now_ms(), None));
         }
+    };
+    let pool = match pool {
+        Ok(p) => p,
+        Err(Descriptors::Http { status, error }) => {
+            // Reflection's streams are the steps of the failure.
+            return Ok((from, Some(http_answer(seen, link, rec, status, error))));
+        }
+        Err(Descriptors::Input(e)) => return Err(e),
     };
     let (method, data) = match &plan.action {
         Action::List(svc) => {
@@ -428,13 +437,43 @@ fn recording(plan: &Plan, link: &Link, seen: Arc<Seen>) -> Recording {
     }
 }
 
+/// Why there are no descriptors.
+enum Descriptors {
+    /// What the user gave is wrong (or the server has no reflection).
+    Input(InputError),
+    /// Reflection was answered by an HTTP hop without gRPC (an error
+    /// page): a failure of the path, not of the input.
+    Http { status: u16, error: String },
+}
+
+/// Reflection answered by an HTTP hop: the call's failure, as the call
+/// itself would have met it.
+fn http_answer(seen: &Seen, link: &Link, rec: &mut Record, status: u16, error: String) -> RpcEnd {
+    let status_ = tonic::Status::unavailable(error);
+    let cause = CallCause::Http { status };
+    rec.status = Some(StatusRecord {
+        code: "UNAVAILABLE".into(),
+        message: status_.message().to_string(),
+        details: None,
+        cause: Some(cause.clone()),
+    });
+    RpcEnd {
+        t_ms: seen.now_ms(),
+        conn: link.conn.shared.id,
+        method: "grpc.reflection.v1.ServerReflection/ServerReflectionInfo".into(),
+        status: status_,
+        latency_ms: 0.0,
+        cause: Some(cause),
+    }
+}
+
 /// The descriptors, from reflection on the link (its own streams) or from
 /// the files given, with a step saying where from.
 async fn read_descriptors(
     plan: &Plan,
     link: &Link,
     seen: &Arc<Seen>,
-) -> Result<DescriptorPool, InputError> {
+) -> Result<DescriptorPool, Descriptors> {
     let from = seen.now_ms();
     let service = match &plan.action {
         Action::Call { method, .. } => Some(method.service().to_string()),
@@ -442,10 +481,19 @@ async fn read_descriptors(
         Action::Describe(_) => None,
     };
     // Reflection's requests are recorded apart and left out of the steps.
-    let quiet = recording(plan, link, Seen::new(Instant::now()));
+    let quiet_seen = Seen::new(Instant::now());
+    let quiet = recording(plan, link, quiet_seen.clone());
     let pool = descriptors::load(&plan.source, &quiet, service.as_deref())
         .await
-        .map_err(|e| InputError(e.to_string()))?;
+        .map_err(|e| match quiet_seen.http_status() {
+            Some(status) => Descriptors::Http {
+                status,
+                error: format!(
+                    "server reflection was answered HTTP {status} without a gRPC status ({e})"
+                ),
+            },
+            None => Descriptors::Input(InputError(e.to_string())),
+        })?;
     let source = match &plan.source {
         Source::Reflection => "reflection".to_string(),
         Source::Protos { files, .. } => format!("{} .proto file(s)", files.len()),
