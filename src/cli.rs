@@ -485,7 +485,8 @@ fn parse_fault(s: &str) -> Result<crate::proxy::FaultSpec, String> {
 pub struct CallArgs {
     /// The server: HOST:PORT, http://HOST:PORT, https://HOST[:PORT],
     /// dns:[//AUTH/]HOST[:PORT], ipv4:..., ipv6:..., unix:PATH or
-    /// unix-abstract:NAME (every address is listed; the first is called).
+    /// unix-abstract:NAME (every address is listed, and tried in turn until
+    /// one connects).
     #[arg(value_parser = parse_target, value_name = "TARGET")]
     pub target: crate::target::Target,
 

@@ -801,3 +801,19 @@ fn an_error_page_from_nginx_names_proxy_no_upstream() {
     assert!(err.contains("< content-type: text/html"), "{err}");
     assert!(err.contains("[proxy-no-upstream]"), "{err}");
 }
+
+/// Addresses are tried in turn until one connects, each attempt a step.
+#[test]
+fn the_addresses_are_tried_in_turn() {
+    let (_s, addr) = serve(&[]);
+    let port = addr.rsplit(':').next().unwrap();
+    // Nothing listens on 127.0.0.2 (the server is bound to 127.0.0.1).
+    let target = format!("127.0.0.2:{port},{addr}");
+    let (code, out, err) = call(&[&target, "helloworld.Greeter/SayHello", "-v"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Hello"), "{out}");
+    let steps = step_lines(&err);
+    let refused = find(&steps, 0, &format!("no connection to 127.0.0.2:{port}"));
+    find(&steps, refused, &format!("TCP connected to {addr}"));
+    assert!(err.contains("[connection-refused]"), "{err}");
+}

@@ -1,5 +1,5 @@
-//! Reaching the server: the target resolved to every address, the first
-//! one dialed with TCP and TLS timed apart (doctor's dialer, every frame
+//! Reaching the server: the target resolved to every address, each dialed
+//! in turn until one connects (as pick_first), TCP and TLS timed apart (doctor's dialer, every frame
 //! logged), and a failure recorded as a step and explained by the
 //! diagnosis.
 
@@ -12,8 +12,8 @@ use super::exchange::Seen;
 use super::steps::CallStep;
 use super::{Plan, Record};
 
-/// Resolves the target and dials its first address: the link, or `None`
-/// with the failure recorded and explained.
+/// Resolves the target and dials its addresses in turn: the link, or
+/// `None` with each failure recorded and explained.
 pub(super) async fn connect(
     plan: &Plan,
     seen: &Seen,
@@ -49,32 +49,30 @@ pub(super) async fn connect(
         rec.fail(format!("{} does not resolve: {err}", plan.target.text));
         return None;
     }
-    let dialer = Dialer {
-        addr: addrs[0].clone(),
-        tls: plan.tls.clone(),
-        authority: authority(&plan.target),
-        metadata: plan.metadata.clone(),
-        connect_timeout: plan.connect_timeout,
-        start: seen.start(),
-        frames: true,
-    };
-    let from = seen.now_ms();
-    match dialer.open().await {
-        Ok(link) => {
-            dialed(
-                seen,
-                from,
-                &addrs[0].to_string(),
-                link.timing.tcp_connect_ms,
-                link.timing.tls.clone(),
-            );
-            Some(link)
-        }
-        Err(e) => {
-            dial_failed(seen, from, &addrs[0].to_string(), &e, rec, explainer);
-            None
+    // As pick_first: each address in turn until one connects.
+    for addr in &addrs {
+        let dialer = Dialer {
+            addr: addr.clone(),
+            tls: plan.tls.clone(),
+            authority: authority(&plan.target),
+            metadata: plan.metadata.clone(),
+            connect_timeout: plan.connect_timeout,
+            start: seen.start(),
+            frames: true,
+        };
+        let from = seen.now_ms();
+        let name = addr.to_string();
+        match dialer.open().await {
+            Ok(link) => {
+                let tls = link.timing.tls.clone();
+                dialed(seen, from, &name, link.timing.tcp_connect_ms, tls);
+                rec.status = None;
+                return Some(link);
+            }
+            Err(e) => dial_failed(seen, from, &name, &e, rec, explainer),
         }
     }
+    None
 }
 
 fn authority(target: &Target) -> http::uri::Authority {
