@@ -258,7 +258,7 @@ pub enum Command {
     /// them all.
     Man {
         /// A command's page instead of grpcdoc's.
-        #[arg(value_parser = ["serve", "watch", "call", "load", "proxy", "scenario", "doctor", "explain", "pcap"])]
+        #[arg(value_parser = ["serve", "watch", "load", "proxy", "scenario", "doctor", "explain", "pcap", "call"])]
         command: Option<String>,
         /// Write grpcdoc.1 and a page per command (grpcdoc-load.1, ...) into
         /// this directory instead of printing one page.
