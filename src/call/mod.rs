@@ -251,12 +251,12 @@ async fn work(
     let code = crate::grpc::code_name(ending.status.code()).to_string();
     seen.push(CallStep::End {
         code: code.clone(),
-        message: ending.status.message().to_string(),
+        message: crate::redact::text(ending.status.message()),
         elapsed_ms: latency_ms,
     });
     rec.status = Some(StatusRecord {
         code,
-        message: ending.status.message().to_string(),
+        message: crate::redact::text(ending.status.message()),
         details: exchange::details_json(ending.status.details(), &pool),
         cause: ending.cause.clone(),
     });
