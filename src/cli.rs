@@ -27,6 +27,7 @@ pub const TOP_HELP: &str = concat!(
     "Examples:
   grpcdoc scenario scenarios/restart.yaml      # replay a failure on loopback, for CI
   grpcdoc watch 10.0.0.5:50051                 # every state change and HTTP/2 event
+  grpcdoc call 10.0.0.5:50051 pkg.Svc/Method -d '{}' -v   # one call, every step timed
   grpcdoc load 10.0.0.5:50051 --call pkg.Svc/Method -d '{}' -c 1000
   grpcdoc doctor 10.0.0.5:50051                # the server's connection policy
   grpcdoc explain 'transport is closing'       # what a client's error means
@@ -68,6 +69,21 @@ pub const LOAD_HELP: &str = concat!(
 ",
     exit_codes!()
 );
+
+pub const CALL_HELP: &str = "Examples:
+  grpcdoc call 10.0.0.5:50051 helloworld.Greeter/SayHello -d '{\"name\": \"x\"}' -v
+  grpcdoc call https://api.example.com pkg.Svc/Watch -d @req.json -H 'authorization: Bearer T'
+  grpcdoc call 10.0.0.5:50051 pkg.Svc/Upload -d '{\"n\": 1} {\"n\": 2}' --deadline 5s -o json
+  echo '{}' | grpcdoc call 10.0.0.5:50051 pkg.Svc/Get -d - --proto svc.proto -I protos
+  grpcdoc call 10.0.0.5:50051 list
+  grpcdoc call 10.0.0.5:50051 describe helloworld.Greeter
+
+Exit codes:
+  0    the call ended OK (list, describe: answered)
+  1    the call ended with another status, or no connection could be made
+       (UNAVAILABLE); the status and what explains it are on stderr
+  2    bad input: flag, target, JSON, .proto, unknown method or symbol
+  130  interrupted";
 
 pub const PROXY_HELP: &str = "Examples:
   grpcdoc proxy --listen :20000 --upstream 127.0.0.1:50051 --fault latency:latency=200ms
@@ -186,6 +202,13 @@ pub enum Command {
     /// and to the connections under them; thresholds for CI (--fail-on).
     #[command(after_help = LOAD_HELP)]
     Load(Box<LoadArgs>),
+    /// Make one call (unary or streaming) and print the responses as JSON;
+    /// with -v, every step with its time on stderr: name resolution, TCP,
+    /// TLS (the certificate chain), SETTINGS, HEADERS and DATA, each
+    /// message, trailers, any GOAWAY, PING or RST_STREAM; on failure, what
+    /// explains it. `list` and `describe` work as grpcurl's.
+    #[command(after_help = CALL_HELP)]
+    Call(CallArgs),
     /// A chaos proxy: forward connections to an upstream with faults, byte
     /// level (latency, blackhole, reset, ...) and, on cleartext HTTP/2, frame
     /// level (drop a PING ack, inject a GOAWAY, ...). --list-faults lists them.
@@ -457,6 +480,70 @@ pub enum CallsShown {
 
 fn parse_fault(s: &str) -> Result<crate::proxy::FaultSpec, String> {
     s.parse().map_err(|e: crate::proxy::SpecError| e.0)
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The server: HOST:PORT, http://HOST:PORT, https://HOST[:PORT],
+    /// dns:[//AUTH/]HOST[:PORT], ipv4:..., ipv6:..., unix:PATH or
+    /// unix-abstract:NAME (every address is listed, and tried in turn until
+    /// one connects).
+    #[arg(value_parser = parse_target, value_name = "TARGET")]
+    pub target: crate::target::Target,
+
+    /// The method (pkg.Service/Method or pkg.Service.Method), or `list`
+    /// (the services; `list SERVICE`: its methods), or `describe [SYMBOL]`.
+    #[arg(value_name = "METHOD|list|describe")]
+    pub what: String,
+
+    /// With `list`, a service; with `describe`, a service, method, message
+    /// or enum.
+    #[arg(value_name = "SYMBOL")]
+    pub symbol: Option<String>,
+
+    /// Request messages as JSON: one object, several one after another (a
+    /// client or bidi stream), or an array; @FILE, or - (or @-) for stdin.
+    /// Without it, one empty message.
+    #[arg(short = 'd', long = "data", value_name = "JSON")]
+    pub data: Option<String>,
+
+    /// Request metadata, `key: value` (repeatable); secrets (authorization,
+    /// cookies, tokens) are shown as [redacted].
+    #[arg(short = 'H', long = "metadata", value_parser = parse_metadata, value_name = "KEY: VALUE")]
+    pub metadata: Vec<(String, String)>,
+
+    /// The call's deadline (sent as grpc-timeout, and kept here too).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub deadline: Option<Duration>,
+
+    /// Descriptors from .proto files (compiled in-process) instead of
+    /// server reflection. Repeatable.
+    #[arg(long = "proto", value_name = "FILE")]
+    pub protos: Vec<PathBuf>,
+
+    /// Import path for --proto (repeatable).
+    #[arg(short = 'I', long = "import-path", value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+
+    /// Descriptors from a protoset (a serialized FileDescriptorSet).
+    #[arg(long, conflicts_with = "protos", value_name = "FILE")]
+    pub protoset: Option<PathBuf>,
+
+    /// Longest wait for the connection (TCP, TLS and the server's SETTINGS).
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub connect_timeout: Duration,
+
+    /// Every step with its time on stderr.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// Output: the responses as JSON (steps on stderr), or one JSON record
+    /// of the call, its steps and the responses.
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportOutput::Human)]
+    pub output: ReportOutput,
 }
 
 #[derive(Debug, Args)]
@@ -873,6 +960,11 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     pub conn: ConnArgs,
+
+    /// Metadata for the probes and health checks, `key: value`
+    /// (repeatable); secrets are never printed.
+    #[arg(short = 'H', long = "metadata", value_parser = parse_metadata, value_name = "KEY: VALUE")]
+    pub metadata: Vec<(String, String)>,
 
     /// Stop after this long (default: until Ctrl-C).
     #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION")]

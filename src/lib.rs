@@ -3,6 +3,7 @@
 //! connection failures on loopback, and explains them.
 
 pub mod body;
+pub mod call;
 pub mod catalogue;
 pub mod cli;
 pub mod client;

@@ -18,6 +18,21 @@ const SECRET_PARTS: [&str; 4] = ["token", "secret", "password", "passwd"];
 
 pub const REDACTED: &str = "[redacted]";
 
+/// Whether the value of metadata key `key` is a secret.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SECRET_KEYS.contains(&k.as_str()) || SECRET_PARTS.iter().any(|p| k.contains(p))
+}
+
+/// A metadata value as grpcdoc shows it: `[redacted]` for a secret key.
+pub fn value<'a>(key: &str, value: &'a str) -> &'a str {
+    if is_secret(key) {
+        REDACTED
+    } else {
+        value
+    }
+}
+
 /// Redacts `key: value` and `key=value` pairs with a secret key inside free
 /// text (an error message, a quoted line of a file): the value runs to the
 /// end of the line or to a closing quote, bracket or comma.
@@ -89,6 +104,13 @@ mod tests {
             assert_eq!(text(&format!("{key}: v")), format!("{key}: {REDACTED}"));
         }
         assert_eq!(text("x-delay-ms: 5"), "x-delay-ms: 5");
+    }
+
+    #[test]
+    fn values_of_secret_keys() {
+        assert_eq!(value("Authorization", "Bearer x"), REDACTED);
+        assert_eq!(value("x-session-token", "t"), REDACTED);
+        assert_eq!(value("x-delay-ms", "5"), "5");
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct ChannelConfig {
     pub connections_per_address: usize,
     /// Write every connection's cleartext bytes to this capture.
     pub pcap: Option<Arc<crate::pcap::writer::PcapFile>>,
+    /// Metadata the client layer's own calls send (health checks), as the
+    /// user's calls do (`-H`).
+    pub metadata: http::HeaderMap,
 }
 
 impl ChannelConfig {
@@ -131,6 +134,7 @@ impl Channel {
             },
             reconnect,
             health_service: cfg.health_service.clone(),
+            metadata: cfg.metadata.clone(),
             scheme,
             authority,
         });

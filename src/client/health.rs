@@ -96,6 +96,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for ConnService {
 pub fn watch(
     svc: ConnService,
     service: String,
+    metadata: http::HeaderMap,
     backoff: super::backoff::BackoffConfig,
 ) -> mpsc::Receiver<Health> {
     let (tx, rx) = mpsc::channel(8);
@@ -117,9 +118,10 @@ pub fn watch(
                 }
             }
             retry = true;
-            let req = HealthCheckRequest {
+            let mut req = tonic::Request::new(HealthCheckRequest {
                 service: service.clone(),
-            };
+            });
+            *req.metadata_mut() = tonic::metadata::MetadataMap::from_headers(metadata.clone());
             let mut stream = match client.watch(req).await {
                 Ok(s) => s.into_inner(),
                 Err(s) if s.code() == tonic::Code::Unimplemented => {

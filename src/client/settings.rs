@@ -79,6 +79,7 @@ impl ClientSettings {
             frames,
             connections_per_address: self.connections.max(1),
             pcap: None,
+            metadata: http::HeaderMap::new(),
         }
     }
 }

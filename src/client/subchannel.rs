@@ -39,6 +39,8 @@ pub struct SubchannelConfig {
     pub connect: ConnectCtx,
     pub reconnect: Reconnect,
     pub health_service: Option<String>,
+    /// Sent with every health check.
+    pub metadata: http::HeaderMap,
     pub scheme: http::uri::Scheme,
     pub authority: http::uri::Authority,
 }
@@ -306,6 +308,7 @@ impl Subchannel {
                     authority: cfg.authority.clone(),
                 },
                 service,
+                cfg.metadata.clone(),
                 cfg.backoff.clone(),
             )
         });

@@ -55,6 +55,18 @@ pub fn tls_options(t: &TlsArgs) -> TlsOptions {
     }
 }
 
+/// `-H` metadata (and a deadline's grpc-timeout) as the headers grpcdoc's
+/// own calls add to tonic's requests (tonic sets content-type and te).
+pub fn metadata(
+    pairs: &[(String, String)],
+    timeout: Option<std::time::Duration>,
+) -> http::HeaderMap {
+    let mut h = crate::load::call::request_headers(pairs, timeout);
+    h.remove("content-type");
+    h.remove("te");
+    h
+}
+
 /// `--plaintext` with an https:// target is a contradiction.
 pub fn check_plaintext(t: &TlsArgs, target: &Target) -> anyhow::Result<()> {
     if t.plaintext && target.tls {

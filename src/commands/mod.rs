@@ -1,6 +1,7 @@
 //! One module per command: each turns its arguments into a validated config,
 //! wires producers to reporters and returns an [`Exit`].
 
+mod call;
 mod doctor;
 mod explain;
 mod load;
@@ -180,6 +181,7 @@ pub fn main(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args, cli.color).await,
             Command::Watch(args) => watch::run(args, cli.color).await,
+            Command::Call(args) => call::run(args, cli.color).await,
             Command::Load(args) => load::run(*args, cli.color).await,
             Command::Proxy(args) => proxy::run(args, cli.color).await,
             Command::Scenario(args) => scenario::run(args, cli.color).await,

@@ -50,7 +50,15 @@ impl EventWriter for WatchWriter {
 }
 
 /// One probe call; its outcome is an `rpc` event.
-async fn probe(channel: &Channel, probe: &Probe, timeout: Duration) -> (String, tonic::Status) {
+async fn probe(
+    channel: &Channel,
+    probe: &Probe,
+    timeout: Duration,
+    metadata: &http::HeaderMap,
+) -> (String, tonic::Status) {
+    let with_metadata = |req: &mut tonic::metadata::MetadataMap| {
+        *req = tonic::metadata::MetadataMap::from_headers(metadata.clone());
+    };
     let started = Instant::now();
     let (method, result) = match probe {
         Probe::None => unreachable!("no probe task without a probe"),
@@ -58,6 +66,7 @@ async fn probe(channel: &Channel, probe: &Probe, timeout: Duration) -> (String, 
             use tonic_health::pb::health_client::HealthClient;
             use tonic_health::pb::HealthCheckRequest;
             let mut req = tonic::Request::new(HealthCheckRequest::default());
+            with_metadata(req.metadata_mut());
             req.set_timeout(timeout);
             let call = async {
                 HealthClient::new(channel.clone())
@@ -72,6 +81,7 @@ async fn probe(channel: &Channel, probe: &Probe, timeout: Duration) -> (String, 
         }
         Probe::Method(path) => {
             let mut req = tonic::Request::new(Bytes::new());
+            with_metadata(req.metadata_mut());
             req.set_timeout(timeout);
             let call = async {
                 let mut grpc = tonic::client::Grpc::new(channel.clone());
@@ -103,14 +113,20 @@ async fn probe(channel: &Channel, probe: &Probe, timeout: Duration) -> (String, 
     (method, status)
 }
 
-async fn probe_loop(channel: Channel, p: Probe, interval: Duration, events: EventSink) {
+async fn probe_loop(
+    channel: Channel,
+    p: Probe,
+    interval: Duration,
+    events: EventSink,
+    metadata: http::HeaderMap,
+) {
     let timeout = interval.max(Duration::from_millis(200));
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let started = Instant::now();
-        let (method, status) = probe(&channel, &p, timeout).await;
+        let (method, status) = probe(&channel, &p, timeout, &metadata).await;
         events.emit(
             None,
             None,
@@ -128,6 +144,7 @@ async fn probe_loop(channel: Channel, p: Probe, interval: Duration, events: Even
 
 pub async fn run(args: WatchArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let mut cfg = channel_config(args.target.clone(), &args.conn, args.frames);
+    cfg.metadata = super::lower::metadata(&args.metadata, None);
     let pcap = match &args.pcap {
         Some(p) => Some(
             crate::pcap::writer::PcapFile::create(p)
@@ -140,6 +157,7 @@ pub async fn run(args: WatchArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     super::lower::check_plaintext(&args.conn.tls, &args.target)?;
     super::lower::client_warnings(&args.conn);
     let (events, rx) = EventSink::channel(64 * 1024);
+    let cfg_metadata = cfg.metadata.clone();
     let channel = Channel::new(cfg, events.clone())?;
     let inner = super::event_writer(
         args.output,
@@ -163,6 +181,7 @@ pub async fn run(args: WatchArgs, color: ColorChoice) -> anyhow::Result<Exit> {
             args.probe.clone(),
             args.probe_interval,
             events.clone(),
+            cfg_metadata.clone(),
         ))
     });
     let run_for = crate::time::sleep_opt(args.run_for);

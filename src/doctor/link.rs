@@ -63,6 +63,39 @@ pub struct TlsInfo {
     pub not_after: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days_left: Option<i64>,
+    /// The negotiated cipher suite (`TLS13_AES_256_GCM_SHA384`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cipher: String,
+    /// Every certificate the server sent, its own first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<CertInfo>,
+}
+
+/// One certificate of the chain a server sent.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    /// Validity, RFC 2822.
+    pub not_before: String,
+    pub not_after: String,
+    /// Days until `not_after` (negative: expired).
+    pub days_left: i64,
+}
+
+impl CertInfo {
+    /// Reads a DER certificate; `None` when it does not parse.
+    fn read(der: &[u8], now: i64) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let v = cert.validity();
+        Some(Self {
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            not_before: v.not_before.to_rfc2822().unwrap_or_default(),
+            not_after: v.not_after.to_rfc2822().unwrap_or_default(),
+            days_left: (v.not_after.timestamp() - now).div_euclid(86_400),
+        })
+    }
 }
 
 /// Events kept per connection before frames and PINGs are dropped.
@@ -95,6 +128,11 @@ impl Log {
     pub fn find<T>(&self, pick: impl Fn(&EventKind) -> Option<T>) -> Option<(f64, T)> {
         let v = self.0.lock().ok()?;
         v.iter().find_map(|e| pick(&e.kind).map(|t| (e.t_ms, t)))
+    }
+
+    /// Every event logged so far, in order.
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
     /// How many events `pred` accepts.
@@ -216,19 +254,26 @@ impl Dialer {
     pub async fn open(&self) -> Result<Link, DialError> {
         let began = tokio::time::Instant::now();
         let deadline = began + self.connect_timeout;
-        let timeout = |tls, waited| DialError {
+        let timeout = |tls, tcp_connect_ms, waited| DialError {
             error: ConnectError::Timeout {
                 addr: self.addr.to_string(),
                 timeout: waited,
             },
             tls,
+            tcp_connect_ms,
         };
         let mut timing = DialTiming::default();
         let connected = tokio::time::timeout_at(deadline, self.connect(&mut timing)).await;
         let io = match connected {
             Ok(Ok(io)) => io,
-            Ok(Err(error)) => return Err(DialError { error, tls: None }),
-            Err(_) => return Err(timeout(None, self.connect_timeout)),
+            Ok(Err(error)) => {
+                return Err(DialError {
+                    error,
+                    tls: None,
+                    tcp_connect_ms: timing.tcp_connect_ms,
+                })
+            }
+            Err(_) => return Err(timeout(None, timing.tcp_connect_ms, self.connect_timeout)),
         };
         // A TLS server that did not choose h2 may not speak HTTP/2 at all
         // (an HTTPS server waits for an HTTP/1.1 request): a short wait.
@@ -243,10 +288,15 @@ impl Dialer {
         };
         let waited = h2_deadline - began;
         let tls = timing.tls.clone();
+        let tcp_connect_ms = timing.tcp_connect_ms;
         match tokio::time::timeout_at(h2_deadline, self.establish(io, timing)).await {
             Ok(Ok(link)) => Ok(link),
-            Ok(Err(error)) => Err(DialError { error, tls }),
-            Err(_) => Err(timeout(tls, waited)),
+            Ok(Err(error)) => Err(DialError {
+                error,
+                tls,
+                tcp_connect_ms,
+            }),
+            Err(_) => Err(timeout(tls, tcp_connect_ms, waited)),
         }
     }
 
@@ -321,6 +371,8 @@ const NO_H2_WAIT: Duration = Duration::from_secs(3);
 pub struct DialError {
     pub error: ConnectError,
     pub tls: Option<TlsInfo>,
+    /// The TCP connect, ms, when it succeeded.
+    pub tcp_connect_ms: Option<f64>,
 }
 
 pub fn ms(d: Duration) -> f64 {
@@ -344,18 +396,25 @@ fn tls_info(c: &rustls::ClientConnection, took: Duration) -> TlsInfo {
             .map(|a| String::from_utf8_lossy(a).into_owned()),
         ..TlsInfo::default()
     };
-    if let Some(leaf) = c.peer_certificates().and_then(|p| p.first()) {
-        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) {
-            info.subject = Some(cert.subject().to_string());
-            info.issuer = Some(cert.issuer().to_string());
-            let not_after = cert.validity().not_after;
-            info.not_after = not_after.to_rfc2822().ok();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            info.days_left = Some((not_after.timestamp() - now).div_euclid(86_400));
-        }
+    info.cipher = c
+        .negotiated_cipher_suite()
+        .map(|cs| format!("{:?}", cs.suite()))
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    info.chain = c
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|der| CertInfo::read(der.as_ref(), now))
+        .collect();
+    if let Some(leaf) = info.chain.first() {
+        info.subject = Some(leaf.subject.clone());
+        info.issuer = Some(leaf.issuer.clone());
+        info.not_after = Some(leaf.not_after.clone());
+        info.days_left = Some(leaf.days_left);
     }
     info
 }

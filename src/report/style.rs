@@ -29,6 +29,12 @@ impl Style {
         Self::new(forced.unwrap_or_else(|| !no_color && std::io::stdout().is_terminal()))
     }
 
+    /// As [`Style::for_stdout`], for lines on stderr.
+    pub fn for_stderr(forced: Option<bool>) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Self::new(forced.unwrap_or_else(|| !no_color && std::io::stderr().is_terminal()))
+    }
+
     pub fn paint(&self, tone: Tone, text: &str) -> String {
         if !self.enabled {
             return text.to_string();

@@ -8,7 +8,42 @@ use std::path::PathBuf;
 use prost::Message;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
-use crate::client::Channel;
+/// What reflection calls go over: grpcdoc's channel, or one connection
+/// (`client::health::ConnService`), as `grpcdoc call` asks on the
+/// connection it calls on.
+pub trait Transport:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        Error: Into<tonic::codegen::StdError>,
+        ResponseBody: http_body::Body<
+            Data = bytes::Bytes,
+            Error: Into<tonic::codegen::StdError> + Send,
+        > + Send
+                          + 'static,
+        Future: Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Transport for T where
+    T: tonic::client::GrpcService<
+            tonic::body::Body,
+            Error: Into<tonic::codegen::StdError>,
+            ResponseBody: http_body::Body<
+                Data = bytes::Bytes,
+                Error: Into<tonic::codegen::StdError> + Send,
+            > + Send
+                              + 'static,
+            Future: Send,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -88,7 +123,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// services when `None`, to list them).
 pub async fn load(
     source: &Source,
-    channel: &Channel,
+    channel: &impl Transport,
     service: Option<&str>,
 ) -> Result<DescriptorPool, DescError> {
     match source {
@@ -198,7 +233,7 @@ enum Answer {
 macro_rules! reflection_client {
     ($name:ident, $m:ident) => {
         /// One request on a reflection stream of this version.
-        async fn $name(channel: &Channel, req: RefRequest) -> Result<Answer, tonic::Status> {
+        async fn $name(channel: &impl Transport, req: RefRequest) -> Result<Answer, tonic::Status> {
             use tonic_reflection::pb::$m::server_reflection_client::ServerReflectionClient;
             use tonic_reflection::pb::$m::server_reflection_request::MessageRequest;
             use tonic_reflection::pb::$m::server_reflection_response::MessageResponse;
@@ -245,7 +280,7 @@ reflection_client!(ask_v1alpha, v1alpha);
 
 /// One reflection request; a request the server never processed (a GOAWAY
 /// crossed it) is sent again, as gRPC clients retry such calls, a few times.
-async fn ask(channel: &Channel, v1: bool, req: RefRequest) -> Result<Answer, tonic::Status> {
+async fn ask(channel: &impl Transport, v1: bool, req: RefRequest) -> Result<Answer, tonic::Status> {
     let mut attempt = 0u32;
     loop {
         let r = if v1 {
@@ -263,7 +298,10 @@ async fn ask(channel: &Channel, v1: bool, req: RefRequest) -> Result<Answer, ton
     }
 }
 
-async fn reflect(channel: &Channel, service: Option<&str>) -> Result<DescriptorPool, DescError> {
+async fn reflect(
+    channel: &impl Transport,
+    service: Option<&str>,
+) -> Result<DescriptorPool, DescError> {
     let fail = |e: String| DescError::Reflection(e);
     // v1 first; UNIMPLEMENTED -> v1alpha.
     let (v1, services) = match ask(channel, true, RefRequest::List).await {

@@ -118,6 +118,45 @@ pub fn encode(
     Ok(messages.iter().map(|m| frame(&m.encode_to_vec())).collect())
 }
 
+/// The messages of `json` as grpcurl reads `-d`: JSON objects one after
+/// another (whitespace between; each one message of a stream), or an
+/// array of them. Empty text means one empty message.
+pub fn messages(
+    desc: &MessageDescriptor,
+    origin: &str,
+    json: &str,
+) -> Result<Vec<DynamicMessage>, PayloadError> {
+    if json.trim().is_empty() {
+        return Ok(vec![DynamicMessage::new(desc.clone())]);
+    }
+    let err = |e: serde_json::Error| PayloadError::Json {
+        origin: origin.to_string(),
+        line: e.line(),
+        column: e.column(),
+        reason: json_reason(&e),
+        message: desc.full_name().to_string(),
+    };
+    let mut de = serde_json::Deserializer::from_str(json);
+    let mut out = Vec::new();
+    loop {
+        out.extend(OneOrMany(desc.clone()).deserialize(&mut de).map_err(err)?);
+        // Only whitespace left: the last message was read.
+        if de.end().is_ok() {
+            break;
+        }
+    }
+    if out.is_empty() {
+        return Err(PayloadError::Json {
+            origin: origin.to_string(),
+            line: 1,
+            column: 1,
+            reason: "the array has no message".into(),
+            message: desc.full_name().to_string(),
+        });
+    }
+    Ok(out)
+}
+
 /// serde_json's message without its " at line L column C" (the caller
 /// names the place as file:line:column).
 pub fn json_reason(e: &serde_json::Error) -> String {
@@ -160,6 +199,20 @@ mod tests {
         let many = encode(&d, "-d", r#"[{"message": "a"}, {"message": "b"}]"#).unwrap();
         assert_eq!(many.len(), 2);
         assert_eq!(encode(&d, "-d", "  ").unwrap()[0].len(), 5);
+    }
+
+    #[test]
+    fn messages_follow_one_another_as_grpcurl_reads_them() {
+        let d = echo_request();
+        let m = messages(&d, "-d", "{\"message\": \"a\"}\n {\"message\": \"b\"}{}").unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(messages(&d, "-d", "[{}, {}]").unwrap().len(), 2);
+        assert_eq!(messages(&d, "-d", "").unwrap().len(), 1);
+        let e = messages(&d, "-d", "{} {\n \"nope\": 1}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("-d:2:"), "{e}");
+        assert!(messages(&d, "-d", "{} x").is_err());
     }
 
     #[test]
