@@ -94,9 +94,10 @@ fn check_shipped(files: &[String]) {
     // Every shipped scenario shows the failure and its fix, side by side.
     for f in files {
         let name = Path::new(f).file_stem().unwrap().to_str().unwrap();
-        for variant in ["broken", "fixed"] {
+        // The broken variant shows the failure, the fixed one the fix.
+        for (variant, word) in [("broken", "reproduced"), ("fixed", "fixed")] {
             assert!(
-                stdout.contains(&format!("{name} [{variant}]: passed")),
+                stdout.contains(&format!("{name} [{variant}]: {word}: ")),
                 "{name} [{variant}]: {stdout}"
             );
         }
@@ -105,7 +106,7 @@ fn check_shipped(files: &[String]) {
             "{name}: {stdout}"
         );
     }
-    let variants = stdout.matches("]: passed").count();
+    let variants = stdout.matches("]: reproduced: ").count() + stdout.matches("]: fixed: ").count();
     // The JUnit XML is well-formed and has one testcase per expectation.
     let xml = std::fs::read_to_string(&report).unwrap();
     let doc = roxmltree::Document::parse(&xml).expect("valid XML");
@@ -342,6 +343,37 @@ fn ctrl_c_stops_the_scenario_reports_and_exits_130() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report is printed");
     assert_eq!(v["scenarios"][0]["interrupted"], true);
     assert_eq!(v["passed"], false);
+    // Expectations whose window never closed were not made: not reached,
+    // never failed.
+    let e = v["scenarios"][0]["expectations"].as_array().unwrap();
+    assert!(e.iter().all(|x| x["not_reached"] == true), "{e:?}");
+    assert_eq!(v["scenarios"][0]["verdict"]["outcome"], "interrupted");
+
+    // On a terminal's terms (human lines): the partial report says so.
+    let child = Command::new(BIN)
+        .args(["scenario", restart])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("NOT REACHED  success_rate before=restarted"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    assert!(
+        stdout.contains("restart [broken]: interrupted: 4 of 4 expectations not reached"),
+        "{stdout}"
+    );
 }
 
 /// Variants run side by side on their own servers: a failing expectation
@@ -354,6 +386,7 @@ fn variants_run_side_by_side_and_are_compared() {
     std::fs::write(
         &path,
         r#"name: v
+about: UNAVAILABLE answers, and the fix that answers OK.
 duration: 2s
 server:
   builtin: {}
@@ -377,8 +410,11 @@ variants:
     let (stdout, stderr) = text(&out);
     // `fixed` fails the shared expectation: its calls succeed.
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains("v [broken]: passed"), "{stdout}");
-    assert!(stdout.contains("v [fixed]: failed (1 of 2"), "{stdout}");
+    assert!(stdout.contains("v [broken]: reproduced: "), "{stdout}");
+    assert!(
+        stdout.contains("v [fixed]: not fixed: 1 of 2 expectations not met"),
+        "{stdout}"
+    );
     // Both ran at once: their live lines interleave under their names.
     assert!(stdout.contains("broken"), "{stdout}");
     assert!(stdout.contains("v: the variants side by side"), "{stdout}");
@@ -414,6 +450,61 @@ variants:
     assert_eq!(first["cells"][0]["passed"], true);
     assert_eq!(first["cells"][1]["passed"], false);
     assert_eq!(first["cells"][1]["value"], "0");
+    // The verdicts in words, with the broken run's figure beside the fix's.
+    let verdicts: Vec<&str> = v["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["verdict"]["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["reproduced", "not_fixed"]);
+    let fixed = v["scenarios"][1]["verdict"]["sentence"].as_str().unwrap();
+    assert!(
+        fixed.starts_with("not fixed: 1 of 2 expectations not met"),
+        "{fixed}"
+    );
+    assert!(fixed.contains("no call failed (of "), "{fixed}");
+    assert!(fixed.contains("(broken: "), "{fixed}");
+
+    // The page says what the scenario is about and the same sentences.
+    let page = dir.path().join("v.html");
+    let out = scenario(&[p, "--report", page.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("UNAVAILABLE answers, and the fix that answers OK."),
+        "{html}"
+    );
+    assert!(html.contains("v [broken]: reproduced: "), "{html}");
+    assert!(html.contains("v [fixed]: not fixed: "), "{html}");
+
+    // A broken variant that does not show its failure fails the scenario.
+    let quiet = dir.path().join("quiet.yaml");
+    std::fs::write(
+        &quiet,
+        r#"name: quiet
+duration: 1s
+client: &c
+  name: c
+  load: { call: grpcdoc.echo.v1.Echo/Unary, rps: 20 }
+variants:
+  broken:
+    expect:
+      - rpcs: { code: error, at_least: 1 }
+  fixed:
+    expect:
+      - rpcs: { code: error, exactly: 0 }
+"#,
+    )
+    .unwrap();
+    let out = scenario(&[quiet.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("quiet [broken]: not reproduced: "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("quiet [fixed]: fixed: "), "{stdout}");
 }
 
 /// A middlebox program that is not installed stops the run before

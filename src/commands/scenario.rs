@@ -14,6 +14,7 @@ use crate::report::style::{Style, Tone};
 use crate::report::FileFormat;
 use crate::scenario::plan::{Checked, Plan};
 use crate::scenario::run::Recorded;
+use crate::scenario::verdict::{self, Role};
 use crate::scenario::{expect, load, run};
 
 /// A scenario file names a program that is not installed.
@@ -103,9 +104,29 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
             }
         }
         let played = play_all(c, human, style, &int_rx).await?;
+        let sig = verdict::signature(&c.plans);
+        let figures: Vec<verdict::Figure> = c
+            .plans
+            .iter()
+            .zip(&played)
+            .map(|(p, r)| verdict::figure(p, r, &sig))
+            .collect();
+        let broken = c
+            .plans
+            .iter()
+            .position(|p| Role::of(p.variant.as_deref()) == Role::Broken)
+            .map(|i| &figures[i]);
         let mut file_results = Vec::new();
-        for (plan, recorded) in c.plans.iter().zip(&played) {
-            let result = verdict(c, plan, recorded);
+        for ((plan, recorded), fig) in c.plans.iter().zip(&played).zip(&figures) {
+            let mut result = verdict(c, plan, recorded);
+            result.verdict = verdict::judge(
+                Role::of(plan.variant.as_deref()),
+                recorded.interrupted,
+                &result.expectations,
+                fig,
+                broken,
+            );
+            result.passed = result.verdict.outcome.good();
             if report_format == Some(FileFormat::Html) {
                 timelines.push(crate::report::timeline::build(
                     &recorded.events,
@@ -217,10 +238,23 @@ fn verdict(c: &Checked, plan: &Plan, recorded: &Recorded) -> ScenarioResult {
     let expectations: Vec<_> = plan
         .checks
         .iter()
-        .map(|e| expect::check(e, recorded))
+        .map(|e| {
+            let mut r = expect::check(e, recorded);
+            if !expect::reached(e, recorded) {
+                r.not_reached = true;
+                r.passed = false;
+                r.diagnosis = None;
+            }
+            r
+        })
         .collect();
     ScenarioResult {
         name: c.name.clone(),
+        about: plan.about.trim().to_string(),
+        verdict: verdict::Verdict {
+            outcome: verdict::Outcome::Failed,
+            sentence: String::new(),
+        },
         variant: plan.variant.clone(),
         file: c.path.clone(),
         passed: !recorded.interrupted && expectations.iter().all(|e| e.passed),

@@ -49,15 +49,23 @@ pub fn terminal_width() -> Option<(u16, u16)> {
     (ok && ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
 }
 
-/// A table for people: condensed lines, and on a terminal as wide as the
-/// terminal (long cells wrap); full text stays in `-o json`.
+/// The widest human output: 100 columns, or a narrower terminal.
+pub const WIDTH: u16 = 100;
+
+/// A table for people: condensed lines, at most [`WIDTH`] columns wide (or
+/// the terminal's width when narrower; long cells wrap); full text stays in
+/// `-o json`. Colour codes in cells do not count towards widths.
 pub fn table() -> comfy_table::Table {
+    let w = terminal_width().map_or(WIDTH, |(w, _)| w.min(WIDTH));
+    table_of_width(w)
+}
+
+/// A table at most `width` columns wide.
+pub fn table_of_width(width: u16) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    if let Some((w, _)) = terminal_width() {
-        t.set_width(w);
-        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-    }
+    t.set_width(width);
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
     t
 }
 

@@ -22,6 +22,105 @@ pub struct CheckResult {
     /// For failures: cause and fix, from the recorded events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<String>,
+    /// The run was interrupted before the check's window closed: it was
+    /// not made (never a failure).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_reached: bool,
+}
+
+impl CheckResult {
+    /// PASS, FAIL or NOT REACHED, for people.
+    pub fn mark(&self) -> &'static str {
+        if self.not_reached {
+            "NOT REACHED"
+        } else if self.passed {
+            "PASS"
+        } else {
+            "FAIL"
+        }
+    }
+}
+
+/// Whether a check's window closed in the run: always in a run that ended,
+/// and in an interrupted one only when its `before` mark was set (and its
+/// `after` mark, if any).
+pub fn reached(c: &Check, r: &Recorded) -> bool {
+    if !r.interrupted {
+        return true;
+    }
+    let (after, before) = c.window();
+    after.is_none_or(|m| r.marks.contains_key(m)) && before.is_some_and(|m| r.marks.contains_key(m))
+}
+
+/// What a check found, in words: `85 calls failed UNAVAILABLE between
+/// `back` and `naive-still-waiting``.
+pub fn words(c: &Check, value: &str) -> String {
+    let window = |after: &Option<String>, before: &Option<String>| match (after, before) {
+        (Some(a), Some(b)) => format!(" between `{a}` and `{b}`"),
+        (Some(a), None) => format!(" after `{a}`"),
+        (None, Some(b)) => format!(" before `{b}`"),
+        (None, None) => String::new(),
+    };
+    let client = |c: &Option<String>| c.as_ref().map(|c| format!(" on `{c}`")).unwrap_or_default();
+    match c {
+        Check::Rpcs(f) => {
+            let what = match f.code.as_deref() {
+                None => "calls".to_string(),
+                Some("error") => "calls failed".to_string(),
+                Some(x) if x.eq_ignore_ascii_case("OK") => "calls succeeded".to_string(),
+                Some(x) => format!("calls failed {}", x.to_ascii_uppercase()),
+            };
+            format!(
+                "{value} {what}{}{}",
+                client(&f.client),
+                window(&f.after, &f.before)
+            )
+        }
+        Check::SuccessRate(f) => format!(
+            "success rate {value}{}{}",
+            client(&f.client),
+            window(&f.after, &f.before)
+        ),
+        Check::Goaways(f) => {
+            let debug = f
+                .debug
+                .as_ref()
+                .map(|d| format!(" {d:?}"))
+                .unwrap_or_default();
+            format!(
+                "{value} GOAWAY drains{debug}{}{}",
+                client(&f.client),
+                window(&f.after, &f.before)
+            )
+        }
+        Check::StateChanges(f) => format!(
+            "{value} moves to {}{}{}",
+            f.to.map_or("any state".to_string(), |s| s.to_string()),
+            client(&f.client),
+            window(&f.after, &f.before)
+        ),
+        Check::ConnectionLosses(f) => format!(
+            "{value} connections lost{}{}",
+            client(&f.client),
+            window(&f.after, &f.before)
+        ),
+        Check::Latency(l) => format!(
+            "p{} latency {value}{}{}",
+            l.percentile,
+            client(&l.client),
+            window(&l.after, &l.before)
+        ),
+        _ => format!("{}: {value}", describe_check(c)),
+    }
+}
+
+fn describe_check(c: &Check) -> String {
+    match c {
+        Check::ExitCode(e) => format!("exit code of `{}`", e.client),
+        Check::Output(o, _) => format!("matching output lines of `{}`", o.client),
+        Check::Order(o) => format!("order of {} and {}", o.first, o.then),
+        _ => String::new(),
+    }
 }
 
 fn in_window(t: f64, after: &Option<String>, before: &Option<String>, r: &Recorded) -> bool {
@@ -198,6 +297,7 @@ pub fn check(c: &Check, r: &Recorded) -> CheckResult {
             measure,
             passed,
             value: n.to_string(),
+            not_reached: false,
             diagnosis: (!passed && diagnose)
                 .then(|| failure_diagnosis(r, f))
                 .flatten(),
@@ -271,6 +371,7 @@ pub fn check(c: &Check, r: &Recorded) -> CheckResult {
                 measure,
                 passed,
                 value: format!("{rate:.4} ({ok} of {all})"),
+                not_reached: false,
                 diagnosis: if passed {
                     None
                 } else if all == 0 {
@@ -310,6 +411,7 @@ pub fn check(c: &Check, r: &Recorded) -> CheckResult {
                 measure,
                 passed,
                 value: value.map_or("no calls".into(), |x| format!("{x:.2}ms")),
+                not_reached: false,
                 diagnosis: None,
             }
         }
@@ -329,6 +431,7 @@ pub fn check(c: &Check, r: &Recorded) -> CheckResult {
                 check,
                 passed,
                 value,
+                not_reached: false,
                 diagnosis: None,
             }
         }
@@ -358,6 +461,7 @@ pub fn check(c: &Check, r: &Recorded) -> CheckResult {
                 measure,
                 passed,
                 value: format!("{n} lines"),
+                not_reached: false,
                 diagnosis: (!passed && n == 0 && !out.is_empty()).then(|| {
                     let last: Vec<&str> = out.lines().rev().take(3).collect();
                     format!(
@@ -388,6 +492,7 @@ pub fn check(c: &Check, r: &Recorded) -> CheckResult {
                 check,
                 passed,
                 value: format!("{} at {}, {} at {}", o.first, at(a), o.then, at(b)),
+                not_reached: false,
                 diagnosis: None,
             }
         }
@@ -439,6 +544,9 @@ pub struct Cell {
     /// was met.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passed: Option<bool>,
+    /// The run was interrupted before this check's window closed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_reached: bool,
 }
 
 /// Every variant's checks side by side: each variant's own results
@@ -470,14 +578,17 @@ pub fn compare(
                         Some(r) => Cell {
                             value: Some(r.value.clone()),
                             passed: Some(r.passed),
+                            not_reached: r.not_reached,
                         },
                         None if plan.can_measure(ch) => Cell {
                             value: Some(check(ch, run).value),
                             passed: None,
+                            not_reached: false,
                         },
                         None => Cell {
                             value: None,
                             passed: None,
+                            not_reached: false,
                         },
                     },
                 )

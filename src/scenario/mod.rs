@@ -16,3 +16,4 @@ pub mod record;
 pub mod run;
 pub mod servers;
 pub mod timeline;
+pub mod verdict;
