@@ -334,6 +334,12 @@ pub struct ScenarioArgs {
     /// one self-contained page), `.xml` (JUnit, as -o junit), `.json`.
     #[arg(long, value_name = "FILE", required_if_eq("output", "junit"))]
     pub report: Option<PathBuf>,
+
+    /// Print every notable event as it happens, the variants' lines
+    /// interleaved (the default on a terminal is one line per thing that
+    /// happened, repeats folded, a block per variant).
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

@@ -695,3 +695,80 @@ fn a_rate_that_is_not_held_is_warned_about() {
         .unwrap_or_default();
     assert!(w.contains("raise its concurrency"), "{r}");
 }
+
+/// Runs grpcdoc under `script` (a terminal 100 columns wide): what a user
+/// sees. `None` when `script` is not installed.
+fn on_a_terminal(args: &str) -> Option<String> {
+    let out = Command::new("script")
+        .args(["-qec", &format!("stty cols 100; {BIN} {args}"), "/dev/null"])
+        .env_remove("NO_COLOR")
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).replace('\r', ""))
+}
+
+/// On a terminal the restart scenario reads like a diagnosis: one line per
+/// thing that happened (the redial loop folded), a block per variant,
+/// failures with their catalogue entry, the verdicts in words; `-v`
+/// prints every event.
+#[test]
+fn on_a_terminal_the_output_is_folded_into_blocks() {
+    let files = shipped();
+    let restart = files.iter().find(|f| f.ends_with("restart.yaml")).unwrap();
+    let Some(out) = on_a_terminal(&format!("scenario {restart}")) else {
+        eprintln!("skipped: `script` is not installed");
+        return;
+    };
+    let plain = strip_ansi(&out);
+    let lines: Vec<&str> = plain.lines().collect();
+    assert!(lines.len() <= 45, "{} lines:\n{plain}", lines.len());
+    assert!(out.contains('\x1b'), "colour on a terminal");
+    for l in &lines {
+        assert!(l.chars().count() <= 100, "{l:?}");
+    }
+    let broken = lines
+        .iter()
+        .position(|l| *l == "variant broken")
+        .expect(&plain);
+    let fixed = lines
+        .iter()
+        .position(|l| *l == "variant fixed")
+        .expect(&plain);
+    assert!(broken < fixed, "{plain}");
+    // The state-checked pool's redials are one line with a count.
+    let redial = lines[fixed..]
+        .iter()
+        .find(|l| l.contains("redialing every"))
+        .unwrap_or_else(|| panic!("{plain}"));
+    assert!(redial.contains("refused ×"), "{redial}");
+    assert!(redial.contains("[connection-refused]"), "{redial}");
+    assert!(
+        lines[broken..fixed]
+            .iter()
+            .any(|l| l.contains("calls failing: UNAVAILABLE")),
+        "{plain}"
+    );
+    assert!(plain.contains("restart [broken]: reproduced: "), "{plain}");
+    assert!(plain.contains("restart [fixed]: fixed: "), "{plain}");
+
+    let out = on_a_terminal(&format!("scenario -v {restart}")).unwrap();
+    let plain = strip_ansi(&out);
+    assert!(
+        plain.matches("TRANSIENT_FAILURE -> CONNECTING").count() > 20,
+        "{plain}"
+    );
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut esc = false;
+    for c in s.chars() {
+        match (esc, c) {
+            (false, '\x1b') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}

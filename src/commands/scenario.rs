@@ -2,14 +2,17 @@
 //! error, with file:line:column), then plays them one by one - a file's
 //! variants side by side - and reports.
 
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 
 use anyhow::Context as _;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::{ColorChoice, ScenarioArgs, ScenarioOutput};
 use crate::exit::Exit;
-use crate::report::scenario::{junit, render_comparison, render_result, Live, ScenarioResult};
+use crate::report::fold::Folder;
+use crate::report::scenario::{
+    junit, render_comparison, render_result, render_verdict, Live, ScenarioResult,
+};
 use crate::report::style::{Style, Tone};
 use crate::report::FileFormat;
 use crate::scenario::plan::{Checked, Plan};
@@ -82,6 +85,13 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
     };
     let style = Style::for_stdout(color.forced());
     let human = args.output != ScenarioOutput::Json;
+    let mode = if !human {
+        LiveMode::Quiet
+    } else if args.verbose || !std::io::stdout().is_terminal() {
+        LiveMode::Events
+    } else {
+        LiveMode::Folded
+    };
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let (int_tx, int_rx) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(async move {
@@ -100,10 +110,11 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
                 style.paint(Tone::Bold, &format!("scenario {} ({})", c.name, c.path))
             );
             if !c.about.is_empty() {
-                let _ = writeln!(out, "{}", style.paint(Tone::Dim, c.about.trim()));
+                let about = crate::report::scenario::wrap(c.about.trim(), 100, 0);
+                let _ = writeln!(out, "{}", style.paint(Tone::Dim, &about));
             }
         }
-        let played = play_all(c, human, style, &int_rx).await?;
+        let played = play_all(c, mode, style, &int_rx).await?;
         let sig = verdict::signature(&c.plans);
         let figures: Vec<verdict::Figure> = c
             .plans
@@ -134,7 +145,10 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
                     recorded.duration_ms,
                 ));
             }
-            if human {
+            if mode == LiveMode::Folded && c.plans.len() > 1 {
+                // The table below shows every expectation.
+                let _ = write!(out, "{}", render_verdict(&result, &style));
+            } else if human {
                 if let Some(v) = &plan.variant {
                     let _ = writeln!(out, "{}", style.paint(Tone::Bold, &format!("variant {v}")));
                 }
@@ -192,10 +206,22 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
     })
 }
 
-/// Plays a file's plans side by side; live lines name the variant.
+/// How a run's events are printed while it plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LiveMode {
+    /// Nothing (JSON on stdout).
+    Quiet,
+    /// Every notable event, the variants interleaved under their names.
+    Events,
+    /// One line per thing that happened, a block per variant: the first
+    /// live, the others when it ends.
+    Folded,
+}
+
+/// Plays a file's plans side by side.
 async fn play_all(
     c: &Checked,
-    human: bool,
+    mode: LiveMode,
     style: Style,
     interrupt: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<Recorded>, run::RunError> {
@@ -204,34 +230,83 @@ async fn play_all(
         .iter()
         .filter_map(|p| p.variant.as_ref().map(String::len))
         .max();
-    let runs = c.plans.iter().map(|plan| {
-        let (live_tx, mut live_rx) = tokio::sync::mpsc::channel(4096);
+    let runs = c.plans.iter().enumerate().map(|(i, plan)| {
+        let (live_tx, live_rx) = tokio::sync::mpsc::channel(4096);
         let prefix = match (&plan.variant, width) {
             (Some(v), Some(w)) => format!("{} ", style.paint(Tone::Bold, &format!("{v:<w$}"))),
             _ => String::new(),
         };
-        let printer = tokio::spawn(async move {
-            let mut live = Live::new(style);
-            let mut out = std::io::stdout();
-            while let Some(t) = live_rx.recv().await {
-                if human {
-                    if let Some(line) = live.line(&t) {
-                        let _ = writeln!(out, "{prefix}{line}");
-                    }
-                }
-            }
-        });
+        let header = plan
+            .variant
+            .as_ref()
+            .map(|v| style.paint(Tone::Bold, &format!("variant {v}")));
+        // The first block is printed as it happens, the others held.
+        let hold = mode == LiveMode::Folded && i > 0;
+        let printer = tokio::spawn(print_live(live_rx, mode, style, prefix, header, hold));
         let interrupt = interrupt.clone();
         async move {
             let r = run::play(plan, live_tx, interrupt).await;
-            let _ = printer.await;
-            r
+            let held = printer.await.unwrap_or_default();
+            (r, held)
         }
     });
-    futures_util::future::join_all(runs)
-        .await
-        .into_iter()
-        .collect()
+    let mut out = Vec::new();
+    for (r, held) in futures_util::future::join_all(runs).await {
+        let mut stdout = std::io::stdout();
+        for line in held {
+            let _ = writeln!(stdout, "{line}");
+        }
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+/// Prints (or, with `hold`, returns) a run's live lines.
+async fn print_live(
+    mut rx: tokio::sync::mpsc::Receiver<run::Tagged>,
+    mode: LiveMode,
+    style: Style,
+    prefix: String,
+    header: Option<String>,
+    hold: bool,
+) -> Vec<String> {
+    let mut held = Vec::new();
+    let mut out = std::io::stdout();
+    let mut emit = |line: String| {
+        if hold {
+            held.push(line);
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+    };
+    match mode {
+        LiveMode::Quiet => while rx.recv().await.is_some() {},
+        LiveMode::Events => {
+            let mut live = Live::new(style);
+            while let Some(t) = rx.recv().await {
+                if let Some(line) = live.line(&t) {
+                    emit(format!("{prefix}{line}"));
+                }
+            }
+        }
+        LiveMode::Folded => {
+            if let Some(h) = header {
+                emit(h);
+            }
+            let mut fold = Folder::new(style);
+            let mut end = 0.0;
+            while let Some(t) = rx.recv().await {
+                end = t.event.t_ms;
+                for line in fold.lines(&t) {
+                    emit(line);
+                }
+            }
+            for line in fold.finish(end) {
+                emit(line);
+            }
+        }
+    }
+    held
 }
 
 fn verdict(c: &Checked, plan: &Plan, recorded: &Recorded) -> ScenarioResult {

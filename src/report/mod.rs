@@ -3,6 +3,7 @@
 
 pub mod doctor;
 pub mod explain;
+pub mod fold;
 pub mod html;
 pub mod human;
 mod json;

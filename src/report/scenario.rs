@@ -206,8 +206,37 @@ fn mark(c: &CheckResult, style: &Style) -> String {
 }
 
 pub fn render_result(r: &ScenarioResult, style: &Style) -> String {
+    let mut out = expectations(r, style, true);
+    let met = r.expectations.iter().filter(|c| c.passed).count();
+    let _ = writeln!(out, "{}", verdict_line(r, style));
+    let _ = writeln!(
+        out,
+        "{}",
+        style.paint(
+            Tone::Dim,
+            &format!(
+                "  ({met} of {} expectations met in {:.1}s)",
+                r.expectations.len(),
+                r.duration_ms / 1e3
+            )
+        )
+    );
+    out
+}
+
+/// The verdict, after what did not pass (the side-by-side table shows the
+/// rest).
+pub fn render_verdict(r: &ScenarioResult, style: &Style) -> String {
+    let mut out = expectations(r, style, false);
+    let _ = writeln!(out, "{}", verdict_line(r, style));
+    out
+}
+
+/// The expectations (`all`, or those not passed), the calls, notes and
+/// warnings.
+fn expectations(r: &ScenarioResult, style: &Style, all: bool) -> String {
     let mut out = String::new();
-    for c in &r.expectations {
+    for c in r.expectations.iter().filter(|c| all || !c.passed) {
         let line = format!("{}  {}  (found {})", c.mark(), c.check, c.value);
         let line = wrap(&line, WIDTH - 2, 8).replacen(c.mark(), &mark(c, style), 1);
         let _ = writeln!(out, "  {line}");
@@ -253,20 +282,6 @@ pub fn render_result(r: &ScenarioResult, style: &Style) -> String {
         );
         let _ = writeln!(out, "{}", style.paint(Tone::Warn, &wrap(&line, WIDTH, 2)));
     }
-    let met = r.expectations.iter().filter(|c| c.passed).count();
-    let _ = writeln!(out, "{}", verdict_line(r, style));
-    let _ = writeln!(
-        out,
-        "{}",
-        style.paint(
-            Tone::Dim,
-            &format!(
-                "  ({met} of {} expectations met in {:.1}s)",
-                r.expectations.len(),
-                r.duration_ms / 1e3
-            )
-        )
-    );
     out
 }
 
@@ -370,4 +385,91 @@ pub fn junit(results: &[ScenarioResult]) -> String {
     }
     o.push_str("</testsuites>\n");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::expect::{Cell, ComparisonRow};
+
+    /// Display width: characters, colour codes left out.
+    fn width(line: &str) -> usize {
+        let mut n = 0;
+        let mut esc = false;
+        for c in line.chars() {
+            match (esc, c) {
+                (false, '\x1b') => esc = true,
+                (true, 'm') => esc = false,
+                (true, _) => {}
+                (false, _) => n += 1,
+            }
+        }
+        n
+    }
+
+    /// Every line of a table as wide as the others (aligned) and at most
+    /// 100 columns.
+    fn aligned(text: &str) {
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains('│') || l.contains('┌'))
+            .collect();
+        assert!(!rows.is_empty(), "{text}");
+        let w = width(rows[0]);
+        assert!(w <= 100, "{w} columns:\n{text}");
+        for r in &rows {
+            assert_eq!(width(r), w, "misaligned: {r:?}\n{text}");
+        }
+    }
+
+    #[test]
+    fn tables_with_colour_on_stay_aligned_within_100_columns() {
+        let style = Style::new(true);
+        let cell = |v: &str, p: Option<bool>| Cell {
+            value: Some(v.into()),
+            passed: p,
+            not_reached: false,
+        };
+        let cmp = Comparison {
+            scenario: "restart".into(),
+            variants: vec!["broken".into(), "fixed".into(), "fixed-retry-policy".into()],
+            rows: vec![
+                ComparisonRow {
+                    measure:
+                        "rpcs code=UNAVAILABLE after=back before=naive-still-waiting client=pool"
+                            .into(),
+                    cells: vec![
+                        cell("85", Some(true)),
+                        cell("0", None),
+                        cell("0", Some(false)),
+                    ],
+                },
+                ComparisonRow {
+                    measure: "success_rate after=back".into(),
+                    cells: vec![
+                        cell("0.5277 (124 of 235)", None),
+                        cell("1.0000 (235 of 235)", Some(true)),
+                        Cell {
+                            not_reached: true,
+                            ..cell("0.9000 (9 of 10)", Some(false))
+                        },
+                    ],
+                },
+            ],
+        };
+        let text = render_comparison(&cmp, &style);
+        assert!(text.contains("\x1b[32mPASS\x1b[0m"), "colour is on: {text}");
+        aligned(&text);
+
+        let mut calls = BTreeMap::new();
+        for who in ["client", "probe-with-a-long-name"] {
+            let mut codes = BTreeMap::new();
+            codes.insert("OK".to_string(), 1000u64);
+            codes.insert("UNAVAILABLE".to_string(), 226);
+            codes.insert("DEADLINE_EXCEEDED".to_string(), 3);
+            calls.insert(who.to_string(), codes);
+        }
+        let t = super::super::load::client_totals(&calls).unwrap();
+        aligned(&t.to_string());
+    }
 }
