@@ -772,3 +772,81 @@ fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+/// The shipped scenarios are in the binary: every file of scenarios/, run
+/// by name from any directory, listed with what each is about, printed as
+/// written; a path that is not there but names one runs the shipped one
+/// and says so.
+#[test]
+fn shipped_scenarios_run_by_name_from_anywhere() {
+    let files = shipped();
+    let embedded: Vec<&str> = grpcdoc::scenario::shipped::all()
+        .iter()
+        .map(|s| s.name)
+        .collect();
+    let on_disk: Vec<String> = files
+        .iter()
+        .map(|f| {
+            Path::new(f)
+                .file_stem()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(embedded, on_disk, "every file in scenarios/ is embedded");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("scenario")
+            .args(args)
+            .current_dir(elsewhere.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    for f in &files {
+        let name = Path::new(f).file_stem().unwrap().to_str().unwrap();
+        let out = run(&["--show", name]);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(out.stdout, std::fs::read(f).unwrap(), "{name}");
+    }
+    let out = run(&["--list"]);
+    let (list, _) = text(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(list.lines().all(|l| l.chars().count() <= 100), "{list}");
+    assert!(
+        list.contains("restart                 A hard restart with 2 s downtime;"),
+        "{list}"
+    );
+    assert_eq!(
+        list.lines().filter(|l| !l.starts_with(' ')).count(),
+        files.len(),
+        "{list}"
+    );
+    // By name: quietly; by a path that is not here: with a word on stderr.
+    let out = run(&["restart", "--check"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.starts_with("scenarios/restart.yaml: ok"), "{stdout}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let out = run(&["restart.yaml", "--check"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.starts_with("scenarios/restart.yaml: ok"), "{stdout}");
+    assert!(
+        stderr.contains("running the shipped scenario `restart`"),
+        "{stderr}"
+    );
+    // A file of the user's comes first.
+    std::fs::write(elsewhere.path().join("restart.yaml"), "name: mine\n").unwrap();
+    let out = run(&["restart.yaml", "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["nothing-like-it.yaml"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("--list"), "{stderr}");
+    let out = run(&["--show", "nothing-like-it"]);
+    assert_eq!(out.status.code(), Some(2));
+}

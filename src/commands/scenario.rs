@@ -18,7 +18,7 @@ use crate::report::FileFormat;
 use crate::scenario::plan::{Checked, Plan};
 use crate::scenario::run::Recorded;
 use crate::scenario::verdict::{self, Role};
-use crate::scenario::{expect, load, run};
+use crate::scenario::{expect, load, run, shipped};
 
 /// A scenario file names a program that is not installed.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +34,24 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
         print!("{}", crate::scenario::SCHEMA);
         return Ok(Exit::Success);
     }
+    if args.list {
+        print!("{}", list());
+        return Ok(Exit::Success);
+    }
+    if let Some(name) = &args.show {
+        let s = shipped::by_name(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no shipped scenario is named `{name}`; they are: {}",
+                shipped::names()
+            )
+        })?;
+        print!("{}", s.text);
+        return Ok(Exit::Success);
+    }
     // Check every file before anything starts.
     let mut checked = Vec::new();
     for path in &args.files {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the scenario {name}"))?;
+        let (name, text) = read(path)?;
         checked.push(load::parse(&name, &text)?);
     }
     if args.check {
@@ -204,6 +216,56 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
     } else {
         Exit::CheckFailed
     })
+}
+
+/// A scenario's name (for messages) and text: the file, or the shipped
+/// scenario a name (`restart`) or a missing path (`restart.yaml`) names.
+fn read(path: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((name, text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let by_name = path
+                .to_str()
+                .filter(|n| !n.contains('/'))
+                .and_then(shipped::by_name);
+            if let Some(s) = by_name {
+                return Ok((s.path(), s.text.to_string()));
+            }
+            if let Some(s) = shipped::by_path(path) {
+                eprintln!(
+                    "grpcdoc: {name} is not here; running the shipped scenario `{}` (`grpcdoc scenario --show {} > {}.yaml` writes it out)",
+                    s.name, s.name, s.name
+                );
+                return Ok((s.path(), s.text.to_string()));
+            }
+            Err(anyhow::Error::new(e).context(format!(
+                "cannot read the scenario {name} (`grpcdoc scenario --list` lists the shipped ones, which run by name)"
+            )))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read the scenario {name}"))),
+    }
+}
+
+/// `--list`: each shipped scenario and its `about:`, 100 columns wide.
+fn list() -> String {
+    let all = shipped::all();
+    let w = all.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for s in all {
+        let about = match load::parse(&s.path(), s.text) {
+            Ok(c) => c.about.trim().to_string(),
+            Err(e) => format!("(does not check: {})", e.message),
+        };
+        let text = crate::report::scenario::wrap(&about, 100 - w - 2, 0);
+        let pad = format!("\n{}", " ".repeat(w + 2));
+        out.push_str(&format!(
+            "{:<w$}  {}\n",
+            s.name,
+            text.lines().collect::<Vec<_>>().join(&pad)
+        ));
+    }
+    out
 }
 
 /// How a run's events are printed while it plays.

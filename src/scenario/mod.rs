@@ -15,5 +15,6 @@ pub mod process;
 pub mod record;
 pub mod run;
 pub mod servers;
+pub mod shipped;
 pub mod timeline;
 pub mod verdict;
