@@ -150,6 +150,7 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
                 broken,
             );
             result.passed = result.verdict.outcome.good();
+            result.verdict.advice = verdict::advice(plan, fig, result.verdict.outcome);
             if report_format == Some(FileFormat::Html) {
                 timelines.push(crate::report::timeline::build(
                     &recorded.events,
@@ -255,7 +256,10 @@ fn list() -> String {
     for s in all {
         let about = match load::parse(&s.path(), s.text) {
             Ok(c) => c.about.trim().to_string(),
-            Err(e) => format!("(does not check: {})", e.message),
+            Err(e) => format!(
+                "(does not check: {})",
+                e.0.first().map_or("", |e| e.message.as_str())
+            ),
         };
         let text = crate::report::scenario::wrap(&about, 100 - w - 2, 0);
         let pad = format!("\n{}", " ".repeat(w + 2));
@@ -391,6 +395,7 @@ fn verdict(c: &Checked, plan: &Plan, recorded: &Recorded) -> ScenarioResult {
         verdict: verdict::Verdict {
             outcome: verdict::Outcome::Failed,
             sentence: String::new(),
+            advice: None,
         },
         variant: plan.variant.clone(),
         file: c.path.clone(),

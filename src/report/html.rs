@@ -203,6 +203,7 @@ pub fn scenario_page(runs: &[(ScenarioResult, Timeline)], comparisons: &[Compari
                 h2 { (r.title()) " " @if r.passed { span.pass { (r.verdict.outcome.word()) } } @else { span.fail { (r.verdict.outcome.word()) } } }
                 @if !r.about.is_empty() { p.about { (r.about) } }
                 p.verdict { (r.title()) ": " (r.verdict.sentence) }
+                @if let Some(a) = &r.verdict.advice { p { "fix: " (a) } }
                 p.sub { (r.file) ", " (secs(r.duration_ms)) ", " (r.events) " events" @if r.interrupted { ", interrupted" } }
                 (timeline_svg(t))
                 table.expectations {

@@ -293,7 +293,11 @@ pub fn verdict_line(r: &ScenarioResult, style: &Style) -> String {
         _ if o.good() => Tone::Good,
         _ => Tone::Bad,
     };
-    let text = wrap(&format!("{}: {}", r.title(), r.verdict.sentence), WIDTH, 2);
+    let mut text = wrap(&format!("{}: {}", r.title(), r.verdict.sentence), WIDTH, 2);
+    if let Some(a) = &r.verdict.advice {
+        text.push('\n');
+        text.push_str(&wrap(&format!("  fix: {a}"), WIDTH, 7));
+    }
     let word = o.word();
     let at = r.title().len() + 2;
     if text.get(at..at + word.len()) == Some(word) {

@@ -71,6 +71,10 @@ pub struct Verdict {
     pub outcome: Outcome,
     /// `reproduced: 85 calls failed UNAVAILABLE between ...`.
     pub sentence: String,
+    /// For a fix that did not fix (or a failed scenario): the catalogue's
+    /// fix for what failed, less what the scenario already has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
 }
 
 /// What a run shows: its failed calls, and the broken variant's own
@@ -283,7 +287,96 @@ pub fn judge(
     } else {
         format!("{}: {}", outcome.word(), parts.join("; "))
     };
-    Verdict { outcome, sentence }
+    Verdict {
+        outcome,
+        sentence,
+        advice: None,
+    }
+}
+
+/// What the scenario's own clients already have, by the words a fix uses
+/// for it.
+fn configured(plan: &Plan) -> Vec<(&'static [&'static str], &'static str)> {
+    let mut have = Vec::new();
+    for c in plan.clients.iter().map(|c| &c.spec) {
+        let sc = c
+            .service_config
+            .as_ref()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let wfr = c.wait_for_ready || sc.contains("\"waitForReady\":true");
+        let checks: [(bool, &'static [&'static str], &'static str); 6] = [
+            (
+                sc.contains("retryPolicy"),
+                &["retry UNAVAILABLE", "retries"],
+                "a retryPolicy",
+            ),
+            (
+                c.transparent_retry,
+                &["transparent retry", "retry it transparently"],
+                "transparent retry",
+            ),
+            (wfr, &["wait-for-ready"], "wait-for-ready"),
+            (c.keepalive.is_some(), &["keepalive"], "client keepalive"),
+            (
+                sc.contains("healthCheckConfig") || c.health_service.is_some(),
+                &["health checking"],
+                "health checking",
+            ),
+            (
+                c.lb == super::model::LbSpec::RoundRobin,
+                &["round_robin"],
+                "round_robin",
+            ),
+        ];
+        for (on, words, name) in checks {
+            if on && !have.iter().any(|(_, n)| *n == name) {
+                have.push((words, name));
+            }
+        }
+    }
+    have
+}
+
+/// The catalogue's fix for what failed, without what the scenario's own
+/// clients already have (said instead): for a variant whose fix did not
+/// fix, or a plain scenario that failed.
+pub fn advice(plan: &Plan, own: &Figure, outcome: Outcome) -> Option<String> {
+    if !matches!(outcome, Outcome::NotFixed | Outcome::Failed) {
+        return None;
+    }
+    let entry = own.entry?;
+    let fix = crate::catalogue::entry(entry).fix;
+    let have = configured(plan);
+    let mut already = Vec::new();
+    let keep: Vec<&str> = fix
+        .split("; ")
+        .flat_map(|part| part.split(", or "))
+        .filter(|part| {
+            let hit = have
+                .iter()
+                .find(|(words, _)| words.iter().any(|w| part.contains(w)));
+            if let Some((_, name)) = hit {
+                if !already.contains(name) {
+                    already.push(*name);
+                }
+            }
+            hit.is_none()
+        })
+        .collect();
+    let mut out = format!("[{entry}] ");
+    if keep.is_empty() {
+        out.push_str("the catalogue's fix is in place here");
+    } else {
+        out.push_str(&keep.join("; "));
+    }
+    if !already.is_empty() {
+        out.push_str(&format!(
+            " (this scenario has {} already)",
+            already.join(", ")
+        ));
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -310,6 +403,33 @@ mod tests {
             code: Some("UNAVAILABLE".into()),
             entry: Some(EntryId::ConnectionRefused),
         }
+    }
+
+    #[test]
+    fn advice_leaves_out_what_the_scenario_already_has() {
+        let text = r#"name: a
+duration: 2s
+client:
+  load: { call: helloworld.Greeter/SayHello }
+  service_config:
+    methodConfig:
+      - name: [{ service: helloworld.Greeter }]
+        retryPolicy: { maxAttempts: 3, initialBackoff: 0.1s, maxBackoff: 1s, backoffMultiplier: 2, retryableStatusCodes: [UNAVAILABLE] }
+"#;
+        let c = super::super::load::parse("a.yaml", text).unwrap();
+        let fig = Figure {
+            entry: Some(EntryId::DrainCut),
+            ..Figure::default()
+        };
+        // "a grace longer than the longest call; retry UNAVAILABLE (...)"
+        let a = advice(&c.plans[0], &fig, Outcome::NotFixed).unwrap();
+        assert!(
+            a.starts_with("[drain-cut] a grace longer than the longest call"),
+            "{a}"
+        );
+        assert!(!a.contains("retry UNAVAILABLE"), "{a}");
+        assert!(a.contains("this scenario has a retryPolicy already"), "{a}");
+        assert_eq!(advice(&c.plans[0], &fig, Outcome::Fixed), None);
     }
 
     #[test]
