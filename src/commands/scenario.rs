@@ -16,7 +16,7 @@ use crate::report::scenario::{
 use crate::report::style::{Style, Tone};
 use crate::report::FileFormat;
 use crate::scenario::plan::{Checked, Plan};
-use crate::scenario::run::Recorded;
+use crate::scenario::recorded::Recorded;
 use crate::scenario::verdict::{self, Role};
 use crate::scenario::{expect, load, run, shipped};
 
@@ -30,23 +30,8 @@ pub struct MissingProgram {
 }
 
 pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit> {
-    if args.schema {
-        print!("{}", crate::scenario::SCHEMA);
-        return Ok(Exit::Success);
-    }
-    if args.list {
-        print!("{}", list());
-        return Ok(Exit::Success);
-    }
-    if let Some(name) = &args.show {
-        let s = shipped::by_name(name).ok_or_else(|| {
-            anyhow::anyhow!(
-                "no shipped scenario is named `{name}`; they are: {}",
-                shipped::names()
-            )
-        })?;
-        print!("{}", s.text);
-        return Ok(Exit::Success);
+    if let Some(exit) = shipped_only(&args)? {
+        return Ok(exit);
     }
     // Check every file before anything starts.
     let mut checked = Vec::new();
@@ -56,22 +41,7 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
     }
     if args.check {
         for c in &checked {
-            let steps: usize = c.plans.iter().map(|p| p.steps.len()).max().unwrap_or(0);
-            let checks: usize = c.plans.iter().map(|p| p.checks.len()).sum();
-            let variants = c
-                .plans
-                .iter()
-                .filter_map(|p| p.variant.clone())
-                .collect::<Vec<_>>();
-            println!(
-                "{}: ok ({steps} steps, {checks} expectations{})",
-                c.path,
-                if variants.is_empty() {
-                    String::new()
-                } else {
-                    format!(", variants {}", variants.join(", "))
-                }
-            );
+            let _ = writeln!(std::io::stdout(), "{}", checked_line(c));
         }
         return Ok(Exit::Success);
     }
@@ -95,14 +65,18 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
         ),
         (None, _) => None,
     };
-    let style = Style::for_stdout(color.forced());
     let human = args.output != ScenarioOutput::Json;
-    let mode = if !human {
-        LiveMode::Quiet
-    } else if args.verbose || !std::io::stdout().is_terminal() {
-        LiveMode::Events
-    } else {
-        LiveMode::Folded
+    let out = Out {
+        style: Style::for_stdout(color.forced()),
+        human,
+        mode: if !human {
+            LiveMode::Quiet
+        } else if args.verbose || !std::io::stdout().is_terminal() {
+            LiveMode::Events
+        } else {
+            LiveMode::Folded
+        },
+        html: report_format == Some(FileFormat::Html),
     };
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let (int_tx, int_rx) = tokio::sync::watch::channel(false);
@@ -110,83 +84,167 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
         super::signalled(&mut term).await;
         let _ = int_tx.send(true);
     });
-    let mut results = Vec::new();
-    let mut comparisons = Vec::new();
-    let mut timelines = Vec::new();
-    let mut out = std::io::stdout();
+    let mut all = Played::default();
     for c in &checked {
-        if human {
-            let _ = writeln!(
-                out,
-                "{}",
-                style.paint(Tone::Bold, &format!("scenario {} ({})", c.name, c.path))
-            );
-            if !c.about.is_empty() {
-                let about = crate::report::scenario::wrap(c.about.trim(), 100, 0);
-                let _ = writeln!(out, "{}", style.paint(Tone::Dim, &about));
-            }
-        }
-        let played = play_all(c, mode, style, &int_rx).await?;
-        let sig = verdict::signature(&c.plans);
-        let figures: Vec<verdict::Figure> = c
-            .plans
-            .iter()
-            .zip(&played)
-            .map(|(p, r)| verdict::figure(p, r, &sig))
-            .collect();
-        let broken = c
-            .plans
-            .iter()
-            .position(|p| Role::of(p.variant.as_deref()) == Role::Broken)
-            .map(|i| &figures[i]);
-        let mut file_results = Vec::new();
-        for ((plan, recorded), fig) in c.plans.iter().zip(&played).zip(&figures) {
-            let mut result = verdict(c, plan, recorded);
-            result.verdict = verdict::judge(
-                Role::of(plan.variant.as_deref()),
-                recorded.interrupted,
-                &result.expectations,
-                fig,
-                broken,
-            );
-            result.passed = result.verdict.outcome.good();
-            result.verdict.advice = verdict::advice(plan, fig, result.verdict.outcome);
-            if report_format == Some(FileFormat::Html) {
-                timelines.push(crate::report::timeline::build(
-                    &recorded.events,
-                    &recorded.marks,
-                    recorded.duration_ms,
-                ));
-            }
-            if mode == LiveMode::Folded && c.plans.len() > 1 {
-                // The table below shows every expectation.
-                let _ = write!(out, "{}", render_verdict(&result, &style));
-            } else if human {
-                if let Some(v) = &plan.variant {
-                    let _ = writeln!(out, "{}", style.paint(Tone::Bold, &format!("variant {v}")));
-                }
-                let _ = write!(out, "{}", render_result(&result, &style));
-            }
-            file_results.push(result);
-        }
-        if c.plans.len() > 1 {
-            let own: Vec<&[expect::CheckResult]> = file_results
-                .iter()
-                .map(|r| r.expectations.as_slice())
-                .collect();
-            let cmp = expect::compare(c, &played, &own);
-            if human {
-                let _ = write!(out, "{}", render_comparison(&cmp, &style));
-            }
-            comparisons.push(cmp);
-        }
-        let stop = file_results.iter().any(|r| r.interrupted);
-        results.extend(file_results);
-        if stop {
+        play_file(c, &out, &int_rx, &mut all).await?;
+        if all.results.iter().any(|r| r.interrupted) {
             break;
         }
     }
     watcher.abort();
+    report(&args, report_format, all)
+}
+
+/// `--schema`, `--list`, `--show`: what needs no file.
+fn shipped_only(args: &ScenarioArgs) -> anyhow::Result<Option<Exit>> {
+    if args.schema {
+        let _ = write!(std::io::stdout(), "{}", crate::scenario::SCHEMA);
+    } else if args.list {
+        let _ = write!(std::io::stdout(), "{}", list());
+    } else if let Some(name) = &args.show {
+        let s = shipped::by_name(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no shipped scenario is named `{name}`; they are: {}",
+                shipped::names()
+            )
+        })?;
+        let _ = write!(std::io::stdout(), "{}", s.text);
+    } else {
+        return Ok(None);
+    }
+    Ok(Some(Exit::Success))
+}
+
+/// `FILE: ok (5 steps, 8 expectations, variants broken, fixed)`.
+fn checked_line(c: &Checked) -> String {
+    let steps: usize = c.plans.iter().map(|p| p.steps.len()).max().unwrap_or(0);
+    let checks: usize = c.plans.iter().map(|p| p.checks.len()).sum();
+    let variants = c
+        .plans
+        .iter()
+        .filter_map(|p| p.variant.clone())
+        .collect::<Vec<_>>();
+    format!(
+        "{}: ok ({steps} steps, {checks} expectations{})",
+        c.path,
+        if variants.is_empty() {
+            String::new()
+        } else {
+            format!(", variants {}", variants.join(", "))
+        }
+    )
+}
+
+/// How results are shown.
+struct Out {
+    style: Style,
+    human: bool,
+    mode: LiveMode,
+    /// The HTML report wants each run's timeline.
+    html: bool,
+}
+
+/// What the files' runs gave.
+#[derive(Default)]
+struct Played {
+    results: Vec<ScenarioResult>,
+    comparisons: Vec<expect::Comparison>,
+    timelines: Vec<crate::report::timeline::Timeline>,
+}
+
+/// Plays one file (its variants side by side), prints its results, and
+/// adds them to `all`.
+async fn play_file(
+    c: &Checked,
+    out: &Out,
+    interrupt: &tokio::sync::watch::Receiver<bool>,
+    all: &mut Played,
+) -> anyhow::Result<()> {
+    let (style, mut stdout) = (out.style, std::io::stdout());
+    if out.human {
+        let title = format!("scenario {} ({})", c.name, c.path);
+        let _ = writeln!(stdout, "{}", style.paint(Tone::Bold, &title));
+        if !c.about.is_empty() {
+            let about = crate::report::scenario::wrap(c.about.trim(), 100, 0);
+            let _ = writeln!(stdout, "{}", style.paint(Tone::Dim, &about));
+        }
+    }
+    let played = play_all(c, out.mode, style, interrupt).await?;
+    let results = results(c, &played);
+    for ((plan, recorded), result) in c.plans.iter().zip(&played).zip(&results) {
+        if out.html {
+            all.timelines.push(crate::report::timeline::build(
+                &recorded.events,
+                &recorded.marks,
+                recorded.duration_ms,
+            ));
+        }
+        if out.mode == LiveMode::Folded && c.plans.len() > 1 {
+            // The table below shows every expectation.
+            let _ = write!(stdout, "{}", render_verdict(result, &style));
+        } else if out.human {
+            if let Some(v) = &plan.variant {
+                let _ = writeln!(
+                    stdout,
+                    "{}",
+                    style.paint(Tone::Bold, &format!("variant {v}"))
+                );
+            }
+            let _ = write!(stdout, "{}", render_result(result, &style));
+        }
+    }
+    if c.plans.len() > 1 {
+        let own: Vec<&[expect::CheckResult]> =
+            results.iter().map(|r| r.expectations.as_slice()).collect();
+        let cmp = expect::compare(c, &played, &own);
+        if out.human {
+            let _ = write!(stdout, "{}", render_comparison(&cmp, &style));
+        }
+        all.comparisons.push(cmp);
+    }
+    all.results.extend(results);
+    Ok(())
+}
+
+/// Each variant's result and verdict; a fixed variant's figure beside the
+/// broken one's.
+fn results(c: &Checked, played: &[Recorded]) -> Vec<ScenarioResult> {
+    let sig = verdict::signature(&c.plans);
+    let figures: Vec<verdict::Figure> = c
+        .plans
+        .iter()
+        .zip(played)
+        .map(|(p, r)| verdict::figure(p, r, &sig))
+        .collect();
+    let broken = c
+        .plans
+        .iter()
+        .position(|p| Role::of(p.variant.as_deref()) == Role::Broken)
+        .map(|i| &figures[i]);
+    let mut out = Vec::new();
+    for ((plan, recorded), fig) in c.plans.iter().zip(played).zip(&figures) {
+        let mut result = verdict(c, plan, recorded);
+        result.verdict = verdict::judge(
+            Role::of(plan.variant.as_deref()),
+            recorded.interrupted,
+            &result.expectations,
+            fig,
+            broken,
+        );
+        result.passed = result.verdict.outcome.good();
+        result.verdict.advice = verdict::advice(plan, fig, result.verdict.outcome);
+        out.push(result);
+    }
+    out
+}
+
+/// The JSON report or the report file, and the exit code.
+fn report(args: &ScenarioArgs, format: Option<FileFormat>, all: Played) -> anyhow::Result<Exit> {
+    let Played {
+        results,
+        comparisons,
+        timelines,
+    } = all;
     let json = || {
         serde_json::json!({
             "kind": "scenario_report",
@@ -196,9 +254,9 @@ pub async fn run(args: ScenarioArgs, color: ColorChoice) -> anyhow::Result<Exit>
         })
     };
     if args.output == ScenarioOutput::Json {
-        let _ = writeln!(out, "{}", json());
+        let _ = writeln!(std::io::stdout(), "{}", json());
     }
-    if let (Some(path), Some(format)) = (&args.report, report_format) {
+    if let (Some(path), Some(format)) = (&args.report, format) {
         let text = match format {
             FileFormat::Junit => junit(&results),
             FileFormat::Json => format!("{}\n", json()),

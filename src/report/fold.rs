@@ -14,7 +14,7 @@ use crate::connectivity::State;
 use crate::diagnose::Explainer;
 use crate::event::{CallCause, CloseReason, ConnectResult, EventKind};
 use crate::h2wire::Dir;
-use crate::scenario::run::Tagged;
+use crate::scenario::recorded::Tagged;
 
 /// Folds a run's events into lines.
 pub struct Folder {
@@ -164,36 +164,7 @@ impl Folder {
                 from,
                 to,
                 reason,
-            } => {
-                let (sc, from, to) = (*sc, *from, *to);
-                if to == State::Ready {
-                    let first = w.ready_once.insert(sc);
-                    let redial = w.redial.remove(&sc);
-                    let quiet = first && w.ready_once.len() > 1;
-                    let mut out = Vec::new();
-                    if let Some(mut r) = redial.filter(|r| r.attempts > 0) {
-                        // The attempt that connected.
-                        r.gaps.push(e.t_ms - r.last_ms);
-                        out.push(self.redial_line(&t.who, &r, e.t_ms));
-                    }
-                    if !quiet {
-                        let what = format!("READY: {reason}");
-                        out.push(self.line(e.t_ms, &t.who, &what, Some(Tone::Good), None));
-                    }
-                    return out;
-                }
-                if from != State::Ready && to == State::TransientFailure {
-                    w.redial.entry(sc).or_insert(Redial {
-                        start_ms: e.t_ms,
-                        last_ms: e.t_ms,
-                        attempts: 0,
-                        gaps: Vec::new(),
-                        failed: BTreeMap::new(),
-                        entry: None,
-                    });
-                }
-                vec![]
-            }
+            } => self.state(t, *sc, *from, *to, reason),
             // A close after a GOAWAY is the drain's end: the GOAWAY's line
             // says it.
             EventKind::Closed { reason, .. }
@@ -220,6 +191,41 @@ impl Folder {
             }
             _ => vec![],
         }
+    }
+
+    /// A subchannel's move: READY ends a redial (its line), a failure
+    /// outside READY begins one; the rest is folded.
+    fn state(&mut self, t: &Tagged, sc: u64, from: State, to: State, reason: &str) -> Vec<String> {
+        let at = t.event.t_ms;
+        let w = self.who.entry(t.who.clone()).or_default();
+        if to == State::Ready {
+            let first = w.ready_once.insert(sc);
+            let redial = w.redial.remove(&sc);
+            // A pool's other connections coming up at the start.
+            let quiet = first && w.ready_once.len() > 1;
+            let mut out = Vec::new();
+            if let Some(mut r) = redial.filter(|r| r.attempts > 0) {
+                // The attempt that connected.
+                r.gaps.push(at - r.last_ms);
+                out.push(self.redial_line(&t.who, &r, at));
+            }
+            if !quiet {
+                let what = format!("READY: {reason}");
+                out.push(self.line(at, &t.who, &what, Some(Tone::Good), None));
+            }
+            return out;
+        }
+        if from != State::Ready && to == State::TransientFailure {
+            w.redial.entry(sc).or_insert(Redial {
+                start_ms: at,
+                last_ms: at,
+                attempts: 0,
+                gaps: Vec::new(),
+                failed: BTreeMap::new(),
+                entry: None,
+            });
+        }
+        vec![]
     }
 
     fn call(

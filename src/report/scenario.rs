@@ -11,7 +11,7 @@ use super::style::{Style, Tone};
 use crate::event::{CloseReason, EventKind};
 use crate::h2wire::Dir;
 use crate::scenario::expect::{CheckResult, Comparison};
-use crate::scenario::run::Tagged;
+use crate::scenario::recorded::Tagged;
 use crate::scenario::verdict::Outcome;
 
 /// One scenario's outcome.

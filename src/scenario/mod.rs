@@ -14,6 +14,7 @@ pub mod model;
 pub mod plan;
 pub mod process;
 pub mod record;
+pub mod recorded;
 pub mod run;
 pub mod servers;
 mod shape;

@@ -121,47 +121,7 @@ fn walk(n: &Node, s: &Value, key: &str, out: &mut Vec<Problem>) {
                 bad(m);
             }
         }
-        (_, Kind::Map(entries)) => {
-            let props = s.get("properties").and_then(Value::as_object);
-            let extra = s.get("additionalProperties");
-            let before = out.len();
-            for e in entries.iter().filter(|e| e.key != "<<") {
-                match (props.and_then(|p| p.get(&e.key)), extra) {
-                    (Some(p), _) => walk(&e.value, p, &e.key, out),
-                    (None, Some(x)) if x.is_object() => walk(&e.value, x, &e.key, out),
-                    (None, Some(Value::Bool(false))) => {
-                        let names: Vec<&str> = props
-                            .map(|p| p.keys().map(String::as_str).collect())
-                            .unwrap_or_default();
-                        let place = if key.is_empty() {
-                            "at the top".to_string()
-                        } else {
-                            format!("in {key}")
-                        };
-                        out.push(Problem {
-                            at: e.key_at,
-                            message: format!(
-                                "unknown key `{}` {place}{}",
-                                e.key,
-                                match did_you_mean(&e.key, &names) {
-                                    s if s.is_empty() => format!("; known: {}", names.join(", ")),
-                                    s => s,
-                                }
-                            ),
-                            blank: Some((e.key_start, e.value.span.1)),
-                            fill: false,
-                        });
-                    }
-                    _ => {}
-                }
-            }
-            let unknown = out[before..].iter().filter(|p| p.blank.is_some()).count();
-            if unknown > 0 && unknown == entries.len() {
-                if let Some(p) = out[before..].iter_mut().find(|p| p.blank.is_some()) {
-                    p.fill = true;
-                }
-            }
-        }
+        (_, Kind::Map(entries)) => map(entries, s, key, out),
         (_, Kind::Seq(items)) => {
             if let Some(item) = s.get("items") {
                 for i in items {
@@ -170,6 +130,49 @@ fn walk(n: &Node, s: &Value, key: &str, out: &mut Vec<Problem>) {
             }
         }
         _ => {}
+    }
+}
+
+/// A mapping's keys: each known one walked, each unknown one reported.
+fn map(entries: &[super::yaml::Entry], s: &Value, key: &str, out: &mut Vec<Problem>) {
+    let props = s.get("properties").and_then(Value::as_object);
+    let extra = s.get("additionalProperties");
+    let before = out.len();
+    for e in entries.iter().filter(|e| e.key != "<<") {
+        match (props.and_then(|p| p.get(&e.key)), extra) {
+            (Some(p), _) => walk(&e.value, p, &e.key, out),
+            (None, Some(x)) if x.is_object() => walk(&e.value, x, &e.key, out),
+            (None, Some(Value::Bool(false))) => {
+                let names: Vec<&str> = props
+                    .map(|p| p.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                let place = if key.is_empty() {
+                    "at the top".to_string()
+                } else {
+                    format!("in {key}")
+                };
+                out.push(Problem {
+                    at: e.key_at,
+                    message: format!(
+                        "unknown key `{}` {place}{}",
+                        e.key,
+                        match did_you_mean(&e.key, &names) {
+                            s if s.is_empty() => format!("; known: {}", names.join(", ")),
+                            s => s,
+                        }
+                    ),
+                    blank: Some((e.key_start, e.value.span.1)),
+                    fill: false,
+                });
+            }
+            _ => {}
+        }
+    }
+    let unknown = out[before..].iter().filter(|p| p.blank.is_some()).count();
+    if unknown > 0 && unknown == entries.len() {
+        if let Some(p) = out[before..].iter_mut().find(|p| p.blank.is_some()) {
+            p.fill = true;
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::model::{HealthStatus, StopMode};
 use super::plan::{Action, Plan, Timed};
 use super::record::Recording;
-use super::run::RunError;
+use super::recorded::RunError;
 use super::servers::{chosen, start_backend, which, Backend};
 use crate::client::Channel;
 use crate::event::{EventKind, EventSink};

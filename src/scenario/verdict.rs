@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::expect::{self, CheckResult};
 use super::plan::{Check, Plan};
-use super::run::Recorded;
+use super::recorded::Recorded;
 use crate::catalogue::EntryId;
 use crate::event::{CallCause, ConnectResult, EventKind};
 
