@@ -286,7 +286,7 @@ impl Folder {
                     )
                 } else if gaps.len() <= 4 {
                     let waits: Vec<String> = gaps.iter().map(|g| span(*g)).collect();
-                    format!("waiting {}, ", waits.join(", "))
+                    format!("with backoff {}, ", waits.join(", "))
                 } else {
                     format!("every {} to {}, ", span(lo), span(hi))
                 }
