@@ -53,12 +53,29 @@ pub fn terminal_width() -> Option<(u16, u16)> {
 /// The widest human output: 100 columns, or a narrower terminal.
 pub const WIDTH: u16 = 100;
 
-/// A table for people: condensed lines, at most [`WIDTH`] columns wide (or
-/// the terminal's width when narrower; long cells wrap); full text stays in
-/// `-o json`. Colour codes in cells do not count towards widths.
+/// A table for people: condensed lines, and on a terminal as wide as the
+/// terminal (long cells wrap); full text stays in `-o json`. Colour codes
+/// in cells do not count towards widths.
 pub fn table() -> comfy_table::Table {
-    let w = terminal_width().map_or(WIDTH, |(w, _)| w.min(WIDTH));
-    table_of_width(w)
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    if let Some((w, _)) = terminal_width() {
+        t.set_width(w);
+        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    }
+    t
+}
+
+/// A table at most [`WIDTH`] columns wide, or the terminal's width when
+/// narrower (long cells wrap).
+pub fn narrow_table() -> comfy_table::Table {
+    table_of_width(terminal_width().map_or(WIDTH, |(w, _)| w.min(WIDTH)))
+}
+
+/// Keeps a table to [`WIDTH`] columns (or a narrower terminal's).
+pub fn cap(t: &mut comfy_table::Table) {
+    t.set_width(terminal_width().map_or(WIDTH, |(w, _)| w.min(WIDTH)));
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
 }
 
 /// A table at most `width` columns wide.

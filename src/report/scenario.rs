@@ -73,7 +73,7 @@ impl ScenarioResult {
 /// The variants side by side: a row per measure, a column per variant;
 /// PASS/FAIL where the measure is one of that variant's expectations.
 pub fn render_comparison(c: &Comparison, style: &Style) -> String {
-    let mut t = super::table();
+    let mut t = super::narrow_table();
     let mut head = vec!["expectation".to_string()];
     head.extend(c.variants.iter().cloned());
     t.set_header(head);
@@ -244,7 +244,8 @@ fn expectations(r: &ScenarioResult, style: &Style, all: bool) -> String {
             let _ = writeln!(out, "        -> {}", wrap(d, WIDTH - 11, 11));
         }
     }
-    if let Some(t) = super::load::client_totals(&r.calls) {
+    if let Some(mut t) = super::load::client_totals(&r.calls) {
+        super::cap(&mut t);
         let _ = writeln!(out, "{t}");
     }
     for n in &r.notes {
@@ -473,7 +474,8 @@ mod tests {
             codes.insert("DEADLINE_EXCEEDED".to_string(), 3);
             calls.insert(who.to_string(), codes);
         }
-        let t = super::super::load::client_totals(&calls).unwrap();
+        let mut t = super::super::load::client_totals(&calls).unwrap();
+        super::super::cap(&mut t);
         aligned(&t.to_string());
     }
 }
