@@ -27,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     chromium_cfg();
     toxiproxy_clients_cfg();
     capture_tools_cfg();
+    shipped_scenarios()?;
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("grpcdoc_descriptor.bin"), fds.encode_to_vec())?;
@@ -103,4 +104,34 @@ fn capture_tools_cfg() {
     if found || required {
         println!("cargo:rustc-cfg=grpcdoc_capture_tools");
     }
+}
+
+/// The shipped scenarios (`scenarios/*.yaml`), built into the binary so an
+/// installed grpcdoc runs them by name: a list of `include_str!`s, so the
+/// compiler reads each file and a change to one rebuilds.
+fn shipped_scenarios() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=scenarios");
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut code = String::from(
+        "/// Every file in scenarios/, by name.\npub(crate) const ALL: &[Shipped] = &[\n",
+    );
+    for f in &files {
+        let name = f
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or("a scenario file name is not UTF-8")?;
+        code.push_str(&format!(
+            "    Shipped {{ name: {name:?}, text: include_str!({:?}) }},\n",
+            f.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("shipped_scenarios.rs"), code)?;
+    Ok(())
 }

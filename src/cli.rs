@@ -337,9 +337,19 @@ pub enum ScenarioOutput {
 
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
-    /// Scenario files (YAML), run one after the other.
-    #[arg(required_unless_present = "schema", value_name = "FILE")]
+    /// Scenario files (YAML), run one after the other; or the name of a
+    /// shipped scenario (`restart`; see --list), from any directory.
+    #[arg(required_unless_present_any = ["schema", "list", "show"], value_name = "FILE|NAME")]
     pub files: Vec<PathBuf>,
+
+    /// List the shipped scenarios with what each is about.
+    #[arg(long, conflicts_with_all = ["files", "show"])]
+    pub list: bool,
+
+    /// Print a shipped scenario's YAML (`--show restart > mine.yaml` to
+    /// edit one).
+    #[arg(long, value_name = "NAME", conflicts_with = "files")]
+    pub show: Option<String>,
 
     /// Print the JSON Schema of the file format (for editor completion).
     #[arg(long)]
@@ -358,6 +368,12 @@ pub struct ScenarioArgs {
     /// one self-contained page), `.xml` (JUnit, as -o junit), `.json`.
     #[arg(long, value_name = "FILE", required_if_eq("output", "junit"))]
     pub report: Option<PathBuf>,
+
+    /// Print every notable event as it happens, the variants' lines
+    /// interleaved (the default on a terminal is one line per thing that
+    /// happened, repeats folded, a block per variant).
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

@@ -200,14 +200,17 @@ pub fn scenario(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Err(e) = crate::scenario::load::parse("fuzz.yaml", text) {
+    if let Err(errors) = crate::scenario::load::parse("fuzz.yaml", text) {
         let lines = crate::scenario::load::yaml_lines(text).count().max(1) as u32;
-        assert!(
-            e.line >= 1 && e.line <= lines + 1,
-            "line {} of {lines}",
-            e.line
-        );
-        assert!(!e.message.is_empty());
+        assert!(!errors.0.is_empty());
+        for e in &errors.0 {
+            assert!(
+                e.line >= 1 && e.line <= lines + 1,
+                "line {} of {lines}",
+                e.line
+            );
+            assert!(!e.message.is_empty());
+        }
     }
 }
 

@@ -98,7 +98,7 @@ fn every_bad_input_is_exit_2_with_a_message_that_names_it() {
         // YAML.
         ("scenario yaml", s(&["scenario", &bad_yaml]), "bad.yaml:4:21: `slow` is not a duration"),
         ("scenario service config key", s(&["scenario", "--check", &misspelt_sc]), "sc.yaml:10:11: client `c`: service_config: unknown field `retryPolcy`"),
-        ("scenario success rate", s(&["scenario", "--check", &percent_rate]), "rate.yaml:9:5: success_rate is a fraction from 0 to 1: for 99% write 0.99"),
+        ("scenario success rate", s(&["scenario", "--check", &percent_rate]), "rate.yaml:9:31: success_rate is a fraction from 0 to 1: for 99% write 0.99"),
         ("scenario percentile", s(&["scenario", "--check", &bad_percentile]), "pct.yaml:9:28: `fast` is not a percentile; write 99, 99.9 or p99"),
         ("scenario service config code", s(&["scenario", "--check", &bad_code_sc]), "unknown status code `UNAVALABLE` in retryableStatusCodes"),
         // Fault specs.

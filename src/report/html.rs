@@ -19,6 +19,9 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 6px}
 .sub{color:#666;margin-bottom:12px}
 .pass{color:#fff;background:#2a8a3a;padding:1px 6px;border-radius:3px;font-weight:600}
 .fail{color:#fff;background:#c62828;padding:1px 6px;border-radius:3px;font-weight:600}
+.warn{color:#000;background:#f0b400;padding:1px 6px;border-radius:3px;font-weight:600}
+.about{font-style:italic;max-width:60em}
+.verdict{font-weight:600}
 table{border-collapse:collapse;margin:8px 0 16px}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}
@@ -234,7 +237,10 @@ pub fn scenario_page(runs: &[(ScenarioResult, Timeline)], comparisons: &[Compari
             h1 { (title) " " @if passed { span.pass { "PASS" } } @else { span.fail { "FAIL" } } }
             p.sub { "grpcdoc " (crate::cli::VERSION) }
             @for (r, t) in runs {
-                h2 { (r.title()) " " @if r.passed { span.pass { "PASS" } } @else { span.fail { "FAIL" } } }
+                h2 { (r.title()) " " @if r.passed { span.pass { (r.verdict.outcome.word()) } } @else { span.fail { (r.verdict.outcome.word()) } } }
+                @if !r.about.is_empty() { p.about { (r.about) } }
+                p.verdict { (r.title()) ": " (r.verdict.sentence) }
+                @if let Some(a) = &r.verdict.advice { p { "fix: " (a) } }
                 p.sub { (r.file) ", " (secs(r.duration_ms)) ", " (r.events) " events" @if r.interrupted { ", interrupted" } }
                 (timeline_svg(t))
                 table.expectations {
@@ -242,7 +248,7 @@ pub fn scenario_page(runs: &[(ScenarioResult, Timeline)], comparisons: &[Compari
                     @for e in &r.expectations {
                         tr {
                             td { (e.check) }
-                            td { @if e.passed { span.pass { "PASS" } } @else { span.fail { "FAIL" } } }
+                            td { @if e.passed { span.pass { "PASS" } } @else if e.not_reached { span.warn { "NOT REACHED" } } @else { span.fail { "FAIL" } } }
                             td { (e.value) }
                             td { (e.diagnosis.clone().unwrap_or_default()) }
                         }
@@ -273,6 +279,7 @@ pub fn scenario_page(runs: &[(ScenarioResult, Timeline)], comparisons: &[Compari
                                         (None, _) => "-",
                                         (Some(v), None) => (v),
                                         (Some(v), Some(true)) => { span.pass { "PASS" } " " (v) },
+                                        (Some(v), Some(false)) if cell.not_reached => { span.warn { "NOT REACHED" } " " (v) },
                                         (Some(v), Some(false)) => { span.fail { "FAIL" } " " (v) },
                                     }
                                 }

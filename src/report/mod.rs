@@ -3,6 +3,7 @@
 
 pub mod doctor;
 pub mod explain;
+pub mod fold;
 pub mod html;
 pub mod human;
 mod json;
@@ -50,14 +51,35 @@ pub fn terminal_width() -> Option<(u16, u16)> {
     (ok && ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
 }
 
+/// The widest human output: 100 columns, or a narrower terminal.
+pub const WIDTH: u16 = 100;
+
 /// A table for people: condensed lines, as wide as the terminal or 100
-/// columns (long cells wrap); full text stays in `-o json`.
+/// columns (long cells wrap); full text stays in `-o json`. Colour codes
+/// in cells do not count towards widths.
 pub fn table() -> comfy_table::Table {
+    // As wide as the terminal, or 100 columns (COLUMNS) in a file or a pipe.
+    let pipe = u16::try_from(wrap::width()).unwrap_or(WIDTH);
+    table_of_width(terminal_width().map_or(pipe, |(w, _)| w))
+}
+
+/// A table at most [`WIDTH`] columns wide, or the terminal's width when
+/// narrower (long cells wrap).
+pub fn narrow_table() -> comfy_table::Table {
+    table_of_width(terminal_width().map_or(WIDTH, |(w, _)| w.min(WIDTH)))
+}
+
+/// Keeps a table to [`WIDTH`] columns (or a narrower terminal's).
+pub fn cap(t: &mut comfy_table::Table) {
+    t.set_width(terminal_width().map_or(WIDTH, |(w, _)| w.min(WIDTH)));
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+}
+
+/// A table at most `width` columns wide.
+pub fn table_of_width(width: u16) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    // As wide as the terminal, or 100 columns in a file or a pipe.
-    let w = terminal_width().map_or(wrap::width(), |(w, _)| usize::from(w));
-    t.set_width(u16::try_from(w).unwrap_or(100));
+    t.set_width(width);
     t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
     t
 }

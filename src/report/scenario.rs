@@ -11,7 +11,8 @@ use super::style::{Style, Tone};
 use crate::event::{CloseReason, EventKind};
 use crate::h2wire::Dir;
 use crate::scenario::expect::{CheckResult, Comparison};
-use crate::scenario::run::Tagged;
+use crate::scenario::recorded::Tagged;
+use crate::scenario::verdict::Outcome;
 
 /// One scenario's outcome.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -21,6 +22,11 @@ pub struct ScenarioResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     pub file: String,
+    /// The scenario's `about:` (the variant's, when it has its own).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub about: String,
+    /// Reproduced, fixed, passed, ... with the figure that shows it.
+    pub verdict: crate::scenario::verdict::Verdict,
     pub passed: bool,
     pub duration_ms: f64,
     pub interrupted: bool,
@@ -67,7 +73,7 @@ impl ScenarioResult {
 /// The variants side by side: a row per measure, a column per variant;
 /// PASS/FAIL where the measure is one of that variant's expectations.
 pub fn render_comparison(c: &Comparison, style: &Style) -> String {
-    let mut t = super::table();
+    let mut t = super::narrow_table();
     let mut head = vec!["expectation".to_string()];
     head.extend(c.variants.iter().cloned());
     t.set_header(head);
@@ -78,6 +84,9 @@ pub fn render_comparison(c: &Comparison, style: &Style) -> String {
                 (None, _) => "-".into(),
                 (Some(v), None) => v.clone(),
                 (Some(v), Some(true)) => format!("{} {v}", style.paint(Tone::Good, "PASS")),
+                (Some(v), Some(false)) if cell.not_reached => {
+                    format!("{} {v}", style.paint(Tone::Warn, "NOT REACHED"))
+                }
                 (Some(v), Some(false)) => format!("{} {v}", style.paint(Tone::Bad, "FAIL")),
             });
         }
@@ -164,31 +173,87 @@ impl Live {
     }
 }
 
-pub fn render_result(r: &ScenarioResult, style: &Style) -> String {
+/// Text wrapped at `width` columns, lines after the first indented by
+/// `indent` spaces.
+pub fn wrap(text: &str, width: usize, indent: usize) -> String {
     let mut out = String::new();
-    for c in &r.expectations {
-        let mark = if c.passed {
-            style.paint(Tone::Good, "PASS")
-        } else {
-            style.paint(Tone::Bad, "FAIL")
-        };
-        let _ = writeln!(out, "  {mark}  {}  (found {})", c.check, c.value);
+    let mut col = 0;
+    for w in text.split(' ') {
+        let len = w.chars().count();
+        if col > indent && col + 1 + len > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            col = indent;
+        } else if !out.is_empty() {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(w);
+        col += len;
+    }
+    out
+}
+
+fn mark(c: &CheckResult, style: &Style) -> String {
+    let tone = if c.not_reached {
+        Tone::Warn
+    } else if c.passed {
+        Tone::Good
+    } else {
+        Tone::Bad
+    };
+    style.paint(tone, c.mark())
+}
+
+pub fn render_result(r: &ScenarioResult, style: &Style) -> String {
+    let mut out = expectations(r, style, true);
+    let met = r.expectations.iter().filter(|c| c.passed).count();
+    let _ = writeln!(out, "{}", verdict_line(r, style));
+    let _ = writeln!(
+        out,
+        "{}",
+        style.paint(
+            Tone::Dim,
+            &format!(
+                "  ({met} of {} expectations met in {:.1}s)",
+                r.expectations.len(),
+                r.duration_ms / 1e3
+            )
+        )
+    );
+    out
+}
+
+/// The verdict, after what did not pass (the side-by-side table shows the
+/// rest).
+pub fn render_verdict(r: &ScenarioResult, style: &Style) -> String {
+    let mut out = expectations(r, style, false);
+    let _ = writeln!(out, "{}", verdict_line(r, style));
+    out
+}
+
+/// The expectations (`all`, or those not passed), the calls, notes and
+/// warnings.
+fn expectations(r: &ScenarioResult, style: &Style, all: bool) -> String {
+    let mut out = String::new();
+    for c in r.expectations.iter().filter(|c| all || !c.passed) {
+        let line = format!("{}  {}  (found {})", c.mark(), c.check, c.value);
+        let line = wrap(&line, WIDTH - 2, 8).replacen(c.mark(), &mark(c, style), 1);
+        let _ = writeln!(out, "  {line}");
         if let Some(d) = &c.diagnosis {
-            let _ = writeln!(out, "        -> {d}");
+            let _ = writeln!(out, "        -> {}", wrap(d, WIDTH - 11, 11));
         }
     }
-    if let Some(t) = super::load::client_totals(&r.calls) {
+    if let Some(mut t) = super::load::client_totals(&r.calls) {
+        super::cap(&mut t);
         let _ = writeln!(out, "{t}");
     }
-    let verdict = if r.interrupted {
-        style.paint(Tone::Warn, "interrupted")
-    } else if r.passed {
-        style.paint(Tone::Good, "passed")
-    } else {
-        style.paint(Tone::Bad, "failed")
-    };
     for n in &r.notes {
-        let _ = writeln!(out, "{}", style.paint(Tone::Dim, &format!("note: {n}")));
+        let _ = writeln!(
+            out,
+            "{}",
+            style.paint(Tone::Dim, &wrap(&format!("note: {n}"), WIDTH, 2))
+        );
     }
     for p in &r.programs {
         let _ = writeln!(
@@ -201,30 +266,55 @@ pub fn render_result(r: &ScenarioResult, style: &Style) -> String {
         );
     }
     for w in &r.warnings {
-        let _ = writeln!(out, "{}", style.paint(Tone::Warn, &format!("warning: {w}")));
+        let _ = writeln!(
+            out,
+            "{}",
+            style.paint(Tone::Warn, &wrap(&format!("warning: {w}"), WIDTH, 2))
+        );
     }
     for (who, n) in &r.dropped_events {
         let line = format!("warning: {n} events of {who} were dropped before they were recorded; the verdict may be wrong");
-        let _ = writeln!(out, "{}", style.paint(Tone::Warn, &line));
+        let _ = writeln!(out, "{}", style.paint(Tone::Warn, &wrap(&line, WIDTH, 2)));
     }
     if !r.unfinished.is_empty() {
         let line = format!(
             "warning: {} had not stopped 5s after the run; their last events are not counted",
             r.unfinished.join(", ")
         );
-        let _ = writeln!(out, "{}", style.paint(Tone::Warn, &line));
+        let _ = writeln!(out, "{}", style.paint(Tone::Warn, &wrap(&line, WIDTH, 2)));
     }
-    let failed = r.expectations.iter().filter(|c| !c.passed).count();
-    let _ = writeln!(
-        out,
-        "{}: {verdict} ({} of {} expectations met) in {:.1}s",
-        r.title(),
-        r.expectations.len() - failed,
-        r.expectations.len(),
-        r.duration_ms / 1e3
-    );
     out
 }
+
+/// `restart [broken]: reproduced: ...`, wrapped, the outcome coloured.
+pub fn verdict_line(r: &ScenarioResult, style: &Style) -> String {
+    let o = r.verdict.outcome;
+    let tone = match o {
+        Outcome::Interrupted => Tone::Warn,
+        _ if o.good() => Tone::Good,
+        _ => Tone::Bad,
+    };
+    let mut text = wrap(&format!("{}: {}", r.title(), r.verdict.sentence), WIDTH, 2);
+    if let Some(a) = &r.verdict.advice {
+        text.push('\n');
+        text.push_str(&wrap(&format!("  fix: {a}"), WIDTH, 7));
+    }
+    let word = o.word();
+    let at = r.title().len() + 2;
+    if text.get(at..at + word.len()) == Some(word) {
+        format!(
+            "{}{}{}",
+            &text[..at],
+            style.paint(tone, word),
+            &text[at + word.len()..]
+        )
+    } else {
+        text
+    }
+}
+
+/// The width human output keeps to.
+const WIDTH: usize = super::WIDTH as usize;
 
 fn xml(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -247,7 +337,12 @@ pub fn junit(results: &[ScenarioResult]) -> String {
     let tests: usize = results.iter().map(|r| r.expectations.len()).sum();
     let failures: usize = results
         .iter()
-        .map(|r| r.expectations.iter().filter(|c| !c.passed).count())
+        .map(|r| {
+            r.expectations
+                .iter()
+                .filter(|c| !c.passed && !c.not_reached)
+                .count()
+        })
         .sum();
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -255,7 +350,11 @@ pub fn junit(results: &[ScenarioResult]) -> String {
         "<testsuites name=\"grpcdoc scenario\" tests=\"{tests}\" failures=\"{failures}\">"
     );
     for r in results {
-        let f = r.expectations.iter().filter(|c| !c.passed).count();
+        let f = r
+            .expectations
+            .iter()
+            .filter(|c| !c.passed && !c.not_reached)
+            .count();
         let _ = writeln!(
             o,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" time=\"{:.3}\" file=\"{}\">",
@@ -273,6 +372,11 @@ pub fn junit(results: &[ScenarioResult]) -> String {
             );
             if c.passed {
                 let _ = writeln!(o, "/>");
+            } else if c.not_reached {
+                let _ = writeln!(
+                    o,
+                    ">\n      <skipped message=\"not reached: the run was interrupted\"/>\n    </testcase>"
+                );
             } else {
                 let _ = writeln!(
                     o,
@@ -286,4 +390,92 @@ pub fn junit(results: &[ScenarioResult]) -> String {
     }
     o.push_str("</testsuites>\n");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::expect::{Cell, ComparisonRow};
+
+    /// Display width: characters, colour codes left out.
+    fn width(line: &str) -> usize {
+        let mut n = 0;
+        let mut esc = false;
+        for c in line.chars() {
+            match (esc, c) {
+                (false, '\x1b') => esc = true,
+                (true, 'm') => esc = false,
+                (true, _) => {}
+                (false, _) => n += 1,
+            }
+        }
+        n
+    }
+
+    /// Every line of a table as wide as the others (aligned) and at most
+    /// 100 columns.
+    fn aligned(text: &str) {
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains('│') || l.contains('┌'))
+            .collect();
+        assert!(!rows.is_empty(), "{text}");
+        let w = width(rows[0]);
+        assert!(w <= 100, "{w} columns:\n{text}");
+        for r in &rows {
+            assert_eq!(width(r), w, "misaligned: {r:?}\n{text}");
+        }
+    }
+
+    #[test]
+    fn tables_with_colour_on_stay_aligned_within_100_columns() {
+        let style = Style::new(true);
+        let cell = |v: &str, p: Option<bool>| Cell {
+            value: Some(v.into()),
+            passed: p,
+            not_reached: false,
+        };
+        let cmp = Comparison {
+            scenario: "restart".into(),
+            variants: vec!["broken".into(), "fixed".into(), "fixed-retry-policy".into()],
+            rows: vec![
+                ComparisonRow {
+                    measure:
+                        "rpcs code=UNAVAILABLE after=back before=naive-still-waiting client=pool"
+                            .into(),
+                    cells: vec![
+                        cell("85", Some(true)),
+                        cell("0", None),
+                        cell("0", Some(false)),
+                    ],
+                },
+                ComparisonRow {
+                    measure: "success_rate after=back".into(),
+                    cells: vec![
+                        cell("0.5277 (124 of 235)", None),
+                        cell("1.0000 (235 of 235)", Some(true)),
+                        Cell {
+                            not_reached: true,
+                            ..cell("0.9000 (9 of 10)", Some(false))
+                        },
+                    ],
+                },
+            ],
+        };
+        let text = render_comparison(&cmp, &style);
+        assert!(text.contains("\x1b[32mPASS\x1b[0m"), "colour is on: {text}");
+        aligned(&text);
+
+        let mut calls = BTreeMap::new();
+        for who in ["client", "probe-with-a-long-name"] {
+            let mut codes = BTreeMap::new();
+            codes.insert("OK".to_string(), 1000u64);
+            codes.insert("UNAVAILABLE".to_string(), 226);
+            codes.insert("DEADLINE_EXCEEDED".to_string(), 3);
+            calls.insert(who.to_string(), codes);
+        }
+        let mut t = super::super::load::client_totals(&calls).unwrap();
+        super::super::cap(&mut t);
+        aligned(&t.to_string());
+    }
 }

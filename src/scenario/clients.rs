@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::model::*;
 use super::plan::NamedClient;
-use super::run::RunError;
+use super::recorded::RunError;
 use crate::client::backoff::BackoffConfig;
 use crate::client::keepalive::KeepaliveConfig;
 use crate::client::{Channel, ChannelConfig, ClientSettings, Lb, Reconnect};

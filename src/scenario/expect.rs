@@ -4,7 +4,7 @@
 
 use super::model::Filter;
 use super::plan::Check;
-use super::run::{Recorded, Tagged};
+use super::recorded::{Recorded, Tagged};
 use crate::event::{CallCause, CloseReason, EventKind};
 use crate::grpc::code_name;
 use crate::h2wire::Dir;
@@ -22,6 +22,105 @@ pub struct CheckResult {
     /// For failures: cause and fix, from the recorded events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<String>,
+    /// The run was interrupted before the check's window closed: it was
+    /// not made (never a failure).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_reached: bool,
+}
+
+impl CheckResult {
+    /// PASS, FAIL or NOT REACHED, for people.
+    pub fn mark(&self) -> &'static str {
+        if self.not_reached {
+            "NOT REACHED"
+        } else if self.passed {
+            "PASS"
+        } else {
+            "FAIL"
+        }
+    }
+}
+
+/// Whether a check's window closed in the run: always in a run that ended,
+/// and in an interrupted one only when its `before` mark was set (and its
+/// `after` mark, if any).
+pub fn reached(c: &Check, r: &Recorded) -> bool {
+    if !r.interrupted {
+        return true;
+    }
+    let (after, before) = c.window();
+    after.is_none_or(|m| r.marks.contains_key(m)) && before.is_some_and(|m| r.marks.contains_key(m))
+}
+
+/// What a check found, in words: `85 calls failed UNAVAILABLE between
+/// `back` and `naive-still-waiting``.
+pub fn words(c: &Check, value: &str) -> String {
+    let window = |after: &Option<String>, before: &Option<String>| match (after, before) {
+        (Some(a), Some(b)) => format!(" between `{a}` and `{b}`"),
+        (Some(a), None) => format!(" after `{a}`"),
+        (None, Some(b)) => format!(" before `{b}`"),
+        (None, None) => String::new(),
+    };
+    let client = |c: &Option<String>| c.as_ref().map(|c| format!(" on `{c}`")).unwrap_or_default();
+    match c {
+        Check::Rpcs(f) => {
+            let what = match f.code.as_deref() {
+                None => "calls".to_string(),
+                Some("error") => "calls failed".to_string(),
+                Some(x) if x.eq_ignore_ascii_case("OK") => "calls succeeded".to_string(),
+                Some(x) => format!("calls failed {}", x.to_ascii_uppercase()),
+            };
+            format!(
+                "{value} {what}{}{}",
+                client(&f.client),
+                window(&f.after, &f.before)
+            )
+        }
+        Check::SuccessRate(f) => format!(
+            "success rate {value}{}{}",
+            client(&f.client),
+            window(&f.after, &f.before)
+        ),
+        Check::Goaways(f) => {
+            let debug = f
+                .debug
+                .as_ref()
+                .map(|d| format!(" {d:?}"))
+                .unwrap_or_default();
+            format!(
+                "{value} GOAWAY drains{debug}{}{}",
+                client(&f.client),
+                window(&f.after, &f.before)
+            )
+        }
+        Check::StateChanges(f) => format!(
+            "{value} moves to {}{}{}",
+            f.to.map_or("any state".to_string(), |s| s.to_string()),
+            client(&f.client),
+            window(&f.after, &f.before)
+        ),
+        Check::ConnectionLosses(f) => format!(
+            "{value} connections lost{}{}",
+            client(&f.client),
+            window(&f.after, &f.before)
+        ),
+        Check::Latency(l) => format!(
+            "p{} latency {value}{}{}",
+            l.percentile,
+            client(&l.client),
+            window(&l.after, &l.before)
+        ),
+        _ => format!("{}: {value}", describe_check(c)),
+    }
+}
+
+fn describe_check(c: &Check) -> String {
+    match c {
+        Check::ExitCode(e) => format!("exit code of `{}`", e.client),
+        Check::Output(o, _) => format!("matching output lines of `{}`", o.client),
+        Check::Order(o) => format!("order of {} and {}", o.first, o.then),
+        _ => String::new(),
+    }
 }
 
 fn in_window(t: f64, after: &Option<String>, before: &Option<String>, r: &Recorded) -> bool {
@@ -189,208 +288,243 @@ fn first_t(r: &Recorded, kind: &str, client: &Option<String>) -> Option<f64> {
 }
 
 pub fn check(c: &Check, r: &Recorded) -> CheckResult {
-    let count = |kind: &str, f: &Filter, n: usize, diagnose: bool| {
-        let v = n as f64;
-        let passed = bounds(f, v);
-        let (check, measure) = describe(kind, f);
-        CheckResult {
-            check,
-            measure,
-            passed,
-            value: n.to_string(),
-            diagnosis: (!passed && diagnose)
-                .then(|| failure_diagnosis(r, f))
-                .flatten(),
-        }
-    };
     match c {
-        Check::Rpcs(f) => {
-            let n = rpcs(r, &f.client, &f.after, &f.before, f.backend)
-                .filter(|(c, _, _)| code_ok(code_name(*c), &f.code))
-                .count();
-            count("rpcs", f, n, true)
-        }
-        Check::Goaways(f) => {
-            // Drains, not frames: a connection's GOAWAYs with the same code
-            // and debug data are one drain (grpc-go's graceful drain sends
-            // two).
-            let n = r
-                .events
-                .iter()
-                .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r))
-                .filter_map(|t| match &t.event.kind {
-                    EventKind::Goaway {
-                        dir: Dir::Received,
-                        code,
-                        debug,
-                        ..
-                    } if code_ok(&code.to_string(), &f.code)
-                        && f.debug.as_ref().is_none_or(|d| d == debug) =>
-                    {
-                        Some((t.who.as_str(), t.event.conn, *code, debug.as_str()))
-                    }
-                    _ => None,
-                })
-                .collect::<std::collections::HashSet<_>>()
-                .len();
-            count("goaways", f, n, false)
-        }
-        Check::StateChanges(f) => {
-            let n = r
-                .events
-                .iter()
-                .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r))
-                .filter(|t| matches!(&t.event.kind, EventKind::State { channel: false, to, .. } if f.to.is_none_or(|w| w == *to)))
-                .count();
-            count("state_changes", f, n, false)
-        }
-        Check::ConnectionLosses(f) => {
-            let n = r
-                .events
-                .iter()
-                .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r) && t.event.t_ms < r.duration_ms)
-                .filter(|t| matches!(&t.event.kind, EventKind::Closed { reason, .. } if *reason != CloseReason::Local))
-                .count();
-            count("connection_losses", f, n, false)
-        }
-        Check::SuccessRate(f) => {
-            let (mut ok, mut all) = (0u64, 0u64);
-            for (code, _, _) in rpcs(r, &f.client, &f.after, &f.before, f.backend) {
-                all += 1;
-                ok += u64::from(code == tonic::Code::Ok);
+        Check::Rpcs(f) => rpcs_check(f, r),
+        Check::Goaways(f) => goaways_check(f, r),
+        Check::StateChanges(f) => state_changes_check(f, r),
+        Check::ConnectionLosses(f) => losses_check(f, r),
+        Check::SuccessRate(f) => success_rate_check(f, r),
+        Check::Latency(l) => latency_check(l, r),
+        Check::ExitCode(e) => exit_code_check(e, r),
+        Check::Output(o, pattern) => output_check(o, pattern, r),
+        Check::Order(o) => order_check(o, r),
+    }
+}
+
+/// A count's result: met when within the bounds; for a failed one, what
+/// the failed calls point to.
+fn counted(r: &Recorded, kind: &str, f: &Filter, n: usize, diagnose: bool) -> CheckResult {
+    let v = n as f64;
+    let passed = bounds(f, v);
+    let (check, measure) = describe(kind, f);
+    CheckResult {
+        check,
+        measure,
+        passed,
+        value: n.to_string(),
+        not_reached: false,
+        diagnosis: (!passed && diagnose)
+            .then(|| failure_diagnosis(r, f))
+            .flatten(),
+    }
+}
+
+fn rpcs_check(f: &Filter, r: &Recorded) -> CheckResult {
+    let count = |kind: &str, f: &Filter, n: usize, diagnose: bool| counted(r, kind, f, n, diagnose);
+    let n = rpcs(r, &f.client, &f.after, &f.before, f.backend)
+        .filter(|(c, _, _)| code_ok(code_name(*c), &f.code))
+        .count();
+    count("rpcs", f, n, true)
+}
+
+fn goaways_check(f: &Filter, r: &Recorded) -> CheckResult {
+    let count = |kind: &str, f: &Filter, n: usize, diagnose: bool| counted(r, kind, f, n, diagnose);
+    // Drains, not frames: a connection's GOAWAYs with the same code
+    // and debug data are one drain (grpc-go's graceful drain sends
+    // two).
+    let n = r
+        .events
+        .iter()
+        .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r))
+        .filter_map(|t| match &t.event.kind {
+            EventKind::Goaway {
+                dir: Dir::Received,
+                code,
+                debug,
+                ..
+            } if code_ok(&code.to_string(), &f.code)
+                && f.debug.as_ref().is_none_or(|d| d == debug) =>
+            {
+                Some((t.who.as_str(), t.event.conn, *code, debug.as_str()))
             }
-            let rate = if all == 0 {
-                0.0
-            } else {
-                ok as f64 / all as f64
-            };
-            let passed = all > 0 && bounds(f, rate);
-            let (check, measure) = describe("success_rate", f);
-            CheckResult {
-                check,
-                measure,
-                passed,
-                value: format!("{rate:.4} ({ok} of {all})"),
-                diagnosis: if passed {
-                    None
-                } else if all == 0 {
-                    Some("no call was made in this window".into())
-                } else {
-                    failure_diagnosis(r, f)
-                },
-            }
+            _ => None,
+        })
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    count("goaways", f, n, false)
+}
+
+fn state_changes_check(f: &Filter, r: &Recorded) -> CheckResult {
+    let count = |kind: &str, f: &Filter, n: usize, diagnose: bool| counted(r, kind, f, n, diagnose);
+    let n = r
+        .events
+        .iter()
+        .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r))
+        .filter(|t| matches!(&t.event.kind, EventKind::State { channel: false, to, .. } if f.to.is_none_or(|w| w == *to)))
+        .count();
+    count("state_changes", f, n, false)
+}
+
+fn losses_check(f: &Filter, r: &Recorded) -> CheckResult {
+    let count = |kind: &str, f: &Filter, n: usize, diagnose: bool| counted(r, kind, f, n, diagnose);
+    let n = r
+        .events
+        .iter()
+        .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r) && t.event.t_ms < r.duration_ms)
+        .filter(|t| matches!(&t.event.kind, EventKind::Closed { reason, .. } if *reason != CloseReason::Local))
+        .count();
+    count("connection_losses", f, n, false)
+}
+
+fn success_rate_check(f: &Filter, r: &Recorded) -> CheckResult {
+    let (mut ok, mut all) = (0u64, 0u64);
+    for (code, _, _) in rpcs(r, &f.client, &f.after, &f.before, f.backend) {
+        all += 1;
+        ok += u64::from(code == tonic::Code::Ok);
+    }
+    let rate = if all == 0 {
+        0.0
+    } else {
+        ok as f64 / all as f64
+    };
+    let passed = all > 0 && bounds(f, rate);
+    let (check, measure) = describe("success_rate", f);
+    CheckResult {
+        check,
+        measure,
+        passed,
+        value: format!("{rate:.4} ({ok} of {all})"),
+        not_reached: false,
+        diagnosis: if passed {
+            None
+        } else if all == 0 {
+            Some("no call was made in this window".into())
+        } else {
+            failure_diagnosis(r, f)
+        },
+    }
+}
+
+fn latency_check(l: &super::model::LatencyCheck, r: &Recorded) -> CheckResult {
+    let mut v: Vec<f64> = rpcs(r, &l.client, &l.after, &l.before, None)
+        .map(|(_, ms, _)| ms)
+        .collect();
+    v.sort_by(f64::total_cmp);
+    let value = if v.is_empty() {
+        None
+    } else {
+        let i = ((l.percentile / 100.0) * v.len() as f64).ceil() as usize;
+        Some(v[i.clamp(1, v.len()) - 1])
+    };
+    let limit = l.at_most.0.as_secs_f64() * 1e3;
+    let passed = value.is_some_and(|x| x <= limit);
+    let window = [
+        ("client", &l.client),
+        ("after", &l.after),
+        ("before", &l.before),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!(" {k}={v}")))
+    .collect::<String>();
+    let measure = format!("latency p{}{window}", l.percentile);
+    CheckResult {
+        check: format!(
+            "{measure} at_most {}",
+            humantime::format_duration(l.at_most.0)
+        ),
+        measure,
+        passed,
+        value: value.map_or("no calls".into(), |x| format!("{x:.2}ms")),
+        not_reached: false,
+        diagnosis: None,
+    }
+}
+
+fn exit_code_check(e: &super::model::ExitCodeCheck, r: &Recorded) -> CheckResult {
+    let ended = r.programs.get(&e.client).map(|p| &p.ended);
+    let passed = ended.is_some_and(|x| x.code == Some(e.equals));
+    let value = match ended {
+        Some(x) if x.stopped && x.code.is_none() => {
+            format!("{} (stopped at the end of the run)", x.describe())
         }
-        Check::Latency(l) => {
-            let mut v: Vec<f64> = rpcs(r, &l.client, &l.after, &l.before, None)
-                .map(|(_, ms, _)| ms)
-                .collect();
-            v.sort_by(f64::total_cmp);
-            let value = if v.is_empty() {
-                None
-            } else {
-                let i = ((l.percentile / 100.0) * v.len() as f64).ceil() as usize;
-                Some(v[i.clamp(1, v.len()) - 1])
-            };
-            let limit = l.at_most.0.as_secs_f64() * 1e3;
-            let passed = value.is_some_and(|x| x <= limit);
-            let window = [
-                ("client", &l.client),
-                ("after", &l.after),
-                ("before", &l.before),
-            ]
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| format!(" {k}={v}")))
-            .collect::<String>();
-            let measure = format!("latency p{}{window}", l.percentile);
-            CheckResult {
-                check: format!(
-                    "{measure} at_most {}",
-                    humantime::format_duration(l.at_most.0)
-                ),
-                measure,
-                passed,
-                value: value.map_or("no calls".into(), |x| format!("{x:.2}ms")),
-                diagnosis: None,
-            }
-        }
-        Check::ExitCode(e) => {
-            let ended = r.programs.get(&e.client).map(|p| &p.ended);
-            let passed = ended.is_some_and(|x| x.code == Some(e.equals));
-            let value = match ended {
-                Some(x) if x.stopped && x.code.is_none() => {
-                    format!("{} (stopped at the end of the run)", x.describe())
-                }
-                Some(x) => x.describe(),
-                None => "never started".into(),
-            };
-            let check = format!("exit_code client={} equals {}", e.client, e.equals);
-            CheckResult {
-                measure: format!("exit_code client={}", e.client),
-                check,
-                passed,
-                value,
-                diagnosis: None,
-            }
-        }
-        Check::Output(o, pattern) => {
-            let out = r
-                .programs
-                .get(&o.client)
-                .map(|p| p.output.as_str())
-                .unwrap_or("");
-            let n = out.lines().filter(|l| pattern.hits(l)).count();
-            let f = Filter {
-                at_least: o.at_least,
-                at_most: o.at_most,
-                exactly: o.exactly,
-                ..Filter::default()
-            };
-            let passed = bounds(&f, n as f64);
-            let what = match (&o.contains, &o.matches) {
-                (Some(t), _) => format!("contains={t:?}"),
-                (_, Some(m)) => format!("matches={m:?}"),
-                _ => String::new(),
-            };
-            let measure = format!("output client={} {what}", o.client);
-            let (full, _) = describe("", &f);
-            CheckResult {
-                check: format!("{measure}{full}"),
-                measure,
-                passed,
-                value: format!("{n} lines"),
-                diagnosis: (!passed && n == 0 && !out.is_empty()).then(|| {
-                    let last: Vec<&str> = out.lines().rev().take(3).collect();
-                    format!(
-                        "its last lines: {}",
-                        last.into_iter().rev().collect::<Vec<_>>().join(" / ")
-                    )
-                }),
-            }
-        }
-        Check::Order(o) => {
-            let (a, b) = (
-                first_t(r, &o.first, &o.client),
-                first_t(r, &o.then, &o.client),
-            );
-            let passed = matches!((a, b), (Some(a), Some(b)) if a <= b);
-            let at = |x: Option<f64>| x.map_or("never".to_string(), |t| format!("{:.0}ms", t));
-            let check = format!(
-                "order {} before {}{}",
-                o.first,
-                o.then,
-                o.client
-                    .as_ref()
-                    .map(|c| format!(" client={c}"))
-                    .unwrap_or_default()
-            );
-            CheckResult {
-                measure: check.clone(),
-                check,
-                passed,
-                value: format!("{} at {}, {} at {}", o.first, at(a), o.then, at(b)),
-                diagnosis: None,
-            }
-        }
+        Some(x) => x.describe(),
+        None => "never started".into(),
+    };
+    let check = format!("exit_code client={} equals {}", e.client, e.equals);
+    CheckResult {
+        measure: format!("exit_code client={}", e.client),
+        check,
+        passed,
+        value,
+        not_reached: false,
+        diagnosis: None,
+    }
+}
+
+fn output_check(
+    o: &super::model::OutputCheck,
+    pattern: &super::plan::OutputPattern,
+    r: &Recorded,
+) -> CheckResult {
+    let out = r
+        .programs
+        .get(&o.client)
+        .map(|p| p.output.as_str())
+        .unwrap_or("");
+    let n = out.lines().filter(|l| pattern.hits(l)).count();
+    let f = Filter {
+        at_least: o.at_least,
+        at_most: o.at_most,
+        exactly: o.exactly,
+        ..Filter::default()
+    };
+    let passed = bounds(&f, n as f64);
+    let what = match (&o.contains, &o.matches) {
+        (Some(t), _) => format!("contains={t:?}"),
+        (_, Some(m)) => format!("matches={m:?}"),
+        _ => String::new(),
+    };
+    let measure = format!("output client={} {what}", o.client);
+    let (full, _) = describe("", &f);
+    CheckResult {
+        check: format!("{measure}{full}"),
+        measure,
+        passed,
+        value: format!("{n} lines"),
+        not_reached: false,
+        diagnosis: (!passed && n == 0 && !out.is_empty()).then(|| {
+            let last: Vec<&str> = out.lines().rev().take(3).collect();
+            format!(
+                "its last lines: {}",
+                last.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            )
+        }),
+    }
+}
+
+fn order_check(o: &super::model::OrderCheck, r: &Recorded) -> CheckResult {
+    let (a, b) = (
+        first_t(r, &o.first, &o.client),
+        first_t(r, &o.then, &o.client),
+    );
+    let passed = matches!((a, b), (Some(a), Some(b)) if a <= b);
+    let at = |x: Option<f64>| x.map_or("never".to_string(), |t| format!("{:.0}ms", t));
+    let check = format!(
+        "order {} before {}{}",
+        o.first,
+        o.then,
+        o.client
+            .as_ref()
+            .map(|c| format!(" client={c}"))
+            .unwrap_or_default()
+    );
+    CheckResult {
+        measure: check.clone(),
+        check,
+        passed,
+        value: format!("{} at {}, {} at {}", o.first, at(a), o.then, at(b)),
+        not_reached: false,
+        diagnosis: None,
     }
 }
 
@@ -439,6 +573,9 @@ pub struct Cell {
     /// was met.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passed: Option<bool>,
+    /// The run was interrupted before this check's window closed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_reached: bool,
 }
 
 /// Every variant's checks side by side: each variant's own results
@@ -470,14 +607,17 @@ pub fn compare(
                         Some(r) => Cell {
                             value: Some(r.value.clone()),
                             passed: Some(r.passed),
+                            not_reached: r.not_reached,
                         },
                         None if plan.can_measure(ch) => Cell {
                             value: Some(check(ch, run).value),
                             passed: None,
+                            not_reached: false,
                         },
                         None => Cell {
                             value: None,
                             passed: None,
+                            not_reached: false,
                         },
                     },
                 )

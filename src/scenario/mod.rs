@@ -6,6 +6,7 @@
 /// The JSON Schema of the file format (`grpcdoc scenario --schema`).
 pub const SCHEMA: &str = include_str!("schema.json");
 
+mod check;
 pub mod clients;
 pub mod expect;
 pub mod load;
@@ -13,6 +14,11 @@ pub mod model;
 pub mod plan;
 pub mod process;
 pub mod record;
+pub mod recorded;
 pub mod run;
 pub mod servers;
+mod shape;
+pub mod shipped;
 pub mod timeline;
+pub mod verdict;
+mod yaml;

@@ -374,6 +374,12 @@ impl ProbeSpec {
 #[serde(deny_unknown_fields)]
 pub struct Step {
     pub at: Dur,
+    /// Again every so often after `at`, until the end (or `times` times in
+    /// all).
+    #[serde(default)]
+    pub every: Option<Dur>,
+    #[serde(default)]
+    pub times: Option<u32>,
     pub server_restart: Option<Restart>,
     pub server_stop: Option<StopSpec>,
     pub server_start: Option<StartSpec>,

@@ -168,6 +168,20 @@ impl Check {
         }
     }
 
+    /// Its window: the `after` and `before` marks.
+    pub fn window(&self) -> (Option<&str>, Option<&str>) {
+        let (a, b) = match self {
+            Check::Rpcs(f)
+            | Check::Goaways(f)
+            | Check::StateChanges(f)
+            | Check::ConnectionLosses(f)
+            | Check::SuccessRate(f) => (&f.after, &f.before),
+            Check::Latency(l) => (&l.after, &l.before),
+            Check::Order(_) | Check::ExitCode(_) | Check::Output(..) => (&None, &None),
+        };
+        (a.as_deref(), b.as_deref())
+    }
+
     /// The marks its window names.
     pub fn marks(&self) -> Vec<&str> {
         let (a, b) = match self {

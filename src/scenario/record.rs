@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::run::Tagged;
+use super::recorded::Tagged;
 use crate::event::{Event, EventKind, EventSink};
 
 /// Events each producer may have in flight before it counts drops.

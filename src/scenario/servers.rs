@@ -11,7 +11,7 @@ use super::model::*;
 use super::plan::{Middlebox, MiddleboxKind, Plan};
 use super::process::Program;
 use super::record::Recording;
-use super::run::RunError;
+use super::recorded::RunError;
 use crate::event::EventSink;
 use crate::proxy::RunningProxy;
 use crate::server::{RunningServer, Server, ServerConfig, Stop};

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::model::{HealthStatus, StopMode};
 use super::plan::{Action, Plan, Timed};
 use super::record::Recording;
-use super::run::RunError;
+use super::recorded::RunError;
 use super::servers::{chosen, start_backend, which, Backend};
 use crate::client::Channel;
 use crate::event::{EventKind, EventSink};
@@ -133,25 +133,7 @@ impl<'a> Stage<'a> {
         let which = which(action.backend());
         match action {
             Action::ServerRestart { mode, downtime, .. } => {
-                self.step(
-                    action.name(),
-                    format!(
-                        "{which}{mode:?}, down for {}",
-                        humantime::format_duration(*downtime)
-                    )
-                    .to_lowercase(),
-                );
-                for &i in &picked {
-                    self.backends[i].ctl.stop(*mode).await;
-                }
-                self.taps_listen(&picked, false);
-                tokio::time::sleep(*downtime).await;
-                for &i in &picked {
-                    self.backends[i].ctl.start().await?;
-                    let addr = self.backends[i].ctl.addr();
-                    self.step("server_start", format!("listening on {addr} again"));
-                }
-                self.taps_listen(&picked, true);
+                self.restart(&picked, &which, *mode, *downtime).await?;
             }
             Action::ServerStop { mode, .. } => {
                 self.step(action.name(), format!("{which}{mode:?}").to_lowercase());
@@ -180,23 +162,8 @@ impl<'a> Stage<'a> {
             Action::Health {
                 service, status, ..
             } => {
-                for &i in &picked {
-                    self.backends[i]
-                        .ctl
-                        .health(service.as_deref(), *status)
-                        .await;
-                }
-                self.step(
-                    action.name(),
-                    format!(
-                        "{which}{} {}",
-                        service.as_deref().unwrap_or("(all services)"),
-                        match status {
-                            HealthStatus::Serving => "SERVING",
-                            HealthStatus::NotServing => "NOT_SERVING",
-                        }
-                    ),
-                );
+                self.health(&picked, &which, service.as_deref(), *status)
+                    .await
             }
             Action::FaultAdd { id, fault } => {
                 let mut ids = Vec::new();
@@ -237,20 +204,7 @@ impl<'a> Stage<'a> {
                 }
                 self.names.set(self.fronts());
             }
-            Action::Resolve => {
-                let addrs = self.fronts();
-                self.step(
-                    action.name(),
-                    addrs
-                        .iter()
-                        .map(SocketAddr::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                );
-                for ch in &self.channels {
-                    ch.set_addresses(addrs.iter().map(|a| Address::Tcp(*a)).collect());
-                }
-            }
+            Action::Resolve => self.resolve(),
             Action::Mark(m) => {
                 self.marks
                     .insert(m.clone(), self.start.elapsed().as_secs_f64() * 1e3);
@@ -258,6 +212,76 @@ impl<'a> Stage<'a> {
             }
         }
         Ok(())
+    }
+
+    /// A restart: the servers stopped, down for `downtime`, started again.
+    async fn restart(
+        &mut self,
+        picked: &[usize],
+        which: &str,
+        mode: StopMode,
+        downtime: std::time::Duration,
+    ) -> Result<(), RunError> {
+        self.step(
+            "server_restart",
+            format!(
+                "{which}{mode:?}, down for {}",
+                humantime::format_duration(downtime)
+            )
+            .to_lowercase(),
+        );
+        for &i in picked {
+            self.backends[i].ctl.stop(mode).await;
+        }
+        self.taps_listen(picked, false);
+        tokio::time::sleep(downtime).await;
+        for &i in picked {
+            self.backends[i].ctl.start().await?;
+            let addr = self.backends[i].ctl.addr();
+            self.step("server_start", format!("listening on {addr} again"));
+        }
+        self.taps_listen(picked, true);
+        Ok(())
+    }
+
+    /// What the servers' health services answer from now on.
+    async fn health(
+        &mut self,
+        picked: &[usize],
+        which: &str,
+        service: Option<&str>,
+        status: HealthStatus,
+    ) {
+        for &i in picked {
+            self.backends[i].ctl.health(service, status).await;
+        }
+        self.step(
+            "health",
+            format!(
+                "{which}{} {}",
+                service.unwrap_or("(all services)"),
+                match status {
+                    HealthStatus::Serving => "SERVING",
+                    HealthStatus::NotServing => "NOT_SERVING",
+                }
+            ),
+        );
+    }
+
+    /// Every client resolves now: it gets the current addresses.
+    fn resolve(&mut self) {
+        let addrs = self.fronts();
+        self.step(
+            "resolve",
+            addrs
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        for ch in &self.channels {
+            ch.set_addresses(addrs.iter().map(|a| Address::Tcp(*a)).collect());
+        }
     }
 
     /// Plays the steps at their times; `true` when interrupted.
