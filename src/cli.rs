@@ -257,9 +257,9 @@ pub enum Command {
     /// command's: `grpcdoc man load > grpcdoc-load.1`; `--out DIR` writes
     /// them all.
     Man {
-        /// A command's page instead of grpcdoc's (any command: load,
-        /// report, ...).
-        #[arg(value_name = "COMMAND")]
+        /// A command's page instead of grpcdoc's (tests/readme.rs checks
+        /// that every command is listed).
+        #[arg(value_parser = ["serve", "watch", "load", "proxy", "scenario", "doctor", "explain", "pcap", "call", "report"])]
         command: Option<String>,
         /// Write grpcdoc.1 and a page per command (grpcdoc-load.1, ...) into
         /// this directory instead of printing one page.
