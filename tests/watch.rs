@@ -170,14 +170,23 @@ async fn idle_goaway_moves_to_idle_and_the_next_probe_reconnects() {
         (800.0..1800.0).contains(&after),
         "GOAWAY {after} ms after the last stream"
     );
-    // Two connections, the second made by the second probe.
+    // A new connection after the drain (made by the next probe; on a
+    // starved machine a call can race the GOAWAY and be retried on a new
+    // connection at once: a third one then), each drained when idle.
     let connects = kinds(&events, "connect");
-    assert_eq!(connects.len(), 2, "{connects:?}");
+    assert!(
+        (2..=3).contains(&connects.len()),
+        "{connects:?}\n{events:?}"
+    );
     assert_ne!(connects[0]["conn"], connects[1]["conn"]);
+    assert!(connects[1]["t_ms"].as_f64().unwrap() > g["t_ms"].as_f64().unwrap());
     let summary = events.last().unwrap();
     assert_eq!(summary["kind"], "summary");
-    assert_eq!(summary["connections"], 2);
-    assert_eq!(summary["goaways"]["NO_ERROR \"max_idle\""], 2);
+    assert_eq!(summary["connections"], connects.len());
+    let drains = summary["goaways"]["NO_ERROR \"max_idle\""]
+        .as_u64()
+        .unwrap();
+    assert!(drains >= 2 && drains <= connects.len() as u64, "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
