@@ -167,8 +167,8 @@ Exit codes:
   2    bad input: unreadable file, not a pcap or pcapng file
   130  interrupted";
 
-/// `0.1.0 (commit 1a2b3c4d5e6f)`.
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GRPCDOC_COMMIT"), ")");
+pub use crate::pcap::PcapCalls;
+pub use crate::VERSION;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -314,17 +314,6 @@ pub struct PcapArgs {
     /// (FILE.html).
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
-}
-
-/// Which calls `pcap` shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum PcapCalls {
-    /// None, only the summary's counts.
-    None,
-    /// Those that did not end OK.
-    Failed,
-    /// Every call.
-    All,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -2,6 +2,9 @@
 //! and HTTP/2 control frame of a real connection, reproduces the classic gRPC
 //! connection failures on loopback, and explains them.
 
+/// `0.1.0 (commit 1a2b3c4d5e6f)`: the version every output names.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GRPCDOC_COMMIT"), ")");
+
 pub mod body;
 pub mod call;
 pub mod catalogue;

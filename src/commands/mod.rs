@@ -66,7 +66,7 @@ fn man_page(cmd: &clap::Command, name: &str) -> Option<clap::Command> {
 }
 
 fn man(page: clap::Command) -> clap_mangen::Man {
-    clap_mangen::Man::new(page).source(format!("grpcdoc {}", crate::cli::VERSION))
+    clap_mangen::Man::new(page).source(format!("grpcdoc {}", crate::VERSION))
 }
 
 /// `grpcdoc.1` and `grpcdoc-CMD.1` for every command but completions and

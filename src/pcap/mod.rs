@@ -13,6 +13,17 @@ mod framing;
 pub(crate) mod link;
 pub mod notes;
 pub(crate) mod render;
+
+/// Which calls `pcap` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PcapCalls {
+    /// None, only the summary's counts.
+    None,
+    /// Those that did not end OK.
+    Failed,
+    /// Every call.
+    All,
+}
 pub(crate) mod source;
 mod summary;
 pub(crate) mod tcp;

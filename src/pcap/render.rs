@@ -9,8 +9,8 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::notes::CaptureNotes;
+use super::PcapCalls;
 use super::Stats;
-use crate::cli::PcapCalls;
 use crate::diagnose::Note;
 use crate::event::{micros, CaptureWhat, ConnectResult, Event, EventKind};
 use crate::report::style::{Style, Tone};

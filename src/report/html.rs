@@ -235,7 +235,7 @@ pub fn scenario_page(runs: &[(ScenarioResult, Timeline)], comparisons: &[Compari
         &title,
         html! {
             h1 { (title) " " @if passed { span.pass { "PASS" } } @else { span.fail { "FAIL" } } }
-            p.sub { "grpcdoc " (crate::cli::VERSION) }
+            p.sub { "grpcdoc " (crate::VERSION) }
             @for (r, t) in runs {
                 h2 { (r.title()) " " @if r.passed { span.pass { (r.verdict.outcome.word()) } } @else { span.fail { (r.verdict.outcome.word()) } } }
                 @if !r.about.is_empty() { p.about { (r.about) } }
@@ -308,7 +308,7 @@ pub fn capture_page(
         title,
         html! {
             h1 { (title) }
-            p.sub { (sub) ". grpcdoc " (crate::cli::VERSION) }
+            p.sub { (sub) ". grpcdoc " (crate::VERSION) }
             (timeline_svg(t))
             @if !entries.is_empty() {
                 h2 { "What the capture shows" }
@@ -423,7 +423,7 @@ pub fn load_page(r: &LoadReport) -> String {
                 (r.total) " calls in " (secs(r.duration_ms)) ", " (format!("{:.0}", r.rps)) " calls/s, "
                 (r.errors) " failed (" (format!("{:.2}", r.error_rate * 100.0)) "%), concurrency " (r.concurrency)
                 ", connections " (r.connections) ", threads " (r.threads) @if r.interrupted { ", interrupted" }
-                ". grpcdoc " (crate::cli::VERSION)
+                ". grpcdoc " (crate::VERSION)
             }
             (chart("Calls per second", "/s", &[
                 ("completed", "#1565c0", per_s(|s| s.completed as f64)),
