@@ -483,6 +483,13 @@ fn bad_input_exits_2_with_what_and_where() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+    // Found after connecting: with -v the steps until then come first.
+    let (code, out, err) = call(&[addr.as_str(), "helloworld.Greeter/Nope", "-v"], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "{out}");
+    let steps = step_lines(&err);
+    find(&steps, 0, "TCP");
+    assert!(err.contains("no method helloworld.Greeter/Nope"), "{err}");
 }
 
 #[cfg_attr(

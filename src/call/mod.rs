@@ -71,6 +71,11 @@ pub(crate) struct Record {
     pub text: String,
     #[serde(skip)]
     pub notes: Vec<(f64, Option<u64>, Note)>,
+    /// What the user gave was wrong, found after connecting (a method the
+    /// server does not have, a request that does not fit it): the steps
+    /// until then are kept, and the command exits 2 with this.
+    #[serde(skip)]
+    pub input_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,8 +172,10 @@ pub(crate) async fn run(
             rec.notes.push((e.t_ms, e.conn, n));
         }
     }
-    if let (_, Some(rpc)) = outcome? {
-        explain_call(&mut explainer, &mut rec, &rpc);
+    match outcome {
+        Ok((_, Some(rpc))) => explain_call(&mut explainer, &mut rec, &rpc),
+        Ok((_, None)) => {}
+        Err(e) => rec.input_error = Some(e.0),
     }
     Ok(rec)
 }

@@ -101,6 +101,13 @@ pub async fn run(args: CallArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     record.responses = responses;
     let err_style = Style::for_stderr(color.forced());
+    if let Some(e) = record.input_error.take() {
+        // The steps until the mistake showed, then the mistake (exit 2).
+        if args.verbose && !json {
+            eprint!("{}", call::render::steps(&record, &err_style));
+        }
+        anyhow::bail!(e);
+    }
     if json {
         let v = call::render::json(&record);
         let text = serde_json::to_string_pretty(&v).context("cannot render the record")?;

@@ -1,11 +1,12 @@
 //! `doctor`'s report for people: the setup, who answers, the measured
-//! policy as a table (what, result, how, confidence), and the verdicts.
+//! policy in tables by topic (connection lifetime, keepalive, limits: what,
+//! result, how, confidence), and the verdicts.
 
 use std::fmt::Write as _;
 
 use super::style::{Style, Tone};
 use crate::doctor::fingerprint::settings_text;
-use crate::doctor::model::{secs, Confidence, Outcome, Party, Report};
+use crate::doctor::model::{secs, Confidence, Finding, Outcome, Party, Report};
 
 fn ms_text(v: f64) -> String {
     if v < 10.0 {
@@ -13,6 +14,53 @@ fn ms_text(v: f64) -> String {
     } else {
         secs(v)
     }
+}
+
+/// The findings' groups, in this order, by key (`None`: the rest), so a
+/// reader finds the timeouts, the keepalive policy and the limits apart.
+const GROUPS: [(&str, Option<&[&str]>); 4] = [
+    (
+        "connection lifetime",
+        Some(&[
+            "idle_timeout",
+            "idle_after_call",
+            "silent_idle_drop",
+            "max_age",
+            "max_age_grace",
+            "held_call_end",
+        ]),
+    ),
+    (
+        "keepalive",
+        Some(&["ping_min_interval", "pings_without_calls", "server_pings"]),
+    ),
+    ("limits", Some(&["max_message_size"])),
+    ("other", None),
+];
+
+/// One finding as a row: what, result, by, how, confidence.
+fn row(f: &Finding) -> Vec<String> {
+    let result = match f.outcome {
+        Outcome::Measured => f.result.clone(),
+        o => format!("{}: {}", o.label(), f.result),
+    };
+    vec![
+        f.title.trim_start_matches("keepalive: ").to_string(),
+        result,
+        match f.by {
+            Some(Party::Server) => "server".into(),
+            Some(Party::Proxy) => "proxy".into(),
+            Some(Party::Network) => "network".into(),
+            None => "-".into(),
+        },
+        f.how.clone(),
+        match (f.outcome, f.confidence) {
+            (Outcome::Skipped | Outcome::NotMeasured, _) => "-".into(),
+            (_, Confidence::High) => "high".into(),
+            (_, Confidence::Medium) => "medium".into(),
+            (_, Confidence::Low) => "low".into(),
+        },
+    ]
 }
 
 pub fn render(r: &Report, style: &Style) -> String {
@@ -142,32 +190,28 @@ pub fn render(r: &Report, style: &Style) -> String {
         out.push_str(&hanging("  - ", e, w));
     }
 
-    let mut t = super::table();
-    t.set_header(vec!["policy", "result", "by", "how measured", "confidence"]);
-    for f in &r.findings {
-        let result = match f.outcome {
-            Outcome::Measured => f.result.clone(),
-            o => format!("{}: {}", o.label(), f.result),
-        };
-        t.add_row(vec![
-            f.title.to_string(),
-            result,
-            match f.by {
-                Some(Party::Server) => "server".into(),
-                Some(Party::Proxy) => "proxy".into(),
-                Some(Party::Network) => "network".into(),
-                None => "-".into(),
-            },
-            f.how.clone(),
-            match (f.outcome, f.confidence) {
-                (Outcome::Skipped | Outcome::NotMeasured, _) => "-".into(),
-                (_, Confidence::High) => "high".into(),
-                (_, Confidence::Medium) => "medium".into(),
-                (_, Confidence::Low) => "low".into(),
-            },
-        ]);
+    let _ = writeln!(out, "\n{}", bold("Measured policy"));
+    for (group, keys) in GROUPS {
+        let rows: Vec<&Finding> = r
+            .findings
+            .iter()
+            .filter(|f| match keys {
+                Some(keys) => keys.contains(&f.key),
+                None => !GROUPS
+                    .iter()
+                    .any(|(_, k)| k.is_some_and(|k| k.contains(&f.key))),
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let mut t = super::table();
+        t.set_header(vec![group, "result", "by", "how measured", "confidence"]);
+        for f in rows {
+            t.add_row(row(f));
+        }
+        let _ = writeln!(out, "{t}");
     }
-    let _ = writeln!(out, "\n{}\n{t}", bold("Measured policy"));
 
     let c = &r.client;
     let mut given = Vec::new();

@@ -1,6 +1,7 @@
-//! The end-of-watch summary, built from events only: time in each state and
-//! transitions per subchannel, GOAWAYs by code and debug data, keepalive
-//! ping round trips, probes by status. comfy-table lives here.
+//! The end-of-watch summary: time in each state and transitions per
+//! subchannel, drains and closes as the one connection history
+//! (`crate::history`) folds them, keepalive ping round trips, probes by
+//! status. comfy-table lives here.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,7 @@ use serde::Serialize;
 use crate::connectivity::State;
 use crate::event::{Event, EventKind};
 use crate::h2wire::Dir;
+use crate::history::{Change, History};
 
 #[derive(Debug, Default, Serialize)]
 pub struct SubchannelStats {
@@ -27,11 +29,12 @@ pub struct WatchSummary {
     pub subchannels: BTreeMap<u64, SubchannelStats>,
     /// "CODE debug" -> count, GOAWAY frames received.
     pub goaways: BTreeMap<String, u32>,
-    /// "CODE debug" -> count, drains: a connection's GOAWAYs with the same
-    /// code and debug data are one drain (grpc-go sends two).
+    /// "CODE debug" -> count, drains the peer began: a connection's
+    /// GOAWAYs of one drain are one (grpc-go sends two), as the history
+    /// folds them.
     pub drains: BTreeMap<String, u32>,
     #[serde(skip)]
-    drained: std::collections::HashSet<(u64, String)>,
+    history: History,
     pub connections: u32,
     pub connect_errors: u32,
     /// Close reason -> count.
@@ -44,6 +47,26 @@ pub struct WatchSummary {
 
 impl WatchSummary {
     pub fn record(&mut self, e: &Event) {
+        match self.history.observe(e) {
+            Change::DrainBegan(id) => {
+                let conn = self.history.conn(id);
+                if let Some(d) = conn.and_then(|c| c.drain()) {
+                    if d.dir == Dir::Received {
+                        let key = crate::event::goaway_key(d.code, &d.debug);
+                        crate::event::count_capped(&mut self.drains, key, 1, 32);
+                    }
+                }
+            }
+            Change::Closed(id) => {
+                if let Some(c) = self.history.conn(id).and_then(|c| c.close.as_ref()) {
+                    *self
+                        .closes
+                        .entry(c.reason.as_str().to_string())
+                        .or_default() += 1;
+                }
+            }
+            _ => {}
+        }
         match &e.kind {
             EventKind::State {
                 channel: false,
@@ -70,20 +93,12 @@ impl WatchSummary {
                 ..
             } => {
                 let key = crate::event::goaway_key(*code, debug);
-                if self.drained.len() < 100_000
-                    && self.drained.insert((e.conn.unwrap_or(0), key.clone()))
-                {
-                    crate::event::count_capped(&mut self.drains, key.clone(), 1, 32);
-                }
                 crate::event::count_capped(&mut self.goaways, key, 1, 32);
             }
             EventKind::Connect { result, .. } => match result {
                 crate::event::ConnectResult::Ok => self.connections += 1,
                 crate::event::ConnectResult::Error => self.connect_errors += 1,
             },
-            EventKind::Closed { reason, .. } => {
-                *self.closes.entry(reason.as_str().to_string()).or_default() += 1;
-            }
             EventKind::Ping {
                 rtt_ms: Some(rtt), ..
             } => {
@@ -230,5 +245,37 @@ mod tests {
         assert_eq!(sc.transitions, 3);
         let text = s.render();
         assert!(text.contains("1.00s") && text.contains("READY"), "{text}");
+    }
+
+    fn goaway(t_ms: f64, conn: u64, last: u32) -> Event {
+        Event {
+            conn: Some(conn),
+            ..ev(
+                t_ms,
+                EventKind::Goaway {
+                    dir: Dir::Received,
+                    code: crate::h2wire::ErrorCode::NO_ERROR,
+                    last_stream_id: last,
+                    debug: "max_age".into(),
+                    open_streams: None,
+                    quiet_ms: None,
+                },
+            )
+        }
+    }
+
+    /// grpc-go's two GOAWAYs are one drain; a second drain of the same
+    /// connection after a new one is counted (the history's fold).
+    #[test]
+    fn drains_are_the_historys() {
+        let mut s = WatchSummary::default();
+        s.record(&goaway(1.0, 1, crate::h2wire::frame::MAX_STREAM_ID));
+        s.record(&goaway(2.0, 1, 3));
+        s.record(&goaway(1000.0, 2, crate::h2wire::frame::MAX_STREAM_ID));
+        s.record(&goaway(1001.0, 2, 5));
+        s.finish(2000.0);
+        assert_eq!(s.drains["NO_ERROR \"max_age\""], 2, "{:?}", s.drains);
+        assert_eq!(s.goaways["NO_ERROR \"max_age\""], 4, "{:?}", s.goaways);
+        assert!(s.render().contains("2 (4 GOAWAY frames)"), "{}", s.render());
     }
 }

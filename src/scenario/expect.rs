@@ -8,6 +8,7 @@ use super::recorded::{Recorded, Tagged};
 use crate::event::{CallCause, CloseReason, EventKind};
 use crate::grpc::code_name;
 use crate::h2wire::Dir;
+use crate::history::{Change, History};
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CheckResult {
@@ -328,30 +329,29 @@ fn rpcs_check(f: &Filter, r: &Recorded) -> CheckResult {
 }
 
 fn goaways_check(f: &Filter, r: &Recorded) -> CheckResult {
-    let count = |kind: &str, f: &Filter, n: usize, diagnose: bool| counted(r, kind, f, n, diagnose);
-    // Drains, not frames: a connection's GOAWAYs with the same code
-    // and debug data are one drain (grpc-go's graceful drain sends
-    // two).
-    let n = r
-        .events
-        .iter()
-        .filter(|t| who_ok(t, &f.client) && in_window(t.event.t_ms, &f.after, &f.before, r))
-        .filter_map(|t| match &t.event.kind {
-            EventKind::Goaway {
-                dir: Dir::Received,
-                code,
-                debug,
-                ..
-            } if code_ok(&code.to_string(), &f.code)
-                && f.debug.as_ref().is_none_or(|d| d == debug) =>
-            {
-                Some((t.who.as_str(), t.event.conn, *code, debug.as_str()))
-            }
-            _ => None,
-        })
-        .collect::<std::collections::HashSet<_>>()
-        .len();
-    count("goaways", f, n, false)
+    // Drains, not frames, as each connection's one history folds them
+    // (grpc-go's graceful drain sends two GOAWAYs); one history per
+    // client, whose connection ids are its own. A drain counts where its
+    // first GOAWAY came.
+    let mut histories: std::collections::HashMap<&str, History> = Default::default();
+    let mut n = 0;
+    for t in r.events.iter().filter(|t| who_ok(t, &f.client)) {
+        let h = histories.entry(t.who.as_str()).or_default();
+        let Change::DrainBegan(id) = h.observe(&t.event) else {
+            continue;
+        };
+        let Some(d) = h.conn(id).and_then(|c| c.drain()) else {
+            continue;
+        };
+        if d.dir == Dir::Received
+            && code_ok(&d.code.to_string(), &f.code)
+            && f.debug.as_ref().is_none_or(|want| *want == d.debug)
+            && in_window(d.at_ms, &f.after, &f.before, r)
+        {
+            n += 1;
+        }
+    }
+    counted(r, "goaways", f, n, false)
 }
 
 fn state_changes_check(f: &Filter, r: &Recorded) -> CheckResult {
