@@ -35,6 +35,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Reruns the build script when `path` changes, or when it appears: a path
+/// that does not exist is watched through the nearest folder above it that
+/// does (cargo takes a missing file for a change on every build, which
+/// rebuilt the crate each time).
+fn watch(path: &std::path::Path) {
+    let mut p = path;
+    while !p.exists() {
+        match p.parent() {
+            Some(up) if !up.as_os_str().is_empty() => p = up,
+            _ => return,
+        }
+    }
+    println!("cargo:rerun-if-changed={}", p.display());
+}
+
 /// `cfg(grpcdoc_peers)` when the real gRPC peers are built (`PEERS_HOME`,
 /// see ../shared/peers) or required (`GRPCDOC_REQUIRE_PEERS=1`, as in CI):
 /// without it the tests that need them are compiled as ignored, and
@@ -46,7 +61,7 @@ fn peers_cfg() {
     let home = std::env::var_os("PEERS_HOME").map(PathBuf::from);
     if let Some(h) = &home {
         // Peers built after this build show up as a change here.
-        println!("cargo:rerun-if-changed={}", h.join("bin").display());
+        watch(&h.join("bin"));
     }
     let found = home.is_some_and(|h| h.join("bin").join("gogrpc-server").exists());
     let required = std::env::var("GRPCDOC_REQUIRE_PEERS").as_deref() == Ok("1");
@@ -62,7 +77,7 @@ fn peers_cfg() {
 fn chromium_cfg() {
     println!("cargo::rustc-check-cfg=cfg(grpcdoc_chromium)");
     println!("cargo:rerun-if-env-changed=GRPCDOC_REQUIRE_CHROMIUM");
-    println!("cargo:rerun-if-changed=/usr/bin/chromium");
+    watch(std::path::Path::new("/usr/bin/chromium"));
     let found = std::path::Path::new("/usr/bin/chromium").exists();
     let required = std::env::var("GRPCDOC_REQUIRE_CHROMIUM").as_deref() == Ok("1");
     if found || required {
@@ -79,7 +94,7 @@ fn toxiproxy_clients_cfg() {
     println!("cargo:rerun-if-env-changed=GRPCDOC_REQUIRE_TOXIPROXY_CLIENTS");
     let dir = std::env::var_os("TOXIPROXY_CLIENTS").map(PathBuf::from);
     if let Some(d) = &dir {
-        println!("cargo:rerun-if-changed={}", d.display());
+        watch(d);
     }
     let found = dir.is_some_and(|d| d.join("venv/bin/python").exists());
     let required = std::env::var("GRPCDOC_REQUIRE_TOXIPROXY_CLIENTS").as_deref() == Ok("1");
@@ -95,11 +110,9 @@ fn toxiproxy_clients_cfg() {
 fn capture_tools_cfg() {
     println!("cargo::rustc-check-cfg=cfg(grpcdoc_capture_tools)");
     println!("cargo:rerun-if-env-changed=GRPCDOC_REQUIRE_CAPTURE_TOOLS");
-    println!("cargo:rerun-if-changed=/usr/bin/tshark");
-    println!("cargo:rerun-if-changed=/usr/sbin/tcpdump");
-    let found = ["/usr/bin/tshark", "/usr/bin/tcpdump"]
-        .iter()
-        .all(|p| std::path::Path::new(p).exists());
+    let tools = ["/usr/bin/tshark", "/usr/bin/tcpdump"].map(std::path::Path::new);
+    tools.iter().for_each(|p| watch(p));
+    let found = tools.iter().all(|p| p.exists());
     let required = std::env::var("GRPCDOC_REQUIRE_CAPTURE_TOOLS").as_deref() == Ok("1");
     if found || required {
         println!("cargo:rustc-cfg=grpcdoc_capture_tools");
