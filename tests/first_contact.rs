@@ -82,7 +82,10 @@ fn an_unreachable_server_is_said_to_be_unreachable() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("the server is not reachable"), "{err}");
-    assert!(err.contains("nothing listens on"), "{err}");
+    assert!(
+        err.contains("refused the connection: no process listens on that port"),
+        "{err}"
+    );
     assert!(!err.contains("--proto"), "{err}");
     let s = serve();
     let port = s.1.rsplit(':').next().unwrap();

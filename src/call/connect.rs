@@ -138,7 +138,7 @@ fn dial_failed(
         // one attempt.
         if cause == crate::event::ConnectCause::Refused {
             n.detail = format!(
-                "nothing listens on {addr}: the connection was refused (one attempt, no retry)"
+                "{addr} refused the connection: no process listens on that port (or a firewall rule rejects it); one attempt, no retry"
             );
         }
         rec.notes.push((t, None, n));

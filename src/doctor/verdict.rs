@@ -296,7 +296,7 @@ fn drains(
             v.push(note(
                 EntryId::IdleTimeout,
                 format!(
-                    "server idle timeout {}: connections idle longer are drained; {covered}, see idle-goaway.yaml",
+                    "server idle timeout {}: connections idle longer are drained; {covered}",
                     secs(t)
                 ),
                 None,
@@ -308,8 +308,12 @@ fn drains(
         v.push(note(
             EntryId::MaxAgeDrain,
             format!(
-                "{} max connection age about {}: every connection is drained that often; {covered}, see max-age-goaway.yaml",
-                if f.by == Some(Party::Proxy) { "proxy" } else { "server" },
+                "{} max connection age about {}: every connection is drained that often; {covered}",
+                if f.by == Some(Party::Proxy) {
+                    "proxy"
+                } else {
+                    "server"
+                },
                 secs(t)
             ),
             Some("scenarios/max-age-goaway.yaml"),
