@@ -138,7 +138,15 @@ impl Explainer {
                 let note = Note {
                     entry: connect_entry(*cause),
                     also: Vec::new(),
-                    detail: connect_detail(*cause, &addr),
+                    detail: match cause {
+                        // A channel retries; a one-shot command says so
+                        // itself.
+                        ConnectCause::Refused => format!(
+                            "{}. The channel backs off (1s, 1.6s, 2.56s, ... up to 2m) and tries again",
+                            connect_detail(*cause, &addr)
+                        ),
+                        _ => connect_detail(*cause, &addr),
+                    },
                 };
                 self.once(format!("{cause:?} {addr}"), note)
             }
@@ -232,7 +240,7 @@ pub fn connect_entry(cause: ConnectCause) -> Option<EntryId> {
 /// [`connect_entry`] names.
 pub fn connect_detail(cause: ConnectCause, addr: &str) -> String {
     match cause {
-        ConnectCause::Refused => format!("{addr} refused the connection: no process listens on that port (or a firewall rule rejects it). The channel backs off (1s, 1.6s, 2.56s, ... up to 2m) and tries again"),
+        ConnectCause::Refused => format!("{addr} refused the connection: no process listens on that port (or a firewall rule rejects it)"),
         ConnectCause::Timeout => format!("no answer from {addr} in time"),
         ConnectCause::Unreachable => format!("{addr} is unreachable: no route to that network or host"),
         ConnectCause::TlsCertificate => "the server's certificate was not accepted: pass --cacert with its CA, --server-name if it was issued for another name, or --insecure to skip verification (testing only)".into(),
