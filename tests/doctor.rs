@@ -661,3 +661,48 @@ fn haproxy_timeout_server_ends_a_waiting_call() {
         "{notes:#?}"
     );
 }
+
+/// nginx's `grpc_read_timeout` ends a stream that waits for its next
+/// message: it starts once the request is sent, so the held call (whose
+/// request never ends) stays open, and the health Watch beside it (its
+/// request sent whole, answered once, then quiet) is reset with
+/// INTERNAL_ERROR after the timeout; doctor names the proxy-timeout entry.
+#[cfg_attr(
+    not(grpcdoc_peers),
+    ignore = "needs the gRPC peers: run ../shared/peers/setup.sh and set PEERS_HOME (README, Build)"
+)]
+#[test]
+fn nginx_grpc_read_timeout_ends_a_quiet_stream() {
+    let (Some(go), Some(nginx)) = (peer("gogrpc-server"), peer("nginx-grpc")) else {
+        return;
+    };
+    let (_s, backend) = peer_server(&go, "-addr", &["-connlog=false"]);
+    let listen = free_addr().to_string();
+    let _nginx = Proc::spawn(
+        Command::new(nginx)
+            .args([&listen, &backend, "grpc_read_timeout 2s;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_listening(listen.parse().unwrap(), "nginx");
+    let (code, r, err, _) = doctor(&[&listen, "--budget", "8s", "--no-provoke"]);
+    assert_eq!(code, 0, "{err}\n{r:#}");
+    let f = finding(&r, "quiet_stream_end");
+    assert_eq!(f["outcome"], "measured", "{f:#}");
+    within("quiet stream", &f["value_ms"], 2000.0, 0.2);
+    assert_eq!(f["by"], "proxy", "{f:#}");
+    assert!(
+        f["result"].as_str().unwrap().contains("INTERNAL_ERROR"),
+        "{f:#}"
+    );
+    assert_eq!(finding(&r, "held_call_end")["outcome"], "none_seen");
+    let notes: Vec<&Value> = r["verdicts"].as_array().unwrap().iter().collect();
+    assert!(
+        notes.iter().any(|v| v["entry"] == "proxy-timeout"
+            && v["text"]
+                .as_str()
+                .unwrap()
+                .contains("stream with no message")),
+        "{notes:#?}"
+    );
+}

@@ -1,7 +1,8 @@
 //! Max connection age and grace: a connection kept busy (a call every
 //! second, and a call held open when there is a method to hold) until the
 //! server's GOAWAY; the held call then stays open across the drain until
-//! the server cuts the connection: that is the grace.
+//! the server cuts the connection: that is the grace. A stream answered
+//! and kept open beside it shows a timeout on quiet streams.
 
 use std::time::Duration;
 
@@ -21,6 +22,14 @@ pub struct AgeRun {
     pub held_ended: Option<(f64, String)>,
     /// How long the held call was watched (ms) when it did not end.
     pub held_open_ms: f64,
+    /// A stream whose request was sent whole and which the server answered
+    /// and keeps open (health Watch), when there is one.
+    pub stream_method: Option<String>,
+    /// It was ended before any GOAWAY or close: after how long no message
+    /// (ms), and how.
+    pub stream_ended: Option<(f64, String)>,
+    /// How long the stream was watched (ms).
+    pub stream_open_ms: f64,
 }
 
 /// How a call ended, in the words of the wire.
@@ -54,14 +63,30 @@ async fn held_end(held: &Option<crate::client::wire::WireStream>) -> crate::clie
 
 const CALL_EVERY: Duration = Duration::from_secs(1);
 
+/// `stream`: a server-streaming method that answers an empty request and
+/// stays open (health Watch). A call held without its request shows a
+/// per-call timeout; only a stream whose request is complete shows a
+/// per-read one (nginx's grpc_read_timeout starts once the request is
+/// sent), so both are watched.
 pub async fn measure(
     dialer: &Dialer,
     hold: Option<String>,
+    stream: Option<String>,
     budget: &Budget,
 ) -> Result<AgeRun, String> {
     let link = dialer.open().await.map_err(|e| e.to_string())?;
     let held = hold.as_deref().and_then(|h| link.hold(h).ok());
     let held_at = budget.now_ms();
+    let stream_method = stream.clone();
+    let streamed = async {
+        match &stream {
+            Some(m) => link.stream_to_end(m, &[]).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(streamed);
+    let mut stream_lost = stream.is_none();
+    let mut stream_ended = None;
     // The held call ended before any GOAWAY (the server or a proxy ended
     // it): it cannot show the grace.
     let mut hold_lost = held.is_none();
@@ -86,8 +111,15 @@ pub async fn measure(
                     held_ended = Some((budget.now_ms() - held_at, ending(&f)));
                 }
             }
+            (quiet, how) = &mut streamed, if !stream_lost => {
+                stream_lost = true;
+                if link.goaway().is_none() && !link.is_closed() {
+                    stream_ended = Some((quiet.as_secs_f64() * 1e3, how));
+                }
+            }
         }
     }
+    let stream_open_ms = budget.now_ms() - held_at;
     let held_across = link.goaway().is_some() && !hold_lost;
     let held_open_ms = budget.now_ms() - held_at;
     if link.goaway().is_some() {
@@ -102,5 +134,8 @@ pub async fn measure(
         held_method: held.map(|_| hold.unwrap_or_default()),
         held_ended,
         held_open_ms,
+        stream_method,
+        stream_ended,
+        stream_open_ms,
     })
 }

@@ -653,3 +653,51 @@ pub(super) fn held_call_finding(a: &Result<age::AgeRun, String>, proxy: bool) ->
         .result(format!("still open after {}", secs(a.held_open_ms))),
     }
 }
+
+/// The stream answered and kept open on the busy connection (health
+/// Watch): ended before any GOAWAY, after a quiet time, it shows a timeout
+/// on quiet streams (nginx's grpc_read_timeout resets it with
+/// INTERNAL_ERROR; HAProxy's timeout server, Envoy's stream idle timeout),
+/// else none within what was watched.
+pub(super) fn quiet_stream_finding(a: &Result<age::AgeRun, String>, proxy: bool) -> Finding {
+    let f = Finding::new(
+        "quiet_stream_end",
+        "a stream waiting for its next message",
+        Outcome::Measured,
+    )
+    .how("health Watch on the busy connection: answered once, then quiet");
+    let a = match a {
+        Ok(a) if a.stream_method.is_some() => a,
+        Ok(_) => {
+            return Finding {
+                outcome: Outcome::Skipped,
+                ..f
+            }
+            .result("no health service to watch")
+        }
+        Err(e) => {
+            return Finding {
+                outcome: Outcome::NotMeasured,
+                ..f
+            }
+            .result(format!("no busy connection: {e}"))
+        }
+    };
+    match &a.stream_ended {
+        Some((quiet, how)) => Finding {
+            value_ms: Some(*quiet),
+            by: Some(if proxy { Party::Proxy } else { Party::Server }),
+            ..f
+        }
+        .result(format!(
+            "ended after {} without a message: {how}",
+            secs(*quiet)
+        )),
+        None => Finding {
+            outcome: Outcome::NoneSeen,
+            lower_ms: Some(a.stream_open_ms),
+            ..f
+        }
+        .result(format!("still open after {}", secs(a.stream_open_ms))),
+    }
+}

@@ -495,6 +495,57 @@ impl Link {
         out
     }
 
+    /// A call to `path` with `message` as its whole request, read to its
+    /// end: how long no message had come when it ended, and how it ended.
+    /// For a call the server answers and then keeps open (health Watch),
+    /// what ends it is a timeout on a quiet stream: a proxy's per-read
+    /// timeout (nginx's grpc_read_timeout resets it), an idle timeout.
+    pub async fn stream_to_end(&self, path: &str, message: &[u8]) -> (Duration, String) {
+        use http_body_util::BodyExt as _;
+        let framed = crate::rpc::payload::frame(message);
+        let req = self.request(
+            path,
+            tonic::body::Body::new(http_body_util::Full::new(framed)),
+        );
+        let mut last = Instant::now();
+        let mut out = CallOutcome::default();
+        let resp = match self.conn.send(req).await {
+            Ok(r) => r,
+            Err(e) => return (last.elapsed(), e.to_string()),
+        };
+        out.http_status = Some(resp.status().as_u16());
+        read_head(&mut out, resp.headers());
+        let mut body = resp.into_body();
+        loop {
+            match body.frame().await {
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(_) => last = Instant::now(),
+                    Err(f) => {
+                        if let Some(t) = f.trailers_ref() {
+                            read_head(&mut out, t);
+                        }
+                    }
+                },
+                Some(Err(e)) => return (last.elapsed(), e.to_string()),
+                None => break,
+            }
+        }
+        let how = match (out.grpc_status, out.http_status) {
+            (Some(c), _) => format!(
+                "grpc-status {} ({}){}",
+                c as i32,
+                c.description(),
+                Some(out.grpc_message.as_str())
+                    .filter(|m| !m.is_empty())
+                    .map(|m| format!(" {m:?}"))
+                    .unwrap_or_default()
+            ),
+            (None, Some(s)) if s != 200 => format!("HTTP {s} without gRPC status"),
+            _ => "ended without a status".into(),
+        };
+        (last.elapsed(), how)
+    }
+
     /// Opens a call to `path` and sends nothing more: no message, no
     /// END_STREAM. The server waits for the request; the stream stays open
     /// (and the connection busy) until it is dropped.

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 pub use budget::Budget;
 use findings::{
     age_findings, drop_finding, enforce_findings, held_call_finding, idle_after_call_finding,
-    idle_finding, server_pings,
+    idle_finding, quiet_stream_finding, server_pings,
 };
 use link::{ms, Dialer};
 use model::{secs, Failure, Finding, Intermediary, Outcome, Report, Setup};
@@ -247,6 +247,13 @@ pub async fn run(
     setup.addresses = report.setup.addresses;
     report.intermediary = fingerprint::assess(&setup);
     let hold = setup.held_method.clone();
+    // Health Watch answers at once and then stays quiet: a stream a proxy's
+    // read timeout ends.
+    let stream = setup
+        .health
+        .as_deref()
+        .filter(|h| matches!(*h, "SERVING" | "NOT_SERVING"))
+        .map(|_| setup::HEALTH_WATCH.to_string());
     say(&progress, "setup", "done");
 
     say(&progress, "idle", "quiet");
@@ -267,7 +274,7 @@ pub async fn run(
             progress.clone(),
         );
         tokio::spawn(async move {
-            let a = age::measure(&d, h, &b).await;
+            let a = age::measure(&d, h, stream, &b).await;
             say(&p, "age", "done");
             a
         })
@@ -341,6 +348,7 @@ pub async fn run(
     report.findings.push(age_finding.0);
     report.findings.push(age_finding.1);
     report.findings.push(held_call_finding(&age, proxy));
+    report.findings.push(quiet_stream_finding(&age, proxy));
     report
         .findings
         .extend(enforce_findings(enforce, &hold, cfg.provoke, proxy));

@@ -60,7 +60,8 @@ pub enum Party {
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
     /// Stable key: idle_timeout, idle_after_call, silent_idle_drop, max_age,
-    /// max_age_grace, held_call_end, ping_min_interval, pings_without_calls,
+    /// max_age_grace, held_call_end, quiet_stream_end, ping_min_interval,
+    /// pings_without_calls,
     /// max_message_size, server_pings.
     pub key: &'static str,
     /// The row's title.

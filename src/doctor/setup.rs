@@ -18,6 +18,8 @@ use crate::client::health::ConnService;
 pub const UNKNOWN_METHOD: &str = "/grpcdoc.doctor.v1.Probe/NoSuchMethod";
 
 const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+/// A server stream every health service keeps open after its first answer.
+pub(super) const HEALTH_WATCH: &str = "/grpc.health.v1.Health/Watch";
 
 fn service(link: &Link) -> ConnService {
     ConnService {
@@ -154,7 +156,7 @@ async fn choose_hold(link: &Link, hold: Option<&str>, s: &Setup) -> Option<Strin
         candidates.push(HEALTH_CHECK.into());
         // A server-streaming call: kept open by servers that end a unary
         // call still waiting for its request.
-        candidates.push("/grpc.health.v1.Health/Watch".into());
+        candidates.push(HEALTH_WATCH.into());
     }
     match s.reflection.as_deref() {
         Some("v1") => {

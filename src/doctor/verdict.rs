@@ -86,6 +86,24 @@ pub fn judge(r: &Report, c: &ClientConfig) -> Vec<Verdict> {
             ));
         }
     }
+    if let Some(f) = get("quiet_stream_end").filter(|f| f.measured()) {
+        if let Some(t) = f.value_ms {
+            let who = if f.by == Some(Party::Proxy) {
+                "a proxy's timeout on a quiet upstream (nginx grpc_read_timeout resets the stream with INTERNAL_ERROR; HAProxy timeout server; Envoy's stream idle timeout)"
+            } else {
+                "the server's own limit on a quiet stream"
+            };
+            v.push(note(
+                EntryId::ProxyTimeout,
+                format!(
+                    "a stream with no message for {} is ended ({}): {who}; long-lived streams (watches, subscriptions) need a message or the timeout raised",
+                    secs(t),
+                    f.result.rsplit(": ").next().unwrap_or_default()
+                ),
+                None,
+            ));
+        }
+    }
     if let Some(f) = get("max_message_size").filter(|f| f.measured()) {
         if let Some(b) = f.bytes {
             v.push(note(

@@ -28,6 +28,7 @@ const GROUPS: [(&str, Option<&[&str]>); 4] = [
             "max_age",
             "max_age_grace",
             "held_call_end",
+            "quiet_stream_end",
         ]),
     ),
     (
