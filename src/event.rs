@@ -149,6 +149,50 @@ impl DrainReason {
     }
 }
 
+/// A scenario step's action: the step's key in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepAction {
+    ServerRestart,
+    ServerStop,
+    ServerStart,
+    ServerSet,
+    Health,
+    FaultAdd,
+    FaultRemove,
+    BackendAdd,
+    BackendRemove,
+    Resolve,
+    Mark,
+    /// A middlebox (nginx, HAProxy, Caddy) was started in the path.
+    Middlebox,
+}
+
+impl StepAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepAction::ServerRestart => "server_restart",
+            StepAction::ServerStop => "server_stop",
+            StepAction::ServerStart => "server_start",
+            StepAction::ServerSet => "server_set",
+            StepAction::Health => "health",
+            StepAction::FaultAdd => "fault_add",
+            StepAction::FaultRemove => "fault_remove",
+            StepAction::BackendAdd => "backend_add",
+            StepAction::BackendRemove => "backend_remove",
+            StepAction::Resolve => "resolve",
+            StepAction::Mark => "mark",
+            StepAction::Middlebox => "middlebox",
+        }
+    }
+}
+
+impl std::fmt::Display for StepAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How the built-in server stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -320,7 +364,7 @@ pub enum EventKind {
         attempts: Vec<CallAttempt>,
     },
     /// A scenario step was played.
-    Step { action: String, detail: String },
+    Step { action: StepAction, detail: String },
     /// Any other frame, with `--frames`.
     Frame {
         dir: Dir,

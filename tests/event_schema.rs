@@ -106,7 +106,7 @@ fn every_kind() -> Vec<EventKind> {
             }],
         },
         EventKind::Step {
-            action: "server_restart".into(),
+            action: grpcdoc::event::StepAction::ServerRestart,
             detail: "hard, down for 500ms".into(),
         },
         EventKind::Frame {

@@ -12,7 +12,7 @@ use super::style::{Style, Tone};
 use crate::catalogue::EntryId;
 use crate::connectivity::State;
 use crate::diagnose::Explainer;
-use crate::event::{CallCause, CloseReason, ConnectResult, EventKind};
+use crate::event::{CallCause, CloseReason, ConnectResult, EventKind, StepAction};
 use crate::h2wire::Dir;
 use crate::scenario::recorded::Tagged;
 
@@ -115,7 +115,10 @@ impl Folder {
     pub fn lines(&mut self, t: &Tagged) -> Vec<String> {
         let e = &t.event;
         match &e.kind {
-            EventKind::Step { action, .. } if action == "mark" => vec![],
+            EventKind::Step {
+                action: StepAction::Mark,
+                ..
+            } => vec![],
             EventKind::Step { .. } | EventKind::Fault { .. } => {
                 vec![self.line(e.t_ms, &t.who, &self.plain(e), None, None)]
             }

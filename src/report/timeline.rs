@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::event::EventKind;
+use crate::event::{EventKind, StepAction};
 use crate::h2wire::Dir;
 use crate::scenario::run::Tagged;
 
@@ -149,13 +149,13 @@ pub fn build(events: &[Tagged], marks: &BTreeMap<String, f64>, duration_ms: f64)
         if t.who == "timeline" {
             if let EventKind::Step { action, detail } = &e.kind {
                 // A mark step is drawn as its mark's line.
-                if action == "mark" && marks.contains_key(detail) {
+                if *action == StepAction::Mark && marks.contains_key(detail) {
                     continue;
                 }
                 lines.push(VLine {
                     t_ms: e.t_ms,
                     label: if detail.is_empty() {
-                        action.clone()
+                        action.to_string()
                     } else {
                         format!("{action}: {detail}")
                     },
@@ -434,7 +434,7 @@ mod tests {
                 400.0,
                 None,
                 EventKind::Step {
-                    action: "server_restart".into(),
+                    action: StepAction::ServerRestart,
                     detail: String::new(),
                 },
             ),
@@ -512,7 +512,7 @@ mod tests {
                 t,
                 None,
                 EventKind::Step {
-                    action: "restart".into(),
+                    action: StepAction::ServerRestart,
                     detail: String::new(),
                 },
             )
@@ -538,7 +538,7 @@ mod tests {
         ];
         let t = build(
             &events,
-            &BTreeMap::from([("restart".to_string(), 200.0)]),
+            &BTreeMap::from([("server_restart".to_string(), 200.0)]),
             1000.0,
         );
         let labels: Vec<&str> = t.lanes.iter().map(|l| l.label.as_str()).collect();

@@ -8,6 +8,7 @@ use super::model::{
     ClientSpec, ExitCodeCheck, Filter, HealthStatus, LatencyCheck, LoadSpec, MiddleboxPosition,
     OrderCheck, OutputCheck, Scenario, ServerSet, StopMode,
 };
+use crate::event::StepAction;
 use crate::proxy::FaultSpec;
 
 /// A named client, ready to run.
@@ -77,21 +78,26 @@ pub enum Action {
 }
 
 impl Action {
+    /// The step's action, as its key in the file says it.
+    pub fn kind(&self) -> StepAction {
+        match self {
+            Action::ServerRestart { .. } => StepAction::ServerRestart,
+            Action::ServerStop { .. } => StepAction::ServerStop,
+            Action::ServerStart { .. } => StepAction::ServerStart,
+            Action::ServerSet { .. } => StepAction::ServerSet,
+            Action::Health { .. } => StepAction::Health,
+            Action::FaultAdd { .. } => StepAction::FaultAdd,
+            Action::FaultRemove { .. } => StepAction::FaultRemove,
+            Action::BackendAdd => StepAction::BackendAdd,
+            Action::BackendRemove { .. } => StepAction::BackendRemove,
+            Action::Resolve => StepAction::Resolve,
+            Action::Mark(_) => StepAction::Mark,
+        }
+    }
+
     /// The step's key in the file.
     pub fn name(&self) -> &'static str {
-        match self {
-            Action::ServerRestart { .. } => "server_restart",
-            Action::ServerStop { .. } => "server_stop",
-            Action::ServerStart { .. } => "server_start",
-            Action::ServerSet { .. } => "server_set",
-            Action::Health { .. } => "health",
-            Action::FaultAdd { .. } => "fault_add",
-            Action::FaultRemove { .. } => "fault_remove",
-            Action::BackendAdd => "backend_add",
-            Action::BackendRemove { .. } => "backend_remove",
-            Action::Resolve => "resolve",
-            Action::Mark(_) => "mark",
-        }
+        self.kind().as_str()
     }
 
     /// The backend the step names (1-based), if it names one.

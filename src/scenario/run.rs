@@ -35,7 +35,10 @@ pub async fn play(
         // The servers, each behind its own proxy and middlebox.
         for _ in 0..plan.backends {
             let addr = stage.add_backend(&mut rec).await?;
-            stage.step("server_start", format!("listening on {addr}"));
+            stage.step(
+                crate::event::StepAction::ServerStart,
+                format!("listening on {addr}"),
+            );
         }
         let fronts = stage.fronts();
         // Clients ask the scenario's name service, as they would DNS.

@@ -13,7 +13,7 @@ use super::record::Recording;
 use super::recorded::RunError;
 use super::servers::{chosen, start_backend, which, Backend};
 use crate::client::Channel;
-use crate::event::{EventKind, EventSink};
+use crate::event::{EventKind, EventSink, StepAction};
 use crate::server::ServerConfig;
 use crate::target::{Address, NameService};
 
@@ -64,15 +64,9 @@ impl<'a> Stage<'a> {
         }
     }
 
-    pub fn step(&self, action: &str, detail: String) {
-        self.timeline.emit(
-            None,
-            None,
-            EventKind::Step {
-                action: action.into(),
-                detail,
-            },
-        );
+    pub fn step(&self, action: StepAction, detail: String) {
+        self.timeline
+            .emit(None, None, EventKind::Step { action, detail });
     }
 
     /// The addresses clients dial: one per backend not removed.
@@ -97,7 +91,7 @@ impl<'a> Stage<'a> {
         let addr = b.ctl.addr();
         if let Some(m) = &b.middlebox {
             self.step(
-                "middlebox",
+                StepAction::Middlebox,
                 format!(
                     "{} listening on {} -> {}",
                     self.plan
@@ -136,7 +130,7 @@ impl<'a> Stage<'a> {
                 self.restart(&picked, &which, *mode, *downtime).await?;
             }
             Action::ServerStop { mode, .. } => {
-                self.step(action.name(), format!("{which}{mode:?}").to_lowercase());
+                self.step(action.kind(), format!("{which}{mode:?}").to_lowercase());
                 for &i in &picked {
                     self.backends[i].ctl.stop(*mode).await;
                 }
@@ -146,7 +140,7 @@ impl<'a> Stage<'a> {
                 for &i in &picked {
                     self.backends[i].ctl.start().await?;
                     let addr = self.backends[i].ctl.addr();
-                    self.step(action.name(), format!("listening on {addr}"));
+                    self.step(action.kind(), format!("listening on {addr}"));
                 }
                 self.taps_listen(&picked, true);
             }
@@ -157,7 +151,7 @@ impl<'a> Stage<'a> {
                 if backend.is_none() {
                     change.apply(&mut self.template);
                 }
-                self.step(action.name(), format!("{which}{}", change.describe()));
+                self.step(action.kind(), format!("{which}{}", change.describe()));
             }
             Action::Health {
                 service, status, ..
@@ -175,7 +169,7 @@ impl<'a> Stage<'a> {
                 if let Some(name) = id {
                     self.fault_ids.insert(name.clone(), ids);
                 }
-                self.step(action.name(), fault.text.clone());
+                self.step(action.kind(), fault.text.clone());
             }
             Action::FaultRemove { id } => {
                 for (i, fid) in self.fault_ids.remove(id).unwrap_or_default() {
@@ -183,19 +177,19 @@ impl<'a> Stage<'a> {
                         p.remove(fid);
                     }
                 }
-                self.step(action.name(), id.clone());
+                self.step(action.kind(), id.clone());
             }
             Action::BackendAdd => {
                 let addr = self.add_backend(rec).await?;
                 let n = self.backends.len();
                 self.step(
-                    action.name(),
+                    action.kind(),
                     format!("backend {n} listening on {addr}; the name service returns it"),
                 );
             }
             Action::BackendRemove { backend, mode } => {
                 self.step(
-                    action.name(),
+                    action.kind(),
                     format!("backend {backend} ({mode:?})").to_lowercase(),
                 );
                 for &i in &picked {
@@ -208,7 +202,7 @@ impl<'a> Stage<'a> {
             Action::Mark(m) => {
                 self.marks
                     .insert(m.clone(), self.start.elapsed().as_secs_f64() * 1e3);
-                self.step(action.name(), m.clone());
+                self.step(action.kind(), m.clone());
             }
         }
         Ok(())
@@ -223,7 +217,7 @@ impl<'a> Stage<'a> {
         downtime: std::time::Duration,
     ) -> Result<(), RunError> {
         self.step(
-            "server_restart",
+            StepAction::ServerRestart,
             format!(
                 "{which}{mode:?}, down for {}",
                 humantime::format_duration(downtime)
@@ -238,7 +232,10 @@ impl<'a> Stage<'a> {
         for &i in picked {
             self.backends[i].ctl.start().await?;
             let addr = self.backends[i].ctl.addr();
-            self.step("server_start", format!("listening on {addr} again"));
+            self.step(
+                StepAction::ServerStart,
+                format!("listening on {addr} again"),
+            );
         }
         self.taps_listen(picked, true);
         Ok(())
@@ -256,7 +253,7 @@ impl<'a> Stage<'a> {
             self.backends[i].ctl.health(service, status).await;
         }
         self.step(
-            "health",
+            StepAction::Health,
             format!(
                 "{which}{} {}",
                 service.unwrap_or("(all services)"),
@@ -272,7 +269,7 @@ impl<'a> Stage<'a> {
     fn resolve(&mut self) {
         let addrs = self.fronts();
         self.step(
-            "resolve",
+            StepAction::Resolve,
             addrs
                 .iter()
                 .map(SocketAddr::to_string)
