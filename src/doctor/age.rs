@@ -26,8 +26,10 @@ pub struct AgeRun {
     /// and keeps open (health Watch), when there is one.
     pub stream_method: Option<String>,
     /// It was ended before any GOAWAY or close: after how long no message
-    /// (ms), and how.
-    pub stream_ended: Option<(f64, String)>,
+    /// (ms), how, and whether it had been answered first (a stream never
+    /// answered, such as a Watch the server does not implement, shows no
+    /// timeout).
+    pub stream_ended: Option<(f64, String, bool)>,
     /// How long the stream was watched (ms).
     pub stream_open_ms: f64,
 }
@@ -111,10 +113,10 @@ pub async fn measure(
                     held_ended = Some((budget.now_ms() - held_at, ending(&f)));
                 }
             }
-            (quiet, how) = &mut streamed, if !stream_lost => {
+            (quiet, how, data) = &mut streamed, if !stream_lost => {
                 stream_lost = true;
                 if link.goaway().is_none() && !link.is_closed() {
-                    stream_ended = Some((quiet.as_secs_f64() * 1e3, how));
+                    stream_ended = Some((quiet.as_secs_f64() * 1e3, how, data > 0));
                 }
             }
         }

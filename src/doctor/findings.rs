@@ -684,7 +684,14 @@ pub(super) fn quiet_stream_finding(a: &Result<age::AgeRun, String>, proxy: bool)
         }
     };
     match &a.stream_ended {
-        Some((quiet, how)) => Finding {
+        Some((_, how, false)) => Finding {
+            outcome: Outcome::Skipped,
+            ..f
+        }
+        .result(format!(
+            "the server did not keep a health Watch open: {how}"
+        )),
+        Some((quiet, how, true)) => Finding {
             value_ms: Some(*quiet),
             by: Some(if proxy { Party::Proxy } else { Party::Server }),
             ..f
@@ -699,5 +706,48 @@ pub(super) fn quiet_stream_finding(a: &Result<age::AgeRun, String>, proxy: bool)
             ..f
         }
         .result(format!("still open after {}", secs(a.stream_open_ms))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(stream_ended: Option<(f64, String, bool)>) -> Result<age::AgeRun, String> {
+        Ok(age::AgeRun {
+            ready_ms: 0.0,
+            goaway: None,
+            closed: None,
+            held_across: false,
+            held_method: None,
+            held_ended: None,
+            held_open_ms: 5000.0,
+            stream_method: Some("/grpc.health.v1.Health/Watch".into()),
+            stream_ended,
+            stream_open_ms: 5000.0,
+        })
+    }
+
+    /// A Watch reset after it was answered and then quiet is a timeout on
+    /// quiet streams; one ended before any answer (a server without Watch)
+    /// shows none and says so; one still open is none seen.
+    #[test]
+    fn a_quiet_stream_is_a_timeout_only_after_an_answer() {
+        let reset = "stream reset by the server with INTERNAL_ERROR".to_string();
+        let f = quiet_stream_finding(&run(Some((2000.0, reset.clone(), true))), true);
+        assert_eq!(f.outcome, Outcome::Measured);
+        assert_eq!(f.value_ms, Some(2000.0));
+        assert_eq!(f.by, Some(Party::Proxy));
+        let unimplemented = "grpc-status 12 (Operation is not implemented or not supported)";
+        let f = quiet_stream_finding(&run(Some((0.4, unimplemented.into(), false))), false);
+        assert_eq!(f.outcome, Outcome::Skipped, "{}", f.result);
+        assert!(
+            f.result.contains("did not keep a health Watch open"),
+            "{}",
+            f.result
+        );
+        let f = quiet_stream_finding(&run(None), false);
+        assert_eq!(f.outcome, Outcome::NoneSeen);
+        assert_eq!(f.lower_ms, Some(5000.0));
     }
 }

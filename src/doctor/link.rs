@@ -496,11 +496,12 @@ impl Link {
     }
 
     /// A call to `path` with `message` as its whole request, read to its
-    /// end: how long no message had come when it ended, and how it ended.
+    /// end: how long no message had come when it ended, how it ended, and
+    /// how many DATA frames came before.
     /// For a call the server answers and then keeps open (health Watch),
     /// what ends it is a timeout on a quiet stream: a proxy's per-read
     /// timeout (nginx's grpc_read_timeout resets it), an idle timeout.
-    pub async fn stream_to_end(&self, path: &str, message: &[u8]) -> (Duration, String) {
+    pub async fn stream_to_end(&self, path: &str, message: &[u8]) -> (Duration, String, u32) {
         use http_body_util::BodyExt as _;
         let framed = crate::rpc::payload::frame(message);
         let req = self.request(
@@ -508,10 +509,11 @@ impl Link {
             tonic::body::Body::new(http_body_util::Full::new(framed)),
         );
         let mut last = Instant::now();
+        let mut data = 0;
         let mut out = CallOutcome::default();
         let resp = match self.conn.send(req).await {
             Ok(r) => r,
-            Err(e) => return (last.elapsed(), e.to_string()),
+            Err(e) => return (last.elapsed(), e.to_string(), data),
         };
         out.http_status = Some(resp.status().as_u16());
         read_head(&mut out, resp.headers());
@@ -519,14 +521,17 @@ impl Link {
         loop {
             match body.frame().await {
                 Some(Ok(f)) => match f.into_data() {
-                    Ok(_) => last = Instant::now(),
+                    Ok(_) => {
+                        last = Instant::now();
+                        data += 1;
+                    }
                     Err(f) => {
                         if let Some(t) = f.trailers_ref() {
                             read_head(&mut out, t);
                         }
                     }
                 },
-                Some(Err(e)) => return (last.elapsed(), e.to_string()),
+                Some(Err(e)) => return (last.elapsed(), e.to_string(), data),
                 None => break,
             }
         }
@@ -543,7 +548,7 @@ impl Link {
             (None, Some(s)) if s != 200 => format!("HTTP {s} without gRPC status"),
             _ => "ended without a status".into(),
         };
-        (last.elapsed(), how)
+        (last.elapsed(), how, data)
     }
 
     /// Opens a call to `path` and sends nothing more: no message, no
