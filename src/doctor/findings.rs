@@ -575,7 +575,7 @@ pub(super) fn server_pings(q: &idle::Quiet) -> Finding {
     let f = Finding::new(
         "server_pings",
         "server keepalive PINGs",
-        if q.server_pings > 1 {
+        if q.server_pings > 0 {
             Outcome::Measured
         } else {
             Outcome::NoneSeen
@@ -595,8 +595,12 @@ pub(super) fn server_pings(q: &idle::Quiet) -> Finding {
             secs(every)
         ))
         .confidence(Confidence::Medium)
+    } else if q.server_pings == 1 {
+        // One PING is no interval: "none seen" would be false.
+        f.result(format!("1 PING in {}: too few to time", secs(q.watched_ms)))
+            .confidence(Confidence::Low)
     } else {
-        f.result(format!("{} in {}", q.server_pings, secs(q.watched_ms)))
+        f.result(format!("none in {}", secs(q.watched_ms)))
     }
 }
 
@@ -726,6 +730,30 @@ mod tests {
             stream_ended,
             stream_open_ms: 5000.0,
         })
+    }
+
+    /// Server PINGs: none is "none seen", one is too few to time (not
+    /// "none"), several give an interval.
+    #[test]
+    fn server_pings_are_counted_as_seen() {
+        let quiet = |n: usize| idle::Quiet {
+            ready_ms: 0.0,
+            goaway: None,
+            closed: None,
+            quiet_ms: 6000.0,
+            final_ping: Some(true),
+            server_pings: n,
+            watched_ms: 6000.0,
+        };
+        let f = server_pings(&quiet(0));
+        assert_eq!(f.outcome, Outcome::NoneSeen);
+        assert_eq!(f.result, "none in 6s");
+        let f = server_pings(&quiet(1));
+        assert_eq!(f.outcome, Outcome::Measured);
+        assert!(f.result.contains("too few to time"), "{}", f.result);
+        assert_eq!(f.value_ms, None);
+        let f = server_pings(&quiet(3));
+        assert_eq!(f.value_ms, Some(2000.0));
     }
 
     /// A Watch reset after it was answered and then quiet is a timeout on
