@@ -487,6 +487,41 @@ fn parse_fault(s: &str) -> Result<crate::proxy::FaultSpec, String> {
     s.parse().map_err(|e: crate::proxy::SpecError| e.0)
 }
 
+/// Where the method descriptors come from (`call` and `load`): .proto
+/// files, a protoset, or else server reflection.
+#[derive(Debug, Args)]
+pub struct DescriptorArgs {
+    /// Descriptors from .proto files (compiled in-process; no protoc needed)
+    /// instead of server reflection. Repeatable.
+    #[arg(long = "proto", value_name = "FILE")]
+    pub protos: Vec<PathBuf>,
+
+    /// Import path for --proto (repeatable).
+    #[arg(short = 'I', long = "import-path", value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+
+    /// Descriptors from a protoset (a serialized FileDescriptorSet).
+    #[arg(long, conflicts_with = "protos", value_name = "FILE")]
+    pub protoset: Option<PathBuf>,
+}
+
+impl DescriptorArgs {
+    /// The source the flags name: a protoset, .proto files, or reflection.
+    pub fn source(&self) -> crate::rpc::descriptors::Source {
+        use crate::rpc::descriptors::Source;
+        if let Some(p) = &self.protoset {
+            Source::Protoset(p.clone())
+        } else if !self.protos.is_empty() {
+            Source::Protos {
+                files: self.protos.clone(),
+                includes: self.includes.clone(),
+            }
+        } else {
+            Source::Reflection
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CallArgs {
     /// The server: HOST:PORT, http://HOST:PORT, https://HOST[:PORT],
@@ -521,18 +556,8 @@ pub struct CallArgs {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub deadline: Option<Duration>,
 
-    /// Descriptors from .proto files (compiled in-process) instead of
-    /// server reflection. Repeatable.
-    #[arg(long = "proto", value_name = "FILE")]
-    pub protos: Vec<PathBuf>,
-
-    /// Import path for --proto (repeatable).
-    #[arg(short = 'I', long = "import-path", value_name = "DIR")]
-    pub includes: Vec<PathBuf>,
-
-    /// Descriptors from a protoset (a serialized FileDescriptorSet).
-    #[arg(long, conflicts_with = "protos", value_name = "FILE")]
-    pub protoset: Option<PathBuf>,
+    #[command(flatten)]
+    pub descriptors: DescriptorArgs,
 
     /// Longest wait for the connection (TCP, TLS and the server's SETTINGS).
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
@@ -577,18 +602,8 @@ pub struct LoadArgs {
     #[arg(short = 'H', long = "metadata", value_parser = parse_metadata, value_name = "KEY: VALUE")]
     pub metadata: Vec<(String, String)>,
 
-    /// Descriptors from .proto files (compiled in-process; no protoc needed)
-    /// instead of server reflection. Repeatable.
-    #[arg(long = "proto", value_name = "FILE")]
-    pub protos: Vec<PathBuf>,
-
-    /// Import path for --proto (repeatable).
-    #[arg(short = 'I', long = "import-path", value_name = "DIR")]
-    pub includes: Vec<PathBuf>,
-
-    /// Descriptors from a protoset (a serialized FileDescriptorSet).
-    #[arg(long, conflicts_with = "protos", value_name = "FILE")]
-    pub protoset: Option<PathBuf>,
+    #[command(flatten)]
+    pub descriptors: DescriptorArgs,
 
     /// Calls in flight at once.
     #[arg(short = 'c', long, default_value_t = crate::load::plan::DEFAULT_CONCURRENCY, value_parser = count::<1_000_000>, value_name = "N")]

@@ -7,56 +7,20 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_addr, peer, spawn_listening, wait_listening};
+use common::{free_addr, peer, spawn_listening, wait_listening, Proc};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
-
-/// A child in a process group of its own, stopped with its group on drop
-/// (also when the test panics).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let pid = self.0.id() as i32;
-        // SAFETY: signals to the group (or the process) this test started:
-        // SIGTERM first (nginx stops its workers on it), then SIGKILL for
-        // what is left.
-        let group = match unsafe { libc::kill(-pid, libc::SIGTERM) } {
-            0 => -pid,
-            _ => {
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-                pid
-            }
-        };
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // SAFETY: as above.
-        unsafe { libc::kill(group, libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
-
-/// A child in a process group of its own.
-fn spawn_group(cmd: &mut Command) -> Proc {
-    use std::os::unix::process::CommandExt;
-    Proc(cmd.process_group(0).spawn().expect("spawn"))
-}
 
 /// `grpcdoc serve` with `args` for at most a minute: the guard and address.
 fn serve(args: &[&str]) -> (Proc, String) {
     let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--for", "60s"];
     all.extend_from_slice(args);
     let (child, addr) = spawn_listening(BIN, &all);
-    (Proc(child), addr)
+    (Proc::adopt(child), addr)
 }
 
 /// Runs `grpcdoc call ARGS` (stdin: `input`), bounded to 30 s: exit code,
@@ -502,7 +466,7 @@ fn a_call_to_grpc_go_shows_every_step() {
         return;
     };
     let addr = free_addr().to_string();
-    let _go = spawn_group(
+    let _go = Proc::spawn(
         Command::new(bin)
             .args(["-addr", &addr])
             .stdout(Stdio::null())
@@ -596,13 +560,13 @@ fn an_interrupted_call_shows_its_steps_so_far() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let mut child = Proc(child);
+    let mut child = Proc::adopt(child);
     std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: a signal to the process this test started.
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.child.id() as i32, libc::SIGINT) };
     let started = Instant::now();
     let status = loop {
-        if let Some(s) = child.0.try_wait().expect("wait") {
+        if let Some(s) = child.child.try_wait().expect("wait") {
             break s;
         }
         assert!(
@@ -612,7 +576,7 @@ fn an_interrupted_call_shows_its_steps_so_far() {
         std::thread::sleep(Duration::from_millis(10));
     };
     let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut err).unwrap();
+    std::io::Read::read_to_string(&mut child.child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
     let steps = step_lines(&err);
     let sent = find(&steps, 0, "DATA sent");
@@ -776,7 +740,7 @@ fn an_error_page_from_nginx_names_proxy_no_upstream() {
         return;
     };
     let (listen, upstream) = (free_addr().to_string(), free_addr().to_string());
-    let _nginx = spawn_group(
+    let _nginx = Proc::spawn(
         Command::new(bin)
             .args([&listen, &upstream])
             .stdout(Stdio::null())

@@ -7,57 +7,20 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_addr, peer, spawn_listening, wait_listening};
+use common::{free_addr, peer, spawn_listening, wait_listening, Proc};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
-
-/// A child process in a process group of its own, stopped with the whole
-/// group on drop (also when the test panics): SIGTERM (nginx and HAProxy
-/// stop their workers on it), then SIGKILL for what is left.
-struct Proc(Child);
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Self {
-        use std::os::unix::process::CommandExt;
-        Proc(cmd.process_group(0).spawn().expect("spawn"))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let pid = self.0.id() as i32;
-        // SAFETY: signals to the group (or, not a group leader, the
-        // process) this test started.
-        let group = match unsafe { libc::kill(-pid, libc::SIGTERM) } {
-            0 => -pid,
-            _ => {
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-                pid
-            }
-        };
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // SAFETY: as above; workers that outlived their master go too.
-        unsafe { libc::kill(group, libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
 
 /// `grpcdoc serve` with `args` for at most a minute: the guard and address.
 fn serve(args: &[&str]) -> (Proc, String) {
     let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--for", "60s"];
     all.extend_from_slice(args);
     let (child, addr) = spawn_listening(BIN, &all);
-    (Proc(child), addr)
+    (Proc::adopt(child), addr)
 }
 
 /// A peer server on a free port: `flag ADDR extra...`.
@@ -249,7 +212,7 @@ fn a_silent_idle_drop_is_found() {
                 "idle-expiry:idle=2s,then=blackhole",
             ],
         );
-        (Proc(child), addr)
+        (Proc::adopt(child), addr)
     };
     let (code, r, err, _) = doctor(&[&addr, "--budget", "12s", "--no-provoke"]);
     let drop = finding(&r, "silent_idle_drop");

@@ -15,59 +15,14 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::Proc;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
-
-/// A process in a group of its own, stopped (with its children) when
-/// dropped, also when the test panics.
-struct Proc {
-    child: Child,
-    /// The signal that stops it cleanly (tcpdump writes its last packets
-    /// on SIGINT; nginx stops on SIGTERM).
-    stop: i32,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command, stop: i32) -> Self {
-        let child = cmd.process_group(0).spawn().expect("spawn");
-        Self { child, stop }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on the group this test started.
-        unsafe {
-            libc::kill(-(self.child.id() as i32), sig);
-        }
-    }
-
-    /// Stops it cleanly, then by force after 5 s.
-    fn stop(&mut self) {
-        self.signal(self.stop);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.signal(libc::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
-    }
-}
 
 fn peer(name: &str) -> PathBuf {
     common::peer(name).unwrap_or_else(|| panic!("peer {name} is needed"))
@@ -84,7 +39,7 @@ fn tcpdump(file: &Path, ports: &[u16]) -> Proc {
         .map(|p| format!("tcp port {p}"))
         .collect::<Vec<_>>()
         .join(" or ");
-    let mut p = Proc::spawn(
+    let mut p = Proc::spawn_stopped_by(
         Command::new("tcpdump")
             .args(["-i", "lo", "-s", "0", "-U", "-w"])
             .arg(file)
@@ -109,7 +64,7 @@ fn tcpdump(file: &Path, ports: &[u16]) -> Proc {
 /// A peer server on 127.0.0.1:`port`.
 fn server(name: &str, port: u16, args: &[&str]) -> Proc {
     let addr = format!("127.0.0.1:{port}");
-    let p = Proc::spawn(
+    let p = Proc::spawn_stopped_by(
         Command::new(peer(name))
             .args(["--addr".to_string(), addr.clone()].iter().map(|s| {
                 if name == "gogrpc-server" && s == "--addr" {
@@ -509,7 +464,7 @@ fn nginx_in_the_path_reads_as_tshark_reads_it() {
         back,
         &["-max-conn-age", "1s", "-max-conn-age-grace", "5s"],
     );
-    let mut nginx = Proc::spawn(
+    let mut nginx = Proc::spawn_stopped_by(
         Command::new(peer("nginx-grpc"))
             .args([format!("127.0.0.1:{front}"), format!("127.0.0.1:{back}")])
             .stdout(Stdio::null())

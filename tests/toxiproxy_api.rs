@@ -10,9 +10,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{assert_between, free_addr, hello, peer, start, wait_listening, RawClient};
+use common::{assert_between, free_addr, hello, peer, start, wait_listening, Proc, RawClient};
 use grpcdoc::server::ServerConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_grpcdoc");
@@ -37,15 +37,6 @@ fn http(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) 
     (status, body.trim().to_string())
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn api_proxy() -> (Proc, SocketAddr) {
     let api = free_addr();
     let child = Command::new(BIN)
@@ -55,7 +46,7 @@ fn api_proxy() -> (Proc, SocketAddr) {
         .spawn()
         .unwrap();
     wait_listening(api, "grpcdoc proxy --api");
-    (Proc(child), api)
+    (Proc::adopt(child), api)
 }
 
 fn json(s: &str) -> serde_json::Value {

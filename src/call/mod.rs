@@ -281,11 +281,7 @@ async fn work(
 fn recording(plan: &Plan, link: &Link, seen: Arc<Seen>) -> Recording {
     Recording {
         conn: link.conn.clone(),
-        scheme: if link.tls() {
-            http::uri::Scheme::HTTPS
-        } else {
-            http::uri::Scheme::HTTP
-        },
+        scheme: link.scheme(),
         authority: link.authority().clone(),
         metadata: plan.metadata.clone(),
         seen,

@@ -12,7 +12,6 @@ use crate::call::{self, Action, Plan};
 use crate::cli::{CallArgs, ColorChoice, ReportOutput};
 use crate::exit::Exit;
 use crate::report::style::Style;
-use crate::rpc::descriptors::Source;
 use crate::rpc::MethodPath;
 
 fn action(args: &CallArgs) -> anyhow::Result<Action> {
@@ -46,16 +45,7 @@ fn plan(args: &CallArgs) -> anyhow::Result<Plan> {
         None
     };
     let metadata = super::lower::metadata(&args.metadata, args.deadline);
-    let source = if let Some(p) = &args.protoset {
-        Source::Protoset(p.clone())
-    } else if !args.protos.is_empty() {
-        Source::Protos {
-            files: args.protos.clone(),
-            includes: args.includes.clone(),
-        }
-    } else {
-        Source::Reflection
-    };
+    let source = args.descriptors.source();
     Ok(Plan {
         target: args.target.clone(),
         action: action(args)?,

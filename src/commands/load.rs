@@ -107,16 +107,7 @@ fn inputs(args: &LoadArgs) -> anyhow::Result<Inputs> {
         .as_deref()
         .map(|a| read_text("the service config", a))
         .transpose()?;
-    let source = if let Some(p) = &args.protoset {
-        Source::Protoset(p.clone())
-    } else if !args.protos.is_empty() {
-        Source::Protos {
-            files: args.protos.clone(),
-            includes: args.includes.clone(),
-        }
-    } else {
-        Source::Reflection
-    };
+    let source = args.descriptors.source();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let layout = Layout::choose(
         args.threads.map(|t| t as usize),

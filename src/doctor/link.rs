@@ -424,6 +424,15 @@ impl Link {
         self.dialer.tls.is_some()
     }
 
+    /// The scheme its requests carry: https over TLS, else http.
+    pub fn scheme(&self) -> http::uri::Scheme {
+        if self.tls() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        }
+    }
+
     pub fn authority(&self) -> &http::uri::Authority {
         &self.dialer.authority
     }
@@ -438,12 +447,7 @@ impl Link {
         if let Ok(p) = http::uri::PathAndQuery::try_from(path) {
             *req.uri_mut() = http::Uri::from(p);
         }
-        let scheme = if self.dialer.tls.is_some() {
-            http::uri::Scheme::HTTPS
-        } else {
-            http::uri::Scheme::HTTP
-        };
-        set_origin(&mut req, &scheme, &self.dialer.authority);
+        set_origin(&mut req, &self.scheme(), &self.dialer.authority);
         let h = req.headers_mut();
         h.insert(
             "content-type",

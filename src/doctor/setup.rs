@@ -24,11 +24,7 @@ pub(super) const HEALTH_WATCH: &str = "/grpc.health.v1.Health/Watch";
 fn service(link: &Link) -> ConnService {
     ConnService {
         conn: link.conn.clone(),
-        scheme: if link.tls() {
-            http::uri::Scheme::HTTPS
-        } else {
-            http::uri::Scheme::HTTP
-        },
+        scheme: link.scheme(),
         authority: link.authority().clone(),
     }
 }

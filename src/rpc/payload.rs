@@ -84,37 +84,14 @@ impl<'de> Visitor<'de> for OneOrMany {
     }
 }
 
-/// The messages of `json` as gRPC length-prefixed frames, each encoded once.
-/// Empty text means one empty message.
+/// The messages of `json` as gRPC length-prefixed frames, each encoded once:
+/// one JSON object or an array of them. Empty text means one empty message.
 pub fn encode(
     desc: &MessageDescriptor,
     origin: &str,
     json: &str,
 ) -> Result<Vec<Bytes>, PayloadError> {
-    let messages = if json.trim().is_empty() {
-        vec![DynamicMessage::new(desc.clone())]
-    } else {
-        let mut de = serde_json::Deserializer::from_str(json);
-        let err = |e: serde_json::Error| PayloadError::Json {
-            origin: origin.to_string(),
-            line: e.line(),
-            column: e.column(),
-            reason: json_reason(&e),
-            message: desc.full_name().to_string(),
-        };
-        let v = OneOrMany(desc.clone()).deserialize(&mut de).map_err(err)?;
-        de.end().map_err(err)?;
-        if v.is_empty() {
-            return Err(PayloadError::Json {
-                origin: origin.to_string(),
-                line: 1,
-                column: 1,
-                reason: "the array has no message".into(),
-                message: desc.full_name().to_string(),
-            });
-        }
-        v
-    };
+    let messages = parse(desc, origin, json, false)?;
     Ok(messages.iter().map(|m| frame(&m.encode_to_vec())).collect())
 }
 
@@ -126,33 +103,43 @@ pub fn messages(
     origin: &str,
     json: &str,
 ) -> Result<Vec<DynamicMessage>, PayloadError> {
+    parse(desc, origin, json, true)
+}
+
+/// One JSON value (an object or an array of them), or with `one_after_another`
+/// several such values in a row; never no message.
+fn parse(
+    desc: &MessageDescriptor,
+    origin: &str,
+    json: &str,
+    one_after_another: bool,
+) -> Result<Vec<DynamicMessage>, PayloadError> {
     if json.trim().is_empty() {
         return Ok(vec![DynamicMessage::new(desc.clone())]);
     }
-    let err = |e: serde_json::Error| PayloadError::Json {
+    let error = |line, column, reason| PayloadError::Json {
         origin: origin.to_string(),
-        line: e.line(),
-        column: e.column(),
-        reason: json_reason(&e),
+        line,
+        column,
+        reason,
         message: desc.full_name().to_string(),
     };
+    let err = |e: serde_json::Error| error(e.line(), e.column(), json_reason(&e));
     let mut de = serde_json::Deserializer::from_str(json);
     let mut out = Vec::new();
     loop {
         out.extend(OneOrMany(desc.clone()).deserialize(&mut de).map_err(err)?);
+        if !one_after_another {
+            de.end().map_err(err)?;
+            break;
+        }
         // Only whitespace left: the last message was read.
         if de.end().is_ok() {
             break;
         }
     }
     if out.is_empty() {
-        return Err(PayloadError::Json {
-            origin: origin.to_string(),
-            line: 1,
-            column: 1,
-            reason: "the array has no message".into(),
-            message: desc.full_name().to_string(),
-        });
+        return Err(error(1, 1, "the array has no message".into()));
     }
     Ok(out)
 }

@@ -190,16 +190,8 @@ impl Check {
 
     /// The marks its window names.
     pub fn marks(&self) -> Vec<&str> {
-        let (a, b) = match self {
-            Check::Rpcs(f)
-            | Check::Goaways(f)
-            | Check::StateChanges(f)
-            | Check::ConnectionLosses(f)
-            | Check::SuccessRate(f) => (&f.after, &f.before),
-            Check::Latency(l) => (&l.after, &l.before),
-            Check::Order(_) | Check::ExitCode(_) | Check::Output(..) => return vec![],
-        };
-        [a, b].into_iter().flatten().map(String::as_str).collect()
+        let (a, b) = self.window();
+        [a, b].into_iter().flatten().collect()
     }
 }
 

@@ -304,3 +304,81 @@ pub fn spawn_listening(bin: &str, args: &[&str]) -> (std::process::Child, String
     std::thread::spawn(move || for _ in out.lines() {});
     (child, addr)
 }
+
+/// A child process a test started, stopped with its process group on drop
+/// (also when the test panics): its stop signal first (SIGTERM: nginx and
+/// HAProxy stop their workers on it; tcpdump writes its last packets on
+/// SIGINT), then, after at most 5 s, SIGKILL for what is left of the group
+/// (workers that outlived their master).
+pub struct Proc {
+    pub child: std::process::Child,
+    stop: i32,
+    stopped: bool,
+}
+
+impl Proc {
+    /// Spawns `cmd` as the leader of a process group of its own, stopped
+    /// by SIGTERM.
+    pub fn spawn(cmd: &mut std::process::Command) -> Self {
+        Self::spawn_stopped_by(cmd, libc::SIGTERM)
+    }
+
+    /// As [`Proc::spawn`], stopped by `stop`.
+    pub fn spawn_stopped_by(cmd: &mut std::process::Command, stop: i32) -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = cmd.process_group(0).spawn().expect("spawn");
+        Self {
+            child,
+            stop,
+            stopped: false,
+        }
+    }
+
+    /// A child spawned elsewhere (leading a group or not), stopped by
+    /// SIGTERM.
+    pub fn adopt(child: std::process::Child) -> Self {
+        Self {
+            child,
+            stop: libc::SIGTERM,
+            stopped: false,
+        }
+    }
+
+    /// Sends `sig` to its group, or to it alone when it leads none; which
+    /// of the two was signalled (a pid, negative for a group).
+    pub fn signal(&self, sig: i32) -> i32 {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill(2) on the group (or the process) this test started.
+        match unsafe { libc::kill(-pid, sig) } {
+            0 => -pid,
+            _ => {
+                unsafe { libc::kill(pid, sig) };
+                pid
+            }
+        }
+    }
+
+    /// Stops it: its stop signal, then SIGKILL after 5 s for what is left.
+    pub fn stop(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        let target = self.signal(self.stop);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as in `signal`.
+        unsafe { libc::kill(target, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
