@@ -604,6 +604,34 @@ pub(super) fn server_pings(q: &idle::Quiet) -> Finding {
     }
 }
 
+/// The busy connection's run for finding `f`, when it had what `f` needs
+/// (`has`); else `f` as skipped (`missing` says why) or, without a busy
+/// connection, not measured.
+fn busy<'a>(
+    a: &'a Result<age::AgeRun, String>,
+    f: &Finding,
+    has: fn(&age::AgeRun) -> bool,
+    missing: &str,
+) -> Result<&'a age::AgeRun, Box<Finding>> {
+    match a {
+        Ok(a) if has(a) => Ok(a),
+        Ok(_) => Err(Box::new(
+            Finding {
+                outcome: Outcome::Skipped,
+                ..f.clone()
+            }
+            .result(missing),
+        )),
+        Err(e) => Err(Box::new(
+            Finding {
+                outcome: Outcome::NotMeasured,
+                ..f.clone()
+            }
+            .result(format!("no busy connection: {e}")),
+        )),
+    }
+}
+
 /// The call held open on the busy connection, waiting for a response that
 /// never comes: ended before any GOAWAY, it shows a per-call timeout (a
 /// proxy's read timeout: nginx grpc_read_timeout, HAProxy timeout server,
@@ -615,22 +643,14 @@ pub(super) fn held_call_finding(a: &Result<age::AgeRun, String>, proxy: bool) ->
         Outcome::Measured,
     )
     .how("a call whose request never ends, held open on the busy connection");
-    let a = match a {
-        Ok(a) if a.held_method.is_some() => a,
-        Ok(_) => {
-            return Finding {
-                outcome: Outcome::Skipped,
-                ..f
-            }
-            .result("no method to hold a call open on (--hold-method)")
-        }
-        Err(e) => {
-            return Finding {
-                outcome: Outcome::NotMeasured,
-                ..f
-            }
-            .result(format!("no busy connection: {e}"))
-        }
+    let a = match busy(
+        a,
+        &f,
+        |a| a.held_method.is_some(),
+        "no method to hold a call open on (--hold-method)",
+    ) {
+        Ok(a) => a,
+        Err(skipped) => return *skipped,
     };
     match &a.held_ended {
         Some((after, how)) => {
@@ -670,22 +690,14 @@ pub(super) fn quiet_stream_finding(a: &Result<age::AgeRun, String>, proxy: bool)
         Outcome::Measured,
     )
     .how("health Watch on the busy connection: answered once, then quiet");
-    let a = match a {
-        Ok(a) if a.stream_method.is_some() => a,
-        Ok(_) => {
-            return Finding {
-                outcome: Outcome::Skipped,
-                ..f
-            }
-            .result("no health service to watch")
-        }
-        Err(e) => {
-            return Finding {
-                outcome: Outcome::NotMeasured,
-                ..f
-            }
-            .result(format!("no busy connection: {e}"))
-        }
+    let a = match busy(
+        a,
+        &f,
+        |a| a.stream_method.is_some(),
+        "no health service to watch",
+    ) {
+        Ok(a) => a,
+        Err(skipped) => return *skipped,
     };
     match &a.stream_ended {
         Some((_, how, false)) => Finding {
